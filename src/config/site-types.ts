@@ -1,0 +1,141 @@
+// The site model: config/<site>.yaml after validation. YAML keys are snake_case and mirror these
+// types one to one; durations are written with units in YAML (`1s`, `500ms`, `15m`) and arrive
+// here as milliseconds in fields named *_ms. Secrets arrive resolved (from ${ENV} or *_file).
+// src/config/site-schema.ts is the single source of truth that validates raw YAML into these.
+
+import type { DeviceProfile } from './profile-types.js';
+
+export interface SiteInfo {
+  id: string;                      // e.g. demo-substation; a resource attribute (ems.site.id)
+  region: string;                  // default region; a resource attribute (ems.site.region)
+  nominal_frequency_hz: 50 | 60;
+  name?: string;
+}
+
+export interface DeviceConfig {
+  id: string;                      // unique within the site
+  profile: string;                 // devices/<profile>.yaml
+  host: string;
+  port: number;                    // default 502
+  unit_id: number;                 // 0..255 (default 1)
+  zone: string;                    // DR zone / feeder
+  role?: string;                   // free text role label (e.g. pv-array-east); default the profile's kind
+  poll_interval_ms: number;        // default 1000
+  labels: Record<string, string>;
+  capacity_kw?: number;            // load controllers: the sheddable load, for DR planning
+  enabled: boolean;                // default true
+}
+
+export interface MqttTls {
+  ca_file?: string;
+  cert_file?: string;
+  key_file?: string;
+  reject_unauthorized: boolean;    // default true
+}
+
+export interface MeterIngestConfig {
+  topics: string[];                // may include wildcards and $share/<group>/<filter>
+  qos: 0 | 1;                      // default 1
+  region_topic_level?: number;     // 0-based level of the topic that carries the region (after any $share prefix)
+  regions?: string[];              // known regions; a reading whose region is not listed -> unknown_region
+  batch_max_size: number;          // default 500
+  batch_max_wait_ms: number;       // default 50
+  max_payload_bytes: number;       // default 1 MiB
+  future_skew_ms: number;          // default 5m: timestamps further ahead are rejected
+  dedupe_window_ms: number;        // default 10m
+  meter_stale_after_ms: number;    // default 5m: a meter's power drops out of the grid load total
+  reading_span_ratio: number;      // sampling ratio of ems.meter.process_reading spans; default 0.01
+}
+
+export interface DemandResponseConfig {
+  command_topic: string;
+  ack_topic: string;
+  public_keys: string[];           // Ed25519 public keys (PEM or base64 raw 32 bytes), resolved from *_file too
+  max_clock_skew_ms: number;       // default 30s
+  state_file: string;              // where active commands and seen command ids persist; default .state/dr-state.json
+  max_concurrency: number;         // controllers commanded at once; default 64
+  dry_run: boolean;                // do everything but the write; default false
+}
+
+export interface MqttConfig {
+  url: string;                     // mqtt://, mqtts://, ws://
+  client_id: string;
+  username?: string;
+  password?: string;               // resolved from password / password_file / ${ENV}
+  protocol_version: 4 | 5;         // default 5
+  session_expiry_ms: number;       // default 1h; persistent session (clean start off)
+  keepalive_ms: number;            // default 30s
+  reconnect_min_ms: number;        // default 500
+  reconnect_max_ms: number;        // default 30s
+  tls?: MqttTls;
+  meters?: MeterIngestConfig;
+  demand_response?: DemandResponseConfig;
+}
+
+export interface TelemetryConfig {
+  service_name: string;            // default ems-gateway; OTEL_SERVICE_NAME wins when set
+  otlp_endpoint?: string;          // base URL (…:4318); OTEL_EXPORTER_OTLP_* env wins when set
+  otlp_headers: Record<string, string>;
+  export_interval_ms: number;      // default 10s; OTEL_METRIC_EXPORT_INTERVAL wins
+  export_timeout_ms: number;       // default 5s
+  resource_attributes: Record<string, string>;
+  cardinality_limit: number;       // per metric; default 2000
+  enabled: boolean;                // default true; OTEL_SDK_DISABLED=true wins
+}
+
+export interface GridConfig {
+  update_interval_ms: number;      // default 5s
+  stale_after_ms: number;          // default 3x the slowest contributing poll interval, at least 10s
+  frequency_source?: string;       // device id whose 'frequency' point is the grid frequency
+}
+
+/** Thresholds of the five alerts of the source design; defaults are the seed's. */
+export interface AlertConfig {
+  evaluate_interval_ms: number;    // default 15s
+  stale_meter_data_age_ms: number; // default 15m
+  drop_ratio: number;              // default 0.001 (0.1 %)
+  dr_ack_rate_min: number;         // default 0.9
+  frequency_deviation_hz: number;  // default 0.5
+  ingestion_latency_p99_ms: number;// default 5000
+}
+
+export interface StatusConfig {
+  host: string;                    // default 127.0.0.1
+  port: number;                    // default 8780
+  enabled: boolean;
+}
+
+export interface LoggingConfig {
+  level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'; // LOG_LEVEL env wins
+}
+
+export interface SiteConfig {
+  version: 1;
+  site: SiteInfo;
+  devices: DeviceConfig[];
+  mqtt?: MqttConfig;
+  telemetry: TelemetryConfig;
+  grid: GridConfig;
+  alerts: AlertConfig;
+  status: StatusConfig;
+  logging: LoggingConfig;
+  /** Absolute path of the site file. */
+  source: string;
+}
+
+/** A validated site together with the profiles it refers to, keyed by profile name. */
+export interface LoadedSite {
+  site: SiteConfig;
+  profiles: Map<string, DeviceProfile>;
+  warnings: ConfigProblem[];
+}
+
+/** One problem found in a config file: printed as `file:line:col path: message`. */
+export interface ConfigProblem {
+  file: string;
+  line: number;                    // 1-based; 0 when unknown
+  col: number;                     // 1-based; 0 when unknown
+  path: string;                    // e.g. devices[2].unit_id
+  message: string;                 // quotes the bad value
+  severity: 'error' | 'warning';
+}

@@ -1,0 +1,72 @@
+// The contract between the Modbus layer and the parts above it (pollers, demand response, grid).
+// modbus-serial's error shapes never leave src/modbus: everything above sees ModbusError.
+
+import type { RegisterTable } from '../config/profile-types.js';
+
+/** Stable error codes; also the `error_type` attribute of ems.modbus.errors. */
+export type ModbusErrorType =
+  | 'timeout'
+  | 'connect_failed'
+  | 'disconnected'
+  | 'exception_illegal_function'      // exception 1: configuration error, not retried
+  | 'exception_illegal_address'       // exception 2: configuration error, not retried
+  | 'exception_illegal_value'         // exception 3: configuration error, not retried
+  | 'exception_device_failure'        // exception 4
+  | 'exception_busy'                  // exceptions 5 (ack) / 6 (busy): retry later, no reconnect
+  | 'exception_gateway_path'          // exception 10: back off this unit only
+  | 'exception_gateway_target'        // exception 11: back off this unit only
+  | 'exception_other'
+  | 'malformed_response'              // short/garbled frame, wrong function code or byte count
+  | 'unit_backed_off'                 // request refused locally: the unit is in backoff
+  | 'rejected_write'                  // a write refused before the wire (bounds, never_write, undeclared)
+  | 'closed';                         // the endpoint is shutting down
+
+export class ModbusError extends Error {
+  readonly code: ModbusErrorType;
+  readonly device: string | undefined;
+  readonly exceptionCode: number | undefined;
+  constructor(code: ModbusErrorType, message: string, opts: { device?: string; exceptionCode?: number; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'ModbusError';
+    this.code = code;
+    this.device = opts.device;
+    this.exceptionCode = opts.exceptionCode;
+  }
+}
+
+export interface ReadRequest {
+  unitId: number;
+  table: RegisterTable;
+  address: number;       // wire address (0-based)
+  count: number;         // registers, or bits for coil/discrete
+}
+
+/** Registers as 16-bit words, or bits as 0/1 for coil/discrete reads. */
+export type ReadResult = Uint16Array | Uint8Array;
+
+export type WriteRequest =
+  | { unitId: number; table: 'holding'; address: number; values: Uint16Array }   // FC6 (1 word) / FC16
+  | { unitId: number; table: 'coil'; address: number; values: boolean[] };       // FC5 / FC15
+
+export interface RequestOptions {
+  /** Writes and DR read-backs use 'high': they go before queued polls on the same endpoint. */
+  priority?: 'high' | 'normal';
+  timeoutMs?: number;
+  /** For messages and metrics: the device id this request concerns. */
+  deviceId?: string;
+}
+
+/**
+ * One TCP connection to host:port, shared by every unit id behind it; one request in flight;
+ * responses matched by transaction id. Pollers and demand response both go through it.
+ */
+export interface ModbusEndpointClient {
+  readonly key: string;  // "host:port"
+  read(req: ReadRequest, opts?: RequestOptions): Promise<ReadResult>;
+  write(req: WriteRequest, opts?: RequestOptions): Promise<void>;
+  /** True while a TCP connection is established. */
+  readonly connected: boolean;
+  /** Called after every (re)connect: DR re-asserts active commands from here. */
+  onConnect(listener: () => void): () => void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,108 @@
+// The one place that names every metric, span and attribute the gateway exports.
+// The `ems.*` names of the source design (../docs/product.md contract) are exact: dashboards and
+// alerts depend on them. Names the gateway adds beyond the seed follow the same style and are
+// marked "(gateway)". Nothing else in src/ spells a metric or span name as a string literal.
+
+export const METRICS = {
+  // --- seed contract ---
+  meterReadingsIngested: 'ems.meter.readings_ingested',     // counter {region}
+  meterReadingsDropped: 'ems.meter.readings_dropped',       // counter {region, error_type}
+  meterIngestionLatency: 'ems.meter.ingestion_latency_ms',  // histogram ms {region}
+  meterDataAge: 'ems.meter.data_age_seconds',               // histogram s {region}
+  gridFrequency: 'ems.grid.frequency_hz',                   // gauge Hz
+  gridTotalGeneration: 'ems.grid.total_generation_mw',      // gauge MW
+  gridTotalLoad: 'ems.grid.total_load_mw',                  // gauge MW
+  // --- gateway additions ---
+  drControllerCommands: 'ems.demand_response.controller_commands', // counter {outcome, zone} (gateway): ack-rate alert
+  drCommands: 'ems.demand_response.commands',                      // counter {command_type, result} (gateway)
+  gridSourcesContributing: 'ems.grid.sources_contributing',        // gauge {kind} (gateway)
+  modbusRequestDuration: 'ems.modbus.request.duration_ms',         // histogram ms {device_id} (gateway)
+  modbusRequests: 'ems.modbus.requests',                           // counter {device_id, table} (gateway)
+  modbusErrors: 'ems.modbus.errors',                               // counter {device_id, error_type} (gateway)
+  modbusDeviceUp: 'ems.modbus.device.up',                          // gauge 0/1 {device_id, zone} (gateway)
+  modbusBytes: 'ems.modbus.bytes',                                 // counter By {device_id, direction} (gateway)
+  modbusStrayResponses: 'ems.modbus.stray_responses',              // counter {endpoint} (gateway)
+  modbusPollCycleDuration: 'ems.modbus.poll.cycle_duration_ms',    // histogram ms {device_id} (gateway)
+  modbusPollOverruns: 'ems.modbus.poll.overruns',                  // counter {device_id} (gateway)
+  exportFailures: 'ems.telemetry.export_failures',                 // counter {signal} (gateway)
+  alertFiring: 'ems.alert.firing',                                 // gauge 0/1 {alert} (gateway)
+} as const;
+
+export const SPANS = {
+  meterProcessBatch: 'ems.meter.process_batch',
+  meterProcessReading: 'ems.meter.process_reading',
+  drSend: 'ems.demand_response.send',
+  drControllerCmd: 'ems.demand_response.controller_cmd',
+  drModbusWrite: 'ems.demand_response.modbus_write',     // (gateway) child of controller_cmd
+  drReadBack: 'ems.demand_response.read_back',           // (gateway) child of controller_cmd
+  gridStateUpdate: 'ems.grid.state_update',
+} as const;
+
+/** Span attribute keys (seed contract, exact). */
+export const SPAN_ATTRS = {
+  batchSize: 'ems.batch.size',
+  batchSuccess: 'ems.batch.success',
+  batchFailed: 'ems.batch.failed',
+  batchDurationMs: 'ems.batch.duration_ms',
+  meterId: 'ems.meter_id',
+  region: 'ems.region',
+  validation: 'ems.validation',
+  writeLatencyMs: 'ems.write_latency_ms',
+  drCommandType: 'ems.dr.command_type',
+  drTargetZone: 'ems.dr.target_zone',
+  drReductionMw: 'ems.dr.reduction_mw',
+  drDurationMinutes: 'ems.dr.duration_minutes',
+  drControllerCount: 'ems.dr.controller_count',
+  drAckCount: 'ems.dr.ack_count',
+  drAckRate: 'ems.dr.ack_rate',
+  drCommandId: 'ems.dr.command_id',                      // (gateway)
+  controllerId: 'ems.controller_id',
+  controllerType: 'ems.controller_type',
+  cmdLatencyMs: 'ems.cmd.latency_ms',
+  cmdAcknowledged: 'ems.cmd.acknowledged',
+  gridGenerationMw: 'ems.grid.generation_mw',
+  gridLoadMw: 'ems.grid.load_mw',
+  gridImbalanceMw: 'ems.grid.imbalance_mw',
+  gridImbalancePct: 'ems.grid.imbalance_pct',
+  gridFrequencyHz: 'ems.grid.frequency_hz',
+  gridFrequencyDeviationHz: 'ems.grid.frequency_deviation_hz',
+  gridSourcesContributing: 'ems.grid.sources_contributing', // (gateway)
+  gridSourcesExcluded: 'ems.grid.sources_excluded',         // (gateway)
+} as const;
+
+/** Metric attribute keys: low cardinality only. `meter_id` is never one of them. */
+export const METRIC_ATTRS = {
+  region: 'region',
+  errorType: 'error_type',
+  deviceId: 'device_id',
+  zone: 'zone',
+  role: 'role',
+  point: 'point',
+  table: 'table',
+  direction: 'direction',
+  endpoint: 'endpoint',
+  outcome: 'outcome',
+  commandType: 'command_type',
+  result: 'result',
+  signal: 'signal',
+  alert: 'alert',
+  kind: 'kind',
+} as const;
+
+/** Resource attribute keys (beyond the OTel standard service.* / host.name). */
+export const RESOURCE_ATTRS = {
+  siteId: 'ems.site.id',
+  siteRegion: 'ems.site.region',
+} as const;
+
+/**
+ * Histogram bucket boundaries that resolve the seed's alert thresholds exactly:
+ * slow ingestion = P99 latency above 5 s (5000 ms is a boundary);
+ * stale meter data = data age above 15 min (900 s is a boundary).
+ */
+export const BUCKETS = {
+  ingestionLatencyMs: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000],
+  dataAgeSeconds: [1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 86400],
+  modbusRequestMs: [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
+  pollCycleMs: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
+} as const;

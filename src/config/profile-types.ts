@@ -67,7 +67,20 @@ export interface PointDef {
   enum?: Record<string, string>; // raw value -> label, for status words
   bits?: Record<string, string>; // bit number -> flag name, for alarm/bit-field words
   description?: string;
+  /** How the simulators (simulators/modbus) animate this point; ignored by the gateway. */
+  simulate?: SimBehaviour;
 }
+
+/** Simulator behaviours, in scaled units of the point. Kept in the profile so one file drives both sides. */
+export type SimBehaviour =
+  | { kind: 'constant'; value: number | string }
+  | { kind: 'sine'; mean: number; amplitude: number; period_s: number }
+  | { kind: 'solar'; peak: number }                                  // daily bell curve by wall-clock hour, 0 at night
+  | { kind: 'random_walk'; start: number; step: number; min: number; max: number }
+  | { kind: 'soc'; start_pct: number; capacity_kwh: number; power_point: string } // integrates a battery_power point (kW, + = discharge)
+  | { kind: 'follow_setpoint'; base: number; setpoint: string; enable?: string }  // load = min(base, setpoint) while enabled
+  | { kind: 'ack'; control: string; value: number }                  // set to `value` when `control` is written
+  | { kind: 'sum'; points: string[] };                               // e.g. total power = sum of phases
 
 export interface VerifySpec {
   point?: string;                // the point to read back; omitted: the control's own register

@@ -28,6 +28,36 @@ export const METRICS = {
   alertFiring: 'ems.alert.firing',                                 // gauge 0/1 {alert} (gateway)
 } as const;
 
+/**
+ * Units of the instruments (UCUM, as OTel wants them). Every part creates its instrument with the
+ * unit listed here so the Prometheus names in config/alerts/ems.rules.yaml hold: the collector's
+ * Prometheus exporter appends the unit (`ms` -> `_milliseconds`, `Hz` -> `_hertz`) unless the
+ * name already ends in it, drops `{annotations}`, and adds `_total` to counters (docs/alerts.md).
+ */
+export const METRIC_UNITS = {
+  meterReadingsIngested: '{reading}',
+  meterReadingsDropped: '{reading}',
+  meterIngestionLatency: 'ms',
+  meterDataAge: 's',
+  gridFrequency: 'Hz',
+  gridTotalGeneration: 'MW',
+  gridTotalLoad: 'MW',
+  drControllerCommands: '{command}',
+  drCommands: '{command}',
+  gridSourcesContributing: '{source}',
+  exportFailures: '{export}',
+  alertFiring: '1',
+} as const satisfies Partial<Record<keyof typeof METRICS, string>>;
+
+/**
+ * Values of the `outcome` attribute of METRICS.drControllerCommands, one increment per controller
+ * command of a DR send. The ack-rate alert is acknowledged / (acknowledged + not_acknowledged).
+ */
+export const DR_OUTCOMES = {
+  acknowledged: 'acknowledged',         // written and read back as commanded
+  notAcknowledged: 'not_acknowledged',  // write or read-back failed, mismatched, or timed out
+} as const;
+
 export const SPANS = {
   meterProcessBatch: 'ems.meter.process_batch',
   meterProcessReading: 'ems.meter.process_reading',

@@ -1,0 +1,135 @@
+// Builds the gateway's OpenTelemetry pipeline: one MeterProvider and one TracerProvider, both
+// exporting OTLP/HTTP protobuf to a collector, with the site on the Resource, the histogram views
+// and cardinality limit, the parent-based span-name sampler, and exporter health tracking.
+// Nothing here is global: the composition root passes `meter`/`tracer` (or the providers) to parts.
+import type { Meter, Tracer } from '@opentelemetry/api';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
+import { BatchSpanProcessor, NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import type { SiteInfo, TelemetryConfig } from '../config/site-types.js';
+import type { Logger } from '../runtime/logger.js';
+import { ExportHealthTracker, ObservedMetricExporter, ObservedSpanExporter, type ExporterHealth } from './export-health.js';
+import { createGatewaySampler, type SpanRatios } from './sampler.js';
+import { METRICS, METRIC_UNITS } from './semconv.js';
+import { resolveTelemetrySettings, type TelemetrySettings } from './settings.js';
+import { gatewayViews } from './views.js';
+
+export const INSTRUMENTATION_SCOPE = 'ems-gateway';
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5_000;
+
+export interface TelemetryOptions {
+  config: TelemetryConfig;
+  site: SiteInfo;
+  logger: Logger;
+  serviceVersion: string;
+  /** Defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Span name -> recording ratio, e.g. `{ [SPANS.meterProcessReading]: site.mqtt.meters.reading_span_ratio }`. */
+  spanRatios?: SpanRatios;
+  /** More readers on the same MeterProvider (the alert evaluator's pull reader, tests' in-memory readers). */
+  extraMetricReaders?: MetricReader[];
+  /** More span processors (tests' in-memory exporters). */
+  extraSpanProcessors?: SpanProcessor[];
+  /** Epoch ms, for exporter health timestamps. */
+  now?: () => number;
+  /** Random source of the span-name sampler (tests). */
+  random?: () => number;
+}
+
+export interface Telemetry {
+  readonly meterProvider: MeterProvider;
+  readonly tracerProvider: NodeTracerProvider;
+  /** The gateway's one Meter and Tracer (scope `ems-gateway`, version = service version). */
+  readonly meter: Meter;
+  readonly tracer: Tracer;
+  /** The effective settings after env precedence (for logs and the status endpoint; headers included, do not log them raw). */
+  readonly settings: TelemetrySettings;
+  /** Exports what is pending on both signals now. Never rejects. */
+  forceFlush(): Promise<void>;
+  /** Flushes and stops both signals, giving up after timeoutMs. Never rejects; idempotent. */
+  shutdown(timeoutMs?: number): Promise<void>;
+  exporterHealth(): ExporterHealth;
+}
+
+export function createTelemetry(opts: TelemetryOptions): Telemetry {
+  const logger = opts.logger.child({ component: 'telemetry' });
+  const settings = resolveTelemetrySettings({ config: opts.config, site: opts.site, env: opts.env ?? process.env, serviceVersion: opts.serviceVersion });
+  const tracker = new ExportHealthTracker(logger, opts.now ?? Date.now, settings.enabled);
+  const resource = resourceFromAttributes(settings.resourceAttributes);
+
+  const readers: MetricReader[] = [...(opts.extraMetricReaders ?? [])];
+  const spanProcessors: SpanProcessor[] = [...(opts.extraSpanProcessors ?? [])];
+  if (settings.enabled) {
+    const metricExporter = new OTLPMetricExporter({
+      url: settings.metricsUrl,
+      headers: settings.metricsHeaders,
+      timeoutMillis: settings.exportTimeoutMs,
+      temporalityPreference: AggregationTemporality.CUMULATIVE,
+    });
+    readers.push(new PeriodicExportingMetricReader({
+      exporter: new ObservedMetricExporter(metricExporter, tracker),
+      exportIntervalMillis: settings.exportIntervalMs,
+      exportTimeoutMillis: settings.exportTimeoutMs,
+      cardinalityLimits: { default: settings.cardinalityLimit },
+    }));
+    const traceExporter = new OTLPTraceExporter({ url: settings.tracesUrl, headers: settings.tracesHeaders, timeoutMillis: settings.exportTimeoutMs });
+    // The SDK keeps no disk buffer: past maxQueueSize spans are dropped (field notes); 2048 is its default, stated here.
+    spanProcessors.push(new BatchSpanProcessor(new ObservedSpanExporter(traceExporter, tracker), {
+      maxQueueSize: 2048,
+      maxExportBatchSize: 512,
+      scheduledDelayMillis: Math.min(5_000, settings.exportIntervalMs),
+      exportTimeoutMillis: settings.exportTimeoutMs,
+    }));
+  }
+
+  const meterProvider = new MeterProvider({ resource, views: gatewayViews(settings.cardinalityLimit), readers });
+  const tracerProvider = new NodeTracerProvider({ resource, sampler: createGatewaySampler(opts.spanRatios ?? {}, opts.random), spanProcessors });
+  const meter = meterProvider.getMeter(INSTRUMENTATION_SCOPE, opts.serviceVersion);
+  const tracer = tracerProvider.getTracer(INSTRUMENTATION_SCOPE, opts.serviceVersion);
+  tracker.setFailureCounter(meter.createCounter(METRICS.exportFailures, {
+    unit: METRIC_UNITS.exportFailures,
+    description: 'Failed OTLP exports by signal (each failure is data that did not reach the collector)',
+  }));
+
+  logger.info({
+    enabled: settings.enabled, metrics_url: settings.metricsUrl, traces_url: settings.tracesUrl,
+    export_interval_ms: settings.exportIntervalMs, service_name: settings.resourceAttributes['service.name'],
+  }, settings.enabled ? 'telemetry export configured' : 'telemetry export disabled (OTEL_SDK_DISABLED or telemetry.enabled: false)');
+
+  let shutdownPromise: Promise<void> | undefined;
+  const settle = async (what: string, work: Promise<unknown>): Promise<void> => {
+    try {
+      await work;
+    } catch (err) {
+      logger.warn({ err }, `telemetry ${what} failed`);
+    }
+  };
+
+  return {
+    meterProvider, tracerProvider, meter, tracer, settings,
+    exporterHealth: () => tracker.snapshot(),
+    forceFlush: async () => {
+      await Promise.all([settle('metric flush', meterProvider.forceFlush()), settle('span flush', tracerProvider.forceFlush())]);
+    },
+    shutdown: (timeoutMs = DEFAULT_SHUTDOWN_TIMEOUT_MS) => {
+      shutdownPromise ??= boundedShutdown(logger, timeoutMs, [
+        settle('metric shutdown', meterProvider.shutdown({ timeoutMillis: timeoutMs })),
+        settle('span shutdown', tracerProvider.shutdown()),
+      ]);
+      return shutdownPromise;
+    },
+  };
+}
+
+async function boundedShutdown(logger: Logger, timeoutMs: number, work: Promise<void>[]): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    timer.unref();
+  });
+  const outcome = await Promise.race([Promise.all(work).then(() => 'done' as const), timedOut]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') logger.warn({ timeout_ms: timeoutMs }, 'telemetry shutdown timed out; unsent data dropped');
+}

@@ -1,0 +1,30 @@
+// Metric views: explicit histogram boundaries (BUCKETS) so the alert thresholds 5000 ms and 900 s
+// are bucket edges and `histogram_quantile`/`le` comparisons are exact, and one cardinality limit
+// per metric. One view per named instrument (an instrument matched by two views would be exported
+// twice), so every METRICS name gets the limit; unnamed instruments get it from the reader.
+import { AggregationType, type ViewOptions } from '@opentelemetry/sdk-metrics';
+import { BUCKETS, METRICS } from './semconv.js';
+
+const HISTOGRAM_BOUNDARIES: Readonly<Record<string, readonly number[]>> = {
+  [METRICS.meterIngestionLatency]: BUCKETS.ingestionLatencyMs,
+  [METRICS.meterDataAge]: BUCKETS.dataAgeSeconds,
+  [METRICS.modbusRequestDuration]: BUCKETS.modbusRequestMs,
+  [METRICS.modbusPollCycleDuration]: BUCKETS.pollCycleMs,
+};
+
+export function gatewayViews(cardinalityLimit: number): ViewOptions[] {
+  return Object.values(METRICS).map((name): ViewOptions => {
+    const boundaries = HISTOGRAM_BOUNDARIES[name];
+    return {
+      instrumentName: name,
+      aggregationCardinalityLimit: cardinalityLimit,
+      ...(boundaries === undefined
+        ? {}
+        : { aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: [...boundaries], recordMinMax: true } } }),
+    };
+  });
+}
+
+export function histogramBoundaries(name: string): readonly number[] | undefined {
+  return HISTOGRAM_BOUNDARIES[name];
+}

@@ -1,0 +1,259 @@
+// The point codec: registers of one read -> a point's value (decode), and a commanded value ->
+// the registers to write (encode). Scale, offset and SunSpec scale factors apply both ways;
+// "not implemented" sentinels never come out as numbers (field notes, "Reading registers").
+//
+// value = raw * scale + offset, then * 10^sf when the point has a scale_factor.
+// 64-bit integers are decoded exactly as a bigint (`raw`); `value` is the nearest double, which is
+// exact up to 2^53 (9.007e15: 9 PWh in Wh, far beyond any real counter) and loses low digits
+// beyond. Gauges are doubles anyway; callers needing exact counts use `raw`.
+
+import type { DeviceProfile, PointDef, PointType, WordOrder } from '../config/profile-types.js';
+import { pointWidth } from '../config/profile-types.js';
+import {
+  WORD_ORDERS, isNumericType, rawFits, rawToWords, stringToWords, wordsToRaw, wordsToString,
+  type NumericType,
+} from './codec-words.js';
+
+export type DecodedValue =
+  | { ok: true; value: number | string | boolean; raw: number | bigint | string | boolean }
+  | { ok: false; reason: 'not_implemented' | 'scale_factor_not_implemented' | 'malformed' };
+
+export type CodecErrorCode =
+  | 'out_of_range'          // the raw value does not fit the point's type
+  | 'not_finite'            // NaN or +-Infinity commanded
+  | 'unsupported_type'      // bit and string points cannot be written from a number
+  | 'sentinel_value'        // the value encodes to the point's "not implemented" sentinel
+  | 'scale_factor_missing'  // the point has a scale_factor and none (or the sentinel) was given
+  | 'bad_scale';            // scale 0, or a scale factor outside SunSpec's -10..10
+
+/** A value that cannot be encoded for a point; `code` is stable, the message names point and profile. */
+export class CodecError extends Error {
+  readonly code: CodecErrorCode;
+  readonly point: string;
+  constructor(code: CodecErrorCode, point: string, message: string) {
+    super(message);
+    this.name = 'CodecError';
+    this.code = code;
+    this.point = point;
+  }
+}
+
+/** SunSpec's "not implemented" scale factor. */
+export const SF_NOT_IMPLEMENTED = -32768;
+
+const DEFAULT_SENTINELS: Record<NumericType, number | bigint> = {
+  int16: -0x8000,
+  uint16: 0xffff,
+  int32: -0x80000000,
+  uint32: 0xffffffff,
+  int64: -(1n << 63n),
+  uint64: (1n << 64n) - 1n,
+  float32: NaN,
+  float64: NaN,
+};
+
+/** Effective word order of a point. */
+export function pointOrder(profile: Pick<DeviceProfile, 'default_order'>, point: Pick<PointDef, 'order' | 'type'>): WordOrder {
+  // Strings ignore the device's default order (it describes numbers); only an explicit
+  // per-point order can byte-swap a string.
+  if (point.type === 'string') return point.order ?? 'ABCD';
+  return point.order ?? profile.default_order;
+}
+
+/** Whether a raw value is one of the point's "not implemented" sentinels. */
+export function isSentinel(point: Pick<PointDef, 'type' | 'sentinel'>, raw: number | bigint): boolean {
+  if (!isNumericType(point.type)) return false;
+  const spec = point.sentinel ?? 'default';
+  if (spec === 'none') return false;
+  if (spec === 'default') {
+    const s = DEFAULT_SENTINELS[point.type];
+    return typeof s === 'number' && Number.isNaN(s) ? Number.isNaN(Number(raw)) : s === raw;
+  }
+  return spec.values.some((v) => {
+    if (Number.isNaN(v)) return typeof raw === 'number' && Number.isNaN(raw);
+    if (typeof raw === 'bigint') return Number.isInteger(v) && BigInt(v) === raw;
+    return v === raw;
+  });
+}
+
+// Multiplying by 0.1 leaves binary noise (3 * 0.1 = 0.30000000000000004); dividing by the exact
+// inverse (3 / 10 = 0.3) does not, so decimal scales divide, and a decimal offset is added in
+// raw steps first ((653 - 400) / 10 = 25.3, where 653 * 0.1 - 40 = 25.299999999999997).
+function decimalInverse(scale: number): number | undefined {
+  const inv = 1 / scale;
+  return Math.abs(scale) < 1 && Number.isInteger(inv) ? inv : undefined;
+}
+function applyScale(x: number, scale: number, offset: number): number {
+  const inv = decimalInverse(scale);
+  if (inv === undefined) return x * scale + offset;
+  const steps = offset * inv;
+  return Number.isInteger(steps) ? (x + steps) / inv : x / inv + offset;
+}
+function unapplyScale(x: number, scale: number, offset: number): number {
+  const inv = decimalInverse(scale);
+  return inv === undefined ? (x - offset) / scale : x * inv - offset * inv;
+}
+function applyPow10(x: number, sf: number): number {
+  if (sf === 0) return x;
+  return sf < 0 ? x / 10 ** -sf : x * 10 ** sf;
+}
+
+function validScaleFactor(sf: number | undefined): 'ok' | 'missing' | 'bad' {
+  if (sf === undefined || Number.isNaN(sf) || sf === SF_NOT_IMPLEMENTED) return 'missing';
+  return Number.isInteger(sf) && sf >= -10 && sf <= 10 ? 'ok' : 'bad';
+}
+
+/**
+ * Decode one point from the registers (or bits, for coil/discrete) of one read.
+ * `offset` is the index of the point's first register within `words`; `scaleFactor` is the
+ * decoded value of the point's scale_factor register (ignored when the point has none).
+ * Never throws: a short read is `malformed`.
+ */
+export function decodePoint(
+  profile: Pick<DeviceProfile, 'default_order'>,
+  point: PointDef,
+  words: Uint16Array | Uint8Array,
+  offset: number,
+  scaleFactor?: number,
+): DecodedValue {
+  const width = pointWidth(point);
+  if (!Number.isInteger(offset) || offset < 0 || offset + width > words.length) return { ok: false, reason: 'malformed' };
+  const order = pointOrder(profile, point);
+
+  if (point.table === 'coil' || point.table === 'discrete') {
+    const bit = (words[offset] ?? 0) !== 0;
+    return { ok: true, value: bit, raw: bit };
+  }
+  switch (point.type) {
+    case 'bool': {
+      const raw = wordsToRaw('uint16', words, offset, order) as number;
+      return { ok: true, value: raw !== 0, raw };
+    }
+    case 'bit': {
+      const raw = wordsToRaw('uint16', words, offset, order) as number;
+      const bit = point.bit ?? 0;
+      return { ok: true, value: ((raw >>> bit) & 1) === 1, raw };
+    }
+    case 'string': {
+      const text = wordsToString(words, offset, width, order);
+      // SunSpec: an unimplemented string is all NUL.
+      if (text === '' && (point.sentinel ?? 'default') === 'default') return { ok: false, reason: 'not_implemented' };
+      return { ok: true, value: text, raw: text };
+    }
+    default:
+      return decodeNumeric(point, point.type, words, offset, order, scaleFactor);
+  }
+}
+
+function decodeNumeric(
+  point: PointDef, type: NumericType, words: Uint16Array | Uint8Array, offset: number, order: WordOrder, sf: number | undefined,
+): DecodedValue {
+  const raw = wordsToRaw(type, words, offset, order);
+  if (isSentinel(point, raw)) return { ok: false, reason: 'not_implemented' };
+  const n = Number(raw);
+  // NaN is "no number" whatever the sentinel spec says; an infinity is not a reading either.
+  if (Number.isNaN(n)) return { ok: false, reason: 'not_implemented' };
+  if (!Number.isFinite(n)) return { ok: false, reason: 'malformed' };
+  let value = applyScale(n, point.scale ?? 1, point.offset ?? 0);
+  if (point.scale_factor !== undefined) {
+    const check = validScaleFactor(sf);
+    if (check === 'missing') return { ok: false, reason: 'scale_factor_not_implemented' };
+    if (check === 'bad') return { ok: false, reason: 'malformed' };
+    value = applyPow10(value, sf as number);
+  }
+  return { ok: true, value, raw };
+}
+
+/**
+ * Encode a commanded value (scaled units) into the registers to write: the inverse of decode.
+ * Integers round to the nearest raw value, ties away from zero. Throws CodecError when the
+ * value cannot be represented; never writes a sentinel. Coil points encode to one word 0/1.
+ */
+export function encodePoint(
+  profile: Pick<DeviceProfile, 'default_order'>,
+  point: PointDef,
+  value: number,
+  scaleFactor?: number,
+): Uint16Array {
+  const where = `point ${JSON.stringify(point.id)}`;
+  if (!Number.isFinite(value)) throw new CodecError('not_finite', point.id, `${where}: cannot write ${String(value)}`);
+  if (point.table === 'coil' || point.table === 'discrete' || point.type === 'bool') return Uint16Array.of(value !== 0 ? 1 : 0);
+  if (!isNumericType(point.type)) {
+    throw new CodecError('unsupported_type', point.id, `${where}: type ${point.type} cannot be written from a number`);
+  }
+  const scale = point.scale ?? 1;
+  if (scale === 0) throw new CodecError('bad_scale', point.id, `${where}: scale 0 cannot be inverted`);
+  let x = value;
+  if (point.scale_factor !== undefined) {
+    const check = validScaleFactor(scaleFactor);
+    if (check === 'missing') {
+      throw new CodecError('scale_factor_missing', point.id, `${where}: scale factor ${JSON.stringify(point.scale_factor)} not available (${String(scaleFactor)})`);
+    }
+    if (check === 'bad') throw new CodecError('bad_scale', point.id, `${where}: scale factor ${String(scaleFactor)} outside -10..10`);
+    x = applyPow10(x, -(scaleFactor as number));
+  }
+  x = unapplyScale(x, scale, point.offset ?? 0);
+  const type = point.type;
+  const raw: number | bigint = type === 'float32' || type === 'float64' ? x : roundHalfAway(type, x);
+  if (!rawFits(type, raw) || (type === 'float32' && !Number.isFinite(Math.fround(Number(raw))))) {
+    throw new CodecError('out_of_range', point.id, `${where}: ${value} is raw ${String(raw)}, outside ${type}`);
+  }
+  if (isSentinel(point, raw)) {
+    throw new CodecError('sentinel_value', point.id, `${where}: ${value} encodes to the "not implemented" value ${String(raw)}`);
+  }
+  return rawToWords(type, raw, pointOrder(profile, point));
+}
+
+function roundHalfAway(type: NumericType, x: number): number | bigint {
+  const r = Math.sign(x) * Math.round(Math.abs(x));
+  // Beyond 2^53 a double is already an integer; BigInt keeps it exact for the 64-bit encoders.
+  return (type === 'int64' || type === 'uint64') && Number.isFinite(r) ? BigInt(r) : r;
+}
+
+/**
+ * Registers of a raw (unscaled) value: what the simulator serves, sentinels included.
+ * Strings are padded with NUL to the point's length; booleans are 0/1.
+ */
+export function encodeRaw(
+  profile: Pick<DeviceProfile, 'default_order'>, point: PointDef, raw: number | bigint | string | boolean,
+): Uint16Array {
+  const order = pointOrder(profile, point);
+  if (point.type === 'string') return stringToWords(String(raw), pointWidth(point), order);
+  if (typeof raw === 'boolean') return Uint16Array.of(raw ? 1 : 0);
+  if (point.table === 'coil' || point.table === 'discrete' || point.type === 'bool') return Uint16Array.of(Number(raw) !== 0 ? 1 : 0);
+  if (point.type === 'bit') return Uint16Array.of(Number(raw) & 0xffff);
+  if (typeof raw === 'string') throw new CodecError('unsupported_type', point.id, `point ${JSON.stringify(point.id)}: ${point.type} from a string`);
+  if (!rawFits(point.type, raw)) throw new CodecError('out_of_range', point.id, `point ${JSON.stringify(point.id)}: raw ${String(raw)} outside ${point.type}`);
+  return rawToWords(point.type, raw, order);
+}
+
+/**
+ * The troubleshooting aid of the field notes: one set of registers decoded in all four orders.
+ * 64-bit integers come out as the nearest double. Throws CodecError when `words` is too short.
+ */
+export function decodeAllOrders(words: Uint16Array, type: NumericType): Record<WordOrder, number> {
+  const need = type.endsWith('64') ? 4 : type.endsWith('32') ? 2 : 1;
+  if (words.length < need) throw new CodecError('out_of_range', type, `${type} needs ${need} registers, got ${words.length}`);
+  const out = {} as Record<WordOrder, number>;
+  for (const order of WORD_ORDERS) out[order] = Number(wordsToRaw(type, words, 0, order));
+  return out;
+}
+
+/** The enum label of a status value (raw integer), if the profile names one. */
+export function enumLabel(point: Pick<PointDef, 'enum'>, raw: number | bigint): string | undefined {
+  return point.enum?.[String(raw)];
+}
+
+/** Names of the flags set in a bit-field value, lowest bit first. */
+export function activeFlags(point: Pick<PointDef, 'bits'>, raw: number | bigint): string[] {
+  if (!point.bits || (typeof raw === 'number' && !Number.isInteger(raw))) return [];
+  const big = BigInt(raw);
+  return Object.entries(point.bits)
+    .map(([bit, name]) => [Number(bit), name] as const)
+    .filter(([bit]) => Number.isInteger(bit) && bit >= 0 && ((big >> BigInt(bit)) & 1n) === 1n)
+    .sort((a, b) => a[0] - b[0])
+    .map(([, name]) => name);
+}
+
+export type { NumericType, PointType };
+export { WORD_ORDERS } from './codec-words.js';

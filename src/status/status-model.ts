@@ -1,0 +1,152 @@
+// What /status reports, and the small interface the parts' status() accessors are gathered through.
+// The composition root (src/gateway.ts) adapts each part's own status() into one of these sections;
+// a part that is not built (not configured, or not wired yet) has no provider and shows as absent
+// (null, and listed in `absent`), never as a zero that looks like data.
+import type { PartHealth } from '../runtime/lifecycle.js';
+
+export interface DeviceStatus {
+  id: string;
+  zone?: string;
+  role?: string;
+  profile?: string;
+  up: boolean;
+  /** Seconds since the last good read; null when never read. */
+  last_good_age_s: number | null;
+  /** The last error's code/message, when down. */
+  last_error?: string;
+}
+
+export interface MeterStatus {
+  connected?: boolean;
+  /** Readings ingested per second over the last window. */
+  readings_per_s: number;
+  ingested_total: number;
+  dropped_total: number;
+  dropped_by_reason: Record<string, number>;
+  /** p99 of the readings' data age over the last window, seconds; null when no readings. */
+  data_age_p99_s?: number | null;
+  ingestion_latency_p99_ms?: number | null;
+  meters_seen?: number;
+}
+
+export interface GridStatus {
+  frequency_hz: number | null;
+  nominal_frequency_hz?: number;
+  generation_mw: number | null;
+  load_mw: number | null;
+  imbalance_mw?: number | null;
+  sources_contributing?: number;
+  sources_excluded?: number;
+  /** Seconds since the grid state was last computed. */
+  updated_age_s?: number | null;
+}
+
+export interface AlertStatus {
+  name: string;
+  state: 'firing' | 'ok' | 'unknown';
+  /** Epoch ms of the last transition. */
+  since_ms?: number;
+  value?: number | null;
+  threshold?: number;
+  summary?: string;
+}
+
+export interface DrCommandStatus {
+  command_id: string;
+  type?: string;
+  zone: string;
+  reduction_mw?: number;
+  /** Epoch ms when the command ends (reverts). */
+  ends_at_ms?: number;
+  controllers?: number;
+  acknowledged?: number;
+}
+
+export interface DrStatus {
+  active: DrCommandStatus[];
+  /** Ack rate over recent controller commands (0..1); null when none. */
+  ack_rate: number | null;
+  commands_total?: number;
+  rejected_total?: number;
+}
+
+export interface ExporterStatus {
+  enabled: boolean;
+  endpoint?: string;
+  /** null until the first export attempt. */
+  healthy: boolean | null;
+  last_error?: string;
+  failures_total?: number;
+}
+
+/** Each accessor is cheap and does no I/O. A missing accessor = the part is absent. */
+export interface StatusProviders {
+  devices?: () => DeviceStatus[];
+  meters?: () => MeterStatus;
+  grid?: () => GridStatus;
+  alerts?: () => AlertStatus[];
+  demand_response?: () => DrStatus;
+  exporter?: () => ExporterStatus;
+}
+
+export const SECTIONS = ['devices', 'meters', 'grid', 'alerts', 'demand_response', 'exporter'] as const;
+export type SectionName = (typeof SECTIONS)[number];
+
+/** A section whose accessor threw: shown as such, never crashes the endpoint. */
+export interface SectionError {
+  error: string;
+}
+
+export interface StatusReport {
+  site: { id: string; region: string; name?: string };
+  version: string;
+  generated_at_ms: number;
+  uptime_s: number;
+  ready: boolean;
+  parts: PartHealth[];
+  absent: SectionName[];
+  devices: DeviceStatus[] | SectionError | null;
+  meters: MeterStatus | SectionError | null;
+  grid: GridStatus | SectionError | null;
+  alerts: AlertStatus[] | SectionError | null;
+  demand_response: DrStatus | SectionError | null;
+  exporter: ExporterStatus | SectionError | null;
+}
+
+export interface StatusContext {
+  site: { id: string; region: string; name?: string };
+  version: string;
+  now: () => number;
+  uptimeMs: () => number;
+  ready: () => boolean;
+  parts: () => PartHealth[];
+  providers: StatusProviders;
+}
+
+function section<T>(fn: (() => T) | undefined): T | SectionError | null {
+  if (fn === undefined) return null;
+  try {
+    return fn();
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+export function gatherStatus(ctx: StatusContext): StatusReport {
+  const p = ctx.providers;
+  return {
+    site: ctx.site,
+    version: ctx.version,
+    generated_at_ms: ctx.now(),
+    uptime_s: Math.round(ctx.uptimeMs() / 1000),
+    ready: ctx.ready(),
+    parts: ctx.parts(),
+    absent: SECTIONS.filter((s) => p[s] === undefined),
+    devices: section(p.devices),
+    meters: section(p.meters),
+    grid: section(p.grid),
+    alerts: section(p.alerts),
+    demand_response: section(p.demand_response),
+    exporter: section(p.exporter),
+  };
+}

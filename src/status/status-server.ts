@@ -1,0 +1,121 @@
+// The status endpoint: node:http only, loopback by default (127.0.0.1:8780). It exposes no
+// control, only reads: /healthz (the process answers), /readyz (every part running),
+// /status (JSON), / (the page a field technician opens on a laptop).
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../runtime/logger.js';
+import { gatherStatus, type StatusContext } from './status-model.js';
+import { renderStatusPage } from './status-page.js';
+
+export interface StatusServerOptions {
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  context: StatusContext;
+  logger: Logger;
+}
+
+export class StatusServerError extends Error {
+  readonly code = 'GW_STATUS_LISTEN';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'StatusServerError';
+  }
+}
+
+export class StatusServer {
+  readonly name = 'status';
+  private server: http.Server | undefined;
+  private boundPort = 0;
+
+  constructor(private readonly opts: StatusServerOptions) {}
+
+  async start(): Promise<void> {
+    const server = http.createServer((req, res) => this.handle(req, res));
+    // A slow or idle client must not hold sockets open forever on a small box.
+    server.requestTimeout = 10_000;
+    server.headersTimeout = 5_000;
+    server.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        reject(new StatusServerError(`status endpoint cannot listen on ${this.opts.host}:${this.opts.port}: ${err.code ?? err.message} (set status.port in the site file or --status-port)`, { cause: err }));
+      };
+      server.once('error', onError);
+      server.listen(this.opts.port, this.opts.host, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.opts.logger.warn({ component: 'status', err }, 'status server error'));
+    this.boundPort = (server.address() as AddressInfo).port;
+    this.server = server;
+    this.opts.logger.info({ component: 'status', url: this.url }, 'status page listening');
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get url(): string {
+    const host = this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host;
+    return `http://${host}:${this.boundPort}/`;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    try {
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        this.send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD' });
+        return;
+      }
+      switch (path) {
+        case '/healthz':
+          this.send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+          return;
+        case '/readyz': {
+          const ctx = this.opts.context;
+          const ready = ctx.ready();
+          const notRunning = ctx.parts().filter((p) => p.state !== 'running').map((p) => `${p.name}: ${p.state}${p.error ? ` (${p.error})` : ''}`);
+          this.send(res, ready ? 200 : 503, 'text/plain; charset=utf-8', ready ? 'ready\n' : `not ready\n${notRunning.join('\n')}\n`);
+          return;
+        }
+        case '/status':
+          this.send(res, 200, 'application/json; charset=utf-8', JSON.stringify(gatherStatus(this.opts.context), null, 1));
+          return;
+        case '/':
+        case '/index.html':
+          this.send(res, 200, 'text/html; charset=utf-8', renderStatusPage(this.opts.context.site, this.opts.context.version), {
+            // The page is self-contained: inline CSS and script, data only from /status on the same origin.
+            'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src data:",
+          });
+          return;
+        default:
+          this.send(res, 404, 'text/plain; charset=utf-8', 'not found: try /, /status, /healthz, /readyz\n');
+      }
+    } catch (err) {
+      this.opts.logger.warn({ component: 'status', err }, 'status request failed');
+      if (!res.headersSent) this.send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
+      else res.destroy();
+    }
+  }
+
+  private send(res: http.ServerResponse, code: number, type: string, body: string, headers: Record<string, string> = {}): void {
+    res.writeHead(code, {
+      'content-type': type,
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+      ...headers,
+    });
+    res.end(res.req.method === 'HEAD' ? undefined : body);
+  }
+}

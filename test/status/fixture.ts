@@ -1,0 +1,45 @@
+// A StatusContext with every section filled, as a running demo site would report it.
+import type { StatusContext, StatusProviders } from '../../src/status/status-model.js';
+import type { PartHealth } from '../../src/runtime/lifecycle.js';
+
+export function sampleProviders(now: number): StatusProviders {
+  return {
+    devices: () => [
+      { id: 'inv-east-1', zone: 'zone-a', role: 'pv-array-east', up: true, last_good_age_s: 0.8 },
+      { id: 'bms-1', zone: 'zone-a', role: 'battery', up: true, last_good_age_s: 1.2 },
+      { id: 'load-ctl-north', zone: 'zone-b', role: 'load_controller', up: false, last_good_age_s: 312, last_error: 'MB_TIMEOUT: no answer within 500 ms (unit 3, holding 40001)' },
+    ],
+    meters: () => ({
+      connected: true, readings_per_s: 1843.4, ingested_total: 120_331, dropped_total: 57,
+      dropped_by_reason: { malformed_json: 40, duplicate: 17 }, data_age_p99_s: 2.4, ingestion_latency_p99_ms: 12.5, meters_seen: 2000,
+    }),
+    grid: () => ({ frequency_hz: 50.012, nominal_frequency_hz: 50, generation_mw: 3.21, load_mw: 2.98, imbalance_mw: 0.23, sources_contributing: 5, sources_excluded: 1, updated_age_s: 2 }),
+    alerts: () => [
+      { name: 'ingestion_drops', state: 'firing', since_ms: now - 45_000, value: 0.0047, threshold: 0.001 },
+      { name: 'stale_meter_data', state: 'ok', value: 2.4, threshold: 900 },
+      { name: 'frequency_excursion', state: 'ok', value: 0.012, threshold: 0.5 },
+    ],
+    demand_response: () => ({
+      active: [{ command_id: 'demo-curtail-0001', type: 'curtail', zone: 'zone-b', reduction_mw: 0.4, ends_at_ms: now + 600_000, controllers: 2, acknowledged: 2 }],
+      ack_rate: 1, commands_total: 1, rejected_total: 0,
+    }),
+    exporter: () => ({ enabled: true, endpoint: 'http://127.0.0.1:4318', healthy: false, last_error: 'ECONNREFUSED', failures_total: 3 }),
+  };
+}
+
+export function sampleContext(providers: StatusProviders, parts?: PartHealth[]): StatusContext {
+  const now = Date.now();
+  return {
+    site: { id: 'demo-substation', region: 'eu-west', name: 'Demo substation' },
+    version: '0.1.0',
+    now: () => Date.now(),
+    uptimeMs: () => 600_000,
+    ready: () => (parts ?? []).every((p) => p.state === 'running'),
+    parts: () => parts ?? [
+      { name: 'telemetry', state: 'running', since_ms: now },
+      { name: 'meters', state: 'running', since_ms: now },
+      { name: 'modbus', state: 'running', since_ms: now },
+    ],
+    providers,
+  };
+}

@@ -1,0 +1,73 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { StatusServer } from '../../src/status/status-server.js';
+import { silentLogger } from '../../src/runtime/logger.js';
+import type { StatusReport } from '../../src/status/status-model.js';
+import { sampleContext, sampleProviders } from './fixture.js';
+
+describe('status server', () => {
+  const servers: StatusServer[] = [];
+  afterEach(async () => { for (const s of servers.splice(0)) await s.stop(); });
+
+  async function serve(ctx = sampleContext(sampleProviders(Date.now()))): Promise<StatusServer> {
+    const s = new StatusServer({ host: '127.0.0.1', port: 0, context: ctx, logger: silentLogger() });
+    servers.push(s);
+    await s.start();
+    return s;
+  }
+
+  it('serves /healthz, /readyz and /status JSON with every section', async () => {
+    const s = await serve();
+    expect(s.port).toBeGreaterThan(0);
+    const h = await fetch(`${s.url}healthz`);
+    expect(h.status).toBe(200);
+    expect((await fetch(`${s.url}readyz`)).status).toBe(200);
+    const r = await fetch(`${s.url}status`);
+    expect(r.headers.get('content-type')).toContain('application/json');
+    const st = (await r.json()) as StatusReport;
+    expect(st.site.id).toBe('demo-substation');
+    expect(st.absent).toEqual([]);
+    expect(Array.isArray(st.devices) && st.devices.map((d) => d.id)).toEqual(['inv-east-1', 'bms-1', 'load-ctl-north']);
+    expect(st.meters).toMatchObject({ dropped_by_reason: { malformed_json: 40 } });
+  });
+
+  it('shows missing parts as absent (null), not zero, and a throwing accessor as an error', async () => {
+    const ctx = sampleContext({
+      devices: () => [],
+      grid: () => { throw new Error('grid snapshot broken'); },
+    }, [{ name: 'modbus', state: 'failed', error: 'socket exploded', since_ms: 0 }]);
+    const s = await serve(ctx);
+    const st = (await (await fetch(`${s.url}status`)).json()) as StatusReport;
+    expect(st.absent).toEqual(['meters', 'alerts', 'demand_response', 'exporter']);
+    expect(st.meters).toBeNull();
+    expect(st.grid).toEqual({ error: 'grid snapshot broken' });
+    const ready = await fetch(`${s.url}readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.text()).toContain('modbus: failed (socket exploded)');
+  });
+
+  it('serves the page, refuses writes and answers 404 with a hint', async () => {
+    const s = await serve();
+    const page = await fetch(s.url);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(await page.text()).toContain('Demo substation');
+    expect((await fetch(`${s.url}status`, { method: 'POST' })).status).toBe(405);
+    const nf = await fetch(`${s.url}nope`);
+    expect(nf.status).toBe(404);
+    expect(await nf.text()).toContain('/status');
+  });
+
+  it('a taken port is one clear start-up error', async () => {
+    const a = await serve();
+    const b = new StatusServer({ host: '127.0.0.1', port: a.port, context: sampleContext({}), logger: silentLogger() });
+    await expect(b.start()).rejects.toThrow(`status endpoint cannot listen on 127.0.0.1:${a.port}: EADDRINUSE`);
+  });
+
+  it('escapes a hostile site name in the page', async () => {
+    const ctx = sampleContext({});
+    ctx.site = { id: 'x', region: 'r', name: '<script>alert(1)</script>' };
+    const s = await serve(ctx);
+    const html = await (await fetch(s.url)).text();
+    expect(html).not.toContain('<script>alert(1)');
+    expect(html).toContain('&lt;script&gt;alert(1)');
+  });
+});

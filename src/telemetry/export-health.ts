@@ -4,11 +4,12 @@
 // outage is two log lines, not 360.
 import type { Counter } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { AggregationTemporality, AggregationType } from '@opentelemetry/sdk-metrics';
+import { AggregationType, type AggregationTemporality } from '@opentelemetry/sdk-metrics';
 import type { PushMetricExporter, ResourceMetrics, InstrumentType, AggregationOption } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from '../runtime/logger.js';
 import { METRIC_ATTRS } from './semconv.js';
+import { gatewayTemporality } from './views.js';
 
 export type Signal = 'metrics' | 'traces';
 
@@ -95,8 +96,7 @@ export class ObservedMetricExporter implements PushMetricExporter {
   }
 
   selectAggregationTemporality(instrumentType: InstrumentType): AggregationTemporality {
-    // Cumulative is what the OTLP exporter defaults to and what a Prometheus pipeline wants.
-    return this.inner.selectAggregationTemporality?.(instrumentType) ?? AggregationTemporality.CUMULATIVE;
+    return gatewayTemporality(instrumentType);
   }
 
   selectAggregation(instrumentType: InstrumentType): AggregationOption {

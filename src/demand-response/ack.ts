@@ -1,0 +1,64 @@
+// The answers the gateway publishes on the ack topic (docs/demand-response.md). Every command gets
+// `accepted` or `rejected` first; an accepted one then gets `completed` with each controller's
+// outcome and the achieved reduction. A curtailment's end gets `ended`; a re-assertion `reasserted`.
+import type { CommandType, RejectReason } from './command.js';
+import type { ControllerResult } from './executor.js';
+
+export type AckStatus = 'accepted' | 'rejected' | 'completed' | 'ended' | 'reasserted';
+
+export type EndReason = 'duration_ended' | 'restore_command' | 'superseded' | 'ended_while_down' | 'restored_on_start';
+
+interface AckBase {
+  v: 1;
+  command_id: string | null;
+  site_id: string;
+  status: AckStatus;
+  at: string;                        // RFC 3339 UTC, gateway clock
+}
+
+export interface RejectedAck extends AckBase {
+  status: 'rejected';
+  reason: RejectReason;
+  detail: string;
+}
+
+export interface AcceptedAck extends AckBase {
+  status: 'accepted';
+  command_type: CommandType;
+  zone: string;
+  dry_run: boolean;
+  requested_mw: number;
+  planned_mw: number;
+  partial: boolean;
+  controller_count: number;
+  ends_at?: string;                  // curtail: when the gateway reverts it
+}
+
+export interface ResultAck extends AckBase {
+  status: 'completed' | 'ended' | 'reasserted';
+  command_type: CommandType;
+  zone: string;
+  dry_run: boolean;
+  reason?: EndReason;                // ended only
+  requested_mw: number;
+  planned_mw: number;
+  /** Sum of the planned reductions of acknowledged controllers (curtail); 0 for restores. */
+  achieved_mw: number;
+  partial: boolean;
+  controller_count: number;
+  ack_count: number;
+  ack_rate: number;                  // ack_count / controller_count; 1 when there are no controllers
+  controllers: ControllerResult[];
+  ended_command_ids?: string[];      // restore: the curtailments it ended
+}
+
+export type DrAck = RejectedAck | AcceptedAck | ResultAck;
+
+export function ackRate(results: readonly ControllerResult[]): { ack_count: number; ack_rate: number } {
+  const ack = results.filter((r) => r.outcome === 'acknowledged').length;
+  return { ack_count: ack, ack_rate: results.length === 0 ? 1 : Number((ack / results.length).toFixed(4)) };
+}
+
+export function achievedMw(results: readonly ControllerResult[]): number {
+  return Number((results.reduce((s, r) => s + r.reduction_kw, 0) / 1000).toFixed(6));
+}

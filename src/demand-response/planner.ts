@@ -1,0 +1,113 @@
+// Planning: which load controllers of a zone take which share of a reduction. Each controller can
+// shed what it carries above its control's minimum, capped at its configured capacity_kw; the
+// reduction is shared in proportion to that. When the zone cannot give it all, every controller
+// sheds all it can and the plan says `partial`.
+import type { ControlDef, DeviceProfile } from '../config/profile-types.js';
+import type { DeviceConfig } from '../config/site-types.js';
+
+export interface PlannedController {
+  device: DeviceConfig;
+  profile: DeviceProfile;
+  control: ControlDef;
+  baseline_kw: number;
+  reduction_kw: number;
+  /** Setpoint in the control's own scaled unit (kW, W, %, ...). */
+  setpoint: number;
+}
+
+export interface Plan {
+  zone: string;
+  requested_mw: number;
+  planned_mw: number;
+  /** True when the zone can give less than requested. */
+  partial: boolean;
+  controllers: PlannedController[];
+}
+
+/** Current load of a device in kW, e.g. from the poller's latest reading; undefined when unknown or stale. */
+export type LoadProvider = (deviceId: string) => number | undefined;
+
+/** The control a DR command drives: the profile's `setpoint` control, else its first control. */
+export function setpointControl(profile: DeviceProfile): ControlDef | undefined {
+  return profile.controls.find((c) => c.role === 'setpoint') ?? profile.controls[0];
+}
+
+/** The zone's enabled load controllers that have a control to drive. */
+export function zoneControllers(devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, zone: string): Array<{ device: DeviceConfig; profile: DeviceProfile; control: ControlDef }> {
+  const out: Array<{ device: DeviceConfig; profile: DeviceProfile; control: ControlDef }> = [];
+  for (const device of devices) {
+    if (!device.enabled || device.zone !== zone) continue;
+    const profile = profiles.get(device.profile);
+    if (!profile || profile.kind !== 'load_controller') continue;
+    const control = setpointControl(profile);
+    if (control) out.push({ device, profile, control });
+  }
+  return out;
+}
+
+/** kW per one unit of the control's value; for % the reference is the device's capacity. */
+function kwPerUnit(control: ControlDef, device: DeviceConfig): number | undefined {
+  switch (control.unit) {
+    case 'W': return 0.001;
+    case 'kW': case undefined: return 1;
+    case 'MW': return 1000;
+    case '%': return device.capacity_kw === undefined ? undefined : device.capacity_kw / 100;
+    default: return undefined;
+  }
+}
+
+export function toControlUnits(kw: number, control: ControlDef, device: DeviceConfig): number | undefined {
+  const k = kwPerUnit(control, device);
+  return k === undefined ? undefined : kw / k;
+}
+
+/** The value written when a command ends (profile `restore`, default the control's max). */
+export function restoreValue(control: ControlDef): number {
+  const r = control.restore ?? 'max';
+  return r === 'max' ? control.max : r === 'min' ? control.min : r;
+}
+
+/** Rounds to the control's register resolution so the read-back can match exactly. */
+function roundToResolution(value: number, control: ControlDef): number {
+  const step = control.scale_factor === undefined ? Math.abs(control.scale ?? 1) : 0;
+  if (step <= 0) return value;
+  const rounded = Math.round(value / step) * step;
+  return Number(rounded.toFixed(10));
+}
+
+export function planCurtailment(
+  controllers: ReadonlyArray<{ device: DeviceConfig; profile: DeviceProfile; control: ControlDef }>,
+  zone: string,
+  reductionMw: number,
+  loadKw: LoadProvider = () => undefined,
+): Plan {
+  const rows = controllers.map(({ device, profile, control }) => {
+    const k = kwPerUnit(control, device);
+    const maxKw = k === undefined ? 0 : control.max * k;
+    const floorKw = k === undefined ? 0 : Math.max(0, control.min * k);
+    const baseline = loadKw(device.id) ?? device.capacity_kw ?? maxKw;
+    const cap = device.capacity_kw ?? Infinity;
+    const sheddable = k === undefined ? 0 : Math.max(0, Math.min(cap, baseline - floorKw));
+    return { device, profile, control, k, baseline, sheddable };
+  });
+  const requestedKw = reductionMw * 1000;
+  const totalSheddable = rows.reduce((s, r) => s + r.sheddable, 0);
+  const share = totalSheddable <= requestedKw ? 1 : requestedKw / totalSheddable;
+  const planned: PlannedController[] = [];
+  let plannedKw = 0;
+  for (const r of rows) {
+    if (r.k === undefined || r.sheddable <= 0) continue;
+    const reduction = r.sheddable * share;
+    const setpoint = roundToResolution((r.baseline - reduction) / r.k, r.control);
+    const actual = r.baseline - setpoint * r.k;
+    plannedKw += actual;
+    planned.push({ device: r.device, profile: r.profile, control: r.control, baseline_kw: r.baseline, reduction_kw: actual, setpoint });
+  }
+  return {
+    zone,
+    requested_mw: reductionMw,
+    planned_mw: Number((plannedKw / 1000).toFixed(6)),
+    partial: plannedKw + 1e-6 < requestedKw,
+    controllers: planned,
+  };
+}

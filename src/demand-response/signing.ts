@@ -1,0 +1,96 @@
+// Ed25519 signatures of DR commands (node:crypto). The gateway holds only public keys, so a stolen
+// gateway cannot forge commands. The signed bytes are SIGNING_PREFIX followed by the exact UTF-8
+// bytes of the envelope's `command` string: the prefix separates this use of the EMS key from any
+// other thing it might sign (domain separation), and signing the text as sent avoids JSON
+// canonicalisation differences between the EMS's language and ours.
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+
+export const SIGNING_PREFIX = 'ems-dr-cmd-v1\n';
+
+// DER SubjectPublicKeyInfo header of an Ed25519 key (RFC 8410): the 32 raw key bytes follow it.
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+export class KeyError extends Error {
+  readonly code = 'DR_BAD_KEY';
+  constructor(message: string) {
+    super(message);
+    this.name = 'KeyError';
+  }
+}
+
+/** A public key from PEM (SPKI) or base64 of the raw 32 bytes. */
+export function parsePublicKey(text: string, where = 'public key'): KeyObject {
+  const t = text.trim();
+  let key: KeyObject;
+  try {
+    if (t.startsWith('-----BEGIN')) {
+      key = createPublicKey(t);
+    } else {
+      const raw = Buffer.from(t, 'base64');
+      if (raw.length !== 32) throw new KeyError(`${where}: base64 key must decode to 32 bytes, got ${raw.length}`);
+      key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+    }
+  } catch (err) {
+    if (err instanceof KeyError) throw err;
+    throw new KeyError(`${where}: not a PEM or base64 Ed25519 public key (${(err as Error).message})`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new KeyError(`${where}: key type is ${String(key.asymmetricKeyType)}, expected ed25519`);
+  }
+  return key;
+}
+
+export function parsePrivateKey(pem: string, where = 'private key'): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch (err) {
+    throw new KeyError(`${where}: not a PEM private key (${(err as Error).message})`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new KeyError(`${where}: key type is ${String(key.asymmetricKeyType)}, expected ed25519`);
+  }
+  return key;
+}
+
+function signedBytes(commandText: string): Buffer {
+  return Buffer.from(SIGNING_PREFIX + commandText, 'utf8');
+}
+
+/** Base64 signature over SIGNING_PREFIX + commandText. */
+export function signCommand(commandText: string, privateKey: KeyObject): string {
+  return sign(null, signedBytes(commandText), privateKey).toString('base64');
+}
+
+/** True when any of the keys verifies the signature. Never throws on hostile input. */
+export function verifyCommand(commandText: string, signatureB64: string, keys: readonly KeyObject[]): boolean {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(signatureB64)) return false;
+  const sig = Buffer.from(signatureB64, 'base64');
+  if (sig.length !== 64) return false;
+  const data = signedBytes(commandText);
+  for (const key of keys) {
+    try {
+      if (verify(null, data, key, sig)) return true;
+    } catch {
+      // A key that cannot verify (should not happen after parsePublicKey) counts as not matching.
+    }
+  }
+  return false;
+}
+
+export interface GeneratedKeyPair {
+  privatePem: string;
+  publicPem: string;
+  /** Base64 of the raw 32 public key bytes: the one-line form for a site file. */
+  publicRaw: string;
+}
+
+export function generateKeyPair(): GeneratedKeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const der = publicKey.export({ format: 'der', type: 'spki' });
+  return {
+    privatePem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    publicPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+    publicRaw: der.subarray(ED25519_SPKI_PREFIX.length).toString('base64'),
+  };
+}

@@ -1,0 +1,130 @@
+// What DR must not forget across a restart: the command ids already seen (replay protection, kept
+// for as long as each command could still be valid) and the active curtailments (so they are
+// re-asserted or ended after a restart). One JSON file, replaced atomically: written to a temp
+// file, fsynced, renamed over the old one, so a crash leaves either the old or the new state.
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export interface ControllerPlanRecord {
+  device_id: string;
+  control: string;
+  /** Setpoint in the control's scaled unit. */
+  setpoint: number;
+  reduction_kw: number;
+}
+
+export interface ActiveCommandRecord {
+  command_id: string;
+  zone: string;
+  reduction_mw: number;
+  duration_minutes: number;
+  accepted_at: number;   // epoch ms
+  ends_at: number;       // epoch ms: the curtailment is reverted at this time
+  traceparent?: string;
+  controllers: ControllerPlanRecord[];
+  /** Set when the end (restore) did not verify on every controller: those left are retried. */
+  restore_pending?: boolean;
+}
+
+interface StateFile {
+  version: 1;
+  seen: Record<string, number>;           // command id -> epoch ms until which it is remembered
+  active: ActiveCommandRecord[];
+}
+
+/** Far above any real command rate; bounds the file if a key holder floods the gateway. */
+const MAX_SEEN = 100_000;
+
+export class StateStoreError extends Error {
+  readonly code = 'DR_STATE_FILE';
+  constructor(message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'StateStoreError';
+  }
+}
+
+export class DrStateStore {
+  private readonly path: string;
+  private seen = new Map<string, number>();
+  private active = new Map<string, ActiveCommandRecord>();
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  /** Reads the file; a missing file is an empty state, a corrupt one is an error (never silently empty: that would re-open replays). */
+  load(): void {
+    let text: string;
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new StateStoreError(`DR state file ${this.path}: ${(err as Error).message}`, err);
+    }
+    let data: StateFile;
+    try {
+      data = JSON.parse(text) as StateFile;
+      if (data.version !== 1 || typeof data.seen !== 'object' || !Array.isArray(data.active)) throw new Error('unexpected shape');
+    } catch (err) {
+      throw new StateStoreError(`DR state file ${this.path} is corrupt: ${(err as Error).message}`, err);
+    }
+    this.seen = new Map(Object.entries(data.seen).filter((e): e is [string, number] => typeof e[1] === 'number'));
+    this.active = new Map(data.active.map((a) => [a.command_id, a]));
+  }
+
+  hasSeen(commandId: string, nowMs: number): boolean {
+    const until = this.seen.get(commandId);
+    return until !== undefined && until >= nowMs;
+  }
+
+  /** Records a command id and persists before returning: the id is durable before anything acts on it. */
+  markSeen(commandId: string, untilMs: number, nowMs: number): void {
+    this.prune(nowMs);
+    this.seen.set(commandId, untilMs);
+    this.save();
+  }
+
+  activeCommands(): ActiveCommandRecord[] {
+    return [...this.active.values()];
+  }
+
+  getActive(commandId: string): ActiveCommandRecord | undefined {
+    return this.active.get(commandId);
+  }
+
+  putActive(rec: ActiveCommandRecord): void {
+    this.active.set(rec.command_id, rec);
+    this.save();
+  }
+
+  removeActive(commandId: string): void {
+    if (this.active.delete(commandId)) this.save();
+  }
+
+  private prune(nowMs: number): void {
+    for (const [id, until] of this.seen) if (until < nowMs) this.seen.delete(id);
+    if (this.seen.size >= MAX_SEEN) {
+      // Forget the ids that expire soonest: they are the closest to being un-replayable anyway.
+      const sorted = [...this.seen.entries()].sort((a, b) => a[1] - b[1]);
+      for (const [id] of sorted.slice(0, this.seen.size - MAX_SEEN + 1)) this.seen.delete(id);
+    }
+  }
+
+  private save(): void {
+    const data: StateFile = { version: 1, seen: Object.fromEntries(this.seen), active: [...this.active.values()] };
+    const tmp = `${this.path}.${process.pid}.tmp`;
+    try {
+      mkdirSync(dirname(this.path), { recursive: true });
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeSync(fd, JSON.stringify(data));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.path);
+    } catch (err) {
+      throw new StateStoreError(`cannot write DR state file ${this.path}: ${(err as Error).message}`, err);
+    }
+  }
+}

@@ -19,6 +19,7 @@ export type ModbusErrorType =
   | 'malformed_response'              // short/garbled frame, wrong function code or byte count
   | 'unit_backed_off'                 // request refused locally: the unit is in backoff
   | 'rejected_write'                  // a write refused before the wire (bounds, never_write, undeclared)
+  | 'invalid_request'                 // (endpoint) address/count/unit id outside Modbus limits: a caller bug, never sent
   | 'closed';                         // the endpoint is shutting down
 
 export class ModbusError extends Error {

@@ -1,0 +1,55 @@
+// The one place that hands out endpoints: exactly one ModbusEndpoint (one TCP connection) per
+// host:port, shared by every unit id behind it, by the pollers and by demand-response writes.
+// Many devices accept only 1 to 4 connections (SolarEdge: one), so a second connection to the
+// same host:port is never opened, whichever part asks.
+import type { DeviceProfile } from '../config/profile-types.js';
+import type { DeviceConfig } from '../config/site-types.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import { ModbusEndpoint, type EndpointObserver, type EndpointOptions } from './endpoint.js';
+
+export interface EndpointPoolDeps {
+  clock: Clock;
+  logger: Logger;
+  observer?: EndpointObserver;
+}
+
+export type EndpointDefaults = Omit<EndpointOptions, 'host' | 'port'>;
+
+export class EndpointPool {
+  private readonly endpoints = new Map<string, ModbusEndpoint>();
+
+  constructor(private readonly deps: EndpointPoolDeps, private readonly defaults: EndpointDefaults = {}) {}
+
+  /** The shared endpoint for host:port, created on first use. */
+  get(host: string, port: number): ModbusEndpoint {
+    const key = `${host}:${port}`;
+    let ep = this.endpoints.get(key);
+    if (ep === undefined) {
+      ep = new ModbusEndpoint({ ...this.defaults, host, port }, this.deps);
+      this.endpoints.set(key, ep);
+    }
+    return ep;
+  }
+
+  /**
+   * The endpoint of a device, with its profile's quirks applied: per-unit timeout and request
+   * gap, and a pause after connect that is the longest any device behind this endpoint needs.
+   */
+  forDevice(device: Pick<DeviceConfig, 'host' | 'port' | 'unit_id'>, profile: Pick<DeviceProfile, 'quirks'>): ModbusEndpoint {
+    const ep = this.get(device.host, device.port);
+    ep.configureUnit(device.unit_id, { timeoutMs: profile.quirks.timeout_ms, requestGapMs: profile.quirks.request_gap_ms });
+    if (profile.quirks.connect_delay_ms > 0) ep.requireConnectDelay(profile.quirks.connect_delay_ms);
+    return ep;
+  }
+
+  all(): ModbusEndpoint[] {
+    return [...this.endpoints.values()];
+  }
+
+  async close(): Promise<void> {
+    const eps = [...this.endpoints.values()];
+    this.endpoints.clear();
+    await Promise.all(eps.map((e) => e.close()));
+  }
+}

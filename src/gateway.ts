@@ -1,0 +1,123 @@
+// The composition root: builds every part of the gateway from the validated site and hands each
+// exactly what it needs (config slice, Clock, Logger, Meter/Tracer). No part reads config or
+// environment on its own; nothing here is module-level. Start order (stop is the reverse):
+//   telemetry -> status -> meter ingest (MQTT) -> Modbus endpoints + pollers -> grid state -> alerts -> demand response
+// so on stop: DR persists its active commands first, alerts and grid stop, pollers stop, meter ingest
+// stops acknowledging (unacknowledged QoS 1 readings are redelivered by the broker), the status
+// endpoint closes, and telemetry flushes last so the parts' final figures are exported.
+import type { LoadedSite } from './config/site-types.js';
+import { GridState } from './grid/grid-state.js';
+import type { GridSampleSource } from './grid/sources.js';
+import { systemClock, type Clock } from './runtime/clock.js';
+import { Lifecycle, type Part, type StopReport } from './runtime/lifecycle.js';
+import { componentLogger, type Logger } from './runtime/logger.js';
+import { gatewayVersion } from './runtime/version.js';
+import { gridStatus, exporterStatus } from './status/adapters.js';
+import { gatherStatus, type StatusContext, type StatusProviders, type StatusReport } from './status/status-model.js';
+import { StatusServer } from './status/status-server.js';
+import { SPANS } from './telemetry/semconv.js';
+import { createTelemetry, type Telemetry, type TelemetryOptions } from './telemetry/setup.js';
+
+export interface GatewayOptions {
+  env: NodeJS.ProcessEnv;
+  logger: Logger;
+  clock?: Clock;
+  /** Overrides status.port of the site file (`--status-port`); 0 picks a free port. */
+  statusPort?: number;
+  /** Overrides status.host of the site file (`--status-host`). */
+  statusHost?: string;
+  /** Bound of the whole stop sequence (default 8 s). */
+  stopTimeoutMs?: number;
+  /** Extra metric readers / span processors on the gateway's providers (tests, the demo's summary). */
+  extraMetricReaders?: TelemetryOptions['extraMetricReaders'];
+  extraSpanProcessors?: TelemetryOptions['extraSpanProcessors'];
+}
+
+export interface Gateway {
+  readonly lifecycle: Lifecycle;
+  readonly telemetry: Telemetry;
+  readonly grid: GridState;
+  /** Starts every part in order; throws StartupError (already cleaned up) when one fails. */
+  start(): Promise<void>;
+  stop(): Promise<StopReport>;
+  status(): StatusReport;
+  /** The status page's URL once started (undefined when status is disabled). */
+  statusUrl(): string | undefined;
+}
+
+/** Wraps something with start/stop methods of another name as a Part. */
+function part(name: string, start: () => Promise<void>, stop: () => Promise<void>, status?: () => unknown): Part {
+  return status ? { name, start, stop, status } : { name, start, stop };
+}
+
+export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway {
+  const { site } = loaded;
+  const clock = opts.clock ?? systemClock;
+  const logger = opts.logger.child({ site: site.site.id });
+  const version = gatewayVersion();
+  const parts: Part[] = [];
+  const providers: StatusProviders = {};
+  const gridSources: GridSampleSource[] = [];
+
+  // --- 1. telemetry: first up, last down (its shutdown flushes what the others recorded) ---
+  const telemetry = createTelemetry({
+    config: site.telemetry,
+    site: site.site,
+    logger,
+    serviceVersion: version,
+    env: opts.env,
+    now: () => clock.now(),
+    spanRatios: site.mqtt?.meters ? { [SPANS.meterProcessReading]: site.mqtt.meters.reading_span_ratio } : {},
+    ...(opts.extraMetricReaders ? { extraMetricReaders: opts.extraMetricReaders } : {}),
+    ...(opts.extraSpanProcessors ? { extraSpanProcessors: opts.extraSpanProcessors } : {}),
+  });
+  parts.push(part('telemetry', async () => undefined, () => telemetry.shutdown(Math.min(5000, site.telemetry.export_timeout_ms + 1000))));
+  providers.exporter = () => exporterStatus(telemetry.settings, telemetry.exporterHealth());
+
+  // --- 2. status endpoint: early, so a technician sees start-up progress and which part failed ---
+  let statusServer: StatusServer | undefined;
+  let lifecycle: Lifecycle | undefined;
+  const context: StatusContext = {
+    site: { id: site.site.id, region: site.site.region, ...(site.site.name !== undefined ? { name: site.site.name } : {}) },
+    version,
+    now: () => clock.now(),
+    uptimeMs: () => lifecycle?.uptimeMs() ?? 0,
+    ready: () => lifecycle?.ready() ?? false,
+    parts: () => lifecycle?.health() ?? [],
+    providers,
+  };
+  if (site.status.enabled) {
+    statusServer = new StatusServer({
+      host: opts.statusHost ?? site.status.host,
+      port: opts.statusPort ?? site.status.port,
+      context,
+      logger: componentLogger(logger, 'status'),
+    });
+    parts.push(statusServer);
+  }
+
+  // --- 3. meter ingest over MQTT (issue 5): NOT WIRED YET -> `meters` shows as absent ---
+  // --- 4. Modbus endpoints + pollers (issue 4): NOT WIRED YET -> `devices` shows as absent ---
+
+  // --- 5. grid state: reads the pollers' snapshot and the meter power table ---
+  const grid = new GridState({
+    config: site.grid, site: site.site, sources: gridSources, meter: telemetry.meter, tracer: telemetry.tracer, clock, logger,
+  });
+  parts.push(grid);
+  providers.grid = () => gridStatus(grid.status(), site.site.nominal_frequency_hz, clock.now());
+
+  // --- 6. alerts (issue 3): NOT WIRED YET -> `alerts` shows as absent ---
+  // --- 7. demand response (issue 6): NOT WIRED YET -> `demand_response` shows as absent ---
+
+  lifecycle = new Lifecycle(parts, { logger, clock, ...(opts.stopTimeoutMs !== undefined ? { stopTimeoutMs: opts.stopTimeoutMs } : {}) });
+  const lc = lifecycle;
+  return {
+    lifecycle: lc,
+    telemetry,
+    grid,
+    start: () => lc.start(),
+    stop: () => lc.stop(),
+    status: () => gatherStatus(context),
+    statusUrl: () => statusServer?.url,
+  };
+}

@@ -76,14 +76,15 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
 
   // --- 2. status endpoint: early, so a technician sees start-up progress and which part failed ---
   let statusServer: StatusServer | undefined;
-  let lifecycle: Lifecycle | undefined;
+  // The status context is built before the lifecycle that it reports on: it reads it through this holder.
+  const holder: { lifecycle?: Lifecycle } = {};
   const context: StatusContext = {
     site: { id: site.site.id, region: site.site.region, ...(site.site.name !== undefined ? { name: site.site.name } : {}) },
     version,
     now: () => clock.now(),
-    uptimeMs: () => lifecycle?.uptimeMs() ?? 0,
-    ready: () => lifecycle?.ready() ?? false,
-    parts: () => lifecycle?.health() ?? [],
+    uptimeMs: () => holder.lifecycle?.uptimeMs() ?? 0,
+    ready: () => holder.lifecycle?.ready() ?? false,
+    parts: () => holder.lifecycle?.health() ?? [],
     providers,
   };
   if (site.status.enabled) {
@@ -109,8 +110,8 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   // --- 6. alerts (issue 3): NOT WIRED YET -> `alerts` shows as absent ---
   // --- 7. demand response (issue 6): NOT WIRED YET -> `demand_response` shows as absent ---
 
-  lifecycle = new Lifecycle(parts, { logger, clock, ...(opts.stopTimeoutMs !== undefined ? { stopTimeoutMs: opts.stopTimeoutMs } : {}) });
-  const lc = lifecycle;
+  const lc = new Lifecycle(parts, { logger, clock, ...(opts.stopTimeoutMs !== undefined ? { stopTimeoutMs: opts.stopTimeoutMs } : {}) });
+  holder.lifecycle = lc;
   return {
     lifecycle: lc,
     telemetry,

@@ -1,0 +1,101 @@
+// Counters behind MeterIngest.status(): what the runtime's status page and the CLI show. The
+// OTel metrics are the exported truth; these are the same counts, readable without a collector.
+import type { Clock } from '../runtime/clock.js';
+import type { DroppedReading } from './ingest-telemetry.js';
+import type { ValidReading } from './types.js';
+
+export interface MeterIngestStatus {
+  connected: boolean;
+  subscribed: boolean;
+  /** True once a probe message came back through the broker after the latest (re)subscribe. */
+  flow_confirmed: boolean;
+  reconnects: number;
+  messages: number;
+  readings_ingested: number;
+  readings_dropped: number;
+  drops_by_reason: Record<string, number>;
+  /** Readings handed off per second over the last 10 s. */
+  ingest_rate_per_s: number;
+  drop_rate_per_s: number;
+  /** ms since the last meter message arrived; undefined before the first. */
+  last_message_age_ms: number | undefined;
+  /** Readings received but not yet handed off (their messages are not acknowledged yet). */
+  queued_readings: number;
+  /** PUBACKs not sent because the connection changed before hand-off (the broker redelivers). */
+  stale_acks: number;
+  sink_errors: number;
+  meters_tracked: number;
+}
+
+const WINDOW_S = 10;
+
+export class IngestStats {
+  private messages = 0;
+  private ingested = 0;
+  private dropped = 0;
+  private readonly byReason: Record<string, number> = {};
+  private lastMessageAt: number | undefined;
+  private staleAcks = 0;
+  private sinkErrors = 0;
+  private isSubscribed = false;
+  private flowOk = false;
+  // Per-second buckets of [ingested, dropped] for the rates.
+  private readonly buckets: Array<{ second: number; ingested: number; dropped: number }> = [];
+
+  constructor(private readonly clock: Clock) {}
+
+  message(nowMs: number): void {
+    this.messages++;
+    this.lastMessageAt = nowMs;
+  }
+
+  batch(readings: readonly ValidReading[], rejections: readonly DroppedReading[], staleAcks: number): void {
+    this.ingested += readings.length;
+    this.dropped += rejections.length;
+    for (const d of rejections) this.byReason[d.error_type] = (this.byReason[d.error_type] ?? 0) + 1;
+    this.staleAcks += staleAcks;
+    const second = Math.floor(this.clock.monotonic() / 1000);
+    let b = this.buckets[this.buckets.length - 1];
+    if (b === undefined || b.second !== second) {
+      b = { second, ingested: 0, dropped: 0 };
+      this.buckets.push(b);
+      while (this.buckets.length > WINDOW_S + 1) this.buckets.shift();
+    }
+    b.ingested += readings.length;
+    b.dropped += rejections.length;
+  }
+
+  sinkError(): void { this.sinkErrors++; }
+  subscribed(ok: boolean): void { this.isSubscribed = ok; }
+  flowConfirmed(_nowMs: number): void { this.flowOk = true; }
+  flowUnconfirmed(): void { this.flowOk = false; }
+
+  snapshot(live: { connected: boolean; reconnects: number; queuedReadings: number; meters: number }): MeterIngestStatus {
+    const nowSecond = Math.floor(this.clock.monotonic() / 1000);
+    let ing = 0;
+    let drop = 0;
+    for (const b of this.buckets) {
+      if (b.second > nowSecond - WINDOW_S && b.second <= nowSecond) {
+        ing += b.ingested;
+        drop += b.dropped;
+      }
+    }
+    return {
+      connected: live.connected,
+      subscribed: this.isSubscribed && live.connected,
+      flow_confirmed: this.flowOk && live.connected,
+      reconnects: live.reconnects,
+      messages: this.messages,
+      readings_ingested: this.ingested,
+      readings_dropped: this.dropped,
+      drops_by_reason: { ...this.byReason },
+      ingest_rate_per_s: ing / WINDOW_S,
+      drop_rate_per_s: drop / WINDOW_S,
+      last_message_age_ms: this.lastMessageAt === undefined ? undefined : Math.max(0, this.clock.now() - this.lastMessageAt),
+      queued_readings: live.queuedReadings,
+      stale_acks: this.staleAcks,
+      sink_errors: this.sinkErrors,
+      meters_tracked: live.meters,
+    };
+  }
+}

@@ -1,0 +1,26 @@
+// The shapes that leave the meter ingest: a validated reading and the hand-off target.
+
+/** One reading that passed validation and deduplication. Timestamps are normalised to epoch ms. */
+export interface ValidReading {
+  meter_id: string;
+  region: string;
+  /** The reading's own time, epoch ms (from epoch s, epoch ms or RFC 3339 in the payload). */
+  timestamp_ms: number;
+  kwh: number;
+  voltage: number;
+  current: number;
+  power_factor: number;
+  /** Instantaneous active power in W: the payload's `power_w` / `power` field, else V x I x PF. */
+  power_w: number;
+  /** Monotonic ms when the MQTT message carrying it arrived (for ingestion latency). */
+  arrived_at: number;
+}
+
+/**
+ * Where readings are handed on. The at-least-once boundary: a QoS 1 message is acknowledged to the
+ * broker only after `write()` resolved for every reading it carried. A rejected write is retried
+ * (the message stays unacknowledged meanwhile), so a sink must tolerate seeing a batch twice.
+ */
+export interface ReadingSink {
+  write(batch: readonly ValidReading[]): Promise<void>;
+}

@@ -1,0 +1,185 @@
+// Payload parsing and per-reading validation: pure functions, no state. Every way a payload can be
+// wrong maps to exactly one error_type, which becomes the `error_type` attribute of
+// ems.meter.readings_dropped. Stateful checks (duplicate, kwh decreasing) live in meter-state.ts.
+import { regionFromTopic } from '../mqtt/topics.js';
+import type { ValidReading } from './types.js';
+
+/** Every reason a reading is dropped. Stable: dashboards and alerts group by these. */
+export const METER_ERROR_TYPES = [
+  'payload_too_large', // the MQTT payload is larger than max_payload_bytes (counted once, not parsed)
+  'malformed_json',    // not valid JSON (also invalid UTF-8 that breaks JSON)
+  'not_object',        // JSON, but the payload (or an array element) is not an object
+  'empty_batch',       // an empty array: nothing to ingest, counted so the publisher's bug is visible
+  'missing_field',     // a required field is absent or null
+  'wrong_type',        // a field has the wrong JSON type (e.g. kwh as a string)
+  'invalid_meter_id',  // meter_id empty, longer than 128 characters or with control characters
+  'non_finite',        // a number overflowed to Infinity (e.g. 1e400)
+  'out_of_range',      // voltage, current, power, kwh or power_factor outside its physical range
+  'invalid_timestamp', // a timestamp string that is not RFC 3339, or a number <= 0 / beyond year 9999
+  'future_timestamp',  // timestamp later than now + future_skew_ms
+  'unknown_region',    // the region is not one of the site's regions (or not a plain name)
+  'duplicate',         // same meter_id and timestamp as a reading accepted within dedupe_window_ms
+  'kwh_decreasing',    // kwh lower than the meter's latest reading with an earlier timestamp
+] as const;
+export type MeterErrorType = (typeof METER_ERROR_TYPES)[number];
+
+/** Physical bounds; outside them a value is a publisher fault, not a measurement. */
+export const RANGES = {
+  voltage: [0, 1_000_000],          // V
+  current: [-100_000, 100_000],     // A (sign = direction for meters that report it that way)
+  power_factor: [-1, 1],
+  kwh: [0, 1e12],                   // kWh register, never negative
+  power_w: [-1e10, 1e10],           // W
+} as const satisfies Record<string, readonly [number, number]>;
+
+/**
+ * Numbers below this are epoch seconds, at or above it epoch milliseconds. 1e11 s is the year 5138
+ * and 1e11 ms is March 1973: no real meter clock sits on the wrong side of either.
+ */
+export const EPOCH_MS_THRESHOLD = 1e11;
+const MAX_TIMESTAMP_MS = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+const REGION_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+export const UNKNOWN_REGION = 'unknown';
+
+export interface Rejection {
+  error_type: MeterErrorType;
+  /** A known region (payload or topic) or `unknown`: safe as a metric attribute. */
+  region: string;
+  meter_id?: string;
+  /** What was wrong, quoting the field: for the rate-limited log line and the reading span. */
+  detail: string;
+}
+
+export interface ValidationContext {
+  /** Known regions; empty = any plain region name is accepted. */
+  regions: ReadonlySet<string>;
+  regionTopicLevel: number | undefined;
+  maxPayloadBytes: number;
+  futureSkewMs: number;
+}
+
+export interface ParseResult {
+  readings: ValidReading[];
+  rejections: Rejection[];
+}
+
+function knownRegion(ctx: ValidationContext, region: unknown): string | undefined {
+  if (typeof region !== 'string') return undefined;
+  if (ctx.regions.size > 0) return ctx.regions.has(region) ? region : undefined;
+  return REGION_NAME.test(region) ? region : undefined;
+}
+
+/** Parses a timestamp to epoch ms, or returns the error type. */
+export function parseTimestamp(value: unknown): number | MeterErrorType {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return 'non_finite';
+    if (value <= 0) return 'invalid_timestamp';
+    const ms = value < EPOCH_MS_THRESHOLD ? value * 1000 : value;
+    return ms > MAX_TIMESTAMP_MS ? 'invalid_timestamp' : ms;
+  }
+  if (typeof value === 'string') {
+    if (!RFC3339.test(value)) return 'invalid_timestamp';
+    const ms = Date.parse(value.replace(' ', 'T'));
+    return Number.isFinite(ms) && ms > 0 ? ms : 'invalid_timestamp';
+  }
+  return value === undefined || value === null ? 'missing_field' : 'wrong_type';
+}
+
+type NumberField = 'kwh' | 'voltage' | 'current' | 'power_factor';
+const NUMBER_FIELDS: readonly NumberField[] = ['kwh', 'voltage', 'current', 'power_factor'];
+
+function checkNumber(obj: Record<string, unknown>, field: keyof typeof RANGES): number | [MeterErrorType, string] {
+  const v = obj[field];
+  if (v === undefined || v === null) return ['missing_field', `${field} is missing`];
+  if (typeof v !== 'number') return ['wrong_type', `${field} is ${JSON.stringify(v)}, not a number`];
+  if (!Number.isFinite(v)) return ['non_finite', `${field} is not finite`];
+  const [lo, hi] = RANGES[field];
+  if (v < lo || v > hi) return ['out_of_range', `${field} ${v} outside [${lo}, ${hi}]`];
+  return v;
+}
+
+/** Validates one decoded reading object. */
+export function validateReading(
+  value: unknown, topicRegion: string | undefined, ctx: ValidationContext, nowMs: number, arrivedAt: number,
+): ValidReading | Rejection {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { error_type: 'not_object', region: knownRegion(ctx, topicRegion) ?? UNKNOWN_REGION, detail: 'reading is not a JSON object' };
+  }
+  const obj = value as Record<string, unknown>;
+  // Region first: every later rejection is attributed to it when it is a known one.
+  const rawRegion = obj['region'] ?? topicRegion;
+  const region = knownRegion(ctx, rawRegion);
+  const attrRegion = region ?? knownRegion(ctx, topicRegion) ?? UNKNOWN_REGION;
+  const mid = obj['meter_id'];
+  const meterId = typeof mid === 'string' ? mid : undefined;
+  const reject = (error_type: MeterErrorType, detail: string): Rejection =>
+    meterId !== undefined ? { error_type, region: attrRegion, meter_id: meterId, detail } : { error_type, region: attrRegion, detail };
+
+  if (mid === undefined || mid === null) return reject('missing_field', 'meter_id is missing');
+  if (meterId === undefined) return reject('wrong_type', `meter_id is ${JSON.stringify(mid)}, not a string`);
+  if (meterId.length === 0 || meterId.length > 128 || CONTROL_CHARS.test(meterId)) {
+    return reject('invalid_meter_id', `meter_id ${JSON.stringify(meterId.slice(0, 140))} is empty, too long or has control characters`);
+  }
+  const ts = parseTimestamp(obj['timestamp']);
+  if (typeof ts === 'string') return reject(ts, `timestamp ${JSON.stringify(obj['timestamp']) ?? 'undefined'}: ${ts}`);
+  const nums: Record<NumberField, number> = { kwh: 0, voltage: 0, current: 0, power_factor: 0 };
+  for (const f of NUMBER_FIELDS) {
+    const r = checkNumber(obj, f);
+    if (typeof r !== 'number') return reject(r[0], r[1]);
+    nums[f] = r;
+  }
+  let power = nums.voltage * nums.current * nums.power_factor;
+  const powerField = obj['power_w'] !== undefined ? 'power_w' : obj['power'] !== undefined ? 'power' : undefined;
+  if (powerField !== undefined && obj[powerField] !== null) {
+    const r = checkNumber({ power_w: obj[powerField] }, 'power_w');
+    if (typeof r !== 'number') return reject(r[0], r[1].replace('power_w', powerField));
+    power = r;
+  }
+  if (rawRegion === undefined || rawRegion === null) return reject('missing_field', 'region is missing (payload and topic)');
+  if (typeof rawRegion !== 'string') return reject('wrong_type', `region is ${JSON.stringify(rawRegion)}, not a string`);
+  if (region === undefined) return reject('unknown_region', `region ${JSON.stringify(rawRegion.slice(0, 80))} is not a site region`);
+  if (ts > nowMs + ctx.futureSkewMs) return reject('future_timestamp', `timestamp ${new Date(ts).toISOString()} is ahead of now by more than ${ctx.futureSkewMs} ms`);
+  return {
+    meter_id: meterId, region, timestamp_ms: ts, kwh: nums.kwh, voltage: nums.voltage, current: nums.current,
+    power_factor: nums.power_factor, power_w: power, arrived_at: arrivedAt,
+  };
+}
+
+/** Parses one MQTT payload (one reading or an array of readings) into readings and rejections. */
+export function parsePayload(
+  payload: Buffer, topic: string, ctx: ValidationContext, nowMs: number, arrivedAt: number, out: ParseResult,
+): void {
+  const topicRegionRaw = regionFromTopic(topic, ctx.regionTopicLevel);
+  const topicRegion = knownRegion(ctx, topicRegionRaw);
+  if (payload.length > ctx.maxPayloadBytes) {
+    out.rejections.push({ error_type: 'payload_too_large', region: topicRegion ?? UNKNOWN_REGION, detail: `payload of ${payload.length} bytes exceeds ${ctx.maxPayloadBytes}` });
+    return;
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(payload.toString('utf8'));
+  } catch (err) {
+    out.rejections.push({ error_type: 'malformed_json', region: topicRegion ?? UNKNOWN_REGION, detail: (err as Error).message.slice(0, 200) });
+    return;
+  }
+  // A topic region that is not a known one still counts as given: the payload may not override it
+  // with nothing, and validateReading reports it as unknown_region.
+  const fallbackRegion = topicRegion ?? topicRegionRaw;
+  if (Array.isArray(doc)) {
+    if (doc.length === 0) {
+      out.rejections.push({ error_type: 'empty_batch', region: topicRegion ?? UNKNOWN_REGION, detail: 'empty array of readings' });
+      return;
+    }
+    for (const item of doc) push(out, validateReading(item, fallbackRegion, ctx, nowMs, arrivedAt));
+    return;
+  }
+  push(out, validateReading(doc, fallbackRegion, ctx, nowMs, arrivedAt));
+}
+
+function push(out: ParseResult, r: ValidReading | Rejection): void {
+  if ('error_type' in r) out.rejections.push(r);
+  else out.readings.push(r);
+}

@@ -1,0 +1,164 @@
+// Connection supervision for every MQTT client of the gateway: connect, reconnect with full-jitter
+// exponential backoff (mqtt.js only knows a fixed reconnectPeriod), a connection generation per
+// CONNACK, and application-controlled QoS 1 acknowledgements that do not stall the packet pump.
+import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient, type Store } from 'mqtt';
+import type { MqttConfig } from '../config/site-types.js';
+import { backoffDelay, type Clock, type ClockTimer } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import { mqttClientOptions, type MqttClientOptionOverrides } from './options.js';
+
+/** Identifies one received QoS 1 message on one network connection, for a later PUBACK. */
+export interface AckToken {
+  readonly generation: number;
+  readonly messageId: number;
+}
+
+/**
+ * Receives each PUBLISH. `token` is set for QoS 1: pass it to `MqttConnection.ack()` once the message
+ * is handed on. `next()` lets mqtt.js parse the next packet: call it as soon as the message is
+ * queued (or later, to apply backpressure). It must be called exactly once.
+ */
+export type MessageHandler = (packet: IPublishPacket, token: AckToken | undefined, next: () => void) => void;
+
+export interface ConnectEvent {
+  generation: number;
+  sessionPresent: boolean;
+  connack: IConnackPacket;
+}
+
+export interface MqttConnectionDeps extends MqttClientOptionOverrides {
+  cfg: MqttConfig;
+  clock: Clock;
+  logger: Logger;
+  random?: () => number;
+  /** For tests: how the mqtt.js client is created (default `mqtt.connect`). */
+  createClient?: (url: string, options: IClientOptions) => MqttClient;
+}
+
+// mqtt.js sends the PUBACK from the callback of handleMessage, and handles the next inbound packet
+// only after that. Calling the callback with an error skips the PUBACK but lets the pump go on
+// (mqtt 5.16 handlers/publish.js); the PUBACK is then sent later through `_sendPacket`.
+const SKIP_PUBACK = new Error('ems: PUBACK deferred until hand-off');
+
+interface PacketSender {
+  _sendPacket(packet: { cmd: 'puback'; messageId: number; reasonCode?: number }, cb?: (err?: Error) => void): void;
+}
+
+export class MqttConnection {
+  private client: MqttClient | undefined;
+  private generationCounter = 0;
+  private attempt = 0;
+  private reconnectTimer: ClockTimer | undefined;
+  private stopping = false;
+  private readonly connectListeners: Array<(ev: ConnectEvent) => void> = [];
+  private messageHandler: MessageHandler | undefined;
+  private lastErrorLogMs = -Infinity;
+  private connectedSinceMs: number | undefined;
+  reconnects = 0;
+
+  constructor(private readonly deps: MqttConnectionDeps) {}
+
+  get generation(): number { return this.generationCounter; }
+  get connected(): boolean { return this.client?.connected === true; }
+  get mqttClient(): MqttClient | undefined { return this.client; }
+  /** Wall-clock ms of the current connection's CONNACK, undefined while disconnected. */
+  get connectedSince(): number | undefined { return this.connectedSinceMs; }
+
+  /** Called after every successful CONNACK (first connect and each reconnect). */
+  onConnect(listener: (ev: ConnectEvent) => void): void { this.connectListeners.push(listener); }
+
+  /** Replaces mqtt.js's inbound handling; set before start(). */
+  setMessageHandler(handler: MessageHandler): void { this.messageHandler = handler; }
+
+  start(): void {
+    if (this.client) return;
+    this.stopping = false;
+    const { cfg } = this.deps;
+    const options = mqttClientOptions(cfg, this.deps);
+    const create = this.deps.createClient ?? ((url: string, o: IClientOptions) => mqtt.connect(url, o));
+    const client = create(cfg.url, options);
+    this.client = client;
+    client.handleMessage = (packet, callback) => this.dispatch(packet, callback);
+    client.on('connect', (connack) => {
+      this.generationCounter++;
+      this.attempt = 0;
+      this.connectedSinceMs = this.deps.clock.now();
+      const ev: ConnectEvent = { generation: this.generationCounter, sessionPresent: connack.sessionPresent, connack };
+      this.deps.logger.info({ generation: ev.generation, session_present: ev.sessionPresent }, 'mqtt connected');
+      for (const l of this.connectListeners) {
+        try { l(ev); } catch (err) { this.deps.logger.error({ err }, 'mqtt connect listener failed'); }
+      }
+    });
+    client.on('close', () => {
+      this.connectedSinceMs = undefined;
+      this.scheduleReconnect();
+    });
+    client.on('error', (err) => {
+      // Rate-limited: a broker refusing us every backoff step must not flood the log.
+      const now = this.deps.clock.monotonic();
+      if (now - this.lastErrorLogMs > 10_000) {
+        this.lastErrorLogMs = now;
+        this.deps.logger.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error');
+      }
+    });
+  }
+
+  /** Sends the PUBACK for `token`; false when its connection is gone (the broker will redeliver). */
+  ack(token: AckToken): boolean {
+    const client = this.client;
+    if (!client || !client.connected || token.generation !== this.generationCounter) return false;
+    (client as unknown as PacketSender)._sendPacket({ cmd: 'puback', messageId: token.messageId, reasonCode: 0 });
+    return true;
+  }
+
+  /** Drops the network connection now (as a crash would) and reconnects with backoff. */
+  dropConnection(): void {
+    this.client?.stream?.destroy();
+  }
+
+  async stop(opts: { force?: boolean } = {}): Promise<void> {
+    this.stopping = true;
+    if (this.reconnectTimer !== undefined) this.deps.clock.clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => { client.end(true, () => resolve()); }, 2000);
+      client.end(opts.force === true, () => { clearTimeout(t); resolve(); });
+    });
+  }
+
+  private dispatch(packet: IPublishPacket, callback: (err?: Error) => void): void {
+    const handler = this.messageHandler;
+    if (!handler || packet.qos !== 1 || packet.messageId === undefined) {
+      // QoS 0 (nothing to ack) and QoS 2 (never requested: subscriptions ask for QoS <= 1).
+      if (handler) handler(packet, undefined, () => callback());
+      else callback();
+      return;
+    }
+    const token: AckToken = { generation: this.generationCounter, messageId: packet.messageId };
+    let called = false;
+    handler(packet, token, () => {
+      if (called) return;
+      called = true;
+      callback(SKIP_PUBACK);
+    });
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopping || this.reconnectTimer !== undefined || !this.client) return;
+    const { cfg, clock, random } = this.deps;
+    const span = Math.max(0, cfg.reconnect_max_ms - cfg.reconnect_min_ms);
+    const delay = cfg.reconnect_min_ms + backoffDelay(this.attempt, cfg.reconnect_min_ms, span, random);
+    this.attempt++;
+    this.reconnectTimer = clock.setTimeout(() => {
+      this.reconnectTimer = undefined;
+      const client = this.client;
+      if (this.stopping || !client || client.connected) return;
+      this.reconnects++;
+      // Keep the stores: QoS 1 publishes of this client (e.g. DR acks) still in flight are resent.
+      client.reconnect({ incomingStore: client.incomingStore as Store, outgoingStore: client.outgoingStore as Store });
+    }, delay);
+  }
+}

@@ -24,6 +24,7 @@ export const METRICS = {
   modbusStrayResponses: 'ems.modbus.stray_responses',              // counter {endpoint} (gateway)
   modbusPollCycleDuration: 'ems.modbus.poll.cycle_duration_ms',    // histogram ms {device_id} (gateway)
   modbusPollOverruns: 'ems.modbus.poll.overruns',                  // counter {device_id} (gateway)
+  modbusMalformedFrames: 'ems.modbus.malformed_frames',            // counter {endpoint} (gateway): bytes no request could own
   exportFailures: 'ems.telemetry.export_failures',                 // counter {signal} (gateway)
   alertFiring: 'ems.alert.firing',                                 // gauge 0/1 {alert} (gateway)
 } as const;
@@ -46,7 +47,16 @@ export const METRIC_UNITS = {
   drCommands: '{command}',
   gridSourcesContributing: '{source}',
   exportFailures: '{export}',
-  alertFiring: '1',
+  modbusRequestDuration: 'ms',
+  modbusRequests: '{request}',
+  modbusErrors: '{error}',
+  modbusDeviceUp: '{up}',           // not '1': the Prometheus exporter would append _ratio
+  modbusBytes: 'By',
+  modbusStrayResponses: '{response}',
+  modbusPollCycleDuration: 'ms',
+  modbusPollOverruns: '{cycle}',
+  modbusMalformedFrames: '{frame}',
+  alertFiring: '{alert}',   // not '1': the Prometheus exporter would append _ratio to a gauge with unit 1
 } as const satisfies Partial<Record<keyof typeof METRICS, string>>;
 
 /**

@@ -60,12 +60,13 @@ export const METRIC_UNITS = {
 } as const satisfies Partial<Record<keyof typeof METRICS, string>>;
 
 /**
- * Values of the `outcome` attribute of METRICS.drControllerCommands, one increment per controller
- * command of a DR send. The ack-rate alert is acknowledged / (acknowledged + not_acknowledged).
+ * `outcome` values of METRICS.drControllerCommands that the ack-rate alert singles out (the full
+ * set is ControllerOutcome in src/demand-response/executor.ts). Ack rate =
+ * outcome="acknowledged" / every outcome except "dry_run" (a dry run writes nothing to acknowledge).
  */
 export const DR_OUTCOMES = {
-  acknowledged: 'acknowledged',         // written and read back as commanded
-  notAcknowledged: 'not_acknowledged',  // write or read-back failed, mismatched, or timed out
+  acknowledged: 'acknowledged',
+  dryRun: 'dry_run',
 } as const;
 
 export const SPANS = {

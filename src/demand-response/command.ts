@@ -119,7 +119,6 @@ function field<T>(obj: Record<string, unknown>, key: string, check: (v: unknown)
 }
 
 const isString = (v: unknown): v is string => typeof v === 'string';
-const isNumber = (v: unknown): v is number => typeof v === 'number';
 
 export function parseTime(key: string, v: string): number {
   const ms = RFC3339_RE.test(v) ? Date.parse(v) : NaN;
@@ -158,12 +157,14 @@ export function parseCommand(text: string): DrCommand {
   };
   if (cmd.type === 'curtail') {
     // JSON cannot carry NaN/Infinity, but a hand-made parser upstream might send them as strings.
-    const r = field(raw, 'reduction_mw', isNumber, 'a number');
-    if (!Number.isFinite(r) || r <= 0 || r > LIMITS.maxReductionMw) {
+    const r = raw['reduction_mw'];
+    if (r === undefined) throw new CommandRejection('invalid_command', 'missing field "reduction_mw"');
+    if (typeof r !== 'number' || !Number.isFinite(r) || r <= 0 || r > LIMITS.maxReductionMw) {
       throw new CommandRejection('invalid_reduction', `"reduction_mw" must be > 0 and <= ${LIMITS.maxReductionMw}, got ${quote(r)}`);
     }
-    const d = field(raw, 'duration_minutes', isNumber, 'a number');
-    if (!Number.isFinite(d) || d <= 0 || d > LIMITS.maxDurationMinutes) {
+    const d = raw['duration_minutes'];
+    if (d === undefined) throw new CommandRejection('invalid_command', 'missing field "duration_minutes"');
+    if (typeof d !== 'number' || !Number.isFinite(d) || d <= 0 || d > LIMITS.maxDurationMinutes) {
       throw new CommandRejection('invalid_duration', `"duration_minutes" must be > 0 and <= ${LIMITS.maxDurationMinutes}, got ${quote(d)}`);
     }
     cmd.reduction_mw = r;

@@ -54,5 +54,5 @@ export const HOSTILE: HostileCase[] = [
   { name: 'malformed JSON', reason: 'malformed_json', message: () => ({ payload: Buffer.from('{"command": "x", "signature": ') }) },
   { name: 'signed text is not JSON', reason: 'malformed_json', message: () => ({ payload: signedText('curtail zone-a 5 MW please') }) },
   { name: 'envelope is an array', reason: 'invalid_envelope', message: () => ({ payload: Buffer.from('[1,2,3]') }) },
-  { name: 'command is an object, not signed text', reason: 'invalid_envelope', message: (now) => ({ payload: Buffer.from(JSON.stringify({ command: { type: 'curtail' }, signature: 'AAAA' })) }) },
+  { name: 'command is an object, not signed text', reason: 'invalid_envelope', message: () => ({ payload: Buffer.from(JSON.stringify({ command: { type: 'curtail' }, signature: 'AAAA' })) }) },
 ];

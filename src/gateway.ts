@@ -6,13 +6,16 @@
 // stops acknowledging (unacknowledged QoS 1 readings are redelivered by the broker), the status
 // endpoint closes, and telemetry flushes last so the parts' final figures are exported.
 import type { LoadedSite } from './config/site-types.js';
+import { DemandResponseService } from './demand-response/service.js';
 import { GridState } from './grid/grid-state.js';
 import type { GridSampleSource } from './grid/sources.js';
 import { systemClock, type Clock } from './runtime/clock.js';
 import { Lifecycle, type Part, type StopReport } from './runtime/lifecycle.js';
 import { componentLogger, type Logger } from './runtime/logger.js';
 import { gatewayVersion } from './runtime/version.js';
-import { gridStatus, exporterStatus } from './status/adapters.js';
+import { MeterIngest } from './meters/ingest.js';
+import { EndpointPool } from './modbus/endpoint-pool.js';
+import { DrTally, drStatus, exporterStatus, gridStatus, meterStatus } from './status/adapters.js';
 import { gatherStatus, type StatusContext, type StatusProviders, type StatusReport } from './status/status-model.js';
 import { StatusServer } from './status/status-server.js';
 import { SPANS } from './telemetry/semconv.js';
@@ -37,6 +40,9 @@ export interface Gateway {
   readonly lifecycle: Lifecycle;
   readonly telemetry: Telemetry;
   readonly grid: GridState;
+  readonly meters: MeterIngest | undefined;
+  readonly demandResponse: DemandResponseService | undefined;
+  readonly endpoints: EndpointPool;
   /** Starts every part in order; throws StartupError (already cleaned up) when one fails. */
   start(): Promise<void>;
   stop(): Promise<StopReport>;
@@ -97,8 +103,25 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     parts.push(statusServer);
   }
 
-  // --- 3. meter ingest over MQTT (issue 5): NOT WIRED YET -> `meters` shows as absent ---
-  // --- 4. Modbus endpoints + pollers (issue 4): NOT WIRED YET -> `devices` shows as absent ---
+  // --- 3. meter ingest over MQTT: only when the site has mqtt.meters ---
+  let meters: MeterIngest | undefined;
+  if (site.mqtt?.meters) {
+    const ingest = new MeterIngest({ mqtt: site.mqtt, clock, logger, meter: telemetry.meter, tracer: telemetry.tracer });
+    meters = ingest;
+    gridSources.push(ingest);
+    parts.push(part('meters', async () => ingest.start(), () => ingest.stop({ drainTimeoutMs: 4000 })));
+    providers.meters = () => meterStatus(ingest.status());
+  }
+
+  // --- 4. Modbus: one endpoint per host:port shared by pollers and DR writes ---
+  const pool = new EndpointPool({ clock, logger: componentLogger(logger, 'modbus') });
+  const enabledDevices = site.devices.filter((d) => d.enabled);
+  const endpointOf = (d: (typeof site.devices)[number]): ReturnType<EndpointPool['forDevice']> | undefined => {
+    const profile = loaded.profiles.get(d.profile);
+    return profile && d.enabled ? pool.forDevice(d, profile) : undefined;
+  };
+  // Pollers (issue 4, PollerSet): NOT WIRED YET -> `devices` shows as absent and the grid has no device inputs.
+  if (enabledDevices.length > 0) parts.push(part('modbus', async () => undefined, () => pool.close()));
 
   // --- 5. grid state: reads the pollers' snapshot and the meter power table ---
   const grid = new GridState({
@@ -108,7 +131,18 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   providers.grid = () => gridStatus(grid.status(), site.site.nominal_frequency_hz, clock.now());
 
   // --- 6. alerts (issue 3): NOT WIRED YET -> `alerts` shows as absent ---
-  // --- 7. demand response (issue 6): NOT WIRED YET -> `demand_response` shows as absent ---
+  // --- 7. demand response: only when the site has mqtt.demand_response ---
+  let dr: DemandResponseService | undefined;
+  if (site.mqtt?.demand_response) {
+    const tally = new DrTally();
+    const service = new DemandResponseService({
+      config: site.mqtt.demand_response, mqtt: site.mqtt, site, profiles: loaded.profiles, endpoints: endpointOf,
+      meter: telemetry.meter, tracer: telemetry.tracer, clock, logger, onAck: (ack) => tally.record(ack),
+    });
+    dr = service;
+    parts.push(part('demand-response', () => service.start(), () => service.stop()));
+    providers.demand_response = () => drStatus(service.status(), tally);
+  }
 
   const lc = new Lifecycle(parts, { logger, clock, ...(opts.stopTimeoutMs !== undefined ? { stopTimeoutMs: opts.stopTimeoutMs } : {}) });
   holder.lifecycle = lc;
@@ -116,6 +150,9 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     lifecycle: lc,
     telemetry,
     grid,
+    meters,
+    demandResponse: dr,
+    endpoints: pool,
     start: () => lc.start(),
     stop: () => lc.stop(),
     status: () => gatherStatus(context),

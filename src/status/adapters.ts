@@ -1,10 +1,13 @@
 // Adapters from each part's own status() shape to the status endpoint's sections (status-model.ts).
 // They live here, not in the parts, so a part's internal snapshot can change without the page
 // changing, and the page's JSON stays one documented shape.
+import type { DrAck } from '../demand-response/ack.js';
+import type { DemandResponseStatus } from '../demand-response/service.js';
 import type { GridSnapshot } from '../grid/grid-state.js';
+import type { MeterIngestStatus } from '../meters/ingest-stats.js';
 import type { ExporterHealth } from '../telemetry/export-health.js';
 import type { TelemetrySettings } from '../telemetry/settings.js';
-import type { ExporterStatus, GridStatus } from './status-model.js';
+import type { DrStatus, ExporterStatus, GridStatus, MeterStatus } from './status-model.js';
 
 export function gridStatus(snap: GridSnapshot | undefined, nominalHz: number, nowMs: number): GridStatus {
   if (!snap) return { frequency_hz: null, nominal_frequency_hz: nominalHz, generation_mw: null, load_mw: null, updated_age_s: null };
@@ -33,5 +36,51 @@ export function exporterStatus(settings: TelemetrySettings, health: ExporterHeal
     healthy: !enabled || !known ? null : !failing,
     failures_total: health.metrics.failures + health.traces.failures,
     ...(failing && lastError !== undefined ? { last_error: lastError } : {}),
+  };
+}
+
+/** Turns the meter ingest's own counters into the page's section. */
+export function meterStatus(s: MeterIngestStatus): MeterStatus {
+  return {
+    connected: s.connected,
+    readings_per_s: s.ingest_rate_per_s,
+    ingested_total: s.readings_ingested,
+    dropped_total: s.readings_dropped,
+    dropped_by_reason: { ...s.drops_by_reason },
+    meters_seen: s.meters_tracked,
+  };
+}
+
+/** Counts DR outcomes from the acks the service publishes (the service's status has no ack rate). */
+export class DrTally {
+  commands = 0;
+  rejected = 0;
+  controllers = 0;
+  acknowledged = 0;
+
+  record(ack: DrAck): void {
+    if (ack.status === 'accepted') this.commands += 1;
+    else if (ack.status === 'rejected') {
+      this.commands += 1;
+      this.rejected += 1;
+    } else if (!ack.dry_run && (ack.status === 'completed' || ack.status === 'reasserted')) {
+      this.controllers += ack.controller_count;
+      this.acknowledged += ack.ack_count;
+    }
+  }
+
+  ackRate(): number | null {
+    return this.controllers === 0 ? null : this.acknowledged / this.controllers;
+  }
+}
+
+export function drStatus(s: DemandResponseStatus, tally: DrTally): DrStatus {
+  return {
+    active: s.active.map((a) => ({
+      command_id: a.command_id, zone: a.zone, reduction_mw: a.reduction_mw, ends_at_ms: Date.parse(a.ends_at), controllers: a.controllers,
+    })),
+    ack_rate: tally.ackRate(),
+    commands_total: tally.commands,
+    rejected_total: tally.rejected,
   };
 }

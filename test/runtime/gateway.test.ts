@@ -46,3 +46,43 @@ describe('composition root', () => {
     expect(gw.lifecycle.health().find((h) => h.name === 'telemetry')?.state).toBe('stopped');
   });
 });
+
+describe('composition root with meters over MQTT', () => {
+  it('ingests a reading through the embedded broker and reports it on /status; stop leaves nothing running', async () => {
+    const { startEmbeddedBroker } = await import('../../simulators/broker.js');
+    const mqtt = (await import('mqtt')).default;
+    const broker = await startEmbeddedBroker();
+    const loaded = minimalSite({
+      mqtt: {
+        url: broker.url, client_id: 'gw-test', protocol_version: 4, session_expiry_ms: 60_000, keepalive_ms: 30_000,
+        reconnect_min_ms: 100, reconnect_max_ms: 1000,
+        meters: {
+          topics: ['meters/+/readings'], qos: 1, region_topic_level: 1, batch_max_size: 100, batch_max_wait_ms: 20,
+          max_payload_bytes: 1 << 20, future_skew_ms: 300_000, dedupe_window_ms: 600_000, meter_stale_after_ms: 300_000, reading_span_ratio: 0,
+        },
+      },
+    });
+    const gw = buildGateway(loaded, { env: {}, logger: silentLogger(), statusPort: 0 });
+    try {
+      await gw.start();
+      expect(gw.lifecycle.health().map((h) => h.name)).toEqual(['telemetry', 'status', 'meters', 'grid-state']);
+      const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 4 });
+      const reading = { meter_id: 'm-1', timestamp: Date.now(), kwh: 12.5, voltage: 230, current: 5, power_factor: 0.95 };
+      await pub.publishAsync('meters/eu-test/readings', JSON.stringify(reading), { qos: 1 });
+      await pub.publishAsync('meters/eu-test/readings', '{not json', { qos: 1 });
+      await pub.endAsync();
+      let st: StatusReport | undefined;
+      for (let i = 0; i < 100; i++) {
+        st = (await (await fetch(`${gw.statusUrl()}status`)).json()) as StatusReport;
+        const m = st.meters as { ingested_total: number; dropped_total: number } | null;
+        if (m && m.ingested_total + m.dropped_total >= 2) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(st?.meters).toMatchObject({ connected: true, ingested_total: 1, dropped_total: 1, dropped_by_reason: { malformed_json: 1 } });
+      expect(st?.absent).toEqual(expect.arrayContaining(['devices', 'alerts', 'demand_response']));
+    } finally {
+      await gw.stop();
+      await broker.close();
+    }
+  });
+});

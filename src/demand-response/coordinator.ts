@@ -39,6 +39,8 @@ interface SendAttrs { type: CommandType; zone: string; reductionMw: number; dura
 export class DrCoordinator {
   private readonly deps: CoordinatorDeps;
   private readonly timers = new Map<string, ClockTimer>();
+  /** Monotonic time each controller was last commanded: a connect before that needs no re-assert. */
+  private readonly commandedAt = new Map<string, number>();
   private checkTimer: ClockTimer | undefined;
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -75,7 +77,10 @@ export class DrCoordinator {
       const ep = this.deps.endpoints(device);
       if (!ep || seen.has(ep.key)) continue;
       seen.add(ep.key);
-      this.unsubscribe.push(ep.onConnect(() => { void this.enqueue('reconnect', () => this.onEndpointConnect(ep.key)); }));
+      this.unsubscribe.push(ep.onConnect(() => {
+        const at = this.deps.clock.monotonic();
+        void this.enqueue('reconnect', () => this.onEndpointConnect(ep.key, at));
+      }));
     }
     this.scheduleCheck();
   }
@@ -200,11 +205,15 @@ export class DrCoordinator {
     }, delay));
   }
 
-  private async onEndpointConnect(key: string): Promise<void> {
+  /**
+   * A (re)connect may follow a device reboot that forgot its setpoint. Controllers commanded after
+   * this connect (e.g. by the command that opened the connection) are skipped.
+   */
+  private async onEndpointConnect(key: string, at: number): Promise<void> {
     for (const rec of this.deps.store.activeCommands()) {
       const ids = rec.controllers.filter((c) => {
         const device = this.deps.site.devices.find((d) => d.id === c.device_id);
-        return device !== undefined && this.deps.endpoints(device)?.key === key;
+        return device !== undefined && this.deps.endpoints(device)?.key === key && (this.commandedAt.get(c.device_id) ?? -Infinity) < at;
       }).map((c) => c.device_id);
       if (ids.length > 0) await this.reassert(rec, ids);
     }
@@ -277,7 +286,11 @@ export class DrCoordinator {
     const span = this.startSend(attrs, tasks.length, parent);
     const ctx = trace.setSpan(parent, span);
     const ordered = interleaveBy(tasks, (t) => `${t.device.host}:${t.device.port}`);
-    const results = await runBounded(ordered, this.deps.config.max_concurrency, (t) => this.deps.executor.execute(t, ctx));
+    const results = await runBounded(ordered, this.deps.config.max_concurrency, async (t) => {
+      const r = await this.deps.executor.execute(t, ctx);
+      this.commandedAt.set(t.device.id, this.deps.clock.monotonic());
+      return r;
+    });
     finishSend(span, results);
     return results;
   }

@@ -1,0 +1,82 @@
+// The five alerts of the source design, as the local evaluator computes them. Windows and `for`
+// durations are the ones in config/alerts/ems.rules.yaml, so the edge box and the central
+// Prometheus agree on when an alert fires; thresholds come from the site's `alerts:` section.
+import type { AlertConfig, SiteInfo } from '../config/site-types.js';
+import { DR_OUTCOMES } from '../telemetry/semconv.js';
+import { histogramQuantile, type MetricSnapshot } from './metric-window.js';
+
+export type AlertId = 'stale_meter_data' | 'ingestion_drops' | 'dr_not_acknowledged' | 'frequency_excursion' | 'slow_ingestion';
+
+export interface AlertDefinition {
+  id: AlertId;
+  /** The alert's name in the Prometheus rule file. */
+  prometheusName: string;
+  /** Window of the increases the condition is computed over. */
+  windowMs: number;
+  /** How long the condition must hold before the alert fires. */
+  forMs: number;
+  /** Unit of `value` and `threshold` in states and logs. */
+  unit: string;
+  threshold(cfg: AlertConfig): number;
+  /** One value per label set (region, or '' for site-wide); null when there is nothing to judge. */
+  values(window: MetricSnapshot, site: SiteInfo): Map<string, number | null>;
+  /** true when the value is in breach. */
+  breached(value: number, threshold: number): boolean;
+}
+
+const MIN = 60_000;
+
+function quantilesByRegion(hist: MetricSnapshot['latency']): Map<string, number | null> {
+  const out = new Map<string, number | null>();
+  for (const [region, b] of hist) out.set(region, histogramQuantile(0.99, b));
+  return out;
+}
+
+export const ALERTS: readonly AlertDefinition[] = [
+  {
+    id: 'stale_meter_data', prometheusName: 'EmsStaleMeterData', windowMs: 5 * MIN, forMs: 5 * MIN, unit: 's',
+    threshold: (c) => c.stale_meter_data_age_ms / 1000,
+    values: (w) => quantilesByRegion(w.dataAge),
+    breached: (v, t) => v > t,
+  },
+  {
+    id: 'ingestion_drops', prometheusName: 'EmsIngestionDrops', windowMs: 5 * MIN, forMs: 5 * MIN, unit: 'ratio',
+    threshold: (c) => c.drop_ratio,
+    values: (w) => {
+      const out = new Map<string, number | null>();
+      for (const [region, dropped] of w.dropped) {
+        const total = dropped + (w.ingested.get(region) ?? 0);
+        out.set(region, total > 0 ? dropped / total : null);
+      }
+      return out;
+    },
+    breached: (v, t) => v > t,
+  },
+  {
+    id: 'dr_not_acknowledged', prometheusName: 'EmsDemandResponseNotAcknowledged', windowMs: 15 * MIN, forMs: 0, unit: 'ratio',
+    threshold: (c) => c.dr_ack_rate_min,
+    values: (w) => {
+      let acked = 0, total = 0;
+      for (const [outcome, n] of w.drCommands) {
+        if (outcome === DR_OUTCOMES.dryRun) continue;
+        total += n;
+        if (outcome === DR_OUTCOMES.acknowledged) acked += n;
+      }
+      return new Map([['', total > 0 ? acked / total : null]]);
+    },
+    breached: (v, t) => v < t,
+  },
+  {
+    id: 'frequency_excursion', prometheusName: 'EmsFrequencyExcursion', windowMs: 0, forMs: 30_000, unit: 'Hz',
+    threshold: (c) => c.frequency_deviation_hz,
+    // Locally the nominal is known exactly (site.nominal_frequency_hz); the rule file infers it.
+    values: (w, site) => new Map([['', w.frequencyHz === null ? null : Math.abs(w.frequencyHz - site.nominal_frequency_hz)]]),
+    breached: (v, t) => v > t,
+  },
+  {
+    id: 'slow_ingestion', prometheusName: 'EmsSlowIngestion', windowMs: 5 * MIN, forMs: 5 * MIN, unit: 'ms',
+    threshold: (c) => c.ingestion_latency_p99_ms,
+    values: (w) => quantilesByRegion(w.latency),
+    breached: (v, t) => v > t,
+  },
+];

@@ -1,0 +1,140 @@
+// What the local alert evaluator reads from the SDK's own aggregated data: one snapshot of the
+// cumulative counters and histograms (and the latest gauges) per evaluation, and increases over a
+// window (the `rate(...[5m])` of the Prometheus rules) by differencing against an older snapshot.
+// Pure functions over plain data so the arithmetic is tested without a MeterProvider.
+import { DataPointType, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { METRICS, METRIC_ATTRS } from '../telemetry/semconv.js';
+
+export interface BucketCounts {
+  /** Finite inclusive upper bounds. */
+  boundaries: number[];
+  /** Per-bucket counts (boundaries.length + 1; the last is the +Inf bucket). */
+  counts: number[];
+}
+
+export interface MetricSnapshot {
+  atMs: number;
+  ingested: Map<string, number>;          // region -> cumulative count
+  dropped: Map<string, number>;           // region -> cumulative count (all error types)
+  latency: Map<string, BucketCounts>;     // region -> cumulative buckets (ms)
+  dataAge: Map<string, BucketCounts>;     // region -> cumulative buckets (s)
+  drCommands: Map<string, number>;        // outcome -> cumulative count (all zones)
+  /** Latest grid frequency, when the gauge was observed in this collection. */
+  frequencyHz: number | null;
+}
+
+export function emptySnapshot(atMs: number): MetricSnapshot {
+  return { atMs, ingested: new Map(), dropped: new Map(), latency: new Map(), dataAge: new Map(), drCommands: new Map(), frequencyHz: null };
+}
+
+const attr = (attrs: Record<string, unknown>, key: string): string => {
+  const v = attrs[key];
+  return typeof v === 'string' ? v : 'unknown';
+};
+
+function addCount(map: Map<string, number>, key: string, v: number): void {
+  map.set(key, (map.get(key) ?? 0) + v);
+}
+
+function addBuckets(map: Map<string, BucketCounts>, key: string, b: BucketCounts): void {
+  const prev = map.get(key);
+  if (!prev || prev.boundaries.join() !== b.boundaries.join()) {
+    map.set(key, { boundaries: [...b.boundaries], counts: [...b.counts] });
+    return;
+  }
+  prev.counts = prev.counts.map((c, i) => c + (b.counts[i] ?? 0));
+}
+
+/** Reads the five alerts' inputs out of one collection of the gateway's MeterProvider. */
+export function snapshotFrom(rm: ResourceMetrics, atMs: number): MetricSnapshot {
+  const s = emptySnapshot(atMs);
+  for (const metric of rm.scopeMetrics.flatMap((sm) => sm.metrics)) {
+    const name = metric.descriptor.name;
+    if (metric.dataPointType === DataPointType.SUM) {
+      const target = name === METRICS.meterReadingsIngested ? s.ingested
+        : name === METRICS.meterReadingsDropped ? s.dropped
+          : name === METRICS.drControllerCommands ? s.drCommands : undefined;
+      const key = name === METRICS.drControllerCommands ? METRIC_ATTRS.outcome : METRIC_ATTRS.region;
+      if (target) for (const p of metric.dataPoints) addCount(target, attr(p.attributes, key), p.value);
+    } else if (metric.dataPointType === DataPointType.HISTOGRAM) {
+      const target = name === METRICS.meterIngestionLatency ? s.latency : name === METRICS.meterDataAge ? s.dataAge : undefined;
+      if (target) for (const p of metric.dataPoints) addBuckets(target, attr(p.attributes, METRIC_ATTRS.region), p.value.buckets);
+    } else if (metric.dataPointType === DataPointType.GAUGE && name === METRICS.gridFrequency) {
+      const p = metric.dataPoints[metric.dataPoints.length - 1];
+      if (p) s.frequencyHz = p.value;
+    }
+  }
+  return s;
+}
+
+function diffCounts(now: Map<string, number>, base: Map<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  // A counter that went down was reset (cannot happen within one process; handled like Prometheus).
+  for (const [k, v] of now) out.set(k, v >= (base.get(k) ?? 0) ? v - (base.get(k) ?? 0) : v);
+  return out;
+}
+
+function diffBuckets(now: Map<string, BucketCounts>, base: Map<string, BucketCounts>): Map<string, BucketCounts> {
+  const out = new Map<string, BucketCounts>();
+  for (const [k, b] of now) {
+    const prev = base.get(k);
+    const compatible = prev && prev.boundaries.join() === b.boundaries.join();
+    out.set(k, { boundaries: b.boundaries, counts: b.counts.map((c, i) => (compatible ? Math.max(0, c - (prev.counts[i] ?? 0)) : c)) });
+  }
+  return out;
+}
+
+/** The increase from `base` to `now` (counters and histograms); the gauge is `now`'s. */
+export function increase(now: MetricSnapshot, base: MetricSnapshot): MetricSnapshot {
+  return {
+    atMs: now.atMs,
+    ingested: diffCounts(now.ingested, base.ingested),
+    dropped: diffCounts(now.dropped, base.dropped),
+    latency: diffBuckets(now.latency, base.latency),
+    dataAge: diffBuckets(now.dataAge, base.dataAge),
+    drCommands: diffCounts(now.drCommands, base.drCommands),
+    frequencyHz: now.frequencyHz,
+  };
+}
+
+/**
+ * Prometheus' histogram_quantile over one histogram: linear interpolation inside the bucket that
+ * holds the rank, the lowest bucket starting at 0, a rank in the +Inf bucket answered with the
+ * highest finite bound. null when there are no observations.
+ */
+export function histogramQuantile(q: number, b: BucketCounts): number | null {
+  const total = b.counts.reduce((a, c) => a + c, 0);
+  if (total <= 0) return null;
+  const rank = q * total;
+  let cumulative = 0;
+  for (let i = 0; i < b.counts.length; i++) {
+    const count = b.counts[i] ?? 0;
+    if (cumulative + count >= rank && count > 0) {
+      if (i >= b.boundaries.length) return b.boundaries[b.boundaries.length - 1] ?? null;
+      const upper = b.boundaries[i] ?? 0;
+      const lower = i === 0 ? Math.min(0, upper) : (b.boundaries[i - 1] ?? 0);
+      return lower + (upper - lower) * ((rank - cumulative) / count);
+    }
+    cumulative += count;
+  }
+  return b.boundaries[b.boundaries.length - 1] ?? null;
+}
+
+/** Keeps snapshots long enough to difference over the longest window. */
+export class SnapshotHistory {
+  private readonly items: MetricSnapshot[] = [];
+  constructor(private readonly keepMs: number) {}
+
+  push(s: MetricSnapshot): void {
+    this.items.push(s);
+    // Keep one snapshot at or before the window start; drop everything older.
+    while (this.items.length > 2 && (this.items[1]?.atMs ?? Infinity) <= s.atMs - this.keepMs) this.items.shift();
+  }
+
+  /** The newest snapshot taken at or before `atMs`; the process start (all zero) when none is that old. */
+  baseline(atMs: number, startMs: number): MetricSnapshot {
+    let best: MetricSnapshot | undefined;
+    for (const s of this.items) if (s.atMs <= atMs) best = s;
+    return best ?? emptySnapshot(startMs);
+  }
+}

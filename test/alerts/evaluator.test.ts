@@ -1,0 +1,164 @@
+// The local alert evaluator against a real MeterProvider (the SDK's own aggregation), a manual
+// clock, and a pino logger whose lines are counted.
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import type { AlertConfig, SiteInfo } from '../../src/config/site-types.js';
+import { AlertEvaluator, AlertMetricReader } from '../../src/alerts/evaluator.js';
+import { METRICS, METRIC_UNITS } from '../../src/telemetry/semconv.js';
+import { gatewayViews } from '../../src/telemetry/views.js';
+import { ManualClock } from '../runtime/manual-clock.js';
+
+const alertsConfig: AlertConfig = {
+  evaluate_interval_ms: 1e9,   // evaluations are driven by the test
+  stale_meter_data_age_ms: 900_000, drop_ratio: 0.001, dr_ack_rate_min: 0.9, frequency_deviation_hz: 0.5, ingestion_latency_p99_ms: 5000,
+};
+const MIN = 60_000;
+
+function setup(site: Partial<SiteInfo> = {}) {
+  const clock = new ManualClock();
+  const lines: Array<{ msg: string; alert?: string; region?: string }> = [];
+  const sink = new Writable({ write(chunk: Buffer, _enc, cb) { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as { msg: string }); cb(); } });
+  const reader = new AlertMetricReader();
+  const provider = new MeterProvider({ views: gatewayViews(2000), readers: [reader] });
+  const meter = provider.getMeter('test');
+  let frequency: number | undefined;
+  meter.createObservableGauge(METRICS.gridFrequency, { unit: METRIC_UNITS.gridFrequency })
+    .addCallback((r) => { if (frequency !== undefined) r.observe(frequency); });
+  const ev = new AlertEvaluator({
+    config: alertsConfig, site: { id: 's', region: 'north', nominal_frequency_hz: 50, ...site }, reader, meter, clock,
+    logger: pino({ level: 'info' }, sink),
+  });
+  return {
+    clock, ev, lines, meter,
+    ingested: meter.createCounter(METRICS.meterReadingsIngested),
+    dropped: meter.createCounter(METRICS.meterReadingsDropped),
+    latency: meter.createHistogram(METRICS.meterIngestionLatency, { unit: 'ms' }),
+    dataAge: meter.createHistogram(METRICS.meterDataAge, { unit: 's' }),
+    dr: meter.createCounter(METRICS.drControllerCommands),
+    setFrequency: (hz: number | undefined) => { frequency = hz; },
+    state: (alert: string, region = '') => ev.states().find((s) => s.alert === alert && s.region === region),
+    firingGauge: async (): Promise<Record<string, number>> => {
+      const { resourceMetrics } = await reader.collect();
+      const m = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((x) => x.descriptor.name === METRICS.alertFiring);
+      const out: Record<string, number> = {};
+      for (const p of m?.dataPoints ?? []) out[String(p.attributes['alert'])] = p.value as number;
+      return out;
+    },
+    stop: async () => { await ev.stop(); await provider.shutdown(); },
+  };
+}
+
+describe('AlertEvaluator', () => {
+  let stop: (() => Promise<void>) | undefined;
+  afterEach(async () => { await stop?.(); stop = undefined; });
+
+  it('ingestion drops: pending, firing after 5 min, resolved when drops stop; logged once each', async () => {
+    const t = setup(); stop = t.stop;
+    await t.ev.start();
+    for (let minute = 0; minute <= 6; minute++) {
+      t.ingested.add(1000, { region: 'north' });
+      t.dropped.add(2, { region: 'north', error_type: 'invalid_payload' });
+      t.ingested.add(1001, { region: 'south' });
+      t.dropped.add(1, { region: 'south', error_type: 'duplicate' });
+      await t.ev.evaluate();
+      expect(t.state('ingestion_drops', 'north')?.state).toBe(minute < 5 ? 'pending' : 'firing');
+      expect(t.state('ingestion_drops', 'south')?.state).toBe('inactive');   // 1/1002 < 0.1 %
+      t.clock.advance(MIN);
+    }
+    expect(t.state('ingestion_drops', 'north')?.value).toBeCloseTo(2 / 1002, 6);
+    expect((await t.firingGauge())['ingestion_drops']).toBe(1);
+    expect((await t.firingGauge())['slow_ingestion']).toBe(0);
+    // Drops stop: once the 5-minute window no longer holds any, the alert resolves.
+    for (let minute = 0; minute <= 6; minute++) {
+      t.ingested.add(1000, { region: 'north' });
+      await t.ev.evaluate();
+      t.clock.advance(MIN);
+    }
+    expect(t.state('ingestion_drops', 'north')?.state).toBe('inactive');
+    const transitions = t.lines.filter((l) => l.alert === 'ingestion_drops');
+    expect(transitions.map((l) => l.msg)).toEqual(['alert firing', 'alert resolved']);
+  });
+
+  it('slow ingestion: P99 above 5000 ms fires, exactly at 5000 ms does not (5000 is a bucket edge)', async () => {
+    const t = setup(); stop = t.stop;
+    await t.ev.start();
+    for (let minute = 0; minute <= 5; minute++) {
+      for (let i = 0; i < 98; i++) t.latency.record(100, { region: 'north' });
+      for (let i = 0; i < 2; i++) t.latency.record(7000, { region: 'north' });
+      for (let i = 0; i < 99; i++) t.latency.record(4000, { region: 'south' });   // bucket (2500, 5000]
+      t.latency.record(7000, { region: 'south' });
+      await t.ev.evaluate();
+      t.clock.advance(MIN);
+    }
+    expect(t.state('slow_ingestion', 'north')).toMatchObject({ state: 'firing', value: 7500 });
+    expect(t.state('slow_ingestion', 'south')).toMatchObject({ state: 'inactive', value: 5000 });
+  });
+
+  it('stale meter data: P99 data age above 900 s; a window without readings has nothing to judge', async () => {
+    const t = setup(); stop = t.stop;
+    await t.ev.start();
+    for (let minute = 0; minute <= 5; minute++) {
+      for (let i = 0; i < 97; i++) t.dataAge.record(2, { region: 'north' });
+      for (let i = 0; i < 3; i++) t.dataAge.record(1200, { region: 'north' });
+      await t.ev.evaluate();
+      expect(t.state('stale_meter_data', 'north')?.state).toBe(minute < 5 ? 'pending' : 'firing');
+      t.clock.advance(MIN);
+    }
+    expect(t.state('stale_meter_data', 'north')?.value).toBeGreaterThan(900);
+    t.clock.advance(5 * MIN);
+    await t.ev.evaluate();
+    expect(t.state('stale_meter_data', 'north')).toMatchObject({ state: 'inactive', value: null });
+  });
+
+  it('DR ack rate below 90 % fires at once; dry runs do not count', async () => {
+    const t = setup(); stop = t.stop;
+    await t.ev.start();
+    t.dr.add(9, { outcome: 'acknowledged', zone: 'z1' });
+    t.dr.add(1, { outcome: 'unreachable', zone: 'z1' });
+    t.dr.add(50, { outcome: 'dry_run', zone: 'z1' });
+    await t.ev.evaluate();
+    expect(t.state('dr_not_acknowledged')).toMatchObject({ state: 'inactive', value: 0.9 });
+    t.clock.advance(MIN);
+    t.dr.add(2, { outcome: 'not_acknowledged', zone: 'z1' });
+    await t.ev.evaluate();
+    expect(t.state('dr_not_acknowledged')).toMatchObject({ state: 'firing' });
+    expect(t.state('dr_not_acknowledged')?.value).toBeCloseTo(9 / 12, 6);
+    // 15 minutes without commands: nothing left in the window to judge -> resolved.
+    t.clock.advance(16 * MIN);
+    await t.ev.evaluate();
+    expect(t.state('dr_not_acknowledged')).toMatchObject({ state: 'inactive', value: null });
+  });
+
+  it.each([[50, 49.3, 'firing'], [50, 50.4, 'inactive'], [60, 59.4, 'firing'], [60, 60.2, 'inactive']] as const)(
+    'frequency excursion: nominal %i Hz, measured %f Hz -> %s after 30 s', async (nominal, hz, expected) => {
+      const t = setup({ nominal_frequency_hz: nominal }); stop = t.stop;
+      await t.ev.start();
+      t.setFrequency(hz);
+      await t.ev.evaluate();
+      t.clock.advance(30_000);
+      await t.ev.evaluate();
+      expect(t.state('frequency_excursion')?.state).toBe(expected);
+      expect(t.state('frequency_excursion')?.value).toBeCloseTo(Math.abs(hz - nominal), 9);
+      // The gauge stops being observed (grid data stale): nothing to judge, so not firing.
+      t.setFrequency(undefined);
+      await t.ev.evaluate();
+      expect(t.state('frequency_excursion')).toMatchObject({ state: 'inactive', value: null });
+    });
+
+  it('runs on its own timer and stops cleanly', async () => {
+    const t = setup(); stop = t.stop;
+    const { systemClock } = await import('../../src/runtime/clock.js');
+    const reader = new AlertMetricReader();
+    const provider = new MeterProvider({ readers: [reader] });
+    const ev = new AlertEvaluator({ config: { ...alertsConfig, evaluate_interval_ms: 20 }, site: { id: 's', region: 'r', nominal_frequency_hz: 50 }, reader, meter: provider.getMeter('t'), clock: systemClock, logger: pino({ level: 'silent' }) });
+    provider.getMeter('t').createCounter(METRICS.drControllerCommands).add(1, { outcome: 'unreachable' });
+    await ev.start();
+    const deadline = Date.now() + 5000;
+    while (ev.states().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await ev.stop();
+    await provider.shutdown();
+    expect(ev.states().find((s) => s.alert === 'dr_not_acknowledged')?.state).toBe('firing');
+  });
+});

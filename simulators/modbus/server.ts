@@ -142,7 +142,8 @@ export async function startModbusServer(opts: ModbusServerOptions): Promise<Modb
     const n = (conn.answered.get(unit) ?? 0) + 1;
     conn.answered.set(unit, n);
     const limit = fault?.disconnectAfter;
-    send(conn, frame, delay, limit !== undefined && n >= limit ? () => conn.socket.destroy() : undefined);
+    // end(), not destroy(): the Nth answer is still in the (corked) write buffer.
+    send(conn, frame, delay, limit !== undefined && n >= limit ? () => conn.socket.end() : undefined);
   };
 
   const server = net.createServer({ noDelay: true }, (socket) => {

@@ -1,0 +1,93 @@
+// Every Modbus device of a site: one DevicePoller each, on the shared endpoints of one
+// EndpointPool, writing one DeviceSnapshot that feeds the device gauges and the grid state.
+// Start-up is staggered across the poll interval so 1,000 devices don't fire at once.
+import type { Meter } from '@opentelemetry/api';
+import type { DeviceProfile } from '../config/profile-types.js';
+import type { DeviceConfig, LoadedSite } from '../config/site-types.js';
+import type { GridSample, GridSampleSource } from '../grid/sources.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import { DeviceGauges } from './device-metrics.js';
+import { EndpointPool, type EndpointDefaults } from './endpoint-pool.js';
+import { DevicePoller, type DeviceStatus } from './poller.js';
+import { ModbusMetrics } from './poller-metrics.js';
+import { DeviceSnapshot } from './snapshot.js';
+
+export interface PollerSetDeps {
+  clock: Clock;
+  logger: Logger;
+  meter: Meter;
+  /** The shared pool (demand response writes through the same endpoints). Default: one made here. */
+  pool?: EndpointPool;
+  /** Only used when the pool is made here. */
+  endpointDefaults?: EndpointDefaults;
+}
+
+export class PollerSet implements GridSampleSource {
+  readonly snapshot = new DeviceSnapshot();
+  readonly metrics: ModbusMetrics;
+  readonly pool: EndpointPool;
+  private readonly ownsPool: boolean;
+  private pollers: DevicePoller[] = [];
+  private gauges: DeviceGauges | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly loaded: Pick<LoadedSite, 'site' | 'profiles'>, private readonly deps: PollerSetDeps) {
+    this.log = deps.logger.child({ component: 'modbus' });
+    this.metrics = new ModbusMetrics(deps.meter);
+    this.ownsPool = deps.pool === undefined;
+    this.pool = deps.pool ?? new EndpointPool({ clock: deps.clock, logger: deps.logger, observer: this.metrics }, deps.endpointDefaults);
+  }
+
+  /** The enabled devices with their profiles (a device whose profile is missing is skipped and logged). */
+  private devices(): Array<{ device: DeviceConfig; profile: DeviceProfile }> {
+    const out: Array<{ device: DeviceConfig; profile: DeviceProfile }> = [];
+    for (const device of this.loaded.site.devices) {
+      if (!device.enabled) continue;
+      const profile = this.loaded.profiles.get(device.profile);
+      if (profile === undefined) {
+        this.log.error({ device: device.id, profile: device.profile }, 'device skipped: profile not loaded');
+        continue;
+      }
+      out.push({ device, profile });
+    }
+    return out;
+  }
+
+  start(): void {
+    const list = this.devices();
+    for (const { device, profile } of list) this.snapshot.register(device, profile);
+    this.pollers = list.map(({ device, profile }) => new DevicePoller(device, profile, {
+      clock: this.deps.clock, logger: this.deps.logger, endpoint: this.pool.forDevice(device, profile),
+      snapshot: this.snapshot, observer: this.metrics,
+    }));
+    const byId = new Map(this.pollers.map((p) => [p.device.id, p]));
+    this.gauges = new DeviceGauges(
+      { meter: this.deps.meter, snapshot: this.snapshot, clock: this.deps.clock, logger: this.log, isUp: (id) => byId.get(id)?.isUp },
+      list,
+    );
+    this.gauges.start();
+    // Spread first polls evenly over each device's interval.
+    const n = this.pollers.length;
+    this.pollers.forEach((p, i) => p.start(Math.floor((p.device.poll_interval_ms * i) / Math.max(1, n))));
+    this.log.info({ devices: n, endpoints: this.pool.all().length }, 'modbus polling started');
+  }
+
+  async stop(): Promise<void> {
+    this.gauges?.stop();
+    this.gauges = undefined;
+    // Close the endpoints first (when ours) so in-flight cycles end at once with 'closed'.
+    const pollersDone = Promise.all(this.pollers.map((p) => p.stop()));
+    if (this.ownsPool) await this.pool.close();
+    await pollersDone;
+    this.pollers = [];
+  }
+
+  status(): DeviceStatus[] {
+    return this.pollers.map((p) => p.status());
+  }
+
+  gridSamples(): GridSample[] {
+    return this.snapshot.gridSamples();
+  }
+}

@@ -1,0 +1,205 @@
+// One device's poll loop: every poll_interval_ms, read each planned request through the shared
+// endpoint, decode it (scale factors from the same read), and write the snapshot. A cycle that
+// overruns its interval is measured, counted and logged, and the missed slots are skipped: cycles
+// never stack. Failures are data: values of a failed read leave the snapshot, the error is
+// counted by error_type, and the log gets state transitions, not a line per poll.
+import type { DeviceProfile } from '../config/profile-types.js';
+import type { DeviceConfig } from '../config/site-types.js';
+import type { Clock, ClockTimer } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import { rateLimitedLogger, type RateLimitedLogger } from '../runtime/rate-limit.js';
+import { decodeRead } from './codec-read.js';
+import { planReads, type PlannedRead } from './read-plan.js';
+import type { DeviceSnapshot } from './snapshot.js';
+import { ModbusError, type ModbusEndpointClient, type ModbusErrorType } from './types.js';
+
+export interface PollObserver {
+  cycleDone(deviceId: string, durationMs: number, overrun: boolean): void;
+  decodeError(deviceId: string, errorType: string): void;
+}
+
+export interface DeviceStatus {
+  deviceId: string;
+  endpoint: string;
+  unitId: number;
+  /** undefined until the first cycle ends. */
+  up: boolean | undefined;
+  /** Ms since the last cycle that read something; undefined if none yet. */
+  lastGoodAgeMs: number | undefined;
+  cycles: number;
+  errors: number;
+  overruns: number;
+  lastCycleMs: number | undefined;
+  lastError: { code: string; message: string; atMs: number } | undefined;
+}
+
+export interface DevicePollerDeps {
+  clock: Clock;
+  logger: Logger;
+  endpoint: ModbusEndpointClient;
+  snapshot: DeviceSnapshot;
+  observer?: PollObserver;
+}
+
+/** Errors after which the rest of the cycle is skipped: the unit or the line is unreachable. */
+const ABORT_CYCLE: ReadonlySet<ModbusErrorType> = new Set(['timeout', 'disconnected', 'connect_failed', 'closed', 'unit_backed_off']);
+/** Configuration errors (exceptions 1-3): not retried every cycle, reported once per park. */
+const CONFIG_ERRORS: ReadonlySet<ModbusErrorType> = new Set(['exception_illegal_function', 'exception_illegal_address', 'exception_illegal_value']);
+
+export class DevicePoller {
+  private plan: PlannedRead[] = [];
+  private parkedUntil: number[] = [];
+  private timer: ClockTimer | undefined;
+  private due = 0;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+  private up: boolean | undefined;
+  private lastGoodMono: number | undefined;
+  private counts = { cycles: 0, errors: 0, overruns: 0 };
+  private lastCycleMs: number | undefined;
+  private lastError: DeviceStatus['lastError'];
+  private readonly log: Logger;
+  private readonly limited: RateLimitedLogger;
+  private readonly limitedKeys = new Set<string>();
+
+  constructor(readonly device: DeviceConfig, readonly profile: DeviceProfile, private readonly deps: DevicePollerDeps) {
+    this.log = deps.logger.child({ component: 'modbus-poller', device: device.id });
+    this.limited = rateLimitedLogger(this.log, deps.clock, { intervalMs: 60_000 });
+  }
+
+  /** Start polling; the first cycle runs after `startOffsetMs` (start-up staggering). */
+  start(startOffsetMs = 0): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    try {
+      this.plan = planReads(this.profile).requests;
+    } catch (e) {
+      // The config validator rejects unplannable profiles; if one slips through, only this device stops.
+      this.fail('invalid_request', `read plan: ${e instanceof Error ? e.message : String(e)}`);
+      this.log.error({ err: this.lastError?.message }, 'device not polled: its profile cannot be planned');
+      return;
+    }
+    this.parkedUntil = this.plan.map(() => 0);
+    this.due = this.deps.clock.monotonic() + Math.max(0, startOffsetMs);
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== undefined) this.deps.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+    this.deps.snapshot.clear(this.device.id);
+  }
+
+  get isUp(): boolean | undefined {
+    return this.up;
+  }
+
+  status(): DeviceStatus {
+    const now = this.deps.clock.monotonic();
+    return {
+      deviceId: this.device.id, endpoint: this.deps.endpoint.key, unitId: this.device.unit_id, up: this.up,
+      lastGoodAgeMs: this.lastGoodMono === undefined ? undefined : now - this.lastGoodMono,
+      ...this.counts, lastCycleMs: this.lastCycleMs, lastError: this.lastError,
+    };
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const delay = Math.max(0, this.due - this.deps.clock.monotonic());
+    this.timer = this.deps.clock.setTimeout(() => {
+      this.timer = undefined;
+      this.running = this.cycle().finally(() => { this.running = undefined; });
+      // cycle() never rejects: every error is handled inside and becomes data.
+      void this.running.then(() => this.next());
+    }, delay);
+  }
+
+  private next(): void {
+    const interval = this.device.poll_interval_ms;
+    const now = this.deps.clock.monotonic();
+    this.due += interval;
+    // Skip missed slots instead of firing them back to back: overruns are never stacked.
+    if (this.due <= now) this.due += Math.ceil((now - this.due) / interval + 1e-9) * interval;
+    this.schedule();
+  }
+
+  /** One poll cycle (exposed for tests and for a one-shot `read` command). Never rejects. */
+  async cycle(): Promise<void> {
+    const { clock, endpoint, snapshot } = this.deps;
+    const t0 = clock.monotonic();
+    let good = 0;
+    let failedWith: ModbusError | undefined;
+    let abort = false;
+    for (let i = 0; i < this.plan.length; i++) {
+      const r = this.plan[i] as PlannedRead;
+      if (abort || (this.parkedUntil[i] ?? 0) > t0) {
+        for (const p of r.points) snapshot.delete(this.device.id, p.id);
+        continue;
+      }
+      try {
+        const words = await endpoint.read(
+          { unitId: this.device.unit_id, table: r.table, address: r.address, count: r.count },
+          { deviceId: this.device.id, timeoutMs: this.profile.quirks.timeout_ms },
+        );
+        const at = clock.now();
+        const decoded = decodeRead(this.profile, r, words);
+        for (const [id, d] of decoded) {
+          if (d.ok) snapshot.set(this.device.id, id, d.value, at);
+          else {
+            snapshot.delete(this.device.id, id);
+            // A sentinel is the device saying "not implemented": expected, not an error.
+            if (d.reason === 'malformed') this.deps.observer?.decodeError(this.device.id, 'malformed_response');
+          }
+        }
+        good += 1;
+      } catch (e) {
+        const err = e instanceof ModbusError ? e : new ModbusError('exception_other', String(e), { device: this.device.id });
+        for (const p of r.points) snapshot.delete(this.device.id, p.id);
+        failedWith = err;
+        this.counts.errors += 1;
+        this.fail(err.code, err.message);
+        if (CONFIG_ERRORS.has(err.code)) {
+          const parkMs = Math.max(60_000, 10 * this.device.poll_interval_ms);
+          this.parkedUntil[i] = t0 + parkMs;
+          this.log.error({ error_type: err.code, table: r.table, address: r.address, count: r.count, retry_in_ms: parkMs, err: err.message },
+            'device rejects this read: check the profile (address base, table, count); not retried until the park ends');
+        } else {
+          this.limitedKeys.add(`err:${err.code}`);
+          this.limited.warn(`err:${err.code}`, { error_type: err.code, table: r.table, address: r.address, err: err.message }, 'read failed');
+        }
+        if (ABORT_CYCLE.has(err.code)) abort = true;
+      }
+    }
+    const ms = clock.monotonic() - t0;
+    const overrun = ms > this.device.poll_interval_ms;
+    this.counts.cycles += 1;
+    this.lastCycleMs = ms;
+    if (overrun) {
+      this.counts.overruns += 1;
+      this.limited.warn('overrun', { cycle_ms: Math.round(ms), interval_ms: this.device.poll_interval_ms }, 'poll cycle overran its interval: next slot skipped');
+    }
+    this.deps.observer?.cycleDone(this.device.id, ms, overrun);
+    this.transition(good > 0 || this.plan.length === 0, failedWith);
+    if (good > 0) this.lastGoodMono = clock.monotonic();
+  }
+
+  private transition(up: boolean, err: ModbusError | undefined): void {
+    const was = this.up;
+    this.up = up;
+    if (was === up) return;
+    if (up) {
+      // The condition cleared: the next failure of any kind logs at once.
+      for (const k of this.limitedKeys) this.limited.reset(k);
+      this.limitedKeys.clear();
+      this.log.info({ was: was === undefined ? 'unknown' : 'down' }, 'device up');
+    } else {
+      this.log.warn({ error_type: err?.code, err: err?.message }, 'device down');
+    }
+  }
+
+  private fail(code: string, message: string): void {
+    this.lastError = { code, message, atMs: this.deps.clock.now() };
+  }
+}

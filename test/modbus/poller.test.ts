@@ -1,0 +1,228 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { PollerSet } from '../../src/modbus/poller-set.js';
+import { systemClock } from '../../src/runtime/clock.js';
+import { silentLogger } from '../../src/runtime/logger.js';
+import { METRICS } from '../../src/telemetry/semconv.js';
+import {
+  exceptionFrame, registersFrame, sleep, startRawServer, waitFor, type Handler, type RawServer,
+} from './endpoint-helpers.js';
+import { flatten, testDevice, testMeter, testProfile, testRegisters, testSite } from './poller-fixtures.js';
+import type { DeviceProfile } from '../../src/config/profile-types.js';
+import type { DeviceConfig } from '../../src/config/site-types.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const serveTest: Handler = (req, sock) => sock.write(registersFrame(req, testRegisters(req.address, req.count)));
+
+async function server(handler: Handler = serveTest): Promise<RawServer> {
+  const s = await startRawServer(handler);
+  cleanups.push(() => s.close());
+  return s;
+}
+
+function pollers(devices: DeviceConfig[], profile?: DeviceProfile, endpointDefaults = { reconnectBaseMs: 50, reconnectMaxMs: 200 }) {
+  const { provider, reader } = testMeter();
+  const set = new PollerSet(testSite(devices, profile), {
+    clock: systemClock, logger: silentLogger(), meter: provider.getMeter('test'), endpointDefaults,
+  });
+  cleanups.push(async () => { await set.stop(); await provider.shutdown(); });
+  return { set, reader, collect: async () => flatten((await reader.collect()).resourceMetrics) };
+}
+
+describe('pollers: values, gauges, grid samples', () => {
+  it('decodes every point with its scale factor and exports one gauge per metric from the snapshot', async () => {
+    const s = await server();
+    const { set, collect } = pollers([testDevice('inv-1', s.port, 1, { role: 'pv-east' })]);
+    set.start();
+    expect(await waitFor(() => set.snapshot.values('inv-1').size === 5)).toBe(true);
+    const v = (id: string): unknown => set.snapshot.get('inv-1', id)?.value;
+    expect(v('w')).toBe(123.4);
+    expect(v('hz')).toBe(50.01);
+    expect(v('wh')).toBe(70000);
+    expect(v('temp')).toBe(21.5);
+
+    const before = s.requests.length;
+    const pts = await collect();
+    // Collection reads the snapshot only: no Modbus request is caused by it.
+    expect(s.requests.length - before).toBeLessThanOrEqual(2); // at most the polls due meanwhile
+    const power = pts.find((p) => p.name === 'ems.device.ac_power');
+    expect(power).toMatchObject({ unit: 'W', value: 123.4, attrs: { device_id: 'inv-1', zone: 'zone-a', role: 'pv-east', point: 'w' } });
+    expect(pts.find((p) => p.name === 'ems.device.frequency')?.value).toBe(50.01);
+    expect(pts.find((p) => p.name === METRICS.modbusDeviceUp)).toMatchObject({ value: 1, attrs: { device_id: 'inv-1', zone: 'zone-a' } });
+    // Site identity is on the resource, never on a data point; the scale factor is not a metric.
+    expect(pts.every((p) => !('site' in p.attrs) && p.attrs['point'] !== 'w_sf')).toBe(true);
+    expect(pts.find((p) => p.name === METRICS.modbusRequests)?.value).toBeGreaterThan(0);
+    expect(pts.find((p) => p.name === METRICS.modbusRequestDuration)?.value).toBeGreaterThan(0);
+
+    const grid = set.gridSamples();
+    expect(grid.map((g) => [g.point, g.role, g.value, g.unit]).sort()).toEqual([['hz', 'frequency', 50.01, 'Hz'], ['w', 'generation', 123.4, 'W']]);
+    expect(Math.abs((grid[0]?.observedAtMs ?? 0) - Date.now())).toBeLessThan(2000);
+  });
+
+  it('a collection with no polling in between does not send any request', async () => {
+    const s = await server();
+    const { set, collect } = pollers([testDevice('inv-1', s.port, 1, { poll_interval_ms: 60_000 })]);
+    set.start();
+    expect(await waitFor(() => set.snapshot.values('inv-1').size === 5)).toBe(true);
+    const n = s.requests.length;
+    for (let i = 0; i < 5; i++) await collect();
+    expect(s.requests.length).toBe(n);
+  });
+
+  it('sentinels yield no value and no data point; other points still report', async () => {
+    const s = await server((req, sock) => sock.write(registersFrame(req, testRegisters(req.address, req.count, 0x8000))));
+    const { set, collect } = pollers([testDevice('inv-1', s.port, 1)]);
+    set.start();
+    expect(await waitFor(() => set.snapshot.get('inv-1', 'hz') !== undefined)).toBe(true);
+    expect(set.snapshot.get('inv-1', 'w')).toBeUndefined();
+    const pts = await collect();
+    expect(pts.some((p) => p.name === 'ems.device.ac_power')).toBe(false);
+    expect(pts.some((p) => p.name === 'ems.device.frequency')).toBe(true);
+    expect(set.gridSamples().map((g) => g.point)).toEqual(['hz']);
+  });
+
+  it('values of a failed read leave the snapshot: stale is never reported as fresh', async () => {
+    let fail = false;
+    const s = await server((req, sock) => (fail ? sock.write(exceptionFrame(req, 4)) : serveTest(req, sock, s)));
+    const { set, collect } = pollers([testDevice('inv-1', s.port, 1)]);
+    set.start();
+    expect(await waitFor(() => set.snapshot.values('inv-1').size === 5)).toBe(true);
+    fail = true;
+    expect(await waitFor(() => set.snapshot.values('inv-1').size === 0)).toBe(true);
+    await collect(); // drain delta gauges observed before the failure
+    await sleep(250);
+    const pts = await collect();
+    expect(pts.some((p) => p.name.startsWith('ems.device.'))).toBe(false);
+    expect(pts.find((p) => p.name === METRICS.modbusDeviceUp)?.value).toBe(0);
+    expect(pts.find((p) => p.name === METRICS.modbusErrors && p.attrs['error_type'] === 'exception_device_failure')?.value).toBeGreaterThan(0);
+    const st = set.status()[0];
+    expect(st).toMatchObject({ deviceId: 'inv-1', up: false, lastError: { code: 'exception_device_failure' } });
+    expect(st?.lastGoodAgeMs).toBeGreaterThan(0);
+    fail = false;
+    expect(await waitFor(() => set.status()[0]?.up === true)).toBe(true);
+  });
+
+  it('exceptions 1-3 are configuration errors: that read is parked, the rest keeps polling', async () => {
+    const s = await server((req, sock) => (req.address === 100 ? sock.write(exceptionFrame(req, 2)) : serveTest(req, sock, s)));
+    const { set } = pollers([testDevice('inv-1', s.port, 1, { poll_interval_ms: 100 })]);
+    set.start();
+    await sleep(800);
+    expect(s.requests.filter((r) => r.address === 100)).toHaveLength(1);
+    expect(s.requests.filter((r) => r.address === 0).length).toBeGreaterThanOrEqual(5);
+    expect(set.snapshot.get('inv-1', 'temp')).toBeUndefined();
+    expect(set.snapshot.get('inv-1', 'w')?.value).toBe(123.4);
+    expect(set.status()[0]).toMatchObject({ up: true, lastError: { code: 'exception_illegal_address' } });
+  });
+});
+
+describe('pollers: timeouts, late responses, dead units, connections', () => {
+  it('a timeout followed by a late response never reports a wrong value', async () => {
+    // Every other request is answered late (after the client's timeout) with a poisoned value.
+    let n = 0;
+    const s = await server((req, sock) => {
+      if (req.address === 0) n += 1;
+      if (n % 2 === 0 && req.address === 0) {
+        setTimeout(() => { if (!sock.destroyed) sock.write(registersFrame(req, testRegisters(req.address, req.count, 9999))); }, 150);
+      } else {
+        serveTest(req, sock, s);
+      }
+    });
+    const { set, collect } = pollers([testDevice('inv-1', s.port, 1, { poll_interval_ms: 100 })], testProfile({}, { timeout_ms: 60 }));
+    set.start();
+    const seen = new Set<unknown>();
+    const end = performance.now() + 2000;
+    while (performance.now() < end) {
+      seen.add(set.snapshot.get('inv-1', 'w')?.value);
+      await sleep(3);
+    }
+    expect(seen.has(999.9)).toBe(false);
+    expect(seen.has(123.4)).toBe(true);
+    const pts = await collect();
+    expect(pts.find((p) => p.name === METRICS.modbusStrayResponses)?.value).toBeGreaterThan(0);
+    expect(pts.find((p) => p.name === METRICS.modbusErrors && p.attrs['error_type'] === 'timeout')?.value).toBeGreaterThan(0);
+  });
+
+  it('a dead unit beside healthy ones: healthy units keep >= 90% of their poll rate on the one connection', async () => {
+    const s = await server((req, sock) => { if (req.unitId !== 3) serveTest(req, sock, s); });
+    const interval = 200;
+    const devices = [1, 2, 3, 4].map((u) => testDevice(`dev-${u}`, s.port, u, { poll_interval_ms: interval }));
+    const { set } = pollers(devices, testProfile({ points: testProfile().points.slice(0, 4) }, { timeout_ms: 150 }));
+    set.start();
+    await sleep(600);
+    const t0 = performance.now();
+    const count = (u: number): number => s.requests.filter((r) => r.unitId === u && r.at >= t0).length;
+    await sleep(3000);
+    const expected = 3000 / interval;
+    for (const u of [1, 2, 4]) expect(count(u)).toBeGreaterThanOrEqual(Math.floor(0.9 * expected));
+    // The dead unit is probed rarely (backed off), not every cycle.
+    expect(count(3)).toBeLessThanOrEqual(4);
+    expect(s.accepted).toBe(1);
+    const st = set.status().find((x) => x.deviceId === 'dev-3');
+    expect(st?.up).toBe(false);
+    expect(['timeout', 'unit_backed_off']).toContain(st?.lastError?.code);
+    expect(set.status().filter((x) => x.up).length).toBe(3);
+  });
+
+  it('a device that accepts only one connection: three devices behind it share exactly one', async () => {
+    const s = await server();
+    s.maxClients = 1;
+    const { set } = pollers([1, 2, 3].map((u) => testDevice(`d${u}`, s.port, u)));
+    set.start();
+    expect(await waitFor(() => set.status().every((x) => x.up === true))).toBe(true);
+    await sleep(300);
+    expect(s.accepted).toBe(1);
+    expect(s.open).toBe(1);
+  });
+
+  it('reconnects after the server restarts; values are absent while it is down', async () => {
+    const s1 = await startRawServer(serveTest);
+    const port = s1.port;
+    const { set } = pollers([testDevice('inv-1', port, 1, { poll_interval_ms: 100 })]);
+    set.start();
+    expect(await waitFor(() => set.status()[0]?.up === true)).toBe(true);
+    await s1.close();
+    expect(await waitFor(() => set.status()[0]?.up === false)).toBe(true);
+    expect(set.snapshot.values('inv-1').size).toBe(0);
+    const s2 = await startRawServer(serveTest, port);
+    cleanups.push(() => s2.close());
+    expect(await waitFor(() => set.status()[0]?.up === true, 5000)).toBe(true);
+    expect(set.snapshot.get('inv-1', 'w')?.value).toBe(123.4);
+  });
+
+  it('an overrunning cycle is counted and skipped, never stacked', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const s = await server((req, sock) => {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      setTimeout(() => { inFlight -= 1; serveTest(req, sock, s); }, 130);
+    });
+    const profile = testProfile({ points: testProfile().points.slice(0, 4) }, { timeout_ms: 1000 });
+    const { set, collect } = pollers([testDevice('slow', s.port, 1, { poll_interval_ms: 100 })], profile);
+    set.start();
+    await sleep(1500);
+    const st = set.status()[0];
+    expect(st?.overruns).toBeGreaterThanOrEqual(3);
+    expect(maxInFlight).toBe(1);
+    // 130 ms cycles at a 100 ms interval: every other slot is skipped, so about 7 cycles, never 15.
+    expect(st?.cycles).toBeLessThanOrEqual(9);
+    const pts = await collect();
+    expect(pts.find((p) => p.name === METRICS.modbusPollOverruns)?.value).toBeGreaterThanOrEqual(3);
+  });
+
+  it('start-up is staggered across the interval', async () => {
+    const s = await server();
+    const devices = Array.from({ length: 10 }, (_, i) => testDevice(`d${i}`, s.port, i + 1, { poll_interval_ms: 1000 }));
+    const { set } = pollers(devices, testProfile({ points: testProfile().points.slice(0, 4) }));
+    set.start();
+    expect(await waitFor(() => new Set(s.requests.map((r) => r.unitId)).size === 10, 3000)).toBe(true);
+    const first = new Map<number, number>();
+    for (const r of s.requests) if (!first.has(r.unitId)) first.set(r.unitId, r.at);
+    const times = [...first.values()];
+    expect(times.length).toBe(10);
+    expect(Math.max(...times) - Math.min(...times)).toBeGreaterThan(700);
+  });
+});

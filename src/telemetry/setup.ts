@@ -99,11 +99,13 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   }, settings.enabled ? 'telemetry export configured' : 'telemetry export disabled (OTEL_SDK_DISABLED or telemetry.enabled: false)');
 
   let shutdownPromise: Promise<void> | undefined;
-  const settle = async (what: string, work: Promise<unknown>): Promise<void> => {
+  // A flush that fails during an outage is already counted and logged by the health tracker:
+  // debug only, so a status page polling forceFlush cannot flood the log.
+  const settle = async (what: string, work: Promise<unknown>, level: 'debug' | 'warn' = 'warn'): Promise<void> => {
     try {
       await work;
     } catch (err) {
-      logger.warn({ err }, `telemetry ${what} failed`);
+      logger[level]({ err }, `telemetry ${what} failed`);
     }
   };
 
@@ -111,7 +113,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     meterProvider, tracerProvider, meter, tracer, settings,
     exporterHealth: () => tracker.snapshot(),
     forceFlush: async () => {
-      await Promise.all([settle('metric flush', meterProvider.forceFlush()), settle('span flush', tracerProvider.forceFlush())]);
+      await Promise.all([settle('metric flush', meterProvider.forceFlush(), 'debug'), settle('span flush', tracerProvider.forceFlush(), 'debug')]);
     },
     shutdown: (timeoutMs = DEFAULT_SHUTDOWN_TIMEOUT_MS) => {
       shutdownPromise ??= boundedShutdown(logger, timeoutMs, [

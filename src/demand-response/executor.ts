@@ -122,6 +122,13 @@ export class ControllerExecutor {
       this.auditLine(task, control, task.value, undefined, 'rejected_bounds', 'rejected_write', problem);
       throw new ModbusError('rejected_write', `${device.id} ${control.id}@${control.address}: ${problem}`, { device: device.id });
     }
+    // Every register this command touches must be declared before the first one is written.
+    for (const aux of [control.revert_timer?.point, control.enable?.point]) {
+      if (aux !== undefined && !findPoint(task.profile, aux)) {
+        this.auditLine(task, control, task.value, undefined, 'rejected_bounds', 'rejected_write', `profile has no point ${aux}`);
+        throw new ModbusError('rejected_write', `${device.id}: profile ${task.profile.profile} has no point ${aux}`, { device: device.id });
+      }
+    }
     if (this.deps.dryRun) {
       result.outcome = 'dry_run';
       this.auditLine(task, control, task.value, undefined, 'dry_run');

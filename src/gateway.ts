@@ -5,7 +5,7 @@
 // so on stop: DR persists its active commands first, alerts and grid stop, pollers stop, meter ingest
 // stops acknowledging (unacknowledged QoS 1 readings are redelivered by the broker), the status
 // endpoint closes, and telemetry flushes last so the parts' final figures are exported.
-import type { LoadedSite } from './config/site-types.js';
+import type { DeviceConfig, LoadedSite } from './config/site-types.js';
 import { DemandResponseService } from './demand-response/service.js';
 import { GridState } from './grid/grid-state.js';
 import type { GridSampleSource } from './grid/sources.js';
@@ -14,8 +14,10 @@ import { Lifecycle, type Part, type StopReport } from './runtime/lifecycle.js';
 import { componentLogger, type Logger } from './runtime/logger.js';
 import { gatewayVersion } from './runtime/version.js';
 import { MeterIngest } from './meters/ingest.js';
-import { EndpointPool } from './modbus/endpoint-pool.js';
-import { DrTally, drStatus, exporterStatus, gridStatus, meterStatus } from './status/adapters.js';
+import type { EndpointPool } from './modbus/endpoint-pool.js';
+import { PollerSet } from './modbus/poller-set.js';
+import type { ModbusEndpointClient } from './modbus/types.js';
+import { deviceStatus, DrTally, drStatus, exporterStatus, gridStatus, meterStatus } from './status/adapters.js';
 import { gatherStatus, type StatusContext, type StatusProviders, type StatusReport } from './status/status-model.js';
 import { StatusServer } from './status/status-server.js';
 import { SPANS } from './telemetry/semconv.js';
@@ -43,6 +45,7 @@ export interface Gateway {
   readonly meters: MeterIngest | undefined;
   readonly demandResponse: DemandResponseService | undefined;
   readonly endpoints: EndpointPool;
+  readonly pollers: PollerSet;
   /** Starts every part in order; throws StartupError (already cleaned up) when one fails. */
   start(): Promise<void>;
   stop(): Promise<StopReport>;
@@ -113,15 +116,18 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     providers.meters = () => meterStatus(ingest.status());
   }
 
-  // --- 4. Modbus: one endpoint per host:port shared by pollers and DR writes ---
-  const pool = new EndpointPool({ clock, logger: componentLogger(logger, 'modbus') });
-  const enabledDevices = site.devices.filter((d) => d.enabled);
-  const endpointOf = (d: (typeof site.devices)[number]): ReturnType<EndpointPool['forDevice']> | undefined => {
+  // --- 4. Modbus: pollers on one endpoint per host:port, shared with DR writes ---
+  const pollers = new PollerSet(loaded, { clock, logger, meter: telemetry.meter });
+  const pool = pollers.pool;
+  const endpointOf = (d: DeviceConfig): ModbusEndpointClient | undefined => {
     const profile = loaded.profiles.get(d.profile);
     return profile && d.enabled ? pool.forDevice(d, profile) : undefined;
   };
-  // Pollers (issue 4, PollerSet): NOT WIRED YET -> `devices` shows as absent and the grid has no device inputs.
-  if (enabledDevices.length > 0) parts.push(part('modbus', async () => undefined, () => pool.close()));
+  if (site.devices.some((d) => d.enabled)) {
+    gridSources.push(pollers);
+    parts.push(part('modbus', async () => pollers.start(), () => pollers.stop()));
+    providers.devices = () => deviceStatus(pollers.status(), site.devices, clock.now());
+  }
 
   // --- 5. grid state: reads the pollers' snapshot and the meter power table ---
   const grid = new GridState({
@@ -153,6 +159,7 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     meters,
     demandResponse: dr,
     endpoints: pool,
+    pollers,
     start: () => lc.start(),
     stop: () => lc.stop(),
     status: () => gatherStatus(context),

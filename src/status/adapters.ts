@@ -4,10 +4,12 @@
 import type { DrAck } from '../demand-response/ack.js';
 import type { DemandResponseStatus } from '../demand-response/service.js';
 import type { GridSnapshot } from '../grid/grid-state.js';
+import type { DeviceConfig } from '../config/site-types.js';
 import type { MeterIngestStatus } from '../meters/ingest-stats.js';
+import type { DeviceStatus as PollerStatus } from '../modbus/poller.js';
 import type { ExporterHealth } from '../telemetry/export-health.js';
 import type { TelemetrySettings } from '../telemetry/settings.js';
-import type { DrStatus, ExporterStatus, GridStatus, MeterStatus } from './status-model.js';
+import type { DeviceStatus, DrStatus, ExporterStatus, GridStatus, MeterStatus } from './status-model.js';
 
 export function gridStatus(snap: GridSnapshot | undefined, nominalHz: number, nowMs: number): GridStatus {
   if (!snap) return { frequency_hz: null, nominal_frequency_hz: nominalHz, generation_mw: null, load_mw: null, updated_age_s: null };
@@ -83,4 +85,20 @@ export function drStatus(s: DemandResponseStatus, tally: DrTally): DrStatus {
     commands_total: tally.commands,
     rejected_total: tally.rejected,
   };
+}
+
+/** Pollers' status joined with the site's device config (zone, role, profile). Never-polled = down. */
+export function deviceStatus(pollers: PollerStatus[], devices: readonly DeviceConfig[], _nowMs: number): DeviceStatus[] {
+  const byId = new Map(devices.map((d) => [d.id, d]));
+  return pollers.map((p) => {
+    const d = byId.get(p.deviceId);
+    const out: DeviceStatus = {
+      id: p.deviceId,
+      up: p.up === true,
+      last_good_age_s: p.lastGoodAgeMs === undefined ? null : p.lastGoodAgeMs / 1000,
+      ...(d ? { zone: d.zone, role: d.role ?? d.profile, profile: d.profile } : {}),
+    };
+    if (p.up !== true && p.lastError) out.last_error = `${p.lastError.code}: ${p.lastError.message}`;
+    return out;
+  });
 }

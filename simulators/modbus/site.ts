@@ -25,6 +25,8 @@ export interface SiteSimulatorOptions {
   port?: number | ((sitePort: number, key: string) => number);
   clock?: Clock;
   tickMs?: number;
+  /** Refuse connections beyond the profiles' quirks.max_connections (the smallest at an endpoint). */
+  enforceMaxConnections?: boolean;
 }
 
 export class SiteSimulatorError extends Error {
@@ -37,20 +39,21 @@ export class SiteSimulatorError extends Error {
 }
 
 export async function startSiteSimulators(loaded: LoadedSite, opts: SiteSimulatorOptions = {}): Promise<SiteSimulators> {
-  const groups = new Map<string, { sitePort: number; units: Map<number, SimulatedDevice>; devices: SiteEndpoint['devices'] }>();
+  const groups = new Map<string, { sitePort: number; units: Map<number, SimulatedDevice>; devices: SiteEndpoint['devices']; maxConnections: number }>();
   const byDevice = new Map<string, SimulatedDevice>();
   let seed = 1;
   for (const d of loaded.site.devices) {
     const profile = loaded.profiles.get(d.profile);
     if (!profile) throw new SiteSimulatorError('unknown_profile', `device ${JSON.stringify(d.id)}: profile ${JSON.stringify(d.profile)} not loaded`);
     const key = `${d.host}:${d.port}`;
-    const g = groups.get(key) ?? { sitePort: d.port, units: new Map<number, SimulatedDevice>(), devices: [] as SiteEndpoint['devices'] };
+    const g = groups.get(key) ?? { sitePort: d.port, units: new Map<number, SimulatedDevice>(), devices: [] as SiteEndpoint['devices'], maxConnections: Infinity };
     if (g.units.has(d.unit_id)) {
       throw new SiteSimulatorError('duplicate_unit', `device ${JSON.stringify(d.id)}: unit ${d.unit_id} at ${key} is already simulated`);
     }
     const device = createSimulatedDevice(profile, { clock: opts.clock, seed: seed++, tickMs: opts.tickMs });
     g.units.set(d.unit_id, device);
     g.devices.push({ id: d.id, unitId: d.unit_id, profile: d.profile });
+    g.maxConnections = Math.min(g.maxConnections, profile.quirks.max_connections);
     groups.set(key, g);
     byDevice.set(d.id, device);
   }
@@ -61,7 +64,10 @@ export async function startSiteSimulators(loaded: LoadedSite, opts: SiteSimulato
   try {
     for (const [key, g] of groups) {
       const port = typeof opts.port === 'function' ? opts.port(g.sitePort, key) : opts.port ?? g.sitePort;
-      const server = await startModbusServer({ host: opts.host ?? '127.0.0.1', port, units: g.units, clock: opts.clock });
+      const server = await startModbusServer({
+        host: opts.host ?? '127.0.0.1', port, units: g.units, clock: opts.clock,
+        ...(opts.enforceMaxConnections && Number.isFinite(g.maxConnections) ? { maxConnections: g.maxConnections } : {}),
+      });
       endpoints.push({ key, devices: g.devices, server });
     }
   } catch (err) {

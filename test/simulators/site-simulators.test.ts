@@ -1,0 +1,101 @@
+// A site file -> one simulator per host:port with its unit ids, loaded through the real config
+// loader from YAML; and the `simulate` command's start-up path.
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadSite } from '../../src/config/load.js';
+import { parseSimulateArgs, startSimulate } from '../../src/cli/simulate.js';
+import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
+import { RawClient, readPdu, registersOf } from './raw-client.js';
+
+const PROFILE = `# A small meter for simulator tests
+vendor: Test
+model: Meter
+kind: grid_meter
+address_base: 0
+default_order: CDAB
+quirks:
+  max_connections: 1
+points:
+  - { id: p_total, table: input, address: 0, type: float32, unit: kW, role: grid_import, simulate: { kind: constant, value: 12.5 } }
+  - { id: hz, table: input, address: 2, type: uint16, scale: 0.01, unit: Hz, role: frequency, simulate: { kind: constant, value: 49.98 } }
+`;
+const SITE = `version: 1
+profiles_dir: devices
+site: { id: sim-test, region: test, nominal_frequency_hz: 50 }
+devices:
+  - { id: meter-a, profile: test-meter, host: 127.0.0.1, port: 1502, unit_id: 1 }
+  - { id: meter-b, profile: test-meter, host: 127.0.0.1, port: 1502, unit_id: 2 }
+  - { id: meter-c, profile: test-meter, host: 127.0.0.1, port: 1503, unit_id: 7 }
+`;
+
+let dir = '';
+let sims: SiteSimulators | undefined;
+const clients: RawClient[] = [];
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'sim-site-'));
+  mkdirSync(join(dir, 'devices'));
+  writeFileSync(join(dir, 'devices', 'test-meter.yaml'), PROFILE);
+  writeFileSync(join(dir, 'site.yaml'), SITE);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await sims?.close();
+  sims = undefined;
+});
+
+describe('site simulators', () => {
+  it('groups devices by host:port, one server per endpoint with its unit ids', async () => {
+    const loaded = await loadSite(join(dir, 'site.yaml'));
+    sims = await startSiteSimulators(loaded, { port: 0 });
+    expect(sims.endpoints.map((e) => [e.key, e.devices.map((d) => d.unitId)])).toEqual([
+      ['127.0.0.1:1502', [1, 2]], ['127.0.0.1:1503', [7]],
+    ]);
+    const a = sims.endpoints[0]!;
+    expect(a.server.port).not.toBe(1502);
+    const c = await RawClient.connect(a.server.port);
+    clients.push(c);
+    const f = await c.request(1, 2, readPdu(4, 0, 3));
+    // float32 12.5 in CDAB (low word first), then 49.98 Hz as 4998.
+    expect(registersOf(f!)).toEqual([0x0000, 0x4148, 4998]);
+    expect(sims.device('meter-c')?.numberOf('hz')).toBe(49.98);
+    const other = await c.request(2, 7, readPdu(4, 0, 1)); // unit 7 lives on the other endpoint
+    expect(Array.from(other!.pdu)).toEqual([0x84, 11]);
+  });
+
+  it("enforceMaxConnections honours the profile's max_connections", async () => {
+    const loaded = await loadSite(join(dir, 'site.yaml'));
+    sims = await startSiteSimulators(loaded, { port: 0, enforceMaxConnections: true });
+    const port = sims.endpoints[0]!.server.port;
+    const first = await RawClient.connect(port);
+    const second = await RawClient.connect(port);
+    clients.push(first, second);
+    expect(await second.waitClosed()).toBe(true);
+    expect((await first.request(1, 1, readPdu(4, 2, 1)))?.fc).toBe(4);
+  });
+
+  it('the simulate command starts the site and prints its endpoints as JSON', async () => {
+    const args = parseSimulateArgs([join(dir, 'site.yaml'), '--any-port', '--json']);
+    expect(typeof args).toBe('object');
+    if (typeof args === 'string') return;
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (b: Buffer) => { text += b.toString(); });
+    sims = await startSimulate(args, out);
+    const printed = JSON.parse(text.trim()) as { endpoints: { key: string; port: number; units: { id: string; unitId: number }[] }[] };
+    expect(printed.endpoints.map((e) => e.key)).toEqual(['127.0.0.1:1502', '127.0.0.1:1503']);
+    const c = await RawClient.connect(printed.endpoints[1]!.port);
+    clients.push(c);
+    expect(registersOf((await c.request(1, 7, readPdu(4, 2, 1)))!)).toEqual([4998]);
+  });
+
+  it('argument errors are reported, not thrown', () => {
+    expect(parseSimulateArgs([])).toMatch(/site file is required/);
+    expect(parseSimulateArgs(['a.yaml', '--port-offset', 'x'])).toMatch(/port-offset/);
+    expect(parseSimulateArgs(['a.yaml', 'b.yaml'])).toMatch(/unexpected argument "b.yaml"/);
+    expect(parseSimulateArgs(['a.yaml', '--port-offset', '1000'])).toMatchObject({ site: 'a.yaml', portOffset: 1000 });
+  });
+});

@@ -37,6 +37,21 @@ export interface AlertState {
   since_ms: number;
 }
 
+export interface AlertOverview {
+  name: AlertId;
+  state: 'firing' | 'ok' | 'unknown';
+  since_ms?: number;
+  value: number | null;
+  threshold: number;
+  summary: string;
+}
+
+function formatValue(v: number | null, unit: string): string {
+  if (v === null) return 'n/a';
+  if (unit === 'ratio') return `${(v * 100).toFixed(2)} %`;
+  return `${Number(v.toFixed(3))} ${unit}`;
+}
+
 export interface AlertEvaluatorDeps {
   config: AlertConfig;
   site: SiteInfo;
@@ -90,8 +105,27 @@ export class AlertEvaluator {
     return [...this.instances.values()].map((s) => ({ ...s }));
   }
 
-  status(): AlertState[] {
-    return this.states();
+  /**
+   * Always the five alerts, worst instance of each (firing first, then pending, then any with a
+   * value): the status endpoint's `alerts` section (AlertStatus in src/status/status-model.ts).
+   * `unknown` = nothing to judge yet (no data in the window).
+   */
+  overview(): AlertOverview[] {
+    const rank = (s: AlertState): number => (s.state === 'firing' ? 3 : s.state === 'pending' ? 2 : s.value !== null ? 1 : 0);
+    return ALERTS.map((def) => {
+      const worst = [...this.instances.values()].filter((s) => s.alert === def.id).sort((a, b) => rank(b) - rank(a))[0];
+      const threshold = def.threshold(this.deps.config);
+      if (!worst || rank(worst) === 0) return { name: def.id, state: 'unknown', value: null, threshold, summary: `${def.prometheusName}: no data in the window` };
+      const where = worst.region === '' ? '' : ` in ${worst.region}`;
+      return {
+        name: def.id, state: worst.state === 'firing' ? 'firing' : 'ok', since_ms: worst.since_ms, value: worst.value, threshold,
+        summary: `${def.prometheusName}${where}: ${formatValue(worst.value, def.unit)} (threshold ${formatValue(threshold, def.unit)})${worst.state === 'pending' ? ', pending' : ''}`,
+      };
+    });
+  }
+
+  status(): AlertOverview[] {
+    return this.overview();
   }
 
   /** One evaluation now (the timer calls this; tests call it directly). Never rejects. */

@@ -125,6 +125,10 @@ describe('AlertEvaluator', () => {
     await t.ev.evaluate();
     expect(t.state('dr_not_acknowledged')).toMatchObject({ state: 'firing' });
     expect(t.state('dr_not_acknowledged')?.value).toBeCloseTo(9 / 12, 6);
+    const overview = t.ev.overview();
+    expect(overview.map((o) => o.name)).toEqual(['stale_meter_data', 'ingestion_drops', 'dr_not_acknowledged', 'frequency_excursion', 'slow_ingestion']);
+    expect(overview.find((o) => o.name === 'dr_not_acknowledged')).toMatchObject({ state: 'firing', summary: 'EmsDemandResponseNotAcknowledged: 75.00 % (threshold 90.00 %)' });
+    expect(overview.find((o) => o.name === 'slow_ingestion')?.state).toBe('unknown');
     // 15 minutes without commands: nothing left in the window to judge -> resolved.
     t.clock.advance(16 * MIN);
     await t.ev.evaluate();

@@ -7,6 +7,7 @@ type Command = { summary: string; load: () => Promise<{ run: (args: string[]) =>
 const COMMANDS: Record<string, Command> = {
   // validate, run, simulate, demo, dr, schemas: added by their modules.
   simulate: { summary: 'serve every Modbus device of a site from its profiles on loopback', load: () => import('./simulate.js') },
+  dr: { summary: 'demand response: keygen, send a signed command and print its acks', load: () => import('./dr.js') },
 };
 
 export function packageVersion(): string {

@@ -1,0 +1,117 @@
+// `ems-gateway dr keygen|send`: drive the demand-response path as the EMS would.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseDuration } from '../config/duration.js';
+import { loadSite } from '../config/load.js';
+import { COMMAND_TYPES, type CommandType } from '../demand-response/command.js';
+import { buildCommand, sendCommand, signedMessage } from '../demand-response/sender.js';
+import { generateKeyPair, parsePrivateKey } from '../demand-response/signing.js';
+
+const USAGE = `usage:
+  ems-gateway dr keygen --out <prefix>
+      writes <prefix>.key (Ed25519 private key, PKCS#8 PEM, mode 0600: stays with the EMS)
+      and <prefix>.pub (public key PEM: goes into the site's mqtt.demand_response.public_keys)
+  ems-gateway dr send --config <site.yaml> --key <private.pem> --zone <zone>
+      [--type curtail|restore] [--reduction-mw <MW>] [--duration <15m|900s|1h>]
+      [--target <command id>] [--command-id <id>] [--valid-for 60s] [--traceparent 00-...]
+      [--url <mqtt url>] [--timeout 30s] [--no-wait]
+      signs and publishes one command, waits for the gateway's acks and prints each as a JSON line.
+      exit code: 0 all controllers acknowledged, 3 rejected, 4 not all acknowledged, 5 no final ack
+`;
+
+type Flags = Map<string, string | true>;
+
+function parseFlags(args: string[]): Flags {
+  const flags: Flags = new Map();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? '';
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
+    const eq = a.indexOf('=');
+    if (eq > 0) { flags.set(a.slice(2, eq), a.slice(eq + 1)); continue; }
+    const next = args[i + 1];
+    if (next === undefined || next.startsWith('--')) flags.set(a.slice(2), true);
+    else { flags.set(a.slice(2), next); i++; }
+  }
+  return flags;
+}
+
+function str(flags: Flags, name: string, required = true): string | undefined {
+  const v = flags.get(name);
+  if (v === undefined) {
+    if (required) throw new Error(`--${name} is required`);
+    return undefined;
+  }
+  if (v === true) throw new Error(`--${name} needs a value`);
+  return v;
+}
+
+function duration(flags: Flags, name: string, fallbackMs: number): number {
+  const v = str(flags, name, false);
+  if (v === undefined) return fallbackMs;
+  const ms = parseDuration(v);
+  if (ms === undefined) throw new Error(`--${name} ${JSON.stringify(v)} is not a duration like 900ms, 15m or 1h`);
+  return ms;
+}
+
+function keygen(flags: Flags): number {
+  const prefix = str(flags, 'out') as string;
+  const pair = generateKeyPair();
+  writeFileSync(`${prefix}.key`, pair.privatePem, { mode: 0o600, flag: 'wx' });
+  writeFileSync(`${prefix}.pub`, pair.publicPem, { flag: 'wx' });
+  process.stdout.write(`wrote ${prefix}.key (private, keep with the EMS) and ${prefix}.pub\npublic key (base64, for public_keys): ${pair.publicRaw}\n`);
+  return 0;
+}
+
+async function send(flags: Flags): Promise<number> {
+  const loaded = await loadSite(str(flags, 'config') as string);
+  const site = loaded.site;
+  const mqttCfg = site.mqtt;
+  const dr = mqttCfg?.demand_response;
+  if (!mqttCfg || !dr) throw new Error(`${site.source}: no mqtt.demand_response section`);
+  const key = parsePrivateKey(readFileSync(str(flags, 'key') as string, 'utf8'), str(flags, 'key'));
+  const type = (str(flags, 'type', false) ?? 'curtail') as CommandType;
+  if (!(COMMAND_TYPES as readonly string[]).includes(type)) throw new Error(`--type must be one of ${COMMAND_TYPES.join(', ')}`);
+  const reduction = str(flags, 'reduction-mw', type === 'curtail');
+  const traceparent = str(flags, 'traceparent', false) ?? `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+  const cmd = buildCommand({
+    siteId: site.site.id,
+    zone: str(flags, 'zone') as string,
+    type,
+    ...(reduction !== undefined ? { reductionMw: Number(reduction) } : {}),
+    durationMinutes: type === 'curtail' ? duration(flags, 'duration', 15 * 60_000) / 60_000 : 0,
+    commandId: str(flags, 'command-id', false) ?? randomUUID(),
+    validForMs: duration(flags, 'valid-for', 60_000),
+    traceparent,
+    ...(str(flags, 'target', false) !== undefined ? { targetCommandId: str(flags, 'target') as string } : {}),
+  });
+  const url = str(flags, 'url', false);
+  const wait = flags.get('no-wait') !== true;
+  process.stderr.write(`dr send: ${cmd.type} ${cmd.command_id} zone=${cmd.zone} reduction_mw=${cmd.reduction_mw} duration_minutes=${cmd.duration_minutes} traceparent=${traceparent}\n`);
+  const result = await sendCommand({
+    mqtt: { ...mqttCfg, ...(url !== undefined ? { url } : {}) },
+    dr, siteId: site.site.id, commandId: cmd.command_id, message: signedMessage(cmd, key), traceparent,
+    timeoutMs: duration(flags, 'timeout', 30_000), wait,
+    onAck: (ack) => process.stdout.write(`${JSON.stringify(ack)}\n`),
+  });
+  if (!wait) return 0;
+  const final = result.final;
+  if (!final) {
+    process.stderr.write(`dr send: no final ack for ${cmd.command_id} (is the gateway running and subscribed?)\n`);
+    return 5;
+  }
+  if (final.status === 'rejected') return 3;
+  return final.status === 'completed' && final.ack_count === final.controller_count ? 0 : 4;
+}
+
+export async function run(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  try {
+    if (sub === 'keygen') return keygen(parseFlags(rest));
+    if (sub === 'send') return await send(parseFlags(rest));
+  } catch (err) {
+    process.stderr.write(`ems-gateway dr ${sub ?? ''}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+  process.stderr.write(USAGE);
+  return sub === '--help' || sub === '-h' ? 0 : 2;
+}

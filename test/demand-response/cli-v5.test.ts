@@ -1,0 +1,118 @@
+// `ems-gateway dr keygen` and `dr send` against a real mosquitto speaking MQTT v5: the traceparent
+// travels as a user property and the gateway's spans carry the EMS's trace id.
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { run } from '../../src/cli/dr.js';
+import type { DrAck } from '../../src/demand-response/ack.js';
+import { buildCommand, sendCommand, signedMessage } from '../../src/demand-response/sender.js';
+import { parsePrivateKey } from '../../src/demand-response/signing.js';
+import { systemClock } from '../../src/runtime/clock.js';
+import { SPANS } from '../../src/telemetry/semconv.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { SITE_ID, loadControllerProfile } from './fixtures.js';
+import { Rig } from './harness.js';
+
+describe('dr CLI and MQTT v5 trace propagation (mosquitto)', () => {
+  let broker: Mosquitto;
+  let rig: Rig;
+  let dir: string;
+
+  beforeAll(async () => {
+    broker = await startMosquitto();
+    // keygen first: the gateway is configured with the public half.
+    const { tempDir } = await import('./fixtures.js');
+    const t = tempDir();
+    dir = t.dir;
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      expect(await run(['keygen', '--out', `${dir}/ems`])).toBe(0);
+    } finally {
+      out.mockRestore();
+    }
+    rig = await Rig.start({
+      profile: loadControllerProfile(), servers: [[1, 2]], clock: systemClock, mqttUrl: broker.url, protocolVersion: 5,
+      dr: { public_keys: [readFileSync(`${dir}/ems.pub`, 'utf8')] },
+    });
+    writeFileSync(`${dir}/site.yaml`, [
+      'version: 1',
+      `site: { id: ${SITE_ID}, region: r1, nominal_frequency_hz: 50 }`,
+      'devices:',
+      '  - { id: lc1, profile: generic-load-controller, host: 127.0.0.1, port: 1502, unit_id: 1, zone: zone-a, capacity_kw: 100 }',
+      'mqtt:',
+      `  url: ${broker.url}`,
+      '  client_id: ems-operator',
+      '  protocol_version: 5',
+      '  demand_response:',
+      '    command_topic: ems/{site}/dr/command',
+      '    ack_topic: ems/{site}/dr/ack/{command_id}',
+      '    public_key_file: ems.pub',
+      '',
+    ].join('\n'));
+  });
+  afterAll(async () => {
+    await rig.stop();
+    await broker.stop();
+  });
+
+  it('keygen writes a private key only its owner can read', () => {
+    expect(statSync(`${dir}/ems.key`).mode & 0o777).toBe(0o600);
+    expect(readFileSync(`${dir}/ems.key`, 'utf8')).toContain('BEGIN PRIVATE KEY');
+  });
+
+  it('dr send signs, publishes, prints the acks, and the gateway spans continue the EMS trace', async () => {
+    const traceId = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+    const lines: string[] = [];
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { lines.push(String(chunk)); return true; });
+    const errs: string[] = [];
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { errs.push(String(chunk)); return true; });
+    let code: number;
+    try {
+      code = await run(['send', '--config', `${dir}/site.yaml`, '--key', `${dir}/ems.key`, '--zone', 'zone-a', '--reduction-mw', '0.1',
+        '--duration', '15m', '--command-id', 'cli-1', '--traceparent', `00-${traceId}-1111111111111111-01`, '--timeout', '10s']);
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+    expect(errs.join('')).not.toContain('ems-gateway dr');
+    const acks = lines.join('').trim().split('\n').map((l) => JSON.parse(l) as DrAck);
+    expect(acks.map((a) => a.status)).toEqual(['accepted', 'completed']);
+    expect(acks[1]).toMatchObject({ command_id: 'cli-1', ack_count: 2, controller_count: 2, achieved_mw: 0.1 });
+    expect(code).toBe(0);
+    const spans = rig.spans.getFinishedSpans().filter((s) => s.name === SPANS.drSend || s.name === SPANS.drControllerCmd);
+    expect(spans.length).toBe(3);
+    for (const s of spans) expect(s.spanContext().traceId).toBe(traceId);
+  });
+
+  it('takes the traceparent from the MQTT v5 user property when the body has none', async () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const key = parsePrivateKey(readFileSync(`${dir}/ems.key`, 'utf8'));
+    const cmd = buildCommand({ siteId: SITE_ID, zone: 'zone-a', type: 'restore', commandId: 'v5-restore' });
+    expect(cmd.traceparent).toBeUndefined();
+    const mqtt = rig.mqttConfig();
+    if (!mqtt?.demand_response) throw new Error('no mqtt');
+    const res = await sendCommand({
+      mqtt: { ...mqtt, client_id: 'ems-v5' }, dr: mqtt.demand_response, siteId: SITE_ID, commandId: 'v5-restore',
+      message: signedMessage(cmd, key), traceparent: `00-${traceId}-b7ad6b7169203331-01`, timeoutMs: 10_000,
+    });
+    expect(res.final).toMatchObject({ status: 'completed', command_type: 'restore', ack_count: 2 });
+    const restoreSpans = rig.spans.getFinishedSpans().filter((s) => s.name === SPANS.drSend && s.attributes['ems.dr.command_id'] === 'v5-restore');
+    expect(restoreSpans.length).toBeGreaterThan(0);
+    for (const s of restoreSpans) expect(s.spanContext().traceId).toBe(traceId);
+  });
+
+  it('exits 3 on a rejected command and prints the reason', async () => {
+    const lines: string[] = [];
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { lines.push(String(chunk)); return true; });
+    const errs: string[] = [];
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { errs.push(String(chunk)); return true; });
+    let code: number;
+    try {
+      code = await run(['send', '--config', `${dir}/site.yaml`, '--key', `${dir}/ems.key`, '--zone', 'zone-nowhere', '--reduction-mw', '1', '--timeout', '10s']);
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+    expect(code).toBe(3);
+    expect(JSON.parse(lines.join('').trim())).toMatchObject({ status: 'rejected', reason: 'unknown_zone' });
+  });
+});

@@ -55,8 +55,11 @@ export class ModbusMetrics implements EndpointObserver {
     if (ev.sent) {
       this.duration.record(ev.durationMs, this.cached(dev, () => ({ [A.deviceId]: dev })));
       this.requests.add(1, this.cached(`${dev}\0${ev.table}`, () => ({ [A.deviceId]: dev, [A.table]: ev.table })));
-      this.bytes.add(ev.bytesOut, this.cached(`${dev}\0out`, () => ({ [A.deviceId]: dev, [A.direction]: 'out' })));
-      if (ev.bytesIn > 0) this.bytes.add(ev.bytesIn, this.cached(`${dev}\0in`, () => ({ [A.deviceId]: dev, [A.direction]: 'in' })));
+      // Bytes per endpoint, not per device: it is the link's load, and 1,000 devices x 2 directions
+      // would reach the SDK's 2,000 attribute sets per metric.
+      const ep = ev.endpoint;
+      this.bytes.add(ev.bytesOut, this.cached(`ep\0${ep}\0out`, () => ({ [A.endpoint]: ep, [A.direction]: 'out' })));
+      if (ev.bytesIn > 0) this.bytes.add(ev.bytesIn, this.cached(`ep\0${ep}\0in`, () => ({ [A.endpoint]: ep, [A.direction]: 'in' })));
     }
     if (ev.error !== undefined) {
       const et = ev.error;

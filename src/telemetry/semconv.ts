@@ -20,7 +20,7 @@ export const METRICS = {
   modbusRequests: 'ems.modbus.requests',                           // counter {device_id, table} (gateway)
   modbusErrors: 'ems.modbus.errors',                               // counter {device_id, error_type} (gateway)
   modbusDeviceUp: 'ems.modbus.device.up',                          // gauge 0/1 {device_id, zone} (gateway)
-  modbusBytes: 'ems.modbus.bytes',                                 // counter By {device_id, direction} (gateway)
+  modbusBytes: 'ems.modbus.bytes',                                 // counter By {endpoint, direction} (gateway)
   modbusStrayResponses: 'ems.modbus.stray_responses',              // counter {endpoint} (gateway)
   modbusPollCycleDuration: 'ems.modbus.poll.cycle_duration_ms',    // histogram ms {device_id} (gateway)
   modbusPollOverruns: 'ems.modbus.poll.overruns',                  // counter {device_id} (gateway)

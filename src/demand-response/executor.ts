@@ -11,6 +11,7 @@ import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { METRIC_ATTRS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
 import { encodeControl, findPoint, readPoint } from './control-io.js';
+import { restoreValue } from './planner.js';
 
 export type ControllerOutcome =
   | 'acknowledged'       // written and read back as requested
@@ -59,6 +60,12 @@ export interface ExecutorDeps {
 }
 
 const EPS = 1e-9;
+
+interface AuxWrite { point: PointDef; value: number }
+
+function isControl(p: PointDef): p is ControlDef {
+  return 'min' in p && 'max' in p && 'verify' in p;
+}
 
 export function boundsProblem(control: ControlDef, value: number): string | undefined {
   if (!Number.isFinite(value)) return `value ${value} is not a finite number`;
@@ -122,12 +129,11 @@ export class ControllerExecutor {
       this.auditLine(task, control, task.value, undefined, 'rejected_bounds', 'rejected_write', problem);
       throw new ModbusError('rejected_write', `${device.id} ${control.id}@${control.address}: ${problem}`, { device: device.id });
     }
-    // Every register this command touches must be declared before the first one is written.
-    for (const aux of [control.revert_timer?.point, control.enable?.point]) {
-      if (aux !== undefined && !findPoint(task.profile, aux)) {
-        this.auditLine(task, control, task.value, undefined, 'rejected_bounds', 'rejected_write', `profile has no point ${aux}`);
-        throw new ModbusError('rejected_write', `${device.id}: profile ${task.profile.profile} has no point ${aux}`, { device: device.id });
-      }
+    // Every register this command touches is resolved and bounds-checked before the first write.
+    const aux = this.auxWrites(task);
+    if (typeof aux === 'string') {
+      this.auditLine(task, control, task.value, undefined, 'rejected_bounds', 'rejected_write', aux);
+      throw new ModbusError('rejected_write', `${device.id}: ${aux}`, { device: device.id });
     }
     if (this.deps.dryRun) {
       result.outcome = 'dry_run';
@@ -139,11 +145,9 @@ export class ControllerExecutor {
 
     await this.rateLimit(task);
     const sf = control.scale_factor === undefined ? undefined : await this.readScaleFactor(endpoint, task);
-    if (control.revert_timer && task.revertSeconds !== undefined) {
-      await this.writeAux(endpoint, task, control.revert_timer.point, task.revertSeconds / (control.revert_timer.seconds_per_unit ?? 1), ctx);
-    }
+    if (aux.timer) await this.writeAux(endpoint, task, aux.timer.point, aux.timer.value, ctx);
     await this.writeSetpoint(endpoint, task, sf, ctx);
-    if (control.enable) await this.writeAux(endpoint, task, control.enable.point, control.enable.value, ctx);
+    if (aux.enable) await this.writeAux(endpoint, task, aux.enable.point, aux.enable.value, ctx);
     let readBack: { ok: boolean; value?: number };
     try {
       readBack = await this.verify(endpoint, task, sf, ctx);
@@ -200,10 +204,36 @@ export class ControllerExecutor {
     span.end();
   }
 
+  /**
+   * The revert timer (written before the setpoint, so the device never holds an un-timed limit) and
+   * the enable flag (after it). The timer is capped at its register's max: the device then reverts
+   * early and the periodic check re-asserts. A restore writes the enable control's own restore value.
+   */
+  private auxWrites(task: ControllerTask): { timer?: AuxWrite; enable?: AuxWrite } | string {
+    const { control, profile } = task;
+    const out: { timer?: AuxWrite; enable?: AuxWrite } = {};
+    if (control.revert_timer && task.revertSeconds !== undefined) {
+      const point = findPoint(profile, control.revert_timer.point);
+      if (!point) return `profile ${profile.profile} has no point ${control.revert_timer.point}`;
+      let value = Math.ceil(task.revertSeconds / (control.revert_timer.seconds_per_unit ?? 1));
+      if (isControl(point)) value = Math.min(value, point.max);
+      out.timer = { point, value };
+    }
+    if (control.enable) {
+      const point = findPoint(profile, control.enable.point);
+      if (!point) return `profile ${profile.profile} has no point ${control.enable.point}`;
+      const value = task.purpose === 'restore' && isControl(point) && point.restore !== undefined ? restoreValue(point) : control.enable.value;
+      out.enable = { point, value };
+    }
+    for (const w of [out.timer, out.enable]) {
+      const problem = w && isControl(w.point) ? boundsProblem(w.point, w.value) : undefined;
+      if (problem !== undefined && w) return `${w.point.id}: ${problem}`;
+    }
+    return out;
+  }
+
   /** Revert timer and enable registers: written (audited) but not verified individually. */
-  private async writeAux(endpoint: ModbusEndpointClient, task: ControllerTask, pointId: string, value: number, ctx: Context): Promise<void> {
-    const point = findPoint(task.profile, pointId);
-    if (!point) throw new ModbusError('rejected_write', `${task.device.id}: profile ${task.profile.profile} has no point ${pointId}`, { device: task.device.id });
+  private async writeAux(endpoint: ModbusEndpointClient, task: ControllerTask, point: PointDef, value: number, ctx: Context): Promise<void> {
     const span = this.deps.tracer.startSpan(SPANS.drModbusWrite, {
       attributes: { [SPAN_ATTRS.controllerId]: task.device.id, 'ems.modbus.address': wireAddress(task.profile, point), 'ems.modbus.value': value },
     }, ctx);

@@ -1,0 +1,49 @@
+// The shipped devices/generic-load-controller.yaml: setpoint + enable flag, verified on the
+// acknowledge register (equals 1 after 100 ms); restore writes max and the enable's own restore (0).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DeviceProfile } from '../../src/config/profile-types.js';
+import { loadProfile } from '../../src/config/load.js';
+import { buildCommand, signedMessage } from '../../src/demand-response/sender.js';
+import { systemClock } from '../../src/runtime/clock.js';
+import { KEYS, SITE_ID } from './fixtures.js';
+import { Rig } from './harness.js';
+
+describe('DR with devices/generic-load-controller.yaml', () => {
+  let rig: Rig;
+  let profile: DeviceProfile;
+  beforeAll(async () => {
+    profile = await loadProfile(new URL('../../devices/generic-load-controller.yaml', import.meta.url).pathname);
+    rig = await Rig.start({ profile, servers: [[1, 2]], clock: systemClock, capacityKw: 300 });
+  });
+  afterAll(async () => { await rig.stop(); });
+
+  const send = async (type: 'curtail' | 'restore', id: string): Promise<void> => {
+    const cmd = buildCommand({ siteId: SITE_ID, zone: 'zone-a', type, reductionMw: 0.2, durationMinutes: 15, commandId: id });
+    await rig.service?.handleMessage(Buffer.from(signedMessage(cmd, KEYS.privateKey)), { retained: false });
+  };
+
+  it('curtails through setpoint + enable and acknowledges on the status register', async () => {
+    expect(rig.unit('lc1').numberOf('load_power')).toBe(400);
+    await send('curtail', 'real-1');
+    expect(rig.acks.at(-1)).toMatchObject({ status: 'completed', ack_count: 2, achieved_mw: 0.2 });
+    for (const id of ['lc1', 'lc2']) {
+      expect(rig.unit(id).numberOf('setpoint_readback')).toBe(200);
+      expect(rig.unit(id).numberOf('enabled')).toBe(1);
+      expect(rig.unit(id).numberOf('load_power')).toBe(200);
+    }
+    // Wire addresses (address_base 1): 40003 -> 40002 setpoint raw 2000, 40004 -> 40003 enable 1.
+    expect(rig.servers[0]?.writes.filter((w) => w.unitId === 1).map((w) => [w.address, [...w.values]])).toEqual([[40002, [2000]], [40003, [1]]]);
+  });
+
+  it('restores to max with the enable flag off (after the 1 s rate limit)', async () => {
+    await send('restore', 'real-1-restore');
+    expect(rig.acks.at(-1)).toMatchObject({ status: 'completed', command_type: 'restore', ack_count: 2, ended_command_ids: ['real-1'] });
+    for (const id of ['lc1', 'lc2']) {
+      expect(rig.unit(id).numberOf('setpoint_readback')).toBe(500);
+      expect(rig.unit(id).numberOf('enabled')).toBe(0);
+      expect(rig.unit(id).numberOf('load_power')).toBe(400);
+    }
+    const t = rig.servers[0]?.writes.filter((w) => w.unitId === 1 && w.address === 40002).map((w) => w.at) ?? [];
+    expect((t[1] ?? 0) - (t[0] ?? 0)).toBeGreaterThanOrEqual(990);
+  });
+});

@@ -6,6 +6,7 @@ type Command = { summary: string; load: () => Promise<{ run: (args: string[]) =>
 
 const COMMANDS: Record<string, Command> = {
   // validate, run, simulate, demo, dr, schemas: added by their modules.
+  validate: { summary: 'validate a site file and its device profiles; print the read plan', load: () => import('./validate.js') },
   simulate: { summary: 'serve every Modbus device of a site from its profiles on loopback', load: () => import('./simulate.js') },
   dr: { summary: 'demand response: keygen, send a signed command and print its acks', load: () => import('./dr.js') },
 };

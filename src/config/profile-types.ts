@@ -126,6 +126,7 @@ export interface DeviceProfile {
   controls: ControlDef[];
   /** For SunSpec devices: where the 'SunS' marker is expected (checked at connect). */
   sunspec_base?: number;
+  description?: string;
   /** Absolute path of the YAML file it came from (for messages). */
   source: string;
 }

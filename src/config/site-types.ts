@@ -119,6 +119,8 @@ export interface SiteConfig {
   alerts: AlertConfig;
   status: StatusConfig;
   logging: LoggingConfig;
+  /** Absolute path of the profiles folder when the site sets `profiles_dir:` (relative to the site file in YAML). */
+  profiles_dir?: string;
   /** Absolute path of the site file. */
   source: string;
 }

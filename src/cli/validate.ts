@@ -1,0 +1,89 @@
+// `ems-gateway validate <site.yaml>`: validate a site and the profiles it names, print every
+// problem at once (exit 1), or a summary with the compiled Modbus read plan (exit 0).
+import { ConfigError, formatProblem } from '../config/errors.js';
+import { formatDuration } from '../config/duration.js';
+import { loadSite } from '../config/load.js';
+import type { DeviceProfile } from '../config/profile-types.js';
+import type { LoadedSite } from '../config/site-types.js';
+import { planIdentityReads, planReads, type ReadPlan } from '../modbus/read-plan.js';
+
+const USAGE = 'usage: ems-gateway validate <site.yaml> [--devices <dir>] [--quiet]\n';
+
+export async function run(args: string[]): Promise<number> {
+  let file: string | undefined;
+  let devicesDir: string | undefined;
+  let quiet = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--devices') devicesDir = args[++i];
+    else if (a === '--quiet' || a === '-q') quiet = true;
+    else if (a === '--help' || a === '-h') { process.stdout.write(USAGE); return 0; }
+    else if (a !== undefined && !a.startsWith('-') && file === undefined) file = a;
+    else { process.stderr.write(`ems-gateway validate: unexpected argument ${JSON.stringify(a)}\n${USAGE}`); return 2; }
+  }
+  if (file === undefined) { process.stderr.write(USAGE); return 2; }
+  const cwd = process.cwd();
+  try {
+    const loaded = await loadSite(file, devicesDir === undefined ? {} : { devicesDir });
+    if (!quiet) process.stdout.write(summary(loaded, cwd));
+    for (const w of loaded.warnings) process.stderr.write(`${formatProblem(w, cwd)}\n`);
+    process.stdout.write(`${file}: OK${loaded.warnings.length ? ` (${loaded.warnings.length} warning${loaded.warnings.length === 1 ? '' : 's'})` : ''}\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const p of err.problems) process.stderr.write(`${formatProblem(p, cwd)}\n`);
+    const n = err.problems.filter((p) => p.severity === 'error').length;
+    process.stderr.write(`${file}: ${n} error${n === 1 ? '' : 's'}; nothing started\n`);
+    return 1;
+  }
+}
+
+function planLines(plan: ReadPlan, profile: DeviceProfile, indent: string): string[] {
+  return plan.requests.map((r) => {
+    const first = r.address + profile.address_base;
+    const unit = r.table === 'coil' || r.table === 'discrete' ? 'bits' : 'registers';
+    return `${indent}${r.table} ${first}..${first + r.count - 1} (wire ${r.address}, ${r.count} ${unit}, ${r.points.length} points)`;
+  });
+}
+
+/** The human summary printed on success. */
+export function summary(loaded: LoadedSite, _cwd: string): string {
+  const { site, profiles } = loaded;
+  const out: string[] = [];
+  out.push(`site ${site.site.id} (region ${site.site.region}, ${site.site.nominal_frequency_hz} Hz)`);
+  out.push(`devices: ${site.devices.length}`);
+  for (const d of site.devices) {
+    const p = profiles.get(d.profile);
+    out.push(`  ${d.id}: ${d.profile} at ${d.host}:${d.port} unit ${d.unit_id}, zone ${d.zone}, every ${formatDuration(d.poll_interval_ms)}${d.enabled ? '' : ' (disabled)'}`);
+    if (!p) continue;
+    const plan = planReads(p);
+    const regs = plan.requests.reduce((n, r) => n + r.count, 0);
+    out.push(`    read plan: ${plan.requests.length} request${plan.requests.length === 1 ? '' : 's'}, ${regs} registers per poll`);
+    out.push(...planLines(plan, p, '      '));
+    const ident = planIdentityReads(p);
+    if (ident.requests.length) out.push(`    at start-up: ${ident.requests.length} identity request${ident.requests.length === 1 ? '' : 's'}`);
+    if (p.controls.length) out.push(`    controls: ${p.controls.map((c) => `${c.id} [${c.min}..${c.max}${c.unit ? ` ${c.unit}` : ''}]`).join(', ')}`);
+  }
+  const endpoints = new Map<string, string[]>();
+  for (const d of site.devices) endpoints.set(`${d.host}:${d.port}`, [...(endpoints.get(`${d.host}:${d.port}`) ?? []), d.id]);
+  const shared = [...endpoints].filter(([, ids]) => ids.length > 1);
+  for (const [ep, ids] of shared) out.push(`shared connection ${ep}: ${ids.join(', ')}`);
+  const m = site.mqtt;
+  if (m) {
+    out.push(`mqtt: ${m.url} as ${m.client_id} (MQTT ${m.protocol_version === 5 ? '5' : '3.1.1'})`);
+    if (m.meters) out.push(`meter topics: ${m.meters.topics.join(', ')} (qos ${m.meters.qos}${m.meters.region_topic_level !== undefined ? `, region at level ${m.meters.region_topic_level}` : ''})`);
+    const dr = m.demand_response;
+    if (dr) {
+      out.push(`demand response: commands ${dr.command_topic}, acks ${dr.ack_topic}, ${dr.public_keys.length} public key${dr.public_keys.length === 1 ? '' : 's'}${dr.dry_run ? ', DRY RUN' : ''}`);
+      const zones = new Map<string, string[]>();
+      for (const d of site.devices) {
+        if (!d.enabled || profiles.get(d.profile)?.kind !== 'load_controller') continue;
+        zones.set(d.zone, [...(zones.get(d.zone) ?? []), `${d.id}${d.capacity_kw !== undefined ? ` (${d.capacity_kw} kW)` : ''}`]);
+      }
+      for (const [z, ids] of [...zones].sort()) out.push(`  DR zone ${z}: ${ids.join(', ')}`);
+    }
+  }
+  if (site.grid.frequency_source) out.push(`grid frequency from ${site.grid.frequency_source}`);
+  out.push(`status page: ${site.status.enabled ? `http://${site.status.host}:${site.status.port}/` : 'off'}`);
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,95 @@
+// Cross-section checks of a site: devices against profiles, unique ids and addresses, the grid
+// frequency source, demand-response zones, the poll budget, and derived defaults.
+import { hint } from './did-you-mean.js';
+import { BUDGET_WARN_UTILISATION, endpointLoads } from './poll-budget.js';
+import type { DeviceProfile } from './profile-types.js';
+import type { SiteConfig } from './site-types.js';
+import type { FileCtx } from './yaml-source.js';
+
+export function checkSite(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>, available: readonly string[], ctx: FileCtx): void {
+  const ids = new Map<string, string>();
+  const addresses = new Map<string, string>();
+  for (const d of site.devices) {
+    if (ids.has(d.id)) ctx.errorAt(d, 'id', `duplicate device id ${JSON.stringify(d.id)}`);
+    ids.set(d.id, d.id);
+    const addr = `${d.host}:${d.port} unit ${d.unit_id}`;
+    const other = addresses.get(addr);
+    if (other !== undefined && d.enabled) ctx.errorAt(d, 'unit_id', `${addr} is also device ${JSON.stringify(other)}`);
+    if (d.enabled) addresses.set(addr, d.id);
+    if (!available.includes(d.profile)) {
+      ctx.errorAt(d, 'profile', `unknown profile ${JSON.stringify(d.profile)}${hint(d.profile, available)}`);
+    }
+  }
+  checkFrequencySource(site, profiles, ctx);
+  checkDemandResponse(site, profiles, ctx);
+  checkMeters(site, ctx);
+  for (const e of endpointLoads(site.devices, profiles)) {
+    if (e.utilisation <= BUDGET_WARN_UTILISATION) continue;
+    const first = site.devices.find((d) => d.id === e.devices[0]);
+    const msg = `poll budget: ${e.endpoint} (${e.devices.join(', ')}) needs ${e.requests_per_s.toFixed(1)} requests/s, `
+      + `about ${Math.round(e.utilisation * 100)}% of one connection: raise poll_interval or merge reads`;
+    if (first) ctx.warnAt(first, 'poll_interval', msg);
+  }
+  applyDerivedDefaults(site, profiles);
+}
+
+function checkFrequencySource(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx): void {
+  const src = site.grid.frequency_source;
+  if (src === undefined) return;
+  const d = site.devices.find((x) => x.id === src);
+  if (!d) { ctx.errorAt(site.grid, 'frequency_source', `unknown device ${JSON.stringify(src)}${hint(src, site.devices.map((x) => x.id))}`); return; }
+  const p = profiles.get(d.profile);
+  if (p && !p.points.some((pt) => pt.role === 'frequency')) {
+    ctx.errorAt(site.grid, 'frequency_source', `device ${JSON.stringify(src)} (profile ${p.profile}) has no point with role "frequency"`);
+  }
+}
+
+function checkDemandResponse(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx): void {
+  const dr = site.mqtt?.demand_response;
+  const controllers = site.devices.filter((d) => d.enabled && profiles.get(d.profile)?.kind === 'load_controller');
+  for (const d of controllers) {
+    const p = profiles.get(d.profile);
+    if (p && p.controls.length === 0) ctx.errorAt(d, 'profile', `load controller profile ${p.profile} has no control to drive`);
+    const unit = p?.controls.find((c) => c.role === 'setpoint')?.unit ?? p?.controls[0]?.unit;
+    if (unit === '%' && d.capacity_kw === undefined) ctx.warnAt(d, 'id', 'a load controller with a % setpoint needs capacity_kw to turn kW reductions into %');
+  }
+  if (!dr) return;
+  if (controllers.length === 0) {
+    ctx.errorAt(dr, undefined, 'demand_response is configured but no enabled device has a load_controller profile: no zone can act on a command');
+    return;
+  }
+  const zones = new Set(controllers.map((d) => d.zone));
+  for (const d of site.devices) {
+    if (!d.enabled || zones.has(d.zone) || d.zone === 'default') continue;
+    ctx.warnAt(d, 'zone', `zone ${JSON.stringify(d.zone)} has no load controller: demand-response commands for it cannot act`);
+    zones.add(d.zone); // once per zone
+  }
+  for (const d of controllers) {
+    if (d.zone === 'default') ctx.warnAt(d, 'id', 'load controller has no zone: demand-response commands address zones (set zone:)');
+  }
+}
+
+function checkMeters(site: SiteConfig, ctx: FileCtx): void {
+  const m = site.mqtt?.meters;
+  if (!m || m.region_topic_level === undefined) return;
+  m.topics.forEach((t, i) => {
+    const levels = t.replace(/^\$share\/[^/]+\//, '').split('/');
+    const lvl = m.region_topic_level ?? 0;
+    const multi = levels.indexOf('#');
+    if (lvl >= levels.length && (multi === -1 || multi > lvl)) {
+      ctx.errorAt(m.topics, String(i), `region_topic_level ${lvl} is beyond the ${levels.length} levels of ${JSON.stringify(t)}`);
+    } else if (multi !== -1 && multi <= lvl) {
+      // `#` covers the region level: fine.
+    } else if (levels[lvl] !== '+' && m.regions !== undefined && !m.regions.includes(levels[lvl] ?? '')) {
+      ctx.warnAt(m.topics, String(i), `level ${lvl} of ${JSON.stringify(t)} is ${JSON.stringify(levels[lvl])}, not a listed region`);
+    }
+  });
+}
+
+function applyDerivedDefaults(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>): void {
+  if (site.mqtt && site.mqtt.client_id === undefined) site.mqtt.client_id = `ems-gateway-${site.site.id}`;
+  if (site.grid.stale_after_ms === undefined) {
+    const slowest = Math.max(0, ...site.devices.filter((d) => d.enabled && profiles.has(d.profile)).map((d) => d.poll_interval_ms));
+    site.grid.stale_after_ms = Math.max(10_000, 3 * slowest);
+  }
+}

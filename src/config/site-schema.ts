@@ -1,0 +1,155 @@
+// The site schema (config/<site>.yaml): the single source of truth that validates site YAML into
+// SiteConfig (site-types.ts) and generates schemas/site.schema.json. Secrets resolve here
+// (${ENV} in any string, *_file options); cross-section checks live in site-checks.ts.
+import { parsePublicKey } from '../demand-response/signing.js';
+import { arr, bool, duration, num, oneOf, str } from './schema-dsl.js';
+import { obj, record, type Obj } from './schema-object.js';
+import { checkPathOption, exclusive, readSecretFile, resolveFrom } from './secret-files.js';
+import type { FileCtx } from './yaml-source.js';
+
+const ID = { pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', patternHint: 'an id of letters, digits, ".", "_" and "-"' };
+const TOPIC_FILTER = { pattern: '^[^#+]*(/?[+#]?[^#+]*)*$', patternHint: 'an MQTT topic filter' };
+
+const device = obj({
+  id: { s: str(ID), required: true, doc: 'unique within the site' },
+  profile: { s: str({ pattern: '^[a-z0-9]+(-[a-z0-9]+)*$', patternHint: 'a profile name (devices/<name>.yaml)' }), required: true },
+  host: { s: str({ minLength: 1 }), required: true },
+  port: { s: num({ int: true, min: 1, max: 65535 }), default: 502 },
+  unit_id: { s: num({ int: true, min: 0, max: 255 }), default: 1 },
+  zone: { s: str(ID), default: 'default', doc: 'DR zone / feeder' },
+  role: { s: str(), doc: "free-text role label; default: the profile's kind" },
+  poll_interval: { s: duration({ min_ms: 50 }), default: 1000 },
+  labels: { s: record(str()), default: {} },
+  capacity_kw: { s: num({ exclusiveMin: 0 }), doc: 'load controllers: the sheddable load, for DR planning' },
+  enabled: { s: bool(), default: true },
+}, { doc: 'A Modbus TCP device wired to a profile.' });
+
+const tls = obj({
+  ca_file: { s: str({ minLength: 1 }) },
+  cert_file: { s: str({ minLength: 1 }) },
+  key_file: { s: str({ minLength: 1 }) },
+  reject_unauthorized: { s: bool(), default: true },
+}, {
+  post(out, ctx) { for (const k of ['ca_file', 'cert_file', 'key_file']) checkPathOption(ctx, out, k); },
+});
+
+const meters = obj({
+  topics: { s: arr(str({ minLength: 1, ...TOPIC_FILTER }), { minItems: 1 }), required: true, doc: 'filters; wildcards and $share/<group>/<filter> allowed' },
+  qos: { s: oneOf([0, 1] as const), default: 1 },
+  region_topic_level: { s: num({ int: true, min: 0 }), doc: '0-based topic level carrying the region (after any $share prefix)' },
+  regions: { s: arr(str({ minLength: 1 })), doc: 'known regions; others are rejected as unknown_region' },
+  batch_max_size: { s: num({ int: true, min: 1 }), default: 500 },
+  batch_max_wait: { s: duration(), default: 50 },
+  max_payload_bytes: { s: num({ int: true, min: 1 }), default: 1024 * 1024 },
+  future_skew: { s: duration(), default: 300_000, doc: 'timestamps further ahead are rejected' },
+  dedupe_window: { s: duration(), default: 600_000 },
+  meter_stale_after: { s: duration(), default: 300_000, doc: "a meter's power drops out of the grid load total" },
+  reading_span_ratio: { s: num({ min: 0, max: 1 }), default: 0.01, doc: 'sampling ratio of ems.meter.process_reading spans' },
+});
+
+const demandResponse = obj({
+  command_topic: { s: str({ minLength: 1 }), required: true },
+  ack_topic: { s: str({ minLength: 1 }), required: true },
+  public_keys: { s: arr(str({ minLength: 1 })), doc: 'Ed25519 public keys (PEM or base64 raw 32 bytes)' },
+  public_key_file: { s: str({ minLength: 1 }), doc: 'a file holding one public key, relative to the site file' },
+  public_key_files: { s: arr(str({ minLength: 1 })) },
+  max_clock_skew: { s: duration(), default: 30_000 },
+  state_file: { s: str({ minLength: 1 }), default: '.state/dr-state.json', doc: 'relative to the site file' },
+  max_concurrency: { s: num({ int: true, min: 1 }), default: 64 },
+  dry_run: { s: bool(), default: false },
+}, { post: resolveKeys });
+
+function resolveKeys(out: Obj, ctx: FileCtx): void {
+  const keys: string[] = [...((out['public_keys'] as string[] | undefined) ?? [])];
+  const files = [
+    ...(typeof out['public_key_file'] === 'string' ? [{ key: 'public_key_file', p: out['public_key_file'] }] : []),
+    ...((out['public_key_files'] as string[] | undefined) ?? []).map((p) => ({ key: 'public_key_files', p })),
+  ];
+  for (const f of files) {
+    const text = readSecretFile(ctx, out, f.key, f.p);
+    if (text !== undefined) keys.push(text);
+  }
+  keys.forEach((k, i) => {
+    try { parsePublicKey(k, `public key ${i + 1}`); } catch (err) { ctx.errorAt(out, files.length ? files[0]?.key : 'public_keys', (err as Error).message); }
+  });
+  if (keys.length === 0) ctx.errorAt(out, undefined, 'needs at least one public key (public_keys, public_key_file or public_key_files): unsigned commands are never accepted');
+  delete out['public_key_file'];
+  delete out['public_key_files'];
+  out['public_keys'] = keys;
+  out['state_file'] = resolveFrom(ctx, String(out['state_file']));
+}
+
+const mqtt = obj({
+  url: { s: str({ pattern: '^(mqtts?|wss?|tcp|ssl)://', patternHint: 'an mqtt://, mqtts://, ws:// or wss:// URL' }), required: true },
+  client_id: { s: str({ minLength: 1, maxLength: 256 }), doc: 'default ems-gateway-<site id>' },
+  username: { s: str() },
+  password: { s: str(), doc: 'prefer ${ENV_VAR} or password_file' },
+  password_file: { s: str({ minLength: 1 }), doc: 'file holding the password, relative to the site file' },
+  protocol_version: { s: oneOf([4, 5] as const), default: 5 },
+  session_expiry: { s: duration(), default: 3_600_000 },
+  keepalive: { s: duration({ min_ms: 1000 }), default: 30_000 },
+  reconnect_min: { s: duration({ min_ms: 10 }), default: 500 },
+  reconnect_max: { s: duration({ min_ms: 10 }), default: 30_000 },
+  tls: { s: tls },
+  meters: { s: meters },
+  demand_response: { s: demandResponse },
+}, {
+  post(out, ctx) {
+    if (exclusive(ctx, out, 'password', 'password_file') && typeof out['password_file'] === 'string') {
+      const pw = readSecretFile(ctx, out, 'password_file', out['password_file']);
+      if (pw !== undefined) out['password'] = pw;
+    }
+    delete out['password_file'];
+    if ((out['reconnect_min_ms'] as number) > (out['reconnect_max_ms'] as number)) ctx.errorAt(out, 'reconnect_min', 'reconnect_min is longer than reconnect_max');
+  },
+});
+
+const telemetry = obj({
+  service_name: { s: str({ minLength: 1 }), default: 'ems-gateway', doc: 'OTEL_SERVICE_NAME wins when set' },
+  otlp_endpoint: { s: str({ pattern: '^https?://', patternHint: 'an http(s):// URL' }), doc: 'base URL (…:4318); OTEL_EXPORTER_OTLP_* env wins' },
+  otlp_headers: { s: record(str()), default: {} },
+  export_interval: { s: duration({ min_ms: 100 }), default: 10_000, doc: 'OTEL_METRIC_EXPORT_INTERVAL wins' },
+  export_timeout: { s: duration({ min_ms: 100 }), default: 5000 },
+  resource_attributes: { s: record(str()), default: {} },
+  cardinality_limit: { s: num({ int: true, min: 1 }), default: 2000 },
+  enabled: { s: bool(), default: true, doc: 'OTEL_SDK_DISABLED=true wins' },
+});
+
+const grid = obj({
+  update_interval: { s: duration({ min_ms: 100 }), default: 5000 },
+  stale_after: { s: duration({ min_ms: 100 }), doc: 'default: 3x the slowest contributing poll interval, at least 10s' },
+  frequency_source: { s: str(ID), doc: "device id whose 'frequency' point is the grid frequency" },
+});
+
+const alerts = obj({
+  evaluate_interval: { s: duration({ min_ms: 100 }), default: 15_000 },
+  stale_meter_data_age: { s: duration(), default: 900_000 },
+  drop_ratio: { s: num({ min: 0, max: 1 }), default: 0.001 },
+  dr_ack_rate_min: { s: num({ min: 0, max: 1 }), default: 0.9 },
+  frequency_deviation_hz: { s: num({ exclusiveMin: 0 }), default: 0.5 },
+  ingestion_latency_p99: { s: duration(), default: 5000 },
+}, { doc: "Thresholds of the five alerts; defaults are the source design's." });
+
+const status = obj({
+  host: { s: str({ minLength: 1 }), default: '127.0.0.1' },
+  port: { s: num({ int: true, min: 0, max: 65535 }), default: 8780 },
+  enabled: { s: bool(), default: true },
+});
+
+export const siteSchema = obj({
+  version: { s: oneOf([1] as const), required: true, doc: 'format version of this file' },
+  profiles_dir: { s: str({ minLength: 1 }), doc: "device profiles folder, relative to this file; default: the package's devices/" },
+  site: { s: obj({
+    id: { s: str(ID), required: true, doc: 'resource attribute ems.site.id' },
+    region: { s: str({ minLength: 1 }), required: true, doc: 'resource attribute ems.site.region' },
+    nominal_frequency_hz: { s: oneOf([50, 60] as const), required: true },
+    name: { s: str() },
+  }), required: true },
+  devices: { s: arr(device), default: [] },
+  mqtt: { s: mqtt },
+  telemetry: { s: telemetry, defaults: true },
+  grid: { s: grid, defaults: true },
+  alerts: { s: alerts, defaults: true },
+  status: { s: status, defaults: true },
+  logging: { s: obj({ level: { s: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const), default: 'info', doc: 'LOG_LEVEL wins' } }), defaults: true },
+}, { doc: 'EMS gateway site file.' });

@@ -1,0 +1,157 @@
+// One YAML file parsed with positions, guarded against hostile input (alias bombs, huge files,
+// prototype keys), plus the reporting context the schema DSL writes problems into.
+import { LineCounter, parseDocument, isAlias, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
+import type { ConfigProblem } from './site-types.js';
+
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Aliases are handy for a few shared blocks; thousands of expansions are an attack (billion laughs). */
+export const MAX_ALIAS_EXPANSIONS = 100;
+const MAX_SYNTAX_PROBLEMS = 20;
+export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+export interface SourceFile {
+  file: string;
+  doc: Document.Parsed | undefined; // undefined when the text could not be parsed at all
+  lines: LineCounter;
+}
+
+/** Where output objects came from, so semantic checks can point at the right line. */
+export interface Origin { node: Node; path: string }
+
+export class Problems {
+  readonly list: ConfigProblem[] = [];
+  get errorCount(): number { return this.list.filter((p) => p.severity === 'error').length; }
+  add(p: ConfigProblem): void { this.list.push(p); }
+}
+
+/** Context of one file being validated. */
+export class FileCtx {
+  aliasExpansions = 0;
+  constructor(
+    readonly src: SourceFile,
+    readonly problems: Problems,
+    readonly env: NodeJS.ProcessEnv,
+    readonly baseDir: string,
+    readonly origins: WeakMap<object, Origin> = new WeakMap(),
+  ) {}
+
+  /** A context whose problems are kept apart (alternatives are tried in one). */
+  scratch(): FileCtx {
+    const c = new FileCtx(this.src, new Problems(), this.env, this.baseDir, this.origins);
+    c.aliasExpansions = this.aliasExpansions;
+    return c;
+  }
+
+  /** Takes over what a successful scratch context found (warnings, alias count). */
+  adopt(scratch: FileCtx): void {
+    for (const p of scratch.problems.list) this.problems.add(p);
+    this.aliasExpansions = scratch.aliasExpansions;
+  }
+
+  position(node: Node | undefined | null): { line: number; col: number } {
+    const off = node?.range?.[0];
+    if (off === undefined) return { line: 0, col: 0 };
+    const p = this.src.lines.linePos(off);
+    return { line: p.line, col: p.col };
+  }
+
+  error(node: Node | undefined | null, path: string, message: string): void {
+    this.problems.add({ file: this.src.file, ...this.position(node), path, message, severity: 'error' });
+  }
+
+  warn(node: Node | undefined | null, path: string, message: string): void {
+    this.problems.add({ file: this.src.file, ...this.position(node), path, message, severity: 'warning' });
+  }
+
+  /** The node of `key` inside the map an output object was parsed from (or the map itself). */
+  nodeOf(obj: object, key?: string): { node: Node | undefined; path: string } {
+    const o = this.origins.get(obj);
+    if (!o) return { node: undefined, path: key ?? '' };
+    if (key !== undefined && isSeq(o.node) && /^[0-9]+$/.test(key)) {
+      return { node: (o.node.items[Number(key)] as Node | undefined) ?? o.node, path: `${o.path}[${key}]` };
+    }
+    const path = key === undefined ? o.path : o.path === '' ? key : `${o.path}.${key}`;
+    if (key === undefined || !isMap(o.node)) return { node: o.node, path };
+    for (const pair of o.node.items) {
+      if (isScalar(pair.key) && String(pair.key.value) === key) {
+        return { node: (pair.value as Node | null) ?? (pair.key as Node), path };
+      }
+    }
+    return { node: o.node, path };
+  }
+
+  errorAt(obj: object, key: string | undefined, message: string): void {
+    const { node, path } = this.nodeOf(obj, key);
+    this.error(node, path, message);
+  }
+
+  warnAt(obj: object, key: string | undefined, message: string): void {
+    const { node, path } = this.nodeOf(obj, key);
+    this.warn(node, path, message);
+  }
+
+  /** Follows an alias, counting expansions so a bomb stops early instead of eating memory. */
+  deref(node: unknown, path: string): Node | null | undefined {
+    if (!isAlias(node)) return node as Node | null | undefined;
+    this.aliasExpansions++;
+    if (this.aliasExpansions > MAX_ALIAS_EXPANSIONS) {
+      if (this.aliasExpansions === MAX_ALIAS_EXPANSIONS + 1) {
+        this.error(node, path, `more than ${MAX_ALIAS_EXPANSIONS} alias expansions: refusing (alias bomb?)`);
+      }
+      return undefined;
+    }
+    const target = this.src.doc === undefined ? undefined : node.resolve(this.src.doc);
+    if (target === undefined) this.error(node, path, `unresolved alias *${node.source}`);
+    return target;
+  }
+}
+
+/**
+ * Parses YAML keeping positions. Syntax errors, oversized input and alias bombs become problems;
+ * the returned doc is undefined when validation of the content cannot go on.
+ */
+export function parseYaml(text: string, file: string, problems: Problems): SourceFile {
+  const lines = new LineCounter();
+  const size = Buffer.byteLength(text, 'utf8');
+  if (size > MAX_CONFIG_BYTES) {
+    problems.add({ file, line: 0, col: 0, path: '', severity: 'error',
+      message: `file is ${size} bytes; config files are limited to ${MAX_CONFIG_BYTES} bytes (1 MiB)` });
+    return { file, doc: undefined, lines };
+  }
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
+  const errs = doc.errors;
+  for (const e of errs.slice(0, MAX_SYNTAX_PROBLEMS)) {
+    const p = lines.linePos(e.pos[0]);
+    const msg = e.message.split('\n')[0] ?? e.message;
+    problems.add({ file, line: p.line, col: p.col, path: '', severity: 'error', message: `YAML: ${msg}` });
+  }
+  if (errs.length > MAX_SYNTAX_PROBLEMS) {
+    problems.add({ file, line: 0, col: 0, path: '', severity: 'error', message: `YAML: ${errs.length - MAX_SYNTAX_PROBLEMS} more syntax errors not shown` });
+  }
+  if (errs.length > 0) return { file, doc: undefined, lines };
+  return { file, doc, lines };
+}
+
+/** Reads a file with the size check before the read, so 10 MB of junk is refused without loading it. */
+export async function readConfigText(file: string, problems: Problems): Promise<string | undefined> {
+  const { stat, readFile } = await import('node:fs/promises');
+  try {
+    const st = await stat(file);
+    if (!st.isFile()) {
+      problems.add({ file, line: 0, col: 0, path: '', severity: 'error', message: 'not a regular file' });
+      return undefined;
+    }
+    if (st.size > MAX_CONFIG_BYTES) {
+      problems.add({ file, line: 0, col: 0, path: '', severity: 'error',
+        message: `file is ${st.size} bytes; config files are limited to ${MAX_CONFIG_BYTES} bytes (1 MiB)` });
+      return undefined;
+    }
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    problems.add({ file, line: 0, col: 0, path: '', severity: 'error', message: `cannot read file (${code})` });
+    return undefined;
+  }
+}
+
+export { isMap, isScalar, isSeq };

@@ -23,7 +23,7 @@ export class IngestTelemetry {
   private readonly dataAge: Histogram;
   private readonly regionAttrs = new Map<string, Attributes>();
   private readonly dropAttrs = new Map<string, Attributes>();
-  private sampleAcc = 0;
+  private seen = 0;
 
   constructor(meter: Meter, private readonly tracer: Tracer, private readonly readingSpanRatio: number) {
     this.ingested = meter.createCounter(METRICS.meterReadingsIngested, { description: 'Meter readings handed off', unit: '{reading}' });
@@ -76,6 +76,14 @@ export class IngestTelemetry {
     this.spans(batch, handoffMono, nowWall);
   }
 
+  /** Deterministic: the n-th reading is sampled when floor(n x ratio) steps up (exactly ratio of them). */
+  private sample(ratio: number): boolean {
+    const before = Math.floor(this.seen * ratio + 1e-9);
+    this.seen++;
+    if (this.seen > 1e15) this.seen = 0;
+    return Math.floor(this.seen * ratio + 1e-9) > before;
+  }
+
   private spans(batch: SealedBatch, handoffMono: number, nowWall: number): void {
     const size = batch.readings.length + batch.rejections.length;
     const span = this.tracer.startSpan(SPANS.meterProcessBatch, { startTime: batch.openedAtWall });
@@ -88,20 +96,15 @@ export class IngestTelemetry {
     const ratio = this.readingSpanRatio;
     if (ratio > 0) {
       const parent = trace.setSpan(ROOT_CONTEXT, span);
-      // A deterministic accumulator: exactly `ratio` of the readings get a span, spread evenly.
       for (const r of batch.readings) {
-        this.sampleAcc += ratio;
-        if (this.sampleAcc < 1) continue;
-        this.sampleAcc -= 1;
+        if (!this.sample(ratio)) continue;
         const latency = Math.max(0, handoffMono - r.arrived_at);
         const s = this.tracer.startSpan(SPANS.meterProcessReading, { startTime: nowWall - latency }, parent);
         s.setAttributes({ [SPAN_ATTRS.meterId]: r.meter_id, [SPAN_ATTRS.region]: r.region, [SPAN_ATTRS.writeLatencyMs]: latency });
         s.end(nowWall);
       }
       for (const d of batch.rejections) {
-        this.sampleAcc += ratio;
-        if (this.sampleAcc < 1) continue;
-        this.sampleAcc -= 1;
+        if (!this.sample(ratio)) continue;
         const latency = Math.max(0, handoffMono - d.arrived_at);
         const s = this.tracer.startSpan(SPANS.meterProcessReading, { startTime: nowWall - latency }, parent);
         s.setAttributes({

@@ -170,10 +170,11 @@ export class OtlpReceiver {
     this.resources.length = 0;
   }
 
-  async waitFor(pred: (r: OtlpReceiver) => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
+  /** `what` names the wait in the timeout error; a function is called then, to say what is missing. */
+  async waitFor(pred: (r: OtlpReceiver) => boolean, timeoutMs: number, what: string | (() => string) = 'condition'): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!pred(this)) {
-      if (Date.now() > deadline) throw new Error(`OtlpReceiver: timed out after ${timeoutMs} ms waiting for ${what}`);
+      if (Date.now() > deadline) throw new Error(`OtlpReceiver: timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }

@@ -1,0 +1,135 @@
+// `ems-gateway demo` (npm run demo): the demo site on one laptop with nothing to install. Starts the
+// site's simulated Modbus devices, an embedded MQTT broker and a meter fleet, runs the gateway
+// in-process against them, prints a live summary every 2 s, and runs a short scenario (a signed
+// curtailment, a malformed burst, a dead device). Exports OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT
+// is set. Ctrl-C stops everything and exits 0. Logs go to a file (the terminal is for the summary).
+import { createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, formatProblem } from '../config/errors.js';
+import { loadSite } from '../config/load.js';
+import type { LoadedSite } from '../config/site-types.js';
+import { buildGateway } from '../gateway.js';
+import { errorText } from '../runtime/lifecycle.js';
+import { createLogger } from '../runtime/logger.js';
+import { packageRoot } from '../runtime/version.js';
+import { dataAgeBuckets, formatSummary, quantileOfIncrease, SummaryReader } from '../runtime/demo-summary.js';
+import { DemoFleet, startDemoSite } from '../runtime/demo-site.js';
+import { DemoScenario, demoSigningKey } from '../runtime/demo-scenario.js';
+import { runUntilSignal } from './run.js';
+import { numberFlag, parseFlags, stringFlag } from './run-args.js';
+
+const USAGE = 'usage: ems-gateway demo [--config config/demo-site.yaml] [--status-port N] [--free-ports] [--meters N] [--rate MSGS_PER_S] [--duration S]';
+
+function packagePath(...parts: string[]): string {
+  return join(packageRoot(), ...parts);
+}
+
+export async function run(args: string[]): Promise<number> {
+  let flags;
+  try {
+    flags = parseFlags(args, {
+      config: 'string', 'status-port': 'port', 'free-ports': 'boolean', meters: 'number', rate: 'number', duration: 'number', help: 'boolean',
+    }).flags;
+  } catch (err) {
+    process.stderr.write(`ems-gateway demo: ${errorText(err)}\n${USAGE}\n`);
+    return 2;
+  }
+  if (flags['help'] === true) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const configPath = stringFlag(flags, 'config') ?? packagePath('config', 'demo-site.yaml');
+  const env = process.env;
+  const freePorts = flags['free-ports'] === true || env['EMS_DEMO_FREE_PORTS'] === '1';
+  const out = (line: string): void => { process.stdout.write(`${line}\n`); };
+
+  let original: LoadedSite;
+  try {
+    original = await loadSite(configPath, { env });
+  } catch (err) {
+    if (err instanceof ConfigError) process.stderr.write(`${err.problems.map((p) => formatProblem(p)).join('\n')}\n`);
+    process.stderr.write(`ems-gateway demo: cannot load ${configPath}: ${err instanceof ConfigError ? 'configuration errors above' : errorText(err)}\n`);
+    return 2;
+  }
+
+  const logFile = join(tmpdir(), `ems-gateway-demo-${process.pid}.log`);
+  const logStream = createWriteStream(logFile);
+  const logger = createLogger({ level: original.site.logging.level, env, destination: logStream });
+
+  const key = demoSigningKey(packagePath('config', 'keys'));
+  const demo = await startDemoSite(original, { freePorts, logger }).catch((err: unknown) => err as Error);
+  if (demo instanceof Error) {
+    process.stderr.write(`ems-gateway demo: cannot start the simulated site: ${errorText(demo)}\n`);
+    return 1;
+  }
+  let loaded = demo.loaded;
+  // Export only when asked: a demo must not spend its time failing to reach a collector.
+  const exporting = (env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? '') !== '' || (env['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT'] ?? '') !== '';
+  loaded = { ...loaded, site: { ...loaded.site, telemetry: { ...loaded.site.telemetry, enabled: exporting } } };
+  const drCfg = loaded.site.mqtt?.demand_response;
+  if (key.publicPem !== undefined && loaded.site.mqtt && drCfg) {
+    loaded = { ...loaded, site: { ...loaded.site, mqtt: { ...loaded.site.mqtt, demand_response: { ...drCfg, public_keys: [...drCfg.public_keys, key.publicPem] } } } };
+  }
+
+  const reader = new SummaryReader();
+  const statusPort = numberFlag(flags, 'status-port') ?? (freePorts ? 0 : undefined);
+  const gateway = buildGateway(loaded, {
+    env, logger, extraMetricReaders: [reader], ...(statusPort !== undefined ? { statusPort } : {}),
+  });
+  const meters = loaded.site.mqtt?.meters;
+  const fleet = meters ? new DemoFleet({
+    url: demo.broker.url, meters: numberFlag(flags, 'meters') ?? 500, regions: meters.regions?.length ? meters.regions : [loaded.site.site.region],
+    rate: numberFlag(flags, 'rate') ?? 200, filter: meters.topics[0] ?? 'meters/+', regionLevel: meters.region_topic_level,
+  }) : undefined;
+  const scenario = fleet ? new DemoScenario({ loaded, simulators: demo.simulators, fleet, key: key.key, print: out }) : undefined;
+
+  const t0 = Date.now();
+  let summaryTimer: NodeJS.Timeout | undefined;
+  let durationTimer: NodeJS.Timeout | undefined;
+  let previous: ReturnType<typeof dataAgeBuckets>;
+  const tick = async (): Promise<void> => {
+    let p99: number | null = null;
+    try {
+      const { resourceMetrics } = await reader.collect();
+      const now = dataAgeBuckets(resourceMetrics);
+      p99 = quantileOfIncrease(0.99, now, previous);
+      previous = now;
+    } catch {
+      // The reader is shut down while stopping: print what the status has.
+    }
+    for (const l of formatSummary({ elapsedMs: Date.now() - t0, status: gateway.status(), dataAgeP99S: p99 })) out(l);
+  };
+
+  let code: number;
+  try {
+    code = await runUntilSignal(gateway, logger, {
+      onRunning: () => {
+        out(`ems-gateway demo: site ${loaded.site.site.id}, ${loaded.site.devices.length} simulated Modbus devices, broker ${demo.broker.url}, ${fleet ? `meter fleet at ${numberFlag(flags, 'rate') ?? 200} msg/s` : 'no meters'}`);
+        out(`  status page ${gateway.statusUrl() ?? '(disabled)'}   logs ${logFile}   DR key: ${key.source}`);
+        out(`  OTLP export ${exporting ? `to ${env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? env['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT'] ?? ''}` : 'off (set OTEL_EXPORTER_OTLP_ENDPOINT to export)'}   Ctrl-C to stop`);
+        void fleet?.start().catch((err: unknown) => out(`» meter fleet failed: ${errorText(err)}`));
+        scenario?.start();
+        summaryTimer = setInterval(() => { void tick(); }, 2000);
+        const duration = numberFlag(flags, 'duration');
+        // --duration: stop on our own (README checks, CI), the same way Ctrl-C does.
+        if (duration !== undefined) durationTimer = setTimeout(() => process.kill(process.pid, 'SIGINT'), duration * 1000);
+      },
+      onStopping: () => {
+        if (summaryTimer) clearInterval(summaryTimer);
+        if (durationTimer) clearTimeout(durationTimer);
+        scenario?.stop();
+        out('ems-gateway demo: stopping');
+      },
+    });
+    await fleet?.stop();
+  } finally {
+    if (summaryTimer) clearInterval(summaryTimer);
+    scenario?.stop();
+    await fleet?.stop();
+    await demo.close();
+    await new Promise<void>((r) => logStream.end(() => r()));
+  }
+  if (code === 0) out('ems-gateway demo: stopped cleanly');
+  return code;
+}

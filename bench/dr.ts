@@ -1,0 +1,149 @@
+// `npm run bench:dr`: one curtailment to 1,000 simulated load controllers behind 20 Modbus TCP
+// endpoints (50 unit ids each), read-back delay 0, until every controller is written and read back.
+// The simulators run in a child process so the gateway's event loop is measured alone. The
+// endpoints are connected first (in the field the pollers hold them open), one warm-up command
+// round runs, then the measured curtailment. Per controller: time from the command's
+// `ems.demand_response.send` span start to the end of its `controller_cmd` span (verified).
+// Last line: one JSON object {controllers, total_ms, p50_ms, p99_ms, ...}.
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadProfile } from '../src/config/load.js';
+import type { ControlDef, DeviceProfile } from '../src/config/profile-types.js';
+import type { DeviceConfig, SiteConfig } from '../src/config/site-types.js';
+import type { DrAck, ResultAck } from '../src/demand-response/ack.js';
+import { buildCommand, signedMessage } from '../src/demand-response/sender.js';
+import { DemandResponseService } from '../src/demand-response/service.js';
+import { generateKeyPair, parsePrivateKey } from '../src/demand-response/signing.js';
+import { EndpointPool } from '../src/modbus/endpoint-pool.js';
+import { systemClock } from '../src/runtime/clock.js';
+import { SPANS } from '../src/telemetry/semconv.js';
+import { createSimulatedDevice, startModbusServer, type ModbusSimServer } from '../simulators/modbus/index.js';
+import { onParent, percentile, sleep, startChild, toParent } from './lib/child.js';
+
+const ENDPOINTS = 20;
+const UNITS = 50;
+const arg = (name: string): string | undefined => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+const role = arg('role') ?? 'gateway';
+const withEnable = process.argv.includes('--no-enable') ? false : true;
+
+async function benchProfile(): Promise<DeviceProfile> {
+  const profile = await loadProfile(fileURLToPath(new URL('../../devices/generic-load-controller.yaml', import.meta.url)));
+  const controls = profile.controls.map((c): ControlDef => {
+    if (c.role !== 'setpoint') return c;
+    const out: ControlDef = { ...c, verify: { ...c.verify, delay_ms: 0 } };
+    if (!withEnable) delete out.enable;
+    return out;
+  });
+  return { ...profile, controls };
+}
+
+async function simulators(): Promise<void> {
+  const profile = await benchProfile();
+  const servers: ModbusSimServer[] = [];
+  for (let e = 0; e < ENDPOINTS; e++) {
+    const units = new Map(Array.from({ length: UNITS }, (_, i) => [i + 1, createSimulatedDevice(profile, { seed: e * UNITS + i })] as const));
+    servers.push(await startModbusServer({ units }));
+  }
+  onParent('writes', () => toParent({ type: 'writes', count: servers.reduce((n, s) => n + s.writes.length, 0) }));
+  onParent('stop', () => { void Promise.all(servers.map((s) => s.close())).then(() => process.exit(0)); });
+  toParent({ type: 'ports', ports: servers.map((s) => s.port) });
+}
+
+function site(devices: DeviceConfig[]): SiteConfig {
+  return {
+    version: 1, site: { id: 'bench-site', region: 'bench', nominal_frequency_hz: 50 }, devices,
+    telemetry: { service_name: 'bench', otlp_headers: {}, export_interval_ms: 10_000, export_timeout_ms: 5000, resource_attributes: {}, cardinality_limit: 2000, enabled: false },
+    grid: { update_interval_ms: 5000, stale_after_ms: 10_000 },
+    alerts: { evaluate_interval_ms: 15_000, stale_meter_data_age_ms: 900_000, drop_ratio: 0.001, dr_ack_rate_min: 0.9, frequency_deviation_hz: 0.5, ingestion_latency_p99_ms: 5000 },
+    status: { host: '127.0.0.1', port: 0, enabled: false }, logging: { level: 'info' }, source: 'bench.yaml',
+  };
+}
+
+const ms = (hr: [number, number]): number => hr[0] * 1000 + hr[1] / 1e6;
+
+async function gateway(): Promise<void> {
+  const sim = startChild(fileURLToPath(import.meta.url), 'sim');
+  const dir = mkdtempSync(join(tmpdir(), 'ems-bench-dr-'));
+  const pool = new EndpointPool({ clock: systemClock, logger: pino({ level: 'silent' }) });
+  let service: DemandResponseService | undefined;
+  try {
+    const { ports } = await sim.next<{ type: string; ports: number[] }>('ports', 30_000);
+    const profile = await benchProfile();
+    const devices: DeviceConfig[] = ports.flatMap((port, e) => Array.from({ length: UNITS }, (_, i): DeviceConfig => ({
+      id: `lc-${e}-${i + 1}`, profile: profile.profile, host: '127.0.0.1', port, unit_id: i + 1, zone: 'bench-zone',
+      poll_interval_ms: 1000, labels: {}, capacity_kw: 300, enabled: true,
+    })));
+    const spans = new InMemorySpanExporter();
+    const tracer = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }).getTracer('bench');
+    const keys = generateKeyPair();
+    const privateKey = parsePrivateKey(keys.privatePem);
+    const concurrency = Number(arg('concurrency') ?? 64);
+    const acks: DrAck[] = [];
+    service = new DemandResponseService({
+      config: {
+        command_topic: 'ems/{site}/dr/command', ack_topic: 'ems/{site}/dr/ack/{command_id}', public_keys: [keys.publicPem],
+        max_clock_skew_ms: 30_000, state_file: join(dir, 'dr-state.json'), max_concurrency: concurrency, dry_run: false,
+      },
+      site: site(devices), profiles: new Map([[profile.profile, profile]]),
+      endpoints: (d) => pool.forDevice(d, profile),
+      meter: new MeterProvider().getMeter('bench'), tracer, clock: systemClock,
+      // The audit log is part of the work: one line per write, to /dev/null.
+      logger: pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false })),
+      onAck: (a) => acks.push(a), checkIntervalMs: 0,
+    });
+    await service.start();
+    // The pollers keep these connections open in the field: connect them before measuring.
+    await Promise.all(ports.map((port) => pool.get('127.0.0.1', port).read({ unitId: 1, table: 'holding', address: 40000, count: 1 }, { priority: 'high' })));
+
+    const run = async (type: 'curtail' | 'restore', id: string): Promise<{ totalMs: number; ack: ResultAck }> => {
+      spans.reset();
+      const cmd = buildCommand({ siteId: 'bench-site', zone: 'bench-zone', type, reductionMw: 100, durationMinutes: 15, commandId: id });
+      const t0 = performance.now();
+      await service?.handleMessage(Buffer.from(signedMessage(cmd, privateKey)), { retained: false });
+      const totalMs = performance.now() - t0;
+      const ack = acks.filter((a) => a.status === 'completed').at(-1) as ResultAck;
+      return { totalMs, ack };
+    };
+    const cold = await run('curtail', 'warmup-curtail');
+    await sleep(1100); // the profile's 1 s rate limit per controller
+    await run('restore', 'warmup-restore');
+    await sleep(1100);
+    const measured = await run('curtail', 'bench-curtail');
+    const finished = spans.getFinishedSpans();
+    const send = finished.find((s: ReadableSpan) => s.name === SPANS.drSend);
+    const perController = finished.filter((s) => s.name === SPANS.drControllerCmd)
+      .map((s) => ms(s.endTime) - ms(send?.startTime ?? s.startTime)).sort((a, b) => a - b);
+    sim.send({ type: 'writes' });
+    const { count: writes } = await sim.next<{ type: string; count: number }>('writes', 10_000);
+    const result = {
+      controllers: measured.ack.controller_count,
+      acknowledged: measured.ack.ack_count,
+      endpoints: ENDPOINTS,
+      requests_per_controller: withEnable ? 3 : 2,
+      max_concurrency: concurrency,
+      total_ms: Number(measured.totalMs.toFixed(1)),
+      p50_ms: Number(percentile(perController, 0.5).toFixed(2)),
+      p99_ms: Number(percentile(perController, 0.99).toFixed(2)),
+      max_ms: Number((perController.at(-1) ?? 0).toFixed(2)),
+      cold_total_ms: Number(cold.totalMs.toFixed(1)),
+      simulator_writes_total: writes,
+      goal_ms: 500,
+      goal_met: measured.ack.ack_count === 1000 && measured.totalMs < 500,
+    };
+    process.stdout.write(`dr bench: ${result.acknowledged}/${result.controllers} controllers verified in ${result.total_ms} ms (cold run ${result.cold_total_ms} ms); per controller p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms\n`);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } finally {
+    await service?.stop();
+    await pool.close();
+    await sim.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (role === 'sim') await simulators();
+else await gateway();

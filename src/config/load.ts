@@ -2,8 +2,8 @@
 // (of the site file and of the profiles) at once in a ConfigError, before anything starts.
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ConfigError, sortProblems } from './errors.js';
+import { packageRoot } from './package-root.js';
 import { listProfiles, loadProfile, loadProfiles, readProfile } from './profile-load.js';
 import type { DeviceProfile } from './profile-types.js';
 import { INVALID } from './schema-dsl.js';
@@ -13,16 +13,6 @@ import type { LoadedSite, SiteConfig } from './site-types.js';
 import { FileCtx, parseYaml, Problems, readConfigText } from './yaml-source.js';
 
 export { ConfigError, loadProfile, loadProfiles };
-
-/** The package root: the nearest folder above this module holding package.json (works from src/ and dist/src/). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    dir = dirname(dir);
-  }
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-}
 
 /** The package's devices/ folder. */
 export const DEFAULT_DEVICES_DIR: string = join(packageRoot(), 'devices');
@@ -64,12 +54,10 @@ export async function loadSiteFromString(text: string, opts: LoadOptions & { fil
     const p = await readProfile(join(devicesDir, `${name}.yaml`), problems);
     if (p) profiles.set(name, p);
   }
-  if (raw && problems.errorCount === 0) {
+  // Site checks run even when a profile has errors, so one run shows everything.
+  if (raw) {
     raw.source = file;
     checkSite(raw, profiles, available, ctx);
-  } else if (raw) {
-    // Still report unknown profiles and duplicates alongside schema errors.
-    checkSite({ ...raw, source: file }, profiles, available, ctx);
   }
   const sorted = sortProblems(problems.list);
   if (problems.errorCount > 0 || !raw) throw new ConfigError(sorted);

@@ -102,8 +102,9 @@ function checkControl(c: ControlDef, byId: ReadonlyMap<string, PointDef>, contro
     const vp = byId.get(c.verify.point);
     if (vp && vp.unit !== c.unit) ctx.warnAt(c.verify, 'point', `read-back point ${JSON.stringify(vp.id)} has unit ${JSON.stringify(vp.unit)}, the control ${JSON.stringify(c.unit)}: compare with \`equals\` for an acknowledge register`);
   }
-  if (c.revert_timer) ref(ctx, c.revert_timer, 'point', c.revert_timer.point, controlIds, (id) => controlIds.has(id) && id !== c.id, 'another control');
-  if (c.enable) ref(ctx, c.enable, 'point', c.enable.point, controlIds, (id) => controlIds.has(id) && id !== c.id, 'another control');
+  const others = [...controlIds].filter((id) => id !== c.id);
+  if (c.revert_timer) ref(ctx, c.revert_timer, 'point', c.revert_timer.point, others, (id) => others.includes(id), 'another control');
+  if (c.enable) ref(ctx, c.enable, 'point', c.enable.point, others, (id) => others.includes(id), 'another control');
 }
 
 function checkSimulate(pt: PointDef, s: SimBehaviour, byId: ReadonlyMap<string, PointDef>, controlIds: ReadonlySet<string>, ctx: FileCtx): void {

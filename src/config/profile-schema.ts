@@ -70,8 +70,8 @@ const verify = obj({
 
 export const controlFields: Fields = {
   ...pointFields,
-  min: { s: num(), required: true, doc: 'lowest value accepted, scaled units (out of bounds is rejected, never clamped)' },
-  max: { s: num(), required: true, doc: 'highest value accepted, scaled units' },
+  min: { s: num(), required: true, why: 'a control needs bounds (values outside [min, max] are rejected)', doc: 'lowest value accepted, scaled units (out of bounds is rejected, never clamped)' },
+  max: { s: num(), required: true, why: 'a control needs bounds (values outside [min, max] are rejected)', doc: 'highest value accepted, scaled units' },
   never_write: { s: arr(num()), doc: 'values that must never reach the device' },
   verify: { s: verify, defaults: true },
   restore: { s: alt<unknown>([num(), oneOf(['max', 'min'] as const)], 'a number, "max" or "min"'), default: 'max', doc: 'written when a command ends' },

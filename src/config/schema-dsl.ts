@@ -98,8 +98,12 @@ export function str(o: StrOpts = {}): Schema<string> {
         return t;
       }
     },
-    json: () => ({ type: 'string', ...(o.pattern ? { pattern: o.pattern } : {}), ...(o.minLength ? { minLength: o.minLength } : {}),
-      ...(o.maxLength ? { maxLength: o.maxLength } : {}), ...(o.doc ? { description: o.doc } : {}) }),
+    json: () => {
+      const j: Json = { type: 'string', ...(o.pattern ? { pattern: o.pattern } : {}), ...(o.minLength ? { minLength: o.minLength } : {}),
+        ...(o.maxLength ? { maxLength: o.maxLength } : {}), ...(o.doc ? { description: o.doc } : {}) };
+      // A patterned string may still be written as ${ENV_VAR}; editors must not flag that.
+      return o.pattern ? withEnv(j) : j;
+    },
   };
 }
 

@@ -16,6 +16,8 @@ export interface Field {
   /** Output key; durations default to `<key>_ms`. */
   as?: string;
   doc?: string;
+  /** Appended to the "missing required key" message: why the key matters. */
+  why?: string;
 }
 
 export type Fields = Record<string, Field>;
@@ -63,7 +65,7 @@ export function obj(fields: Fields, o: ObjOpts = {}): ObjSchema {
     for (const [key, f] of Object.entries(fields)) {
       const got = pairs.get(key);
       if (got === undefined) {
-        if (f.required) { ctx.error(node, path, `missing required key ${JSON.stringify(key)}`); bad = true; continue; }
+        if (f.required) { ctx.error(node, path, `missing required key ${JSON.stringify(key)}${f.why ? `: ${f.why}` : ''}`); bad = true; continue; }
         const d = defaultOf(key, f, path, ctx, node);
         if (d !== undefined) out[outKey(key, f)] = d;
         continue;

@@ -1,6 +1,6 @@
 // One YAML file parsed with positions, guarded against hostile input (alias bombs, huge files,
 // prototype keys), plus the reporting context the schema DSL writes problems into.
-import { LineCounter, parseDocument, isAlias, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isMap, isScalar, isSeq, visit, type Document, type Node } from 'yaml';
 import type { ConfigProblem } from './site-types.js';
 
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -129,6 +129,19 @@ export function parseYaml(text: string, file: string, problems: Problems): Sourc
     problems.add({ file, line: 0, col: 0, path: '', severity: 'error', message: `YAML: ${errs.length - MAX_SYNTAX_PROBLEMS} more syntax errors not shown` });
   }
   if (errs.length > 0) return { file, doc: undefined, lines };
+  // Billion laughs: yaml's own expansion counter stops it after a bounded amount of work.
+  try {
+    doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS });
+  } catch (err) {
+    let first: Node | undefined;
+    visit(doc, { Alias(_k, n) { first = n; return visit.BREAK; } });
+    const p = first?.range ? lines.linePos(first.range[0]) : { line: 0, col: 0 };
+    const why = err instanceof ReferenceError && /alias/i.test(err.message)
+      ? `aliases expand more than ${MAX_ALIAS_EXPANSIONS} times: refusing (alias bomb?)`
+      : `cannot be read: ${(err as Error).message}`;
+    problems.add({ file, line: p.line, col: p.col, path: '', severity: 'error', message: `YAML: ${why}` });
+    return { file, doc: undefined, lines };
+  }
   return { file, doc, lines };
 }
 

@@ -8,7 +8,6 @@ const COMMANDS: Record<string, Command> = {
   // validate, run, simulate, demo, dr, schemas: added by their modules.
   validate: { summary: 'validate a site file and its device profiles; print the read plan', load: () => import('./validate.js') },
   schemas: { summary: 'write or check the JSON Schemas of site files and device profiles', load: () => import('./schemas.js') },
-  schemas: { summary: 'write or check the JSON Schemas of site files and device profiles', load: () => import('./schemas.js') },
   simulate: { summary: 'serve every Modbus device of a site from its profiles on loopback', load: () => import('./simulate.js') },
   run: { summary: 'run the gateway for a site: ems-gateway run --config <site.yaml> [--status-port N]', load: () => import('./run.js') },
   demo: { summary: 'the demo site on this machine: simulators, broker, meter fleet, gateway, live summary', load: () => import('./demo.js') },

@@ -6,6 +6,7 @@
 // stops acknowledging (unacknowledged QoS 1 readings are redelivered by the broker), the status
 // endpoint closes, and telemetry flushes last so the parts' final figures are exported.
 import type { DeviceConfig, LoadedSite } from './config/site-types.js';
+import { AlertEvaluator, AlertMetricReader } from './alerts/evaluator.js';
 import { DemandResponseService } from './demand-response/service.js';
 import { GridState } from './grid/grid-state.js';
 import type { GridSampleSource } from './grid/sources.js';
@@ -42,6 +43,7 @@ export interface Gateway {
   readonly lifecycle: Lifecycle;
   readonly telemetry: Telemetry;
   readonly grid: GridState;
+  readonly alerts: AlertEvaluator;
   readonly meters: MeterIngest | undefined;
   readonly demandResponse: DemandResponseService | undefined;
   readonly endpoints: EndpointPool;
@@ -68,6 +70,10 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   const providers: StatusProviders = {};
   const gridSources: GridSampleSource[] = [];
 
+  // The local alert evaluator reads the gateway's own aggregated metrics through a pull reader on
+  // the same MeterProvider, so it must exist before telemetry is built.
+  const alertReader = new AlertMetricReader();
+
   // --- 1. telemetry: first up, last down (its shutdown flushes what the others recorded) ---
   const telemetry = createTelemetry({
     config: site.telemetry,
@@ -77,7 +83,7 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     env: opts.env,
     now: () => clock.now(),
     spanRatios: site.mqtt?.meters ? { [SPANS.meterProcessReading]: site.mqtt.meters.reading_span_ratio } : {},
-    ...(opts.extraMetricReaders ? { extraMetricReaders: opts.extraMetricReaders } : {}),
+    extraMetricReaders: [alertReader, ...(opts.extraMetricReaders ?? [])],
     ...(opts.extraSpanProcessors ? { extraSpanProcessors: opts.extraSpanProcessors } : {}),
   });
   parts.push(part('telemetry', async () => undefined, () => telemetry.shutdown(Math.min(5000, site.telemetry.export_timeout_ms + 1000))));
@@ -136,7 +142,10 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   parts.push(grid);
   providers.grid = () => gridStatus(grid.status(), site.site.nominal_frequency_hz, clock.now());
 
-  // --- 6. alerts (issue 3): NOT WIRED YET -> `alerts` shows as absent ---
+  // --- 6. alerts: the five seed alerts evaluated locally (the uplink may be down) ---
+  const alerts = new AlertEvaluator({ config: site.alerts, site: site.site, reader: alertReader, meter: telemetry.meter, clock, logger });
+  parts.push(part('alerts', () => alerts.start(), () => alerts.stop()));
+  providers.alerts = () => alerts.status();
   // --- 7. demand response: only when the site has mqtt.demand_response ---
   let dr: DemandResponseService | undefined;
   if (site.mqtt?.demand_response) {
@@ -156,6 +165,7 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     lifecycle: lc,
     telemetry,
     grid,
+    alerts,
     meters,
     demandResponse: dr,
     endpoints: pool,

@@ -65,7 +65,7 @@ describe('composition root with meters over MQTT', () => {
     const gw = buildGateway(loaded, { env: {}, logger: silentLogger(), statusPort: 0 });
     try {
       await gw.start();
-      expect(gw.lifecycle.health().map((h) => h.name)).toEqual(['telemetry', 'status', 'meters', 'grid-state']);
+      expect(gw.lifecycle.health().map((h) => h.name)).toEqual(['telemetry', 'status', 'meters', 'grid-state', 'alerts']);
       const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 4 });
       const reading = { meter_id: 'm-1', timestamp: Date.now(), kwh: 12.5, voltage: 230, current: 5, power_factor: 0.95 };
       await pub.publishAsync('meters/eu-test/readings', JSON.stringify(reading), { qos: 1 });
@@ -79,7 +79,8 @@ describe('composition root with meters over MQTT', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
       expect(st?.meters).toMatchObject({ connected: true, ingested_total: 1, dropped_total: 1, dropped_by_reason: { malformed_json: 1 } });
-      expect(st?.absent).toEqual(expect.arrayContaining(['devices', 'alerts', 'demand_response']));
+      expect(st?.absent).toEqual(['devices', 'demand_response']);
+      expect(Array.isArray(st?.alerts) && st.alerts.map((a) => a.name)).toEqual(['stale_meter_data', 'ingestion_drops', 'dr_not_acknowledged', 'frequency_excursion', 'slow_ingestion']);
     } finally {
       await gw.stop();
       await broker.close();

@@ -69,6 +69,30 @@ describe('createTelemetry', () => {
     expect(receiver.resourceAttributes()[0]).toMatchObject({ 'service.name': 'from-env', 'deployment.environment': 'env', rack: 'r 1' });
   });
 
+  it('shutdown flushes what was recorded since the last export, on both signals', async () => {
+    telemetry = createTelemetry({
+      config: telemetryConfig({ otlp_endpoint: receiver.url }), site, logger: silentLogger(), serviceVersion: '1.0.0', env: {},
+    });
+    telemetry.meter.createCounter(METRICS.meterReadingsDropped, { unit: METRIC_UNITS.meterReadingsDropped }).add(2, { region: 'north', error_type: 'duplicate' });
+    telemetry.tracer.startSpan(SPANS.drSend).end();
+    await telemetry.shutdown(3000);
+    expect(receiver.metric(METRICS.meterReadingsDropped)[0]?.points[0]?.value).toBe(2);
+    expect(receiver.spanNames()).toContain(SPANS.drSend);
+    await telemetry.shutdown(3000);   // idempotent
+  });
+
+  it('OTEL_SDK_DISABLED=true: nothing is sent, the providers still work for local readers', async () => {
+    telemetry = createTelemetry({
+      config: telemetryConfig({ otlp_endpoint: receiver.url }), site, logger: silentLogger(), serviceVersion: '1.0.0', env: { OTEL_SDK_DISABLED: 'true' },
+    });
+    telemetry.meter.createCounter('ems.test.counter').add(1);
+    telemetry.tracer.startSpan('ems.test.span').end();
+    await telemetry.forceFlush();
+    await telemetry.shutdown(1000);
+    expect(receiver.stats.metricsRequests + receiver.stats.tracesRequests).toBe(0);
+    expect(telemetry.exporterHealth().metrics.state).toBe('disabled');
+  });
+
   it('shutdown is bounded when the collector is unreachable', async () => {
     await receiver.stop();
     telemetry = createTelemetry({

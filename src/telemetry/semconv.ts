@@ -147,3 +147,38 @@ export const BUCKETS = {
   modbusRequestMs: [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
   pollCycleMs: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
 } as const;
+
+/**
+ * Per-point device gauges (gateway): the `metric:` vocabulary of device profiles (devices/*.yaml),
+ * each with the one unit every profile must use for it (test/config/profiles.test.ts checks it;
+ * docs/device-profiles.md lists it). Attributes: device id, kind, zone, role, point.
+ */
+export const DEVICE_METRICS = {
+  'ems.device.ac_power': 'W',
+  'ems.device.ac_current': 'A',
+  'ems.device.ac_current_phase': 'A',
+  'ems.device.ac_voltage': 'V',
+  'ems.device.ac_frequency': 'Hz',
+  'ems.device.apparent_power': 'VA',
+  'ems.device.reactive_power': 'var',
+  'ems.device.power_factor': '%',
+  'ems.device.energy_produced': 'Wh',
+  'ems.device.energy_imported': 'kWh',
+  'ems.device.energy_exported': 'kWh',
+  'ems.device.dc_power': 'W',
+  'ems.device.dc_voltage': 'V',
+  'ems.device.dc_current': 'A',
+  'ems.device.temperature': 'Cel',
+  'ems.device.operating_state': '1',
+  'ems.device.alarm_flags': '1',
+  'ems.device.power_limit': '%',
+  'ems.device.state_of_charge': '%',
+  'ems.device.battery_power': 'kW',
+  'ems.device.cell_voltage': 'V',
+  'ems.device.grid_import_power': 'kW',
+  'ems.device.grid_export_power': 'kW',
+  'ems.device.load_power': 'kW',
+  'ems.device.curtailment_setpoint': 'kW',
+  'ems.device.curtailment_enabled': '1',
+  'ems.device.command_status': '1',
+} as const satisfies Record<string, string>;

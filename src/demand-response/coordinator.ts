@@ -245,15 +245,17 @@ export class DrCoordinator {
   async check(): Promise<void> {
     for (const rec of this.deps.store.activeCommands()) {
       if (rec.restore_pending) { await this.end(rec, 'ended_while_down'); continue; }
-      const reverted: string[] = [];
-      for (const task of this.tasksFor(rec, 'reassert', rec.controllers.map((c) => c.device_id))) {
+      const tasks = this.tasksFor(rec, 'reassert', rec.controllers.map((c) => c.device_id));
+      const ordered = interleaveBy(tasks, (t) => `${t.device.host}:${t.device.port}`);
+      const held = await runBounded(ordered, this.deps.config.max_concurrency, async (task) => {
         try {
           const current = await this.deps.executor.readCurrent(task);
-          if (current !== undefined && Math.abs(current - task.value) > (task.control.verify.tolerance ?? 0) + 1e-9) reverted.push(task.device.id);
+          return current === undefined || Math.abs(current - task.value) <= (task.control.verify.tolerance ?? 0) + 1e-9;
         } catch {
-          // Unreachable now: the endpoint's reconnect will re-assert it.
+          return true; // unreachable now: the endpoint's reconnect re-asserts it
         }
-      }
+      });
+      const reverted = ordered.filter((_t, i) => held[i] === false).map((t) => t.device.id);
       if (reverted.length > 0) await this.reassert(rec, reverted);
     }
   }

@@ -147,6 +147,7 @@ export class ControllerExecutor {
     const sf = control.scale_factor === undefined ? undefined : await this.readScaleFactor(endpoint, task);
     if (aux.timer) await this.writeAux(endpoint, task, aux.timer.point, aux.timer.value, ctx);
     await this.writeSetpoint(endpoint, task, sf, ctx);
+    this.lastWrite.set(`${device.id}/${control.id}`, this.deps.clock.monotonic());
     if (aux.enable) await this.writeAux(endpoint, task, aux.enable.point, aux.enable.value, ctx);
     let readBack: { ok: boolean; value?: number };
     try {
@@ -171,6 +172,7 @@ export class ControllerExecutor {
     return readPoint(endpoint, task.device, task.profile, task.control, sf);
   }
 
+  /** Waits out rate_limit_ms since the last write to this control was answered (so the device sees the gap). */
   private async rateLimit(task: ControllerTask): Promise<void> {
     const key = `${task.device.id}/${task.control.id}`;
     const last = this.lastWrite.get(key);

@@ -17,8 +17,8 @@ describe('DR with devices/generic-load-controller.yaml', () => {
   });
   afterAll(async () => { await rig.stop(); });
 
-  const send = async (type: 'curtail' | 'restore', id: string): Promise<void> => {
-    const cmd = buildCommand({ siteId: SITE_ID, zone: 'zone-a', type, reductionMw: 0.2, durationMinutes: 15, commandId: id });
+  const send = async (type: 'curtail' | 'restore', id: string, reductionMw = 0.2): Promise<void> => {
+    const cmd = buildCommand({ siteId: SITE_ID, zone: 'zone-a', type, reductionMw, durationMinutes: 15, commandId: id });
     await rig.service?.handleMessage(Buffer.from(signedMessage(cmd, KEYS.privateKey)), { retained: false });
   };
 
@@ -45,5 +45,14 @@ describe('DR with devices/generic-load-controller.yaml', () => {
     }
     const t = rig.servers[0]?.writes.filter((w) => w.unitId === 1 && w.address === 40002).map((w) => w.at) ?? [];
     expect((t[1] ?? 0) - (t[0] ?? 0)).toBeGreaterThanOrEqual(990);
+  });
+
+  it('serves a reduction larger than the zone can give partly, down to the essential load, and says so', async () => {
+    await send('curtail', 'real-2', 10);
+    const accepted = rig.acks.find((a) => a.command_id === 'real-2' && a.status === 'accepted');
+    // Two controllers of 300 kW capacity, each keeps its 50 kW essential load (control min).
+    expect(accepted).toMatchObject({ requested_mw: 10, planned_mw: 0.5, partial: true, controller_count: 2 });
+    expect(rig.acks.at(-1)).toMatchObject({ status: 'completed', achieved_mw: 0.5, partial: true, ack_count: 2 });
+    for (const id of ['lc1', 'lc2']) expect(rig.unit(id).numberOf('load_power')).toBe(50);
   });
 });

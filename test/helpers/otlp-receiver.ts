@@ -117,6 +117,8 @@ export class OtlpReceiver {
   private readonly receivedSpans: ReceivedSpan[] = [];
   private readonly resources: Attrs[] = [];
   readonly stats: OtlpReceiverStats = { metricsRequests: 0, tracesRequests: 0, rejected: 0, bytes: 0 };
+  /** The raw protobuf bodies accepted, by path (for cross-checks with another decoder, e.g. protoc). */
+  readonly bodies: Array<{ path: string; body: Buffer }> = [];
   private readonly metricsType: protobuf.Type;
   private readonly tracesType: protobuf.Type;
   port = 0;
@@ -205,6 +207,7 @@ export class OtlpReceiver {
           else if (req.url === '/v1/metrics') this.onMetrics(body);
           else if (req.url === '/v1/traces') this.onTraces(body);
           else status = 404;
+          if (status === 200 && this.bodies.length < 1000) this.bodies.push({ path: req.url ?? '', body });
         }
       } catch {
         status = 400;

@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { buildCommand, signedMessage } from '../../src/demand-response/sender.js';
-import { KEYS, SITE_ID, TestClock, loadControllerProfile } from './fixtures.js';
+import { createSimulatedDevice, startModbusServer } from '../../simulators/modbus/index.js';
+import { freePort } from '../helpers/ports.js';
+import { KEYS, SITE_ID, TestClock, device, loadControllerProfile } from './fixtures.js';
 import { Rig } from './harness.js';
 
 function withRevertTimer(): DeviceProfile {
@@ -126,5 +128,30 @@ describe('DR reversion and re-assertion', () => {
     clock.advance(15 * 60_000);
     await rig.waitFor(() => rig?.acks.at(-1)?.status === 'ended' && rig.acks.at(-1)?.command_id === 'c-new', 'the end of c-new');
     expect(limits(rig)).toEqual([500, 500]);
+  });
+
+  it('reports an unreachable controller, and curtails it once its endpoint comes up', async () => {
+    const clock = new TestClock();
+    const profile = loadControllerProfile();
+    rig = await Rig.start({ profile, servers: [[1, 2]], clock });
+    const port = await freePort();
+    await rig.stopService();
+    rig.devices.push({ ...device('late', port, 7), profile: profile.profile });
+    await rig.startService();
+    const msg = signedMessage(buildCommand({ siteId: SITE_ID, zone: 'zone-a', type: 'curtail', reductionMw: 0.15, durationMinutes: 15, commandId: 'c-late', nowMs: clock.now() }), KEYS.privateKey);
+    await rig.service?.handleMessage(Buffer.from(msg), { retained: false });
+    const done = rig.acks.at(-1);
+    expect(done).toMatchObject({ status: 'completed', controller_count: 3, ack_count: 2 });
+    expect(done?.status === 'completed' ? done.controllers.find((c) => c.controller_id === 'late')?.outcome : undefined).toBe('unreachable');
+    const unit = createSimulatedDevice(profile, { clock });
+    const late = await startModbusServer({ units: new Map([[7, unit]]), port });
+    try {
+      await rig.waitFor(() => rig?.acks.some((a) => a.status === 'reasserted' && a.ack_count === 1) === true, 'the late controller re-asserted');
+      expect(unit.numberOf('power_limit_kw')).toBe(50);
+    } finally {
+      await rig.stop();
+      rig = undefined;
+      await late.close();
+    }
   });
 });

@@ -243,8 +243,7 @@ export class MeterIngest implements GridSampleSource {
     } catch (err) {
       this.deps.logger.error({ err }, 'meter telemetry failed');
     }
-    let stale = 0;
-    for (const t of batch.acks) if (!this.connection.ack(t)) stale++;
+    const stale = this.connection.ackMany(batch.acks);
     this.stats.batch(batch.readings, batch.rejections, stale);
     if (stale > 0) this.deps.logger.info({ stale_acks: stale }, 'connection changed before hand-off: the broker redelivers these messages (counted as duplicates)');
     this.writing = false;

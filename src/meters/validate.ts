@@ -82,7 +82,7 @@ export function parseTimestamp(value: unknown): number | MeterErrorType {
   }
   if (typeof value === 'string') {
     if (!RFC3339.test(value)) return 'invalid_timestamp';
-    const ms = Date.parse(value.replace(' ', 'T'));
+    const ms = Date.parse(value.includes(' ') ? value.replace(' ', 'T') : value);
     return Number.isFinite(ms) && ms > 0 ? ms : 'invalid_timestamp';
   }
   return value === undefined || value === null ? 'missing_field' : 'wrong_type';
@@ -101,8 +101,46 @@ function checkNumber(obj: Record<string, unknown>, field: keyof typeof RANGES): 
   return v;
 }
 
-/** Validates one decoded reading object. */
+const [KWH_LO, KWH_HI] = RANGES.kwh;
+const [V_LO, V_HI] = RANGES.voltage;
+const [I_LO, I_HI] = RANGES.current;
+const [PF_LO, PF_HI] = RANGES.power_factor;
+
+/**
+ * Validates one decoded reading object. The common case (a well-formed reading without a power
+ * field) is checked without allocating; anything else goes to diagnoseReading, which names the
+ * exact reason. Comparisons are false for NaN and the range bounds exclude +-Infinity, so the
+ * fast path accepts exactly what diagnoseReading accepts.
+ */
 export function validateReading(
+  value: unknown, topicRegion: string | undefined, ctx: ValidationContext, nowMs: number, arrivedAt: number,
+): ValidReading | Rejection {
+  if (typeof value === 'object' && value !== null) {
+    const o = value as Record<string, unknown>;
+    const mid = o['meter_id'];
+    const kwh = o['kwh'];
+    const v = o['voltage'];
+    const c = o['current'];
+    const pf = o['power_factor'];
+    const rawRegion = o['region'] ?? topicRegion;
+    if (typeof mid === 'string' && mid.length > 0 && mid.length <= 128
+      && typeof kwh === 'number' && kwh >= KWH_LO && kwh <= KWH_HI
+      && typeof v === 'number' && v >= V_LO && v <= V_HI
+      && typeof c === 'number' && c >= I_LO && c <= I_HI
+      && typeof pf === 'number' && pf >= PF_LO && pf <= PF_HI
+      && o['power_w'] === undefined && o['power'] === undefined && !CONTROL_CHARS.test(mid)) {
+      const region = knownRegion(ctx, rawRegion);
+      const ts = parseTimestamp(o['timestamp']);
+      if (region !== undefined && typeof ts === 'number' && ts <= nowMs + ctx.futureSkewMs) {
+        return { meter_id: mid, region, timestamp_ms: ts, kwh, voltage: v, current: c, power_factor: pf, power_w: v * c * pf, arrived_at: arrivedAt };
+      }
+    }
+  }
+  return diagnoseReading(value, topicRegion, ctx, nowMs, arrivedAt);
+}
+
+/** The slow path of validateReading: the first failing check, in a fixed order, as a Rejection. */
+export function diagnoseReading(
   value: unknown, topicRegion: string | undefined, ctx: ValidationContext, nowMs: number, arrivedAt: number,
 ): ValidReading | Rejection {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {

@@ -111,6 +111,24 @@ export class MqttConnection {
     return true;
   }
 
+  /**
+   * Sends the PUBACKs of a handed-off batch, in order, corked into one socket write.
+   * Returns how many were stale (their connection is gone; the broker redelivers those).
+   */
+  ackMany(tokens: readonly AckToken[]): number {
+    const client = this.client;
+    if (!client || !client.connected) return tokens.length;
+    const stream = client.stream as { cork?: () => void; uncork?: () => void } | undefined;
+    stream?.cork?.();
+    let stale = 0;
+    try {
+      for (const t of tokens) if (!this.ack(t)) stale++;
+    } finally {
+      stream?.uncork?.();
+    }
+    return stale;
+  }
+
   /** Drops the network connection now (as a crash would) and reconnects with backoff. */
   dropConnection(): void {
     this.client?.stream?.destroy();

@@ -102,9 +102,12 @@ export class SimulatedDevice {
     for (const [id, at] of this.revertAt) {
       if (now < at) continue;
       this.revertAt.delete(id);
-      const c = this.byId.get(id);
-      const init = c ? this.initialValue(c) : undefined;
-      if (c && init !== undefined) this.store(c, init);
+      // The device forgets the command: the limit and its enable flag go back to their defaults.
+      const c = this.byId.get(id) as ControlDef | undefined;
+      for (const target of [c, c?.enable ? this.byId.get(c.enable.point) : undefined]) {
+        const init = target ? this.initialValue(target) : undefined;
+        if (target && init !== undefined) this.store(target, init);
+      }
     }
     // Derived kinds (soc, sum) after the ones they read.
     for (const pass of [0, 1, 2]) {
@@ -248,15 +251,16 @@ export class SimulatedDevice {
 
   private onControlWritten(c: ControlDef): void {
     for (const p of this.profile.points) {
-      if (p.simulate?.kind === 'ack' && p.simulate.control === c.id && !this.pinned.has(p.id)) {
-        this.store(p, p.simulate.value);
-      }
+      if (p.simulate?.kind === 'ack' && p.simulate.control === c.id && !this.pinned.has(p.id)) this.store(p, p.simulate.value);
     }
-    if (c.revert_timer) {
-      const units = this.numberOf(c.revert_timer.point) ?? 0;
-      const ms = units * (c.revert_timer.seconds_per_unit ?? 1) * 1000;
-      if (ms > 0) this.revertAt.set(c.id, this.clock.now() + ms);
-      else this.revertAt.delete(c.id);
+    // SunSpec WMaxLimPct_RvrtTms: writing the limit or its timer (in either order) arms the
+    // reversion; a timer of 0 disarms it.
+    for (const target of this.profile.controls) {
+      const timer = target.revert_timer;
+      if (!timer || (target !== c && timer.point !== c.id)) continue;
+      const ms = (this.numberOf(timer.point) ?? 0) * (timer.seconds_per_unit ?? 1) * 1000;
+      if (ms > 0) this.revertAt.set(target.id, this.clock.now() + ms);
+      else this.revertAt.delete(target.id);
     }
     this.tick(true);
   }

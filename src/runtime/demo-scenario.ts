@@ -2,6 +2,8 @@
 //   t+8 s   a signed curtailment to the first zone with load controllers (the DR path, acked and read back)
 //   t+15 s  a burst of malformed meter payloads (drops by reason; the ingestion-drops alert fires, then resolves)
 //   t+20 s  one Modbus device stops answering for 20 s (shown DOWN, then UP again)
+//   t+25 s  the grid meter reads nominal + 0.8 Hz for 45 s: frequency_excursion goes pending, fires
+//           after its 30 s `for`, and resolves once the frequency is back
 // Each step prints one `»` line so the viewer knows what to look for.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -56,6 +58,7 @@ export class DemoScenario {
     this.at(8000 * s, () => this.curtail());
     this.at(15_000 * s, () => this.malformedBurst());
     this.at(20_000 * s, () => this.deadDevice(20_000 * s));
+    this.at(25_000 * s, () => this.frequencyExcursion(45_000 * s));
   }
 
   stop(): void {
@@ -63,6 +66,7 @@ export class DemoScenario {
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
     this.deps.simulators.endpoints.forEach((e) => e.server.clearFaults());
+    // Pinned points are the simulators' state only; they are closed right after.
   }
 
   private at(ms: number, fn: () => void | Promise<void>): void {
@@ -105,6 +109,22 @@ export class DemoScenario {
     const topic = this.deps.fleet.topicFor(this.deps.loaded.site.site.region, 'demo-bad');
     for (let i = 0; i < n; i++) this.deps.fleet.publish(topic, i % 2 === 0 ? '{"meter_id": "demo-bad", "kwh": ' : '[1, 2, 3');
     this.deps.print(`» fault: a burst of ${n} malformed meter payloads (watch drops by reason and the ingestion_drops alert)`);
+  }
+
+  private frequencyExcursion(forMs: number): void {
+    const { site, profiles } = this.deps.loaded;
+    const source = site.grid.frequency_source ?? site.devices.find((d) => profiles.get(d.profile)?.points.some((p) => p.role === 'frequency'))?.id;
+    const device = source === undefined ? undefined : site.devices.find((d) => d.id === source);
+    const point = device ? profiles.get(device.profile)?.points.find((p) => p.role === 'frequency') : undefined;
+    const sim = device ? this.deps.simulators.device(device.id) : undefined;
+    if (!device || !point || !sim) return;
+    const hz = site.site.nominal_frequency_hz + 0.8;
+    sim.set(point.id, hz);
+    this.deps.print(`» fault: ${device.id} reads ${hz.toFixed(1)} Hz for ${Math.round(forMs / 1000)} s (frequency_excursion fires after 30 s, then resolves)`);
+    this.at(forMs, () => {
+      sim.unpin(point.id);
+      this.deps.print(`» fault cleared: ${device.id} frequency back to normal`);
+    });
   }
 
   private deadDevice(forMs: number): void {

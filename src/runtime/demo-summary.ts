@@ -85,7 +85,21 @@ export function formatSummary(inp: SummaryInput): string[] {
     : 'DR (not running)';
   const alerts = Array.isArray(s.alerts) ? s.alerts : undefined;
   const firing = alerts?.filter((a) => a.state === 'firing').map((a) => a.name) ?? [];
-  const alertText = alerts ? (firing.length ? `alerts FIRING: ${firing.join(', ')}` : 'alerts: none firing') : 'alerts (not evaluated)';
+  const pending = alerts?.filter((a) => a.state !== 'firing' && a.summary?.includes('pending')).map((a) => a.name) ?? [];
+  const pendingText = pending.length ? ` (pending: ${pending.join(', ')})` : '';
+  const alertText = alerts ? `${firing.length ? `alerts FIRING: ${firing.join(', ')}` : 'alerts: none firing'}${pendingText}` : 'alerts (not evaluated)';
   lines.push(`${pad} ${drText}  ${alertText}`);
   return lines;
+}
+
+/** Alert transitions between two status reports, as lines for the demo (`» alert X FIRING: ...`). */
+export function alertTransitions(before: Set<string>, status: StatusReport): { lines: string[]; firing: Set<string> } {
+  const alerts = Array.isArray(status.alerts) ? status.alerts : [];
+  const firing = new Set(alerts.filter((a) => a.state === 'firing').map((a) => a.name));
+  const lines: string[] = [];
+  for (const a of alerts) {
+    if (firing.has(a.name) && !before.has(a.name)) lines.push(`» alert ${a.name} FIRING: ${a.summary ?? ''}`);
+    if (!firing.has(a.name) && before.has(a.name)) lines.push(`» alert ${a.name} resolved: ${a.summary ?? ''}`);
+  }
+  return { lines, firing };
 }

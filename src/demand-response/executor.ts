@@ -181,8 +181,8 @@ export class ControllerExecutor {
     this.lastWrite.set(key, this.deps.clock.monotonic());
   }
 
-  private async readScaleFactor(endpoint: ModbusEndpointClient, task: Pick<ControllerTask, 'device' | 'profile' | 'control'>): Promise<number | undefined> {
-    const sfPoint = findPoint(task.profile, task.control.scale_factor ?? '');
+  private async readScaleFactor(endpoint: ModbusEndpointClient, task: Pick<ControllerTask, 'device' | 'profile' | 'control'>, sfId = task.control.scale_factor): Promise<number | undefined> {
+    const sfPoint = findPoint(task.profile, sfId ?? '');
     if (!sfPoint) return undefined;
     return readPoint(endpoint, task.device, task.profile, sfPoint, undefined);
   }
@@ -264,8 +264,11 @@ export class ControllerExecutor {
     await this.sleep(verify.delay_ms ?? 0);
     let last: number | undefined;
     try {
+      // A read-back point with its own SunSpec scale factor (e.g. WMaxLimPct read back) needs it too.
+      const pointSf = point.scale_factor === undefined ? undefined
+        : point.scale_factor === task.control.scale_factor ? sf : await this.readScaleFactor(endpoint, task, point.scale_factor);
       for (let attempt = 0; attempt < 100; attempt++) {
-        last = await readPoint(endpoint, task.device, task.profile, point, point === task.control ? sf : undefined);
+        last = await readPoint(endpoint, task.device, task.profile, point, pointSf);
         if (last !== undefined && Math.abs(last - expected) <= tolerance + EPS) {
           span.setAttribute('ems.modbus.read_back', last);
           span.end();

@@ -1,0 +1,65 @@
+// The shipped SunSpec inverter profile (model 123): WMaxLimPct written with its scale factor
+// (evcc#16008), the device revert timer WMaxLimPct_RvrtTms set first, WMaxLim_Ena after, and the
+// limit read back through the scaled read-back point. Restore: 100 %, timer 0, disabled.
+import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadProfile } from '../../src/config/load.js';
+import type { ControlDef, DeviceProfile } from '../../src/config/profile-types.js';
+import { ControllerExecutor, type ControllerTask } from '../../src/demand-response/executor.js';
+import { EndpointPool } from '../../src/modbus/endpoint-pool.js';
+import { systemClock } from '../../src/runtime/clock.js';
+import { silentLogger } from '../../src/runtime/logger.js';
+import { createSimulatedDevice, startModbusServer, type ModbusSimServer, type SimulatedDevice } from '../../simulators/modbus/index.js';
+import { device } from './fixtures.js';
+
+describe('DR writes to a SunSpec inverter (model 123)', () => {
+  let profile: DeviceProfile;
+  let sim: SimulatedDevice;
+  let server: ModbusSimServer;
+  let pool: EndpointPool;
+  let executor: ControllerExecutor;
+
+  beforeAll(async () => {
+    profile = await loadProfile(new URL('../../devices/sunspec-inverter-3ph.yaml', import.meta.url).pathname);
+    sim = createSimulatedDevice(profile);
+    sim.set('wmaxlimpct_sf', -1); // WMaxLimPct in 0.1 %
+    server = await startModbusServer({ units: new Map([[1, sim]]) });
+    pool = new EndpointPool({ clock: systemClock, logger: silentLogger() });
+    executor = new ControllerExecutor({
+      endpoints: () => pool.get('127.0.0.1', server.port), clock: systemClock, audit: silentLogger(),
+      tracer: new BasicTracerProvider().getTracer('t'), controllerCommands: new MeterProvider().getMeter('t').createCounter('c'), dryRun: false,
+    });
+  });
+  afterAll(async () => {
+    await pool.close();
+    await server.close();
+  });
+
+  const task = (value: number, purpose: ControllerTask['purpose'], revertSeconds: number): ControllerTask => ({
+    commandId: 'ss-1', purpose, device: { ...device('inv1', server.port, 1), profile: profile.profile }, profile,
+    control: profile.controls.find((c) => c.id === 'set_power_limit_pct') as ControlDef, value, reductionKw: 0, revertSeconds,
+  });
+
+  it('writes timer, scaled limit and enable, and verifies through the scaled read-back point', async () => {
+    const r = await executor.execute(task(60, 'curtail', 900), ROOT_CONTEXT);
+    expect(r).toMatchObject({ outcome: 'acknowledged', read_back: 60 });
+    expect(server.writes.map((w) => [w.address, [...w.values]])).toEqual([[40129, [900]], [40127, [600]], [40131, [1]]]);
+    expect(sim.numberOf('power_limit_pct')).toBe(60);
+  });
+
+  it('never writes 0 % (standby) or below the 5 % minimum', async () => {
+    const before = server.writes.length;
+    expect((await executor.execute(task(0, 'curtail', 900), ROOT_CONTEXT)).outcome).toBe('rejected_bounds');
+    expect((await executor.execute(task(4.9, 'curtail', 900), ROOT_CONTEXT)).outcome).toBe('rejected_bounds');
+    expect(server.writes.length).toBe(before);
+  });
+
+  it('restores to 100 % with the timer cleared and the limit disabled', async () => {
+    server.writes.length = 0;
+    const r = await executor.execute(task(100, 'restore', 0), ROOT_CONTEXT);
+    expect(r.outcome).toBe('acknowledged');
+    expect(server.writes.map((w) => [w.address, [...w.values]])).toEqual([[40129, [0]], [40127, [1000]], [40131, [0]]]);
+  });
+});

@@ -88,6 +88,7 @@ export class PollerSet implements GridSampleSource {
     if (this.ownsPool) await this.pool.close();
     await pollersDone;
     this.pollers = [];
+    if (this.ownsPool) this.metrics.close();
   }
 
   status(): DeviceStatus[] {

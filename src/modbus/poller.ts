@@ -3,12 +3,12 @@
 // overruns its interval is measured, counted and logged, and the missed slots are skipped: cycles
 // never stack. Failures are data: values of a failed read leave the snapshot, the error is
 // counted by error_type, and the log gets state transitions, not a line per poll.
-import type { DeviceProfile } from '../config/profile-types.js';
+import type { DeviceProfile, PointDef } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { rateLimitedLogger, type RateLimitedLogger } from '../runtime/rate-limit.js';
-import { decodeRead } from './codec-read.js';
+import { decodePoint } from './codec.js';
 import { planReads, type PlannedRead } from './read-plan.js';
 import type { DeviceSnapshot } from './snapshot.js';
 import { ModbusError, type ModbusEndpointClient, type ModbusErrorType } from './types.js';
@@ -41,13 +41,29 @@ export interface DevicePollerDeps {
   observer?: PollObserver;
 }
 
+/** A planned read with each point's offset, scale factors first (decoded before their values). */
+interface CompiledRead {
+  read: PlannedRead;
+  items: Array<{ point: PointDef; offset: number; isSf: boolean }>;
+}
+
+// decodeRead (codec-read.ts) does the same per call with two Maps; compiled once here it costs
+// about a third less per poll, which matters at 1,000 polls/s (bench:modbus).
+function compile(profile: DeviceProfile, read: PlannedRead): CompiledRead {
+  const sfIds = new Set(read.points.map((p) => p.scale_factor).filter((x): x is string => x !== undefined));
+  const items = read.points.map((point) => ({ point, offset: point.address - profile.address_base - read.address, isSf: sfIds.has(point.id) }));
+  items.sort((a, b) => Number(b.isSf) - Number(a.isSf));
+  return { read, items };
+}
+
 /** Errors after which the rest of the cycle is skipped: the unit or the line is unreachable. */
 const ABORT_CYCLE: ReadonlySet<ModbusErrorType> = new Set(['timeout', 'disconnected', 'connect_failed', 'closed', 'unit_backed_off']);
 /** Configuration errors (exceptions 1-3): not retried every cycle, reported once per park. */
 const CONFIG_ERRORS: ReadonlySet<ModbusErrorType> = new Set(['exception_illegal_function', 'exception_illegal_address', 'exception_illegal_value']);
 
 export class DevicePoller {
-  private plan: PlannedRead[] = [];
+  private plan: CompiledRead[] = [];
+  private readonly sfValues = new Map<string, number>();
   private parkedUntil: number[] = [];
   private timer: ClockTimer | undefined;
   private due = 0;
@@ -72,7 +88,7 @@ export class DevicePoller {
     if (!this.stopped) return;
     this.stopped = false;
     try {
-      this.plan = planReads(this.profile).requests;
+      this.plan = planReads(this.profile).requests.map((r) => compile(this.profile, r));
     } catch (e) {
       // The config validator rejects unplannable profiles; if one slips through, only this device stops.
       this.fail('invalid_request', `read plan: ${e instanceof Error ? e.message : String(e)}`);
@@ -133,7 +149,7 @@ export class DevicePoller {
     let failedWith: ModbusError | undefined;
     let abort = false;
     for (let i = 0; i < this.plan.length; i++) {
-      const r = this.plan[i] as PlannedRead;
+      const r = (this.plan[i] as CompiledRead).read;
       if (abort || (this.parkedUntil[i] ?? 0) > t0) {
         for (const p of r.points) snapshot.delete(this.device.id, p.id);
         continue;
@@ -143,16 +159,7 @@ export class DevicePoller {
           { unitId: this.device.unit_id, table: r.table, address: r.address, count: r.count },
           { deviceId: this.device.id, timeoutMs: this.profile.quirks.timeout_ms },
         );
-        const at = clock.now();
-        const decoded = decodeRead(this.profile, r, words);
-        for (const [id, d] of decoded) {
-          if (d.ok) snapshot.set(this.device.id, id, d.value, at);
-          else {
-            snapshot.delete(this.device.id, id);
-            // A sentinel is the device saying "not implemented": expected, not an error.
-            if (d.reason === 'malformed') this.deps.observer?.decodeError(this.device.id, 'malformed_response');
-          }
-        }
+        this.store(this.plan[i] as CompiledRead, words, clock.now());
         good += 1;
       } catch (e) {
         const err = e instanceof ModbusError ? e : new ModbusError('exception_other', String(e), { device: this.device.id });
@@ -183,6 +190,24 @@ export class DevicePoller {
     this.deps.observer?.cycleDone(this.device.id, ms, overrun);
     this.transition(good > 0 || this.plan.length === 0, failedWith);
     if (good > 0) this.lastGoodMono = clock.monotonic();
+  }
+
+  private store(c: CompiledRead, words: Uint16Array | Uint8Array, at: number): void {
+    const { snapshot } = this.deps;
+    const sf = this.sfValues;
+    sf.clear();
+    for (const it of c.items) {
+      const p = it.point;
+      const d = decodePoint(this.profile, p, words, it.offset, p.scale_factor === undefined ? undefined : sf.get(p.scale_factor));
+      if (d.ok) {
+        snapshot.set(this.device.id, p.id, d.value, at);
+        if (it.isSf && typeof d.value === 'number') sf.set(p.id, d.value);
+      } else {
+        snapshot.delete(this.device.id, p.id);
+        // A sentinel is the device saying "not implemented": expected, not an error.
+        if (d.reason === 'malformed') this.deps.observer?.decodeError(this.device.id, 'malformed_response');
+      }
+    }
   }
 
   private transition(up: boolean, err: ModbusError | undefined): void {

@@ -1,0 +1,115 @@
+// The gateway's side of the benchmark: (a) PollerSet over 1,000 devices with decoding, device
+// gauges, self-metrics and a real OTLP/HTTP protobuf export every 10 s; (c) the read path
+// (endpoint + decode + snapshot + self-metrics) at full speed.
+import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { ExportResult } from '@opentelemetry/core';
+import { decodeRead } from '../../src/modbus/codec-read.js';
+import { EndpointPool } from '../../src/modbus/endpoint-pool.js';
+import { ModbusMetrics } from '../../src/modbus/poller-metrics.js';
+import { PollerSet } from '../../src/modbus/poller-set.js';
+import { planReads } from '../../src/modbus/read-plan.js';
+import { DeviceSnapshot } from '../../src/modbus/snapshot.js';
+import { systemClock } from '../../src/runtime/clock.js';
+import { silentLogger } from '../../src/runtime/logger.js';
+import { RESOURCE_ATTRS } from '../../src/telemetry/semconv.js';
+import { gatewayTemporality, gatewayViews } from '../../src/telemetry/views.js';
+import { benchDevices, benchProfile, benchSite } from './bench-profile.js';
+import { ResourceMeter, percentile, sleep, type Msg } from './child.js';
+import type { FastParams, RateParams } from './roles-sim-bare.js';
+
+function meterProvider(sinkUrl: string): MeterProvider {
+  const otlp = new OTLPMetricExporter({ url: `${sinkUrl}/v1/metrics` });
+  // The gateway's temporality choice (gauges DELTA) on the stock exporter.
+  const exporter: PushMetricExporter = {
+    export: (m: ResourceMetrics, cb: (r: ExportResult) => void) => otlp.export(m, cb),
+    forceFlush: () => otlp.forceFlush(),
+    shutdown: () => otlp.shutdown(),
+    selectAggregationTemporality: gatewayTemporality,
+  };
+  return new MeterProvider({
+    resource: resourceFromAttributes({ 'service.name': 'ems-gateway', [RESOURCE_ATTRS.siteId]: 'bench' }),
+    views: gatewayViews(2000),
+    readers: [new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 10_000, exportTimeoutMillis: 5_000 })],
+  });
+}
+
+/** (a) The gateway polling every device at its interval, fully decoded and exported. */
+export async function runGateway(p: RateParams & { sinkUrl: string }): Promise<Msg> {
+  const provider = meterProvider(p.sinkUrl);
+  const cycles: number[] = [];
+  let measuring = false;
+  let overruns = 0;
+  const devices = benchDevices(p.ports, p.units, p.intervalMs);
+  const set = new PollerSet(benchSite(devices), {
+    clock: systemClock, logger: silentLogger(), meter: provider.getMeter('ems-gateway'),
+    onCycle: (_id, ms, overrun) => {
+      if (!measuring) return;
+      cycles.push(ms);
+      if (overrun) overruns += 1;
+    },
+  });
+  set.start();
+  await sleep(p.warmupS * 1000);
+  const meter = new ResourceMeter();
+  measuring = true;
+  meter.start();
+  await sleep(p.durationS * 1000);
+  measuring = false;
+  const r = meter.stop();
+  // Sanity: the values are the simulator's (a constant point and a scale-factor point).
+  const first = devices[0]?.id ?? '';
+  const valuesOk = set.snapshot.get(first, 'f1')?.value === 101 && set.snapshot.get(first, 'v3')?.value === 233.5;
+  const status = set.status();
+  const up = status.filter((s) => s.up === true).length;
+  const errors = status.reduce((n, s) => n + s.errors, 0);
+  await set.stop();
+  await provider.shutdown();
+  cycles.sort((a, b) => a - b);
+  return {
+    type: 'result', polls: cycles.length, polls_per_s: cycles.length / r.elapsedS, cycle_p50_ms: percentile(cycles, 0.5),
+    cycle_p99_ms: percentile(cycles, 0.99), cycle_max_ms: cycles[cycles.length - 1] ?? 0, overruns, up, errors,
+    values_ok: valuesOk, cpu_pct: r.cpuPct, rss_mb: r.rssMb,
+  };
+}
+
+/** (c) The gateway's read path at full speed: one loop per endpoint over its unit ids. */
+export async function runGatewayFast(p: FastParams & { sinkUrl: string }): Promise<Msg> {
+  const provider = meterProvider(p.sinkUrl);
+  const metrics = new ModbusMetrics(provider.getMeter('ems-gateway'));
+  const pool = new EndpointPool({ clock: systemClock, logger: silentLogger(), observer: metrics });
+  const profile = benchProfile();
+  const read = planReads(profile).requests[0];
+  if (read === undefined) throw new Error('bench profile has no read');
+  const snapshot = new DeviceSnapshot();
+  const devices = benchDevices(p.ports, p.units, 1000);
+  for (const d of devices) snapshot.register(d, profile);
+  const byEndpoint = p.ports.map((_, e) => devices.slice(e * p.units, (e + 1) * p.units));
+  // Connect first so the window measures requests, not handshakes.
+  await Promise.all(byEndpoint.map((ds) => (ds[0] ? pool.forDevice(ds[0], profile).read({ unitId: 1, table: 'holding', address: 0, count: 1 }) : undefined)));
+  let n = 0;
+  const end = performance.now() + p.seconds * 1000;
+  const meter = new ResourceMeter();
+  meter.start();
+  await Promise.all(byEndpoint.map(async (ds) => {
+    const eps = ds.map((d) => pool.forDevice(d, profile));
+    for (let i = 0; performance.now() < end; i = (i + 1) % ds.length) {
+      const d = ds[i];
+      const ep = eps[i];
+      if (d === undefined || ep === undefined) break;
+      const words = await ep.read({ unitId: d.unit_id, table: read.table, address: read.address, count: read.count }, { deviceId: d.id });
+      const at = Date.now();
+      for (const [id, v] of decodeRead(profile, read, words)) {
+        if (v.ok) snapshot.set(d.id, id, v.value, at);
+        else snapshot.delete(d.id, id);
+      }
+      n += 1;
+    }
+  }));
+  const r = meter.stop();
+  await pool.close();
+  await provider.shutdown();
+  return { type: 'result', requests: n, requests_per_s: n / r.elapsedS, cpu_pct: r.cpuPct };
+}

@@ -4,7 +4,7 @@
 // durably recorded; anything the broker or a sender sends is answered, never thrown.
 import type { KeyObject } from 'node:crypto';
 import { ROOT_CONTEXT, SpanStatusCode, type Context, type Counter, type Meter, type Tracer } from '@opentelemetry/api';
-import type { IPublishPacket } from 'mqtt';
+import mqtt, { type IPublishPacket } from 'mqtt';
 import type { DeviceProfile } from '../config/profile-types.js';
 import type { DemandResponseConfig, MqttConfig, SiteConfig } from '../config/site-types.js';
 import { MqttConnection } from '../mqtt/connection.js';
@@ -13,7 +13,7 @@ import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { METRIC_ATTRS, METRICS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
 import type { DrAck } from './ack.js';
-import { CommandRejection, type DrCommand } from './command.js';
+import { CommandRejection, LIMITS, type DrCommand } from './command.js';
 import { DrCoordinator } from './coordinator.js';
 import { ControllerExecutor, type EndpointLookup } from './executor.js';
 import { admit, peekCommandId } from './intake.js';
@@ -21,6 +21,9 @@ import { zoneControllers, type LoadProvider } from './planner.js';
 import { parsePublicKey } from './signing.js';
 import { DrStateStore, type ActiveCommandRecord } from './state-store.js';
 import { contextFromTraceparent, userProperty } from './trace-context.js';
+
+/** Commands above LIMITS.maxMessageBytes are answered `oversized`; far above it they are not even delivered. */
+const MAX_PACKET_BYTES = 4 * LIMITS.maxMessageBytes;
 
 export interface DemandResponseDeps {
   config: DemandResponseConfig;
@@ -194,7 +197,14 @@ export class DemandResponseService {
 
   private startMqtt(cfg: MqttConfig, log: Logger): void {
     const filter = commandTopicFilter(this.deps.config.command_topic, { site: this.deps.site.site.id });
-    const connection = new MqttConnection({ cfg, clock: this.deps.clock, logger: log.child({ mqtt: 'dr' }), clientIdSuffix: '-dr' });
+    const connection = new MqttConnection({
+      cfg, clock: this.deps.clock, logger: log.child({ mqtt: 'dr' }), clientIdSuffix: '-dr',
+      // MQTT v5: the broker must not even send us a packet far above a command's size limit, so a
+      // hostile publisher cannot make the gateway buffer megabytes (mqtt.js accepts up to 256 MB).
+      createClient: (url, options) => mqtt.connect(url, cfg.protocol_version === 5
+        ? { ...options, properties: { ...options.properties, maximumPacketSize: MAX_PACKET_BYTES } }
+        : options),
+    });
     this.connection = connection;
     connection.setMessageHandler((packet: IPublishPacket, token, next) => {
       const tp = userProperty(packet.properties?.userProperties, 'traceparent');

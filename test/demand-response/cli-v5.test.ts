@@ -115,4 +115,21 @@ describe('dr CLI and MQTT v5 trace propagation (mosquitto)', () => {
     expect(code).toBe(3);
     expect(JSON.parse(lines.join('').trim())).toMatchObject({ status: 'rejected', reason: 'unknown_zone' });
   });
+
+  it('asks the v5 broker not to deliver packets far above the command size limit', async () => {
+    const mqttMod = await import('mqtt');
+    const pub = await mqttMod.default.connectAsync(broker.url, { protocolVersion: 5 });
+    try {
+      const before = rig.acks.length;
+      await pub.publishAsync(`ems/${SITE_ID}/dr/command`, 'x'.repeat(200_000), { qos: 1 });
+      await pub.publishAsync(`ems/${SITE_ID}/dr/command`, 'y'.repeat(20_000), { qos: 1 });
+      await rig.waitFor(() => rig.acks.length > before, 'the oversized ack');
+      await new Promise((r) => setTimeout(r, 200));
+      // Only the 20 kB message arrived (and was refused); the 200 kB one was dropped by the broker.
+      expect(rig.acks.slice(before).map((a) => (a.status === 'rejected' ? a.reason : a.status))).toEqual(['oversized']);
+      expect(rig.service?.connected).toBe(true);
+    } finally {
+      await pub.endAsync();
+    }
+  });
 });

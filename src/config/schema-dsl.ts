@@ -24,7 +24,11 @@ export function describeNode(node: Node | null | undefined): string {
   if (node === null || node === undefined) return 'nothing';
   if (isMap(node)) return 'a mapping';
   if (isSeq(node)) return 'a list';
-  if (isScalar(node)) return node.value === null ? 'null' : JSON.stringify(node.value);
+  if (isScalar(node)) {
+    if (node.value === null) return 'null';
+    const text = JSON.stringify(node.value);
+    return text.length > 60 ? `${text.slice(0, 57)}…"` : text;
+  }
   return 'an unknown node';
 }
 

@@ -7,6 +7,27 @@ export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** Aliases are handy for a few shared blocks; thousands of expansions are an attack (billion laughs). */
 export const MAX_ALIAS_EXPANSIONS = 100;
 const MAX_SYNTAX_PROBLEMS = 20;
+/** Deeper flow nesting only serves to exhaust the parser's stack; no config needs it. */
+const MAX_NESTING = 64;
+
+/** Maximum depth of [ and { outside quotes and comments: a cheap guard run before the parser. */
+function flowDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let quote: string | undefined;
+  let comment = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (comment) { if (ch === '\n') comment = false; continue; }
+    if (quote !== undefined) { if (ch === quote) quote = undefined; continue; }
+    if (ch === '"' || ch === "'") quote = ch;
+    else if (ch === '#' && (i === 0 || text[i - 1] === ' ' || text[i - 1] === '\n')) comment = true;
+    else if (ch === '[' || ch === '{') { depth++; if (depth > max) max = depth; }
+    else if ((ch === ']' || ch === '}') && depth > 0) depth--;
+    else if (ch === '\n' && depth === 0) quote = undefined;
+  }
+  return max;
+}
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 export interface SourceFile {
@@ -116,6 +137,11 @@ export function parseYaml(text: string, file: string, problems: Problems): Sourc
   if (size > MAX_CONFIG_BYTES) {
     problems.add({ file, line: 0, col: 0, path: '', severity: 'error',
       message: `file is ${size} bytes; config files are limited to ${MAX_CONFIG_BYTES} bytes (1 MiB)` });
+    return { file, doc: undefined, lines };
+  }
+  const depth = flowDepth(text);
+  if (depth > MAX_NESTING) {
+    problems.add({ file, line: 0, col: 0, path: '', severity: 'error', message: `YAML: brackets nest more than ${MAX_NESTING} levels deep: refusing` });
     return { file, doc: undefined, lines };
   }
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });

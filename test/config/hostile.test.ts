@@ -1,0 +1,92 @@
+// Hostile and broken input: huge files, alias bombs, deep nesting, binary junk, prototype keys,
+// and random mutations of a real site. Always a ConfigError, quickly; never a crash.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/config/errors.js';
+import { loadSite, loadSiteFromString } from '../../src/config/load.js';
+import { packageRoot } from '../../src/config/package-root.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ems-hostile-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function rejection(p: Promise<unknown>): Promise<ConfigError> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(ConfigError);
+  return err as ConfigError;
+}
+
+describe('hostile config input', () => {
+  it('refuses 10 MB of junk on disk before reading it', async () => {
+    const file = join(dir, 'big.yaml');
+    writeFileSync(file, Buffer.alloc(10 * 1024 * 1024, 'x: [1, 2, 3]\n'));
+    const t0 = performance.now();
+    const err = await rejection(loadSite(file, { env: {} }));
+    const ms = performance.now() - t0;
+    expect(err.problems).toHaveLength(1);
+    expect(err.message).toBe(`${file}: file is 10485760 bytes; config files are limited to 1048576 bytes (1 MiB)`);
+    expect(ms).toBeLessThan(1000);
+  });
+
+  it('refuses an oversized string too', async () => {
+    const err = await rejection(loadSiteFromString('a'.repeat(1024 * 1024 + 1), { file: 'x.yaml', env: {} }));
+    expect(err.message).toMatch(/limited to 1048576 bytes/);
+  });
+
+  it('stops an alias bomb quickly', async () => {
+    const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    for (let i = 1; i < 12; i++) levels.push(`l${i}: &l${i} [${Array(9).fill(i === 1 ? '*a' : `*l${i - 1}`).join(',')}]`);
+    const t0 = performance.now();
+    const err = await rejection(loadSiteFromString(`version: 1\n${levels.join('\n')}\n`, { file: 'x.yaml', env: {} }));
+    expect(err.message).toMatch(/x\.yaml:3:\d+: YAML: aliases expand more than 100 times: refusing \(alias bomb\?\)/);
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
+  it('refuses deep bracket nesting without exhausting the stack', async () => {
+    const err = await rejection(loadSiteFromString(`version: 1\nsite: ${'['.repeat(100_000)}`, { file: 'x.yaml', env: {} }));
+    expect(err.message).toMatch(/brackets nest more than 64 levels deep/);
+  });
+
+  it('reports binary junk as one readable problem', async () => {
+    const junk = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7919) % 256)).toString('latin1');
+    const err = await rejection(loadSiteFromString(junk, { file: 'x.yaml', env: {} }));
+    for (const line of err.message.split('\n')) expect(line.length).toBeLessThan(300);
+  });
+
+  it('rejects __proto__ and constructor keys and pollutes nothing', async () => {
+    const text = 'version: 1\nsite: { id: t, region: r, nominal_frequency_hz: 50 }\ntelemetry:\n  resource_attributes:\n    constructor: x\n'
+      + '  otlp_headers: { "__proto__": { polluted: "yes" } }\n';
+    const err = await rejection(loadSiteFromString(text, { file: 'x.yaml', env: {} }));
+    expect(err.message.split('\n')).toEqual([
+      `${join(process.cwd(), 'x.yaml')}:5:5 telemetry.resource_attributes.constructor: key "constructor" is not allowed`,
+      `${join(process.cwd(), 'x.yaml')}:6:19 telemetry.otlp_headers.__proto__: key "__proto__" is not allowed`,
+    ]);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+  });
+
+  it('survives 120 random mutations of the demo site: loads or ConfigError, nothing else', async () => {
+    const base = readFileSync(join(packageRoot(), 'config/demo-site.yaml'), 'utf8');
+    let seed = 42;
+    const rnd = (n: number): number => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>> 0) % n; }; // xorshift32
+    const alphabet = ['', ' ', '\n', ':', '-', '[', '{', '&x', '*x', '"', "'", '#', '${X}', '0', 'zz', '\t'];
+    let errors = 0;
+    for (let i = 0; i < 120; i++) {
+      let text = base;
+      for (let k = 0; k < 6; k++) {
+        const at = rnd(text.length);
+        text = text.slice(0, at) + (alphabet[rnd(alphabet.length)] ?? '') + text.slice(at + rnd(4));
+      }
+      try {
+        await loadSiteFromString(text, { file: join(packageRoot(), 'config/mutated.yaml'), env: {} });
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        const ce = err as ConfigError;
+        expect(ce.problems.length).toBeGreaterThan(0);
+        for (const p of ce.problems) expect(p.message.length).toBeGreaterThan(0);
+        errors++;
+      }
+    }
+    expect(errors).toBeGreaterThan(20); // the mutations did break things
+  });
+});

@@ -1,0 +1,136 @@
+// Every shipped profile in devices/ loads and keeps the invariants the rest of the gateway
+// relies on (zigbee-herdsman-converters style: one test walks every definition).
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_DEVICES_DIR, loadProfile, loadProfiles } from '../../src/config/load.js';
+import { pointWidth, wireAddress, type DeviceProfile, type PointDef } from '../../src/config/profile-types.js';
+import { planIdentityReads, planReads } from '../../src/modbus/read-plan.js';
+import { DEVICE_METRICS } from '../../src/telemetry/semconv.js';
+
+const files = readdirSync(DEFAULT_DEVICES_DIR).filter((f) => f.endsWith('.yaml')).sort();
+const all = (p: DeviceProfile): PointDef[] => [...p.points, ...p.controls];
+
+describe('devices/*.yaml', () => {
+  it('ships the four reference profiles', () => {
+    expect(files).toEqual(expect.arrayContaining([
+      'generic-bms-float32.yaml', 'generic-grid-meter.yaml', 'generic-load-controller.yaml', 'sunspec-inverter-3ph.yaml']));
+  });
+
+  it('loadProfiles loads the whole folder', async () => {
+    const profiles = await loadProfiles(DEFAULT_DEVICES_DIR);
+    expect([...profiles.keys()].sort()).toEqual(files.map((f) => f.replace(/\.yaml$/, '')));
+  });
+
+  for (const f of files) {
+    describe(f, () => {
+      let p: DeviceProfile;
+      it('loads', async () => {
+        p = await loadProfile(join(DEFAULT_DEVICES_DIR, f));
+        expect(p.profile).toBe(f.replace(/\.yaml$/, ''));
+      });
+
+      it('keeps the point invariants', () => {
+        const ids = new Set<string>();
+        for (const pt of all(p)) {
+          expect(ids.has(pt.id), `unique id ${pt.id}`).toBe(false);
+          ids.add(pt.id);
+          const wire = wireAddress(p, pt);
+          expect(wire).toBeGreaterThanOrEqual(0);
+          expect(wire + pointWidth(pt) - 1).toBeLessThanOrEqual(65535);
+          expect(pt.name, `${pt.id} carries its datasheet name`).toBeTruthy();
+          if (pt.metric !== undefined) {
+            expect(pt.unit, `${pt.id}: a metric has a unit`).toBeDefined();
+            expect(Object.keys(DEVICE_METRICS), `${pt.id}: ${pt.metric} is in DEVICE_METRICS`).toContain(pt.metric);
+            expect(pt.unit, `${pt.id}: ${pt.metric} unit`).toBe(DEVICE_METRICS[pt.metric as keyof typeof DEVICE_METRICS]);
+          }
+          if (pt.scale_factor !== undefined) {
+            const sf = p.points.find((x) => x.id === pt.scale_factor);
+            expect(sf?.type, `${pt.id}: scale factor is an int16 point`).toBe('int16');
+            expect(sf?.role).toBe('scale_factor');
+          }
+          if (pt.role === 'scale_factor') expect(pt.type).toBe('int16');
+        }
+      });
+
+      it('animates every cyclic point in the simulators', () => {
+        for (const pt of p.points) expect(pt.simulate, `${pt.id} has simulate:`).toBeDefined();
+      });
+
+      it('bounds every control and verifies it', () => {
+        for (const c of p.controls) {
+          expect(c.min).toBeLessThanOrEqual(c.max);
+          expect(c.verify.timeout_ms).toBeGreaterThan(0);
+          expect(['holding', 'coil']).toContain(c.table);
+        }
+      });
+
+      it('compiles to a read plan within Modbus limits, scale factors in the same read', () => {
+        const plan = planReads(p);
+        expect(plan.requests.length).toBeGreaterThan(0);
+        for (const r of plan.requests) {
+          expect(r.count).toBeLessThanOrEqual(r.table === 'coil' || r.table === 'discrete' ? 2000 : p.quirks.max_registers_per_request);
+          for (const pt of r.points) {
+            if (pt.scale_factor === undefined) continue;
+            expect(r.points.map((x) => x.id), `${pt.id} read with ${pt.scale_factor}`).toContain(pt.scale_factor);
+          }
+        }
+        const planned = new Set(plan.requests.flatMap((r) => r.points.map((x) => x.id)));
+        for (const pt of p.points) if (pt.role !== 'identity') expect(planned.has(pt.id), `${pt.id} planned`).toBe(true);
+        expect(planIdentityReads(p).requests.every((r) => r.points.every((x) => x.role === 'identity'))).toBe(true);
+      });
+    });
+  }
+});
+
+describe('reference profiles say what the field needs', () => {
+  const load = (name: string): Promise<DeviceProfile> => loadProfile(join(DEFAULT_DEVICES_DIR, `${name}.yaml`));
+
+  it('SunSpec inverter: SunS marker at 40000, model 103 with scale factors, model 123 limit that never writes 0', async () => {
+    const p = await load('sunspec-inverter-3ph');
+    expect(p.sunspec_base).toBe(40000);
+    const marker = p.points.find((x) => x.name === 'SunS');
+    expect(marker && wireAddress(p, marker)).toBe(40000);
+    expect(marker?.type).toBe('string');
+    for (const n of ['A', 'PhVphA', 'PhVphB', 'PhVphC', 'W', 'Hz', 'VA', 'VAr', 'PF', 'WH', 'DCW', 'TmpCab']) {
+      const pt = p.points.find((x) => x.name === n);
+      expect(pt?.scale_factor, `${n} has a scale factor`).toBeDefined();
+    }
+    expect(p.points.find((x) => x.name === 'St')?.enum?.['4']).toBe('MPPT');
+    expect(p.points.find((x) => x.name === 'Evt1')?.bits?.['0']).toBe('GROUND_FAULT');
+    const lim = p.controls.find((c) => c.name === 'WMaxLimPct');
+    expect(lim?.never_write).toContain(0);
+    expect(lim?.min).toBeGreaterThan(0);
+    expect(lim?.revert_timer?.point).toBe('set_power_limit_revert_s');
+    expect(lim?.enable).toEqual({ point: 'set_power_limit_enable', value: 1 });
+    expect(p.points.find((x) => x.role === 'generation')?.metric).toBe('ems.device.ac_power');
+  });
+
+  it('BMS: float32 word-swapped input registers, SoC integrating battery power, alarm bits', async () => {
+    const p = await load('generic-bms-float32');
+    expect(p.default_order).toBe('CDAB');
+    const soc = p.points.find((x) => x.role === 'state_of_charge');
+    expect(soc).toMatchObject({ table: 'input', type: 'float32', unit: '%' });
+    expect(soc?.simulate).toMatchObject({ kind: 'soc', power_point: 'battery_power' });
+    expect(p.points.find((x) => x.role === 'battery_power')?.unit).toBe('kW');
+    expect(Object.keys(p.points.find((x) => x.role === 'alarm')?.bits ?? {}).length).toBeGreaterThan(3);
+    expect(p.quirks.connect_delay_ms).toBeGreaterThan(0);
+  });
+
+  it('grid meter: frequency, import and export power', async () => {
+    const p = await load('generic-grid-meter');
+    for (const role of ['frequency', 'grid_import', 'grid_export', 'voltage', 'energy'] as const) {
+      expect(p.points.some((x) => x.role === role), role).toBe(true);
+    }
+  });
+
+  it('load controller: load, bounded setpoint verified by its ack register, enable flag, restore max', async () => {
+    const p = await load('generic-load-controller');
+    expect(p.kind).toBe('load_controller');
+    expect(p.points.find((x) => x.role === 'load')?.unit).toBe('kW');
+    const sp = p.controls.find((c) => c.role === 'setpoint');
+    expect(sp).toMatchObject({ unit: 'kW', restore: 'max', enable: { point: 'curtailment_enable', value: 1 } });
+    expect(sp?.verify).toMatchObject({ point: 'ack_status', equals: 1 });
+    expect(p.points.find((x) => x.id === 'ack_status')?.simulate).toEqual({ kind: 'ack', control: 'curtailment_setpoint', value: 1 });
+  });
+});

@@ -1,0 +1,68 @@
+// `ems-gateway validate` and `ems-gateway schemas --check` through their run() entry points.
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { packageRoot } from '../../src/config/package-root.js';
+import { run as schemas } from '../../src/cli/schemas.js';
+import { run as validate } from '../../src/cli/validate.js';
+
+function capture(): { out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { out += String(chunk); return true; });
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { err += String(chunk); return true; });
+  return { out: () => out, err: () => err };
+}
+afterEach(() => { vi.restoreAllMocks(); });
+
+const ROOT = packageRoot();
+
+describe('ems-gateway validate', () => {
+  it('prints the summary and the compiled read plan of the demo site, exit 0', async () => {
+    const io = capture();
+    const code = await validate([join(ROOT, 'config/demo-site.yaml')]);
+    expect(code).toBe(0);
+    const out = io.out();
+    expect(out).toContain('site demo-substation (region north, 50 Hz)');
+    expect(out).toContain('devices: 6');
+    expect(out).toMatch(/inverter-1: sunspec-inverter-3ph at 127\.0\.0\.1:15020 unit 1, zone zone-a, every 1s\n {4}read plan: \d+ requests?, \d+ registers per poll\n {6}holding 40072\.\.\d+ \(wire 40072, \d+ registers, \d+ points\)/);
+    expect(out).toContain('shared connection 127.0.0.1:15020: inverter-1, inverter-2');
+    expect(out).toContain('meter topics: meters/+/readings (qos 1, region at level 1)');
+    expect(out).toContain('DR zone zone-a: load-controller-a (500 kW)');
+    expect(out).toContain('DR zone zone-b: load-controller-b (500 kW)');
+    expect(out).toMatch(/demo-site\.yaml: OK\n$/);
+    expect(io.err()).toBe('');
+  });
+
+  it('prints every problem at once and exits 1', async () => {
+    const io = capture();
+    const site = join(ROOT, 'test/fixtures/config-cases/missing-version-and-site/site.yaml');
+    const code = await validate([site]);
+    expect(code).toBe(1);
+    const lines = io.err().trim().split('\n');
+    expect(lines).toHaveLength(5);
+    expect(lines[3]).toMatch(/site\.yaml:3:1 loging: unknown key "loging" \(did you mean "logging"\?\)$/);
+    expect(lines[4]).toMatch(/site\.yaml: 4 errors; nothing started$/);
+    expect(io.out()).toBe('');
+  });
+
+  it('usage errors exit 2', async () => {
+    const io = capture();
+    expect(await validate([])).toBe(2);
+    expect(await validate(['a.yaml', 'b.yaml'])).toBe(2);
+    expect(io.err()).toContain('usage: ems-gateway validate');
+  });
+});
+
+describe('ems-gateway schemas --check', () => {
+  it('passes on the checked-in schemas', async () => {
+    const io = capture();
+    expect(await schemas(['--check'])).toBe(0);
+    expect(io.out()).toContain('schemas up to date');
+  });
+
+  it('fails on a folder without them', async () => {
+    const io = capture();
+    expect(await schemas(['--check', join(ROOT, 'test')])).toBe(1);
+    expect(io.err()).toMatch(/site\.schema\.json is missing: run `ems-gateway schemas --write`/);
+  });
+});

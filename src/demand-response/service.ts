@@ -11,7 +11,7 @@ import { MqttConnection } from '../mqtt/connection.js';
 import { ackTopicFor, commandTopicFilter } from '../mqtt/topics.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
-import { METRIC_ATTRS, METRICS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
+import { METRIC_ATTRS, METRIC_UNITS, METRICS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
 import type { DrAck } from './ack.js';
 import { CommandRejection, LIMITS, type DrCommand } from './command.js';
 import { DrCoordinator } from './coordinator.js';
@@ -75,8 +75,9 @@ export class DemandResponseService {
     this.keys = deps.config.public_keys.map((k, i) => parsePublicKey(k, `mqtt.demand_response.public_keys[${i}]`));
     if (this.keys.length === 0) throw new Error('mqtt.demand_response.public_keys: at least one Ed25519 public key is required');
     this.zones = new Set(deps.site.devices.map((d) => d.zone).filter((z) => zoneControllers(deps.site.devices, deps.profiles, z).length > 0));
-    this.commands = deps.meter.createCounter(METRICS.drCommands, { description: 'DR commands received, by type and result (accepted or the rejection reason)' });
+    this.commands = deps.meter.createCounter(METRICS.drCommands, { unit: METRIC_UNITS.drCommands, description: 'DR commands received, by type and result (accepted or the rejection reason)' });
     const controllerCommands = deps.meter.createCounter(METRICS.drControllerCommands, {
+      unit: METRIC_UNITS.drControllerCommands,
       description: 'DR controller commands by outcome; ack rate = outcome="acknowledged" / all outcomes except "dry_run"',
     });
     const store = new DrStateStore(deps.config.state_file);

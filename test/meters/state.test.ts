@@ -1,0 +1,58 @@
+// Per-meter state (dedupe window, kwh monotonic) and the power table (latest reading, staleness).
+import { describe, expect, it } from 'vitest';
+import { MeterStateTable, RECENT_TIMESTAMPS } from '../../src/meters/meter-state.js';
+import { MeterPowerTable } from '../../src/meters/power-table.js';
+import type { ValidReading } from '../../src/meters/types.js';
+import type { Clock } from '../../src/runtime/clock.js';
+
+describe('MeterStateTable', () => {
+  it('flags a repeated (meter_id, timestamp) as duplicate, accepts out-of-order older readings', () => {
+    const s = new MeterStateTable(60_000);
+    expect(s.accept('a', 1000, 10, 0)).toBeUndefined();
+    expect(s.accept('a', 1000, 10, 1)).toBe('duplicate');
+    expect(s.accept('b', 1000, 10, 1)).toBeUndefined(); // other meter, same timestamp
+    expect(s.accept('a', 2000, 11, 2)).toBeUndefined();
+    expect(s.accept('a', 1500, 5, 3)).toBeUndefined(); // older: accepted, kwh not compared
+    expect(s.accept('a', 1500, 5, 4)).toBe('duplicate');
+  });
+
+  it('kwh lower than the latest reading with a newer timestamp is kwh_decreasing and not remembered', () => {
+    const s = new MeterStateTable(60_000);
+    expect(s.accept('a', 1000, 10, 0)).toBeUndefined();
+    expect(s.accept('a', 2000, 9.5, 1)).toBe('kwh_decreasing');
+    expect(s.accept('a', 2000, 10.5, 2)).toBeUndefined(); // the same timestamp with a good kwh is not a duplicate
+  });
+
+  it('remembers the last RECENT_TIMESTAMPS timestamps, and forgets them after the window', () => {
+    const s = new MeterStateTable(60_000);
+    for (let i = 0; i <= RECENT_TIMESTAMPS; i++) s.accept('a', 1000 + i, 10 + i, i);
+    expect(s.accept('a', 1000, 10, 100)).toBeUndefined(); // pushed out of the ring
+    expect(s.accept('a', 1000 + RECENT_TIMESTAMPS, 99, 200)).toBe('duplicate');
+    expect(s.accept('a', 1000 + RECENT_TIMESTAMPS, 99, 200 + 60_001)).toBeUndefined(); // window passed
+    s.sweep(1_000_000, 60_000);
+    expect(s.size).toBe(0);
+  });
+});
+
+function reading(id: string, region: string, ts: number, power: number): ValidReading {
+  return { meter_id: id, region, timestamp_ms: ts, kwh: 1, voltage: 230, current: 1, power_factor: 1, power_w: power, arrived_at: 0 };
+}
+
+describe('MeterPowerTable', () => {
+  it('sums the latest power per region; a late older reading does not replace a newer one; stale meters drop out', async () => {
+    let now = 100_000;
+    const clock: Clock = { now: () => now, monotonic: () => now, setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (t) => clearTimeout(t) };
+    const t = new MeterPowerTable(clock, 10_000);
+    await t.write([reading('a', 'north', 95_000, 100), reading('b', 'north', 99_000, 50), reading('c', 'south', 99_500, 7)]);
+    await t.write([reading('a', 'north', 90_000, 999)]); // older: ignored
+    expect(t.gridSamples()).toEqual([
+      { source: 'meters:north', point: 'power', role: 'load', value: 150, unit: 'W', observedAtMs: 99_000 },
+      { source: 'meters:south', point: 'power', role: 'load', value: 7, unit: 'W', observedAtMs: 99_500 },
+    ]);
+    now = 106_000; // a (95 s) is now 11 s old: stale
+    expect(t.regionPower().map((r) => [r.region, r.power_w, r.meters])).toEqual([['north', 50, 1], ['south', 7, 1]]);
+    now = 200_000; // everything stale: no samples at all (absent, not zero)
+    expect(t.gridSamples()).toEqual([]);
+    expect(t.meterCount).toBe(0);
+  });
+});

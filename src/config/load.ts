@@ -7,9 +7,10 @@ import { packageRoot } from './package-root.js';
 import { listProfiles, loadProfile, loadProfiles, readProfile } from './profile-load.js';
 import type { DeviceProfile } from './profile-types.js';
 import { INVALID } from './schema-dsl.js';
-import { checkSite } from './site-checks.js';
-import { siteSchema } from './site-schema.js';
-import type { LoadedSite, SiteConfig } from './site-types.js';
+import { checkDevices, checkSite } from './site-checks.js';
+import { deviceSchema, siteSchema } from './site-schema.js';
+import type { DeviceConfig, LoadedSite, SiteConfig } from './site-types.js';
+import { isMap, isScalar, isSeq, type Document } from 'yaml';
 import { FileCtx, parseYaml, Problems, readConfigText } from './yaml-source.js';
 
 export { ConfigError, loadProfile, loadProfiles };
@@ -40,21 +41,25 @@ export async function loadSiteFromString(text: string, opts: LoadOptions & { fil
   const ctx = new FileCtx(src, problems, opts.env ?? process.env, dirname(file));
   const out = siteSchema.parse(ctx.deref(src.doc.contents, ''), '', ctx);
 
-  // Profiles are checked even when the site has errors, so one run shows everything.
-  const raw = out === INVALID ? undefined : (out as unknown as SiteConfig & { profiles_dir?: string });
-  const devicesDir = raw?.profiles_dir !== undefined ? resolve(dirname(file), raw.profiles_dir) : resolve(opts.devicesDir ?? DEFAULT_DEVICES_DIR);
+  const raw = out === INVALID ? undefined : (out as unknown as SiteConfig);
+  const dirSetting = raw ? raw.profiles_dir : topLevelString(src.doc, 'profiles_dir');
+  const devicesDir = dirSetting !== undefined ? resolve(dirname(file), dirSetting) : resolve(opts.devicesDir ?? DEFAULT_DEVICES_DIR);
   if (raw?.profiles_dir !== undefined) {
     raw.profiles_dir = devicesDir;
     if (!existsSync(devicesDir)) ctx.errorAt(raw, 'profiles_dir', `folder ${JSON.stringify(raw.profiles_dir)} does not exist`);
   }
   const available = await listProfiles(devicesDir);
   const profiles = new Map<string, DeviceProfile>();
-  const wanted = new Set((raw?.devices ?? []).map((d) => d.profile).filter((p) => available.includes(p)));
+  // An invalid site still gets its valid devices checked (and their profiles loaded), so one
+  // run shows every problem; the site-wide checks need the whole site and wait for it.
+  const devices = raw?.devices ?? validDevices(src.doc, ctx);
+  if (!raw) checkDevices(devices, available, ctx);
+  const wanted = new Set(devices.map((d) => d.profile).filter((p) => available.includes(p)));
   for (const name of [...wanted].sort()) {
     const p = await readProfile(join(devicesDir, `${name}.yaml`), problems);
     if (p) profiles.set(name, p);
   }
-  // Site checks run even when a profile has errors, so one run shows everything.
+  // Site checks run even when a profile has errors.
   if (raw) {
     raw.source = file;
     checkSite(raw, profiles, available, ctx);
@@ -62,4 +67,24 @@ export async function loadSiteFromString(text: string, opts: LoadOptions & { fil
   const sorted = sortProblems(problems.list);
   if (problems.errorCount > 0 || !raw) throw new ConfigError(sorted);
   return { site: raw, profiles, warnings: sorted.filter((p) => p.severity === 'warning') };
+}
+
+function topLevelString(doc: Document.Parsed, key: string): string | undefined {
+  const root = doc.contents;
+  const v = isMap(root) ? root.items.find((p) => isScalar(p.key) && p.key.value === key)?.value : undefined;
+  return isScalar(v) && typeof v.value === 'string' ? v.value : undefined;
+}
+
+/** The devices of a site that failed validation, each parsed on its own; the invalid ones left out. */
+function validDevices(doc: Document.Parsed, ctx: FileCtx): DeviceConfig[] {
+  const root = doc.contents;
+  const seq = isMap(root) ? root.items.find((p) => isScalar(p.key) && p.key.value === 'devices')?.value : undefined;
+  if (!isSeq(seq)) return [];
+  const out: DeviceConfig[] = [];
+  seq.items.forEach((item, i) => {
+    const scratch = ctx.scratch(); // its problems are already reported by the full pass
+    const d = deviceSchema.parse(scratch.deref(item, `devices[${i}]`), `devices[${i}]`, scratch);
+    if (d !== INVALID && scratch.problems.errorCount === 0) out.push(d as unknown as DeviceConfig);
+  });
+  return out;
 }

@@ -3,13 +3,23 @@
 import { hint } from './did-you-mean.js';
 import { BUDGET_WARN_UTILISATION, endpointLoads } from './poll-budget.js';
 import type { DeviceProfile } from './profile-types.js';
-import type { SiteConfig } from './site-types.js';
+import type { DeviceConfig, SiteConfig } from './site-types.js';
 import type { FileCtx } from './yaml-source.js';
 
 export function checkSite(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>, available: readonly string[], ctx: FileCtx): void {
+  checkDevices(site.devices, available, ctx);
+  checkFrequencySource(site, profiles, ctx);
+  checkDemandResponse(site, profiles, ctx);
+  checkMeters(site, ctx);
+  checkPollBudget(site, profiles, ctx);
+  applyDerivedDefaults(site, profiles);
+}
+
+/** Unique ids and addresses, known profiles: also run on the valid devices of an invalid site. */
+export function checkDevices(devices: readonly DeviceConfig[], available: readonly string[], ctx: FileCtx): void {
   const ids = new Map<string, string>();
   const addresses = new Map<string, string>();
-  for (const d of site.devices) {
+  for (const d of devices) {
     if (ids.has(d.id)) ctx.errorAt(d, 'id', `duplicate device id ${JSON.stringify(d.id)}`);
     ids.set(d.id, d.id);
     const addr = `${d.host}:${d.port} unit ${d.unit_id}`;
@@ -20,9 +30,9 @@ export function checkSite(site: SiteConfig, profiles: ReadonlyMap<string, Device
       ctx.errorAt(d, 'profile', `unknown profile ${JSON.stringify(d.profile)}${hint(d.profile, available)}`);
     }
   }
-  checkFrequencySource(site, profiles, ctx);
-  checkDemandResponse(site, profiles, ctx);
-  checkMeters(site, ctx);
+}
+
+function checkPollBudget(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx): void {
   for (const e of endpointLoads(site.devices, profiles)) {
     if (e.utilisation <= BUDGET_WARN_UTILISATION) continue;
     const first = site.devices.find((d) => d.id === e.devices[0]);
@@ -30,7 +40,6 @@ export function checkSite(site: SiteConfig, profiles: ReadonlyMap<string, Device
       + `about ${Math.round(e.utilisation * 100)}% of one connection: raise poll_interval or merge reads`;
     if (first) ctx.warnAt(first, 'poll_interval', msg);
   }
-  applyDerivedDefaults(site, profiles);
 }
 
 function checkFrequencySource(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx): void {

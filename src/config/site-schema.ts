@@ -10,7 +10,7 @@ import type { FileCtx } from './yaml-source.js';
 const ID = { pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', patternHint: 'an id of letters, digits, ".", "_" and "-"' };
 const TOPIC_FILTER = { pattern: '^[^#+]*(/?[+#]?[^#+]*)*$', patternHint: 'an MQTT topic filter' };
 
-const device = obj({
+export const deviceSchema = obj({
   id: { s: str(ID), required: true, doc: 'unique within the site' },
   profile: { s: str({ pattern: '^[a-z0-9]+(-[a-z0-9]+)*$', patternHint: 'a profile name (devices/<name>.yaml)' }), required: true },
   host: { s: str({ minLength: 1 }), required: true },
@@ -145,7 +145,7 @@ export const siteSchema = obj({
     nominal_frequency_hz: { s: oneOf([50, 60] as const), required: true },
     name: { s: str() },
   }), required: true },
-  devices: { s: arr(device), default: [] },
+  devices: { s: arr(deviceSchema), default: [] },
   mqtt: { s: mqtt },
   telemetry: { s: telemetry, defaults: true },
   grid: { s: grid, defaults: true },

@@ -4,7 +4,7 @@
 // never interleaves with the curtailment it ends); the controllers within one run concurrently.
 import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { DeviceProfile } from '../config/profile-types.js';
-import type { DemandResponseConfig, SiteConfig } from '../config/site-types.js';
+import type { DemandResponseConfig, DeviceConfig, SiteConfig } from '../config/site-types.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
@@ -212,7 +212,7 @@ export class DrCoordinator {
   private async onEndpointConnect(key: string, at: number): Promise<void> {
     for (const rec of this.deps.store.activeCommands()) {
       const ids = rec.controllers.filter((c) => {
-        const device = this.deps.site.devices.find((d) => d.id === c.device_id);
+        const device = this.device(c.device_id);
         return device !== undefined && this.deps.endpoints(device)?.key === key && (this.commandedAt.get(c.device_id) ?? -Infinity) < at;
       }).map((c) => c.device_id);
       if (ids.length > 0) await this.reassert(rec, ids);
@@ -232,6 +232,12 @@ export class DrCoordinator {
     const results = await this.runSend({ type: 'curtail', zone: rec.zone, reductionMw: rec.reduction_mw, durationMinutes: rec.duration_minutes, commandId: rec.command_id }, tasks, ctx);
     const planned = rec.controllers.reduce((s, c) => s + c.reduction_kw, 0) / 1000;
     this.deps.publish(this.resultAck('reasserted', rec.command_id, 'curtail', rec.zone, results, rec.reduction_mw, planned, false));
+  }
+
+  private byId: Map<string, DeviceConfig> | undefined;
+  private device(id: string): DeviceConfig | undefined {
+    this.byId ??= new Map(this.deps.site.devices.map((d) => [d.id, d]));
+    return this.byId.get(id);
   }
 
   private scheduleCheck(): void {
@@ -265,7 +271,7 @@ export class DrCoordinator {
     const tasks: ControllerTask[] = [];
     for (const c of rec.controllers) {
       if (!deviceIds.includes(c.device_id)) continue;
-      const device = this.deps.site.devices.find((d) => d.id === c.device_id);
+      const device = this.device(c.device_id);
       const profile = device ? this.deps.profiles.get(device.profile) : undefined;
       const control = profile ? (profile.controls.find((x) => x.id === c.control) ?? setpointControl(profile)) : undefined;
       if (!device || !profile || !control) {

@@ -32,11 +32,11 @@ export function setpointControl(profile: DeviceProfile): ControlDef | undefined 
   return profile.controls.find((c) => c.role === 'setpoint') ?? profile.controls[0];
 }
 
-/** The zone's enabled load controllers that have a control to drive. */
-export function zoneControllers(devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, zone: string): Array<{ device: DeviceConfig; profile: DeviceProfile; control: ControlDef }> {
+/** The zone's (or, without a zone, every zone's) enabled load controllers that have a control to drive. */
+export function zoneControllers(devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, zone?: string): Array<{ device: DeviceConfig; profile: DeviceProfile; control: ControlDef }> {
   const out: Array<{ device: DeviceConfig; profile: DeviceProfile; control: ControlDef }> = [];
   for (const device of devices) {
-    if (!device.enabled || device.zone !== zone) continue;
+    if (!device.enabled || (zone !== undefined && device.zone !== zone)) continue;
     const profile = profiles.get(device.profile);
     if (!profile || profile.kind !== 'load_controller') continue;
     const control = setpointControl(profile);

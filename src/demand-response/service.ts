@@ -74,7 +74,7 @@ export class DemandResponseService {
     this.audit = log;
     this.keys = deps.config.public_keys.map((k, i) => parsePublicKey(k, `mqtt.demand_response.public_keys[${i}]`));
     if (this.keys.length === 0) throw new Error('mqtt.demand_response.public_keys: at least one Ed25519 public key is required');
-    this.zones = new Set(deps.site.devices.map((d) => d.zone).filter((z) => zoneControllers(deps.site.devices, deps.profiles, z).length > 0));
+    this.zones = new Set(zoneControllers(deps.site.devices, deps.profiles).map((c) => c.device.zone));
     this.commands = deps.meter.createCounter(METRICS.drCommands, { unit: METRIC_UNITS.drCommands, description: 'DR commands received, by type and result (accepted or the rejection reason)' });
     const controllerCommands = deps.meter.createCounter(METRICS.drControllerCommands, {
       unit: METRIC_UNITS.drControllerCommands,

@@ -154,4 +154,20 @@ describe('DR reversion and re-assertion', () => {
       await late.close();
     }
   });
+
+  it('dry run: plans, acks, traces and audits, but nothing reaches the wire', async () => {
+    const clock = new TestClock();
+    rig = await Rig.start({ profile: loadControllerProfile(), servers: [[1, 2]], clock, dr: { dry_run: true } });
+    const msg = signedMessage(buildCommand({ siteId: SITE_ID, zone: 'zone-a', type: 'curtail', reductionMw: 0.1, durationMinutes: 15, commandId: 'c-dry', nowMs: clock.now() }), KEYS.privateKey);
+    await rig.service?.handleMessage(Buffer.from(msg), { retained: false });
+    expect(rig.acks.map((a) => a.status)).toEqual(['accepted', 'completed']);
+    const done = rig.acks[1];
+    expect(done).toMatchObject({ dry_run: true, controller_count: 2, ack_count: 0 });
+    expect(done?.status === 'completed' ? done.controllers.map((c) => c.outcome) : []).toEqual(['dry_run', 'dry_run']);
+    expect(await rig.counter()).toEqual([{ attrs: { outcome: 'dry_run', zone: 'zone-a' }, value: 2 }]);
+    clock.advance(15 * 60_000);
+    await rig.waitFor(() => rig?.acks.at(-1)?.status === 'ended', 'the dry end');
+    expect(rig.writes()).toBe(0);
+    expect(rig.service?.status()).toMatchObject({ dry_run: true, active: [] });
+  });
 });

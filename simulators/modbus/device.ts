@@ -196,23 +196,26 @@ export class SimulatedDevice {
 
   private store(p: PointDef, value: number | string): void {
     let words: Uint16Array;
-    if (typeof value === 'string') {
-      words = encodeRaw(this.profile, p, p.type === 'string' ? value : Number(value));
-    } else if (Number.isNaN(value) && isNumericType(p.type)) {
-      const spec = p.sentinel;
-      const raw = typeof spec === 'object' && spec.values[0] !== undefined ? spec.values[0] : DEFAULT_SENTINEL_RAW[p.type] ?? 0;
-      words = encodeRaw(this.profile, p, raw);
-    } else {
-      try {
-        const sf = p.scale_factor === undefined ? undefined : this.numberOf(p.scale_factor);
-        words = encodePoint(this.profile, p, value, sf);
-      } catch (err) {
-        // A behaviour outside the type's range (or without its scale factor) keeps the last value.
-        if (err instanceof CodecError) return;
-        throw err;
-      }
+    try {
+      words = this.encodeValue(p, value);
+    } catch (err) {
+      // A behaviour outside the type's range (or without its scale factor, or a text for a
+      // number) keeps the last value: a profile's simulate block never breaks the server.
+      if (err instanceof CodecError) return;
+      throw err;
     }
     this.put(p, words);
+  }
+
+  private encodeValue(p: PointDef, value: number | string): Uint16Array {
+    if (typeof value === 'string') return encodeRaw(this.profile, p, p.type === 'string' ? value : Number(value));
+    if (Number.isNaN(value) && isNumericType(p.type)) {
+      const spec = p.sentinel;
+      const raw = typeof spec === 'object' && spec.values[0] !== undefined ? spec.values[0] : DEFAULT_SENTINEL_RAW[p.type] ?? 0;
+      return encodeRaw(this.profile, p, raw);
+    }
+    const sf = p.scale_factor === undefined ? undefined : this.numberOf(p.scale_factor);
+    return encodePoint(this.profile, p, value, sf);
   }
 
   private put(p: PointDef, words: Uint16Array): void {

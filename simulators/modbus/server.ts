@@ -55,7 +55,7 @@ export interface ModbusSimServer {
   readonly port: number;
   readonly units: Map<number, SimulatedDevice>;
   readonly stats: ServerStats;
-  /** Every accepted write, in order: tests assert "zero writes reached the wire" on it. */
+  /** Every accepted write, in order (the latest 50,000-100,000): tests assert "zero writes reached the wire" on it. */
   readonly writes: WriteLog[];
   setFault(target: number | '*', fault: ModbusFault | undefined): void;
   clearFaults(): void;
@@ -65,6 +65,8 @@ export interface ModbusSimServer {
   dropConnections(): void;
   close(): Promise<void>;
 }
+
+const MAX_WRITE_LOG = 100_000;
 
 interface Conn {
   id: number;
@@ -87,6 +89,11 @@ export async function startModbusServer(opts: ModbusServerOptions): Promise<Modb
     requests: 0, responses: 0, exceptions: 0, dropped: 0, framingErrors: 0, bytesIn: 0, bytesOut: 0,
   };
   let nextConn = 1;
+  // The log is for tests and short runs; a long `simulate` session keeps the latest writes only.
+  const logWrite = (w: WriteLog): void => {
+    writes.push(w);
+    if (writes.length > MAX_WRITE_LOG) writes.splice(0, writes.length - MAX_WRITE_LOG / 2);
+  };
 
   const faultFor = (unit: number): { fault: ModbusFault | undefined; key: number | '*' } => {
     const own = faults.get(unit);
@@ -127,7 +134,12 @@ export async function startModbusServer(opts: ModbusServerOptions): Promise<Modb
     if (fault?.exception !== undefined) frame = exceptionFor(req, fault.exception);
     else if (!device) frame = exceptionFor(req, 11);
     else {
-      frame = handleRequest(req, device, (w) => writes.push({ ...w, unitId: unit, at: clock.now(), connection: conn.id }));
+      try {
+        frame = handleRequest(req, device, (w) => logWrite({ ...w, unitId: unit, at: clock.now(), connection: conn.id }));
+      } catch {
+        // A simulator bug must not take the server down: answer like a failing device.
+        frame = exceptionFor(req, 4);
+      }
     }
     if (fault?.garble) frame = garble(frame);
     else if (fault?.short) frame = shorten(frame);

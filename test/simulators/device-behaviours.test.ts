@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { createSimulatedDevice } from '../../simulators/modbus/device.js';
 import { solarAt, socStep, walkStep, seededRandom } from '../../simulators/modbus/behaviours.js';
-import { manualClock, testBehaviours, testInverter } from './fixtures.js';
+import type { DeviceProfile } from '../../src/config/profile-types.js';
+import { QUIRKS, manualClock, testBehaviours, testInverter } from './fixtures.js';
 
 describe('simulated device behaviours', () => {
   it('soc integrates the battery power point (+ = discharge)', () => {
@@ -99,4 +100,22 @@ describe('simulated device behaviours', () => {
     d.reset();
     expect(d.numberOf('hz')).toBe(50.02);
   });
+
+  it('a simulate block the type cannot hold never breaks the device: the last value stays', () => {
+    const profile: DeviceProfile = {
+      profile: 'odd', vendor: 'v', model: 'm', kind: 'other', address_base: 0, default_order: 'ABCD', quirks: QUIRKS, controls: [], source: 'odd.yaml',
+      points: [
+        { id: 'text', table: 'holding', address: 0, type: 'int16', simulate: { kind: 'constant', value: 'abc' } },
+        { id: 'big', table: 'holding', address: 1, type: 'int16', simulate: { kind: 'constant', value: 100_000 } },
+        { id: 'nosf', table: 'holding', address: 2, type: 'int16', scale_factor: 'missing_sf', simulate: { kind: 'constant', value: 5 } },
+        { id: 'ok', table: 'holding', address: 3, type: 'int16', simulate: { kind: 'sine', mean: 0, amplitude: 1e9, period_s: 10 } },
+      ],
+    };
+    const clock = manualClock(2500);
+    const d = createSimulatedDevice(profile, { clock });
+    expect(d.get('text')).toMatchObject({ ok: true, value: 0 });
+    expect(d.get('big')).toMatchObject({ ok: true, value: 0 });
+    expect(d.read('holding', 0, 4)).toBeInstanceOf(Uint16Array);
+  });
 });
+

@@ -2,7 +2,7 @@
 // exceptions, many connections and unit ids.
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodePoint } from '../../src/modbus/codec.js';
-import { createSimulatedDevice } from '../../simulators/modbus/device.js';
+import { SimulatedDevice, createSimulatedDevice } from '../../simulators/modbus/device.js';
 import { startModbusServer, type ModbusSimServer } from '../../simulators/modbus/server.js';
 import { testInverter } from './fixtures.js';
 import { RawClient, adu, readPdu, registersOf, writeCoilsPdu, writeRegistersPdu, writeSinglePdu } from './raw-client.js';
@@ -151,6 +151,16 @@ describe('Modbus TCP simulator server', () => {
     await cs[0]!.request(99, 2, writeSinglePdu(6, 40019, 300));
     expect(s.units.get(2)?.numberOf('lim_pct')).toBe(30);
     expect(s.units.get(3)?.numberOf('lim_pct')).toBe(100);
+  });
+
+  it('a device that throws is answered as exception 4; the server and its neighbours carry on', async () => {
+    class Broken extends SimulatedDevice {
+      override read(): never { throw new Error('simulator bug'); }
+    }
+    server = await startModbusServer({ units: new Map([[1, new Broken(profile)], [2, createSimulatedDevice(profile)]]) });
+    const c = await connect(server.port);
+    expect(Array.from((await c.request(1, 1, readPdu(3, 40002, 1)))!.pdu)).toEqual([0x83, 4]);
+    expect(registersOf((await c.request(2, 2, readPdu(3, 40002, 1)))!)).toEqual([4321]);
   });
 
   it('answers in tens of microseconds (round trip on loopback, median of 2000)', async () => {

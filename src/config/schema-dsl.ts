@@ -65,8 +65,10 @@ function scalarOf(node: Node | null | undefined, path: string, ctx: FileCtx, exp
   return { value: node.value, interpolated: false };
 }
 
+/** Also accept `${ENV_VAR}` in editors; the description stays on the outside where editors show it. */
 function withEnv(j: Json): Json {
-  return { anyOf: [j, { type: 'string', pattern: ENV_JSON_PATTERN }] };
+  const { description, ...rest } = j;
+  return { anyOf: [rest, { type: 'string', pattern: ENV_JSON_PATTERN }], ...(description !== undefined ? { description } : {}) };
 }
 
 export interface StrOpts { pattern?: string; patternHint?: string; minLength?: number; maxLength?: number; doc?: string }

@@ -13,50 +13,50 @@ const TOPIC_FILTER = { pattern: '^[^#+]*(/?[+#]?[^#+]*)*$', patternHint: 'an MQT
 export const deviceSchema = obj({
   id: { s: str(ID), required: true, doc: 'unique within the site' },
   profile: { s: str({ pattern: '^[a-z0-9]+(-[a-z0-9]+)*$', patternHint: 'a profile name (devices/<name>.yaml)' }), required: true },
-  host: { s: str({ minLength: 1 }), required: true },
-  port: { s: num({ int: true, min: 1, max: 65535 }), default: 502 },
-  unit_id: { s: num({ int: true, min: 0, max: 255 }), default: 1 },
+  host: { s: str({ minLength: 1 }), required: true, doc: 'IP address or host name of the Modbus TCP endpoint' },
+  port: { s: num({ int: true, min: 1, max: 65535 }), default: 502, doc: 'devices with the same host:port share one connection' },
+  unit_id: { s: num({ int: true, min: 0, max: 255 }), default: 1, doc: 'Modbus unit (slave) id behind the endpoint' },
   zone: { s: str(ID), default: 'default', doc: 'DR zone / feeder' },
   role: { s: str(), doc: "free-text role label; default: the profile's kind" },
-  poll_interval: { s: duration({ min_ms: 50 }), default: 1000 },
-  labels: { s: record(str()), default: {} },
+  poll_interval: { s: duration({ min_ms: 50 }), default: 1000, doc: 'time between two polls of the read plan' },
+  labels: { s: record(str()), default: {}, doc: 'extra low-cardinality labels' },
   capacity_kw: { s: num({ exclusiveMin: 0 }), doc: 'load controllers: the sheddable load, for DR planning' },
-  enabled: { s: bool(), default: true },
+  enabled: { s: bool(), default: true, doc: 'false: configured but not polled or commanded' },
 }, { doc: 'A Modbus TCP device wired to a profile.' });
 
 const tls = obj({
-  ca_file: { s: str({ minLength: 1 }) },
-  cert_file: { s: str({ minLength: 1 }) },
-  key_file: { s: str({ minLength: 1 }) },
-  reject_unauthorized: { s: bool(), default: true },
+  ca_file: { s: str({ minLength: 1 }), doc: 'CA bundle (PEM) to trust, relative to the site file' },
+  cert_file: { s: str({ minLength: 1 }), doc: 'client certificate (PEM) for mutual TLS' },
+  key_file: { s: str({ minLength: 1 }), doc: 'client private key (PEM)' },
+  reject_unauthorized: { s: bool(), default: true, doc: 'false only for a lab broker' },
 }, {
   post(out, ctx) { for (const k of ['ca_file', 'cert_file', 'key_file']) checkPathOption(ctx, out, k); },
 });
 
 const meters = obj({
   topics: { s: arr(str({ minLength: 1, ...TOPIC_FILTER }), { minItems: 1 }), required: true, doc: 'filters; wildcards and $share/<group>/<filter> allowed' },
-  qos: { s: oneOf([0, 1] as const), default: 1 },
+  qos: { s: oneOf([0, 1] as const), default: 1, doc: 'subscription QoS; QoS 1 is acknowledged only once handed on' },
   region_topic_level: { s: num({ int: true, min: 0 }), doc: '0-based topic level carrying the region (after any $share prefix)' },
   regions: { s: arr(str({ minLength: 1 })), doc: 'known regions; others are rejected as unknown_region' },
-  batch_max_size: { s: num({ int: true, min: 1 }), default: 500 },
-  batch_max_wait: { s: duration(), default: 50 },
-  max_payload_bytes: { s: num({ int: true, min: 1 }), default: 1024 * 1024 },
+  batch_max_size: { s: num({ int: true, min: 1 }), default: 500, doc: 'readings per batch' },
+  batch_max_wait: { s: duration(), default: 50, doc: 'wait before a partial batch is handed on' },
+  max_payload_bytes: { s: num({ int: true, min: 1 }), default: 1024 * 1024, doc: 'larger messages are dropped' },
   future_skew: { s: duration(), default: 300_000, doc: 'timestamps further ahead are rejected' },
-  dedupe_window: { s: duration(), default: 600_000 },
+  dedupe_window: { s: duration(), default: 600_000, doc: 'QoS 1 duplicates (meter_id, timestamp) within it are dropped' },
   meter_stale_after: { s: duration(), default: 300_000, doc: "a meter's power drops out of the grid load total" },
   reading_span_ratio: { s: num({ min: 0, max: 1 }), default: 0.01, doc: 'sampling ratio of ems.meter.process_reading spans' },
 });
 
 const demandResponse = obj({
-  command_topic: { s: str({ minLength: 1 }), required: true },
-  ack_topic: { s: str({ minLength: 1 }), required: true },
+  command_topic: { s: str({ minLength: 1 }), required: true, doc: 'signed commands arrive here (retained ones are never acted on)' },
+  ack_topic: { s: str({ minLength: 1 }), required: true, doc: 'acknowledgements are published here' },
   public_keys: { s: arr(str({ minLength: 1 })), doc: 'Ed25519 public keys (PEM or base64 raw 32 bytes)' },
   public_key_file: { s: str({ minLength: 1 }), doc: 'a file holding one public key, relative to the site file' },
-  public_key_files: { s: arr(str({ minLength: 1 })) },
-  max_clock_skew: { s: duration(), default: 30_000 },
+  public_key_files: { s: arr(str({ minLength: 1 })), doc: 'several key files (rotation)' },
+  max_clock_skew: { s: duration(), default: 30_000, doc: 'commands stamped further from our clock are refused' },
   state_file: { s: str({ minLength: 1 }), default: '.state/dr-state.json', doc: 'relative to the site file' },
-  max_concurrency: { s: num({ int: true, min: 1 }), default: 64 },
-  dry_run: { s: bool(), default: false },
+  max_concurrency: { s: num({ int: true, min: 1 }), default: 64, doc: 'controllers commanded at once' },
+  dry_run: { s: bool(), default: false, doc: 'do everything except the Modbus write' },
 }, { post: resolveKeys });
 
 function resolveKeys(out: Obj, ctx: FileCtx): void {
@@ -80,19 +80,19 @@ function resolveKeys(out: Obj, ctx: FileCtx): void {
 }
 
 const mqtt = obj({
-  url: { s: str({ pattern: '^(mqtts?|wss?|tcp|ssl)://', patternHint: 'an mqtt://, mqtts://, ws:// or wss:// URL' }), required: true },
+  url: { s: str({ pattern: '^(mqtts?|wss?|tcp|ssl)://', patternHint: 'an mqtt://, mqtts://, ws:// or wss:// URL' }), required: true, doc: 'broker URL' },
   client_id: { s: str({ minLength: 1, maxLength: 256 }), doc: 'default ems-gateway-<site id>' },
-  username: { s: str() },
+  username: { s: str(), doc: 'broker user name' },
   password: { s: str(), doc: 'prefer ${ENV_VAR} or password_file' },
   password_file: { s: str({ minLength: 1 }), doc: 'file holding the password, relative to the site file' },
-  protocol_version: { s: oneOf([4, 5] as const), default: 5 },
-  session_expiry: { s: duration(), default: 3_600_000 },
-  keepalive: { s: duration({ min_ms: 1000 }), default: 30_000 },
-  reconnect_min: { s: duration({ min_ms: 10 }), default: 500 },
-  reconnect_max: { s: duration({ min_ms: 10 }), default: 30_000 },
-  tls: { s: tls },
-  meters: { s: meters },
-  demand_response: { s: demandResponse },
+  protocol_version: { s: oneOf([4, 5] as const), default: 5, doc: '4 = MQTT 3.1.1, 5 = MQTT 5' },
+  session_expiry: { s: duration(), default: 3_600_000, doc: 'persistent session: the broker keeps subscriptions and QoS 1 messages this long' },
+  keepalive: { s: duration({ min_ms: 1000 }), default: 30_000, doc: 'MQTT keep-alive' },
+  reconnect_min: { s: duration({ min_ms: 10 }), default: 500, doc: 'first reconnect delay (exponential backoff with jitter)' },
+  reconnect_max: { s: duration({ min_ms: 10 }), default: 30_000, doc: 'reconnect backoff ceiling' },
+  tls: { s: tls, doc: 'TLS files for mqtts:// / wss://' },
+  meters: { s: meters, doc: 'smart-meter readings; omitted: no subscription' },
+  demand_response: { s: demandResponse, doc: 'signed DR commands and acks; omitted: DR off' },
 }, {
   post(out, ctx) {
     if (exclusive(ctx, out, 'password', 'password_file') && typeof out['password_file'] === 'string') {
@@ -107,34 +107,34 @@ const mqtt = obj({
 const telemetry = obj({
   service_name: { s: str({ minLength: 1 }), default: 'ems-gateway', doc: 'OTEL_SERVICE_NAME wins when set' },
   otlp_endpoint: { s: str({ pattern: '^https?://', patternHint: 'an http(s):// URL' }), doc: 'base URL (…:4318); OTEL_EXPORTER_OTLP_* env wins' },
-  otlp_headers: { s: record(str()), default: {} },
+  otlp_headers: { s: record(str()), default: {}, doc: 'extra HTTP headers, e.g. authorization: "Bearer ${TOKEN}"' },
   export_interval: { s: duration({ min_ms: 100 }), default: 10_000, doc: 'OTEL_METRIC_EXPORT_INTERVAL wins' },
-  export_timeout: { s: duration({ min_ms: 100 }), default: 5000 },
-  resource_attributes: { s: record(str()), default: {} },
-  cardinality_limit: { s: num({ int: true, min: 1 }), default: 2000 },
+  export_timeout: { s: duration({ min_ms: 100 }), default: 5000, doc: 'one export attempt' },
+  resource_attributes: { s: record(str()), default: {}, doc: 'extra resource attributes' },
+  cardinality_limit: { s: num({ int: true, min: 1 }), default: 2000, doc: 'attribute sets per metric' },
   enabled: { s: bool(), default: true, doc: 'OTEL_SDK_DISABLED=true wins' },
 });
 
 const grid = obj({
-  update_interval: { s: duration({ min_ms: 100 }), default: 5000 },
+  update_interval: { s: duration({ min_ms: 100 }), default: 5000, doc: 'how often the grid state is recomputed' },
   stale_after: { s: duration({ min_ms: 100 }), doc: 'default: 3x the slowest contributing poll interval, at least 10s' },
   frequency_source: { s: str(ID), doc: "device id whose 'frequency' point is the grid frequency" },
 });
 
 const alerts = obj({
-  evaluate_interval: { s: duration({ min_ms: 100 }), default: 15_000 },
-  stale_meter_data_age: { s: duration(), default: 900_000 },
-  drop_ratio: { s: num({ min: 0, max: 1 }), default: 0.001 },
-  dr_ack_rate_min: { s: num({ min: 0, max: 1 }), default: 0.9 },
-  frequency_deviation_hz: { s: num({ exclusiveMin: 0 }), default: 0.5 },
-  ingestion_latency_p99: { s: duration(), default: 5000 },
+  evaluate_interval: { s: duration({ min_ms: 100 }), default: 15_000, doc: 'how often the local alert evaluator runs' },
+  stale_meter_data_age: { s: duration(), default: 900_000, doc: 'stale meter data: data age above this' },
+  drop_ratio: { s: num({ min: 0, max: 1 }), default: 0.001, doc: 'ingestion drops: dropped / (ingested + dropped) above this' },
+  dr_ack_rate_min: { s: num({ min: 0, max: 1 }), default: 0.9, doc: 'DR not acknowledged: ack rate below this' },
+  frequency_deviation_hz: { s: num({ exclusiveMin: 0 }), default: 0.5, doc: 'frequency excursion: |frequency - nominal| above this' },
+  ingestion_latency_p99: { s: duration(), default: 5000, doc: 'slow ingestion: ingestion latency P99 above this' },
 }, { doc: "Thresholds of the five alerts; defaults are the source design's." });
 
 const status = obj({
-  host: { s: str({ minLength: 1 }), default: '127.0.0.1' },
-  port: { s: num({ int: true, min: 0, max: 65535 }), default: 8780 },
-  enabled: { s: bool(), default: true },
-});
+  host: { s: str({ minLength: 1 }), default: '127.0.0.1', doc: 'listen address (loopback by default)' },
+  port: { s: num({ int: true, min: 0, max: 65535 }), default: 8780, doc: '0 picks a free port' },
+  enabled: { s: bool(), default: true, doc: 'false: no status page' },
+}, { doc: 'The local status page (HTML and JSON).' });
 
 export const siteSchema = obj({
   version: { s: oneOf([1] as const), required: true, doc: 'format version of this file' },
@@ -142,14 +142,14 @@ export const siteSchema = obj({
   site: { s: obj({
     id: { s: str(ID), required: true, doc: 'resource attribute ems.site.id' },
     region: { s: str({ minLength: 1 }), required: true, doc: 'resource attribute ems.site.region' },
-    nominal_frequency_hz: { s: oneOf([50, 60] as const), required: true },
-    name: { s: str() },
-  }), required: true },
-  devices: { s: arr(deviceSchema), default: [] },
-  mqtt: { s: mqtt },
-  telemetry: { s: telemetry, defaults: true },
-  grid: { s: grid, defaults: true },
+    nominal_frequency_hz: { s: oneOf([50, 60] as const), required: true, doc: 'the frequency-excursion alert measures from it' },
+    name: { s: str(), doc: 'display name' },
+  }), required: true, doc: 'who this site is' },
+  devices: { s: arr(deviceSchema), default: [], doc: 'Modbus TCP devices' },
+  mqtt: { s: mqtt, doc: 'omitted: no MQTT (no meter ingest, no DR)' },
+  telemetry: { s: telemetry, defaults: true, doc: 'OpenTelemetry export; OTEL_* environment variables win' },
+  grid: { s: grid, defaults: true, doc: 'the grid state' },
   alerts: { s: alerts, defaults: true },
   status: { s: status, defaults: true },
-  logging: { s: obj({ level: { s: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const), default: 'info', doc: 'LOG_LEVEL wins' } }), defaults: true },
+  logging: { s: obj({ level: { s: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const), default: 'info', doc: 'LOG_LEVEL wins' } }), defaults: true, doc: 'pino logging' },
 }, { doc: 'EMS gateway site file.' });

@@ -16,7 +16,12 @@ export type NumericType = Extract<PointType, 'int16' | 'uint16' | 'int32' | 'uin
 export const NUMERIC_TYPES: readonly NumericType[] = ['int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64'];
 
 export function isNumericType(type: PointType): type is NumericType {
-  return (NUMERIC_TYPES as readonly string[]).includes(type);
+  // A switch, not a Set lookup: this runs for every decoded value.
+  switch (type) {
+    case 'int16': case 'uint16': case 'int32': case 'uint32':
+    case 'int64': case 'uint64': case 'float32': case 'float64': return true;
+    default: return false;
+  }
 }
 
 export function numericWidth(type: NumericType): 1 | 2 | 4 {
@@ -141,9 +146,37 @@ export function rawToWords(type: NumericType, raw: number | bigint, order: WordO
   return bytesToWords(rawToBytes(type, raw), order);
 }
 
-/** The raw numeric value in `words` at `offset`, read in `order`. */
+// Scratch space for float and 64-bit reassembly. Module-level on purpose: it is used only
+// synchronously inside wordsToRaw (no re-entrancy), and saves two allocations per decoded value
+// on the poll path (1,000 devices x 60 points per second).
+const SCRATCH = new DataView(new ArrayBuffer(8));
+
+const swap16 = (w: number): number => ((w & 0xff) << 8) | ((w >>> 8) & 0xff);
+
+/** The raw numeric value in `words` at `offset`, read in `order`. The caller has checked the bounds. */
 export function wordsToRaw(type: NumericType, words: ArrayLike<number>, offset: number, order: WordOrder): number | bigint {
-  return bytesToRaw(type, wordsToBytes(words, offset, numericWidth(type), order));
+  const bswap = swapsBytes(order);
+  const width = numericWidth(type);
+  if (width === 1) {
+    const w = bswap ? swap16(words[offset] ?? 0) : (words[offset] ?? 0) & 0xffff;
+    return type === 'int16' ? (w << 16) >> 16 : w;
+  }
+  const wswap = swapsWords(order);
+  if (width === 2) {
+    let hi = (words[offset + (wswap ? 1 : 0)] ?? 0) & 0xffff;
+    let lo = (words[offset + (wswap ? 0 : 1)] ?? 0) & 0xffff;
+    if (bswap) { hi = swap16(hi); lo = swap16(lo); }
+    if (type === 'uint32') return hi * 0x10000 + lo;
+    if (type === 'int32') return ((hi << 16) | lo) | 0;
+    SCRATCH.setUint16(0, hi);
+    SCRATCH.setUint16(2, lo);
+    return SCRATCH.getFloat32(0);
+  }
+  for (let i = 0; i < 4; i++) {
+    const w = (words[offset + (wswap ? 3 - i : i)] ?? 0) & 0xffff;
+    SCRATCH.setUint16(i * 2, bswap ? swap16(w) : w);
+  }
+  return type === 'int64' ? SCRATCH.getBigInt64(0) : type === 'uint64' ? SCRATCH.getBigUint64(0) : SCRATCH.getFloat64(0);
 }
 
 /** String registers: two ASCII bytes each, high byte first unless the order swaps bytes. */

@@ -62,12 +62,15 @@ export function pointOrder(profile: Pick<DeviceProfile, 'default_order'>, point:
 
 /** Whether a raw value is one of the point's "not implemented" sentinels. */
 export function isSentinel(point: Pick<PointDef, 'type' | 'sentinel'>, raw: number | bigint): boolean {
-  if (!isNumericType(point.type)) return false;
-  const spec = point.sentinel ?? 'default';
+  return isNumericType(point.type) && sentinelHit(point.sentinel, point.type, raw);
+}
+
+function sentinelHit(sentinel: PointDef['sentinel'], type: NumericType, raw: number | bigint): boolean {
+  const spec = sentinel ?? 'default';
   if (spec === 'none') return false;
   if (spec === 'default') {
-    const s = DEFAULT_SENTINELS[point.type];
-    return typeof s === 'number' && Number.isNaN(s) ? Number.isNaN(Number(raw)) : s === raw;
+    if (type === 'float32' || type === 'float64') return Number.isNaN(raw);
+    return DEFAULT_SENTINELS[type] === raw;
   }
   return spec.values.some((v) => {
     if (Number.isNaN(v)) return typeof raw === 'number' && Number.isNaN(raw);
@@ -149,8 +152,8 @@ function decodeNumeric(
   point: PointDef, type: NumericType, words: Uint16Array | Uint8Array, offset: number, order: WordOrder, sf: number | undefined,
 ): DecodedValue {
   const raw = wordsToRaw(type, words, offset, order);
-  if (isSentinel(point, raw)) return { ok: false, reason: 'not_implemented' };
-  const n = Number(raw);
+  if (sentinelHit(point.sentinel, type, raw)) return { ok: false, reason: 'not_implemented' };
+  const n = typeof raw === 'number' ? raw : Number(raw);
   // NaN is "no number" whatever the sentinel spec says; an infinity is not a reading either.
   if (Number.isNaN(n)) return { ok: false, reason: 'not_implemented' };
   if (!Number.isFinite(n)) return { ok: false, reason: 'malformed' };

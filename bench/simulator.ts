@@ -1,4 +1,4 @@
-// How fast the Modbus simulator answers: `npm run build && node dist/bench/simulator.js`.
+// How fast the Modbus simulator answers: `npm run bench:simulator`.
 //   (a) in process: the request handler alone for a 60-register FC3 read (ns per request);
 //   (b) over loopback, the server in its own process: sequential round trips on one connection
 //       (median/p99 us), then full speed over several connections with one request in flight

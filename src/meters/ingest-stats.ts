@@ -37,8 +37,6 @@ export class IngestStats {
   private lastMessageAt: number | undefined;
   private staleAcks = 0;
   private sinkErrors = 0;
-  private isSubscribed = false;
-  private flowOk = false;
   // Per-second buckets of [ingested, dropped] for the rates.
   private readonly buckets: Array<{ second: number; ingested: number; dropped: number }> = [];
 
@@ -66,11 +64,10 @@ export class IngestStats {
   }
 
   sinkError(): void { this.sinkErrors++; }
-  subscribed(ok: boolean): void { this.isSubscribed = ok; }
-  flowConfirmed(_nowMs: number): void { this.flowOk = true; }
-  flowUnconfirmed(): void { this.flowOk = false; }
 
-  snapshot(live: { connected: boolean; reconnects: number; queuedReadings: number; meters: number }): MeterIngestStatus {
+  snapshot(live: {
+    connected: boolean; subscribed: boolean; flowConfirmed: boolean; reconnects: number; queuedReadings: number; meters: number;
+  }): MeterIngestStatus {
     const nowSecond = Math.floor(this.clock.monotonic() / 1000);
     let ing = 0;
     let drop = 0;
@@ -82,8 +79,8 @@ export class IngestStats {
     }
     return {
       connected: live.connected,
-      subscribed: this.isSubscribed && live.connected,
-      flow_confirmed: this.flowOk && live.connected,
+      subscribed: live.subscribed,
+      flow_confirmed: live.flowConfirmed,
       reconnects: live.reconnects,
       messages: this.messages,
       readings_ingested: this.ingested,

@@ -13,8 +13,8 @@ import type { IPublishPacket } from 'mqtt';
 import type { MeterIngestConfig, MqttConfig } from '../config/site-types.js';
 import type { GridSample, GridSampleSource } from '../grid/sources.js';
 import { MqttConnection, type AckToken } from '../mqtt/connection.js';
-import { subscribeConfirmed } from '../mqtt/subscriptions.js';
-import { assertPublishTopic, parseTopicFilter } from '../mqtt/topics.js';
+import { SubscriptionKeeper } from '../mqtt/subscription-keeper.js';
+import { parseTopicFilter } from '../mqtt/topics.js';
 import { backoffDelay, type Clock, type ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { DropLog } from './drop-log.js';
@@ -29,7 +29,6 @@ export type { MeterIngestStatus } from './ingest-stats.js';
 
 /** Batches that may wait for hand-off before the inbound pump is paused. */
 const BACKLOG_BATCHES = 4;
-const PROBE_TIMEOUT_MS = 5000;
 
 export interface MeterIngestDeps {
   /** The site's `mqtt:` section; `mqtt.meters` must be set. */
@@ -61,7 +60,7 @@ export class MeterIngest implements GridSampleSource {
   private readonly stats: IngestStats;
   private readonly ctx: ValidationContext;
   private readonly filters: string[];
-  private readonly probeTopic: string;
+  private readonly keeper: SubscriptionKeeper;
   private current: OpenBatch | undefined;
   private readonly queue: OpenBatch[] = [];
   private writing = false;
@@ -70,9 +69,8 @@ export class MeterIngest implements GridSampleSource {
   private immediate: NodeJS.Immediate | undefined;
   private retryTimer: ClockTimer | undefined;
   private retryAttempt = 0;
-  private probeTimer: ClockTimer | undefined;
-  private probeFailures = 0;
   private running = false;
+  private started = false;
   private drainWaiters: Array<() => void> = [];
   private readonly scratch: ParseResult = { readings: [], rejections: [] };
 
@@ -96,14 +94,18 @@ export class MeterIngest implements GridSampleSource {
       regions: new Set(cfg.regions ?? []), regionTopicLevel: cfg.region_topic_level,
       maxPayloadBytes: cfg.max_payload_bytes, futureSkewMs: cfg.future_skew_ms,
     };
-    this.probeTopic = assertPublishTopic(`ems-gateway/probe/${(deps.mqtt.client_id + clientIdSuffix).replace(/[/+#]/g, '_')}`);
+    this.keeper = new SubscriptionKeeper({
+      connection: this.connection, filters: this.filters, qos: cfg.qos, clock: deps.clock,
+      logger: deps.logger.child({ component: 'meters' }), clientId: deps.mqtt.client_id + clientIdSuffix,
+    });
   }
 
   start(): void {
-    if (this.running) return;
+    if (this.started) throw new Error('MeterIngest: start() once per instance (after stop(), make a new one)');
+    this.started = true;
     this.running = true;
     this.connection.setMessageHandler((packet, token, next) => this.onMessage(packet, token, next));
-    this.connection.onConnect((ev) => { void this.confirmSubscription(ev.generation, ev.sessionPresent); });
+    this.keeper.start();
     this.connection.start();
   }
 
@@ -136,21 +138,14 @@ export class MeterIngest implements GridSampleSource {
   status(): MeterIngestStatus {
     return this.stats.snapshot({
       connected: this.connection.connected, reconnects: this.connection.reconnects,
+      subscribed: this.keeper.subscribed, flowConfirmed: this.keeper.flowConfirmed,
       queuedReadings: this.queue.reduce((n, b) => n + b.size, 0) + (this.current?.size ?? 0),
       meters: this.state.size,
     });
   }
 
   private onMessage(packet: IPublishPacket, token: AckToken | undefined, next: () => void): void {
-    if (packet.topic === this.probeTopic) {
-      this.stats.flowConfirmed(this.deps.clock.now());
-      this.probeFailures = 0;
-      if (this.probeTimer !== undefined) this.deps.clock.clearTimeout(this.probeTimer);
-      this.probeTimer = undefined;
-      if (token) this.connection.ack(token);
-      next();
-      return;
-    }
+    if (this.keeper.handleProbe(packet, token, next)) return;
     if (!this.running) {
       // Stopping: not handed off, not acknowledged, so the broker redelivers it to the next session.
       next();
@@ -229,7 +224,12 @@ export class MeterIngest implements GridSampleSource {
       return;
     }
     this.writing = true;
-    const write = batch.readings.length > 0 ? this.sink.write(batch.readings) : Promise.resolve();
+    let write: Promise<void>;
+    try {
+      write = batch.readings.length > 0 ? this.sink.write(batch.readings) : Promise.resolve();
+    } catch (err) {
+      write = Promise.reject(err); // a sink that throws instead of rejecting must not break the pump
+    }
     write.then(() => this.handedOff(batch), (err: unknown) => this.handOffFailed(err));
   }
 
@@ -279,40 +279,10 @@ export class MeterIngest implements GridSampleSource {
   }
 
   private clearTimers(): void {
-    for (const t of [this.timer, this.retryTimer, this.probeTimer]) if (t !== undefined) this.deps.clock.clearTimeout(t);
-    this.timer = this.retryTimer = this.probeTimer = undefined;
+    for (const t of [this.timer, this.retryTimer]) if (t !== undefined) this.deps.clock.clearTimeout(t);
+    this.timer = this.retryTimer = undefined;
+    this.keeper.stop();
     if (this.immediate !== undefined) clearImmediate(this.immediate);
     this.immediate = undefined;
-  }
-
-  /** After every CONNACK: subscribe (whatever the session-present flag says), check the grant, probe the flow. */
-  private async confirmSubscription(generation: number, sessionPresent: boolean): Promise<void> {
-    const client = this.connection.mqttClient;
-    if (!client) return;
-    const log = this.deps.logger.child({ component: 'meters' });
-    try {
-      const result = await subscribeConfirmed(client, [...this.filters, this.probeTopic], this.cfg.qos);
-      if (generation !== this.connection.generation) return;
-      this.stats.subscribed(true);
-      if (result.downgraded.length > 0) log.warn({ topics: result.downgraded }, 'broker granted QoS 0: readings on these topics are at-most-once');
-      log.info({ topics: this.filters, session_present: sessionPresent }, 'meter topics subscribed');
-      this.stats.flowUnconfirmed();
-      client.publish(this.probeTopic, JSON.stringify({ probe: generation }), { qos: this.cfg.qos });
-      if (this.probeTimer !== undefined) this.deps.clock.clearTimeout(this.probeTimer);
-      this.probeTimer = this.deps.clock.setTimeout(() => {
-        this.probeTimer = undefined;
-        if (generation !== this.connection.generation || !this.running) return;
-        // Some clients silently stop receiving after a broker restart (telegraf#16293): reconnect.
-        // A broker whose ACL refuses the probe topic would fail every time: give up after 3 tries.
-        this.probeFailures++;
-        const retry = this.probeFailures <= 3;
-        log.warn({ probe_topic: this.probeTopic, reconnecting: retry }, 'no message flow confirmed after (re)subscribe');
-        if (retry) this.connection.dropConnection();
-      }, PROBE_TIMEOUT_MS);
-    } catch (err) {
-      this.stats.subscribed(false);
-      log.error({ err: { message: (err as Error).message } }, 'meter subscription failed: reconnecting');
-      if (generation === this.connection.generation) this.connection.dropConnection();
-    }
   }
 }

@@ -72,6 +72,7 @@ async function send(flags: Flags): Promise<number> {
   const type = (str(flags, 'type', false) ?? 'curtail') as CommandType;
   if (!(COMMAND_TYPES as readonly string[]).includes(type)) throw new Error(`--type must be one of ${COMMAND_TYPES.join(', ')}`);
   const reduction = str(flags, 'reduction-mw', type === 'curtail');
+  if (reduction !== undefined && !(Number(reduction) > 0)) throw new Error(`--reduction-mw must be a number of MW above 0, got ${JSON.stringify(reduction)}`);
   const traceparent = str(flags, 'traceparent', false) ?? `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
   const cmd = buildCommand({
     siteId: site.site.id,

@@ -42,7 +42,7 @@ export const pointFields: Fields = {
   id: { s: idRef('unique within the profile (points and controls)'), required: true },
   name: { s: str(), doc: "the datasheet's name, e.g. SunSpec \"W\"" },
   table: { s: oneOf(TABLES), required: true, doc: 'holding/input registers (16 bit), coil/discrete (1 bit)' },
-  address: { s: num({ int: true, min: 0, max: 65536 }), required: true, doc: "as in the datasheet, in the profile's address_base" },
+  address: { s: num({ int: true, min: 0, max: 65536 }), required: true, doc: "as in the datasheet, in the profile's address_base (65536 only with address_base 1)" },
   type: { s: oneOf(POINT_TYPES), required: true, doc: 'how the raw registers decode' },
   length: { s: num({ int: true, min: 1, max: 125 }), doc: 'registers, for type string' },
   bit: { s: num({ int: true, min: 0, max: 15 }), doc: 'for type bit' },

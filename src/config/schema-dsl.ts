@@ -198,9 +198,11 @@ export function duration(o: { min_ms?: number; doc?: string } = {}): Schema<numb
   };
 }
 
-export function arr<T>(item: Schema<T>, o: { minItems?: number; doc?: string } = {}): Schema<T[]> {
+export interface ArrSchema<T> extends Schema<T[]> { readonly item: Schema<T> }
+
+export function arr<T>(item: Schema<T>, o: { minItems?: number; doc?: string } = {}): ArrSchema<T> {
   return {
-    kind: 'array', accepts: ['seq'],
+    kind: 'array', accepts: ['seq'], item,
     parse(node, path, ctx) {
       if (!isSeq(node)) { ctx.error(node, path, `expected a list, got ${describeNode(node)}`); return INVALID; }
       const out: T[] = [];

@@ -12,7 +12,7 @@ const TOPIC_FILTER = { pattern: '^[^#+]*(/?[+#]?[^#+]*)*$', patternHint: 'an MQT
 
 export const deviceSchema = obj({
   id: { s: str(ID), required: true, doc: 'unique within the site' },
-  profile: { s: str({ pattern: '^[a-z0-9]+(-[a-z0-9]+)*$', patternHint: 'a profile name (devices/<name>.yaml)' }), required: true },
+  profile: { s: str({ pattern: '^[a-z0-9]+(-[a-z0-9]+)*$', patternHint: 'a profile name (devices/<name>.yaml)' }), required: true, doc: 'device profile name: <profiles folder>/<profile>.yaml' },
   host: { s: str({ minLength: 1 }), required: true, doc: 'IP address or host name of the Modbus TCP endpoint' },
   port: { s: num({ int: true, min: 1, max: 65535 }), default: 502, doc: 'devices with the same host:port share one connection' },
   unit_id: { s: num({ int: true, min: 0, max: 255 }), default: 1, doc: 'Modbus unit (slave) id behind the endpoint' },

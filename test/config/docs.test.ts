@@ -1,0 +1,72 @@
+// The configuration docs stay truthful: their YAML examples validate, and every key of the
+// schemas is documented (docs/*.md) and explained in config/example-site.yaml.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadSiteFromString } from '../../src/config/load.js';
+import { packageRoot } from '../../src/config/package-root.js';
+import { parseProfile } from '../../src/config/profile-load.js';
+import { profileSchema } from '../../src/config/profile-schema.js';
+import type { ArrSchema, Schema } from '../../src/config/schema-dsl.js';
+import type { Fields, ObjSchema } from '../../src/config/schema-object.js';
+import { siteSchema } from '../../src/config/site-schema.js';
+import { Problems } from '../../src/config/yaml-source.js';
+import { formatProblems } from '../../src/config/errors.js';
+
+const ROOT = packageRoot();
+const read = (f: string): string => readFileSync(join(ROOT, f), 'utf8');
+
+function examples(markdown: string, kind: 'site' | 'profile'): string[] {
+  const blocks = [...markdown.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
+  return blocks.filter((b) => b.startsWith(`# example: ${kind}\n`));
+}
+
+/** Every key of a schema, recursively through objects and lists of objects. */
+function keys(fields: Fields, out = new Set<string>()): Set<string> {
+  for (const [k, f] of Object.entries(fields)) {
+    out.add(k);
+    let s: Schema = f.s;
+    while (s.kind === 'array') s = (s as ArrSchema<unknown>).item;
+    if (s.kind === 'object') keys((s as ObjSchema).fields, out);
+  }
+  return out;
+}
+
+describe('docs/configuration.md', () => {
+  const md = read('docs/configuration.md');
+  const blocks = examples(md, 'site');
+
+  it('has site examples, and each validates', async () => {
+    expect(blocks.length).toBeGreaterThanOrEqual(2);
+    for (const b of blocks) {
+      const { site } = await loadSiteFromString(b, { file: join(ROOT, 'config', 'docs-example.yaml'), env: {} });
+      expect(site.version).toBe(1);
+    }
+  });
+
+  it('documents every site key', () => {
+    for (const k of keys(siteSchema.fields)) expect(md, `docs/configuration.md mentions \`${k}\``).toContain(`\`${k}\``);
+  });
+
+  it('config/example-site.yaml shows every site key', () => {
+    const ex = read('config/example-site.yaml');
+    for (const k of keys(siteSchema.fields)) expect(ex, `example-site.yaml has ${k}:`).toMatch(new RegExp(`(^|[\\s{#])${k}:`, 'm'));
+  });
+});
+
+describe('docs/device-profiles.md', () => {
+  const md = read('docs/device-profiles.md');
+
+  it('has a profile example that validates', () => {
+    const blocks = examples(md, 'profile');
+    expect(blocks).toHaveLength(1);
+    const problems = new Problems();
+    const p = parseProfile(blocks[0] ?? '', join(ROOT, 'devices', 'docs-example.yaml'), problems);
+    expect(formatProblems(problems.list)).toBe('');
+    expect(p?.controls[0]?.never_write).toEqual([0]);
+  });
+
+  it('documents every profile key', () => {
+    for (const k of keys(profileSchema.fields)) expect(md, `docs/device-profiles.md mentions \`${k}\``).toContain(`\`${k}\``);
+  });
+});

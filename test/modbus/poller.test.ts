@@ -62,6 +62,24 @@ describe('pollers: values, gauges, grid samples', () => {
     expect(Math.abs((grid[0]?.observedAtMs ?? 0) - Date.now())).toBeLessThan(2000);
   });
 
+  it('a changed register or a changed scale factor alone is decoded afresh (no stale reuse)', async () => {
+    const regs = { w: 1234, sf: 0xffff };
+    const s = await server((req, sock) => {
+      const words = testRegisters(req.address, req.count, regs.w);
+      if (req.address === 0) words[1] = regs.sf;
+      sock.write(registersFrame(req, words));
+    });
+    const { set } = pollers([testDevice('inv-1', s.port, 1, { poll_interval_ms: 50 })]);
+    set.start();
+    expect(await waitFor(() => set.snapshot.get('inv-1', 'w')?.value === 123.4)).toBe(true);
+    regs.sf = 0xfffe; // -2: same value register, new scale factor
+    expect(await waitFor(() => set.snapshot.get('inv-1', 'w')?.value === 12.34)).toBe(true);
+    regs.w = 999;
+    expect(await waitFor(() => set.snapshot.get('inv-1', 'w')?.value === 9.99)).toBe(true);
+    regs.sf = 0x8000; // scale factor "not implemented": the value goes, it is not kept
+    expect(await waitFor(() => set.snapshot.get('inv-1', 'w') === undefined)).toBe(true);
+  });
+
   it('a collection with no polling in between does not send any request', async () => {
     const s = await server();
     const { set, collect } = pollers([testDevice('inv-1', s.port, 1, { poll_interval_ms: 60_000 })]);
@@ -213,16 +231,18 @@ describe('pollers: timeouts, late responses, dead units, connections', () => {
     expect(pts.find((p) => p.name === METRICS.modbusPollOverruns)?.value).toBeGreaterThanOrEqual(3);
   });
 
-  it('start-up is staggered across the interval', async () => {
-    const s = await server();
-    const devices = Array.from({ length: 10 }, (_, i) => testDevice(`d${i}`, s.port, i + 1, { poll_interval_ms: 1000 }));
+  it('start-up is staggered: endpoints spread across the interval, devices behind one endpoint back to back', async () => {
+    const servers = await Promise.all([0, 1, 2, 3, 4].map(() => server()));
+    const devices = servers.flatMap((s, e) => [1, 2].map((u) => testDevice(`d${e}-${u}`, s.port, u, { poll_interval_ms: 1000 })));
     const { set } = pollers(devices, testProfile({ points: testProfile().points.slice(0, 4) }));
     set.start();
-    expect(await waitFor(() => new Set(s.requests.map((r) => r.unitId)).size === 10, 3000)).toBe(true);
-    const first = new Map<number, number>();
-    for (const r of s.requests) if (!first.has(r.unitId)) first.set(r.unitId, r.at);
-    const times = [...first.values()];
-    expect(times.length).toBe(10);
-    expect(Math.max(...times) - Math.min(...times)).toBeGreaterThan(700);
+    expect(await waitFor(() => servers.every((s) => s.requests.length >= 2), 3000)).toBe(true);
+    const firstAt = servers.map((s) => Math.min(...s.requests.map((r) => r.at)));
+    expect(Math.max(...firstAt) - Math.min(...firstAt)).toBeGreaterThan(600);
+    // The two units of one endpoint are polled within a few ms of each other.
+    for (const s of servers) {
+      const [a, b] = [1, 2].map((u) => s.requests.find((r) => r.unitId === u)?.at ?? Infinity);
+      expect(Math.abs((a ?? 0) - (b ?? 0))).toBeLessThan(100);
+    }
   });
 });

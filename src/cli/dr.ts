@@ -1,6 +1,6 @@
 // `ems-gateway dr keygen|send`: drive the demand-response path as the EMS would.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseDuration } from '../config/duration.js';
 import { loadSite } from '../config/load.js';
 import { COMMAND_TYPES, type CommandType } from '../demand-response/command.js';
@@ -55,6 +55,9 @@ function duration(flags: Flags, name: string, fallbackMs: number): number {
 
 function keygen(flags: Flags): number {
   const prefix = str(flags, 'out') as string;
+  for (const f of [`${prefix}.key`, `${prefix}.pub`]) {
+    if (existsSync(f)) throw new Error(`${f} exists: refusing to overwrite a key (choose another --out)`);
+  }
   const pair = generateKeyPair();
   writeFileSync(`${prefix}.key`, pair.privatePem, { mode: 0o600, flag: 'wx' });
   writeFileSync(`${prefix}.pub`, pair.publicPem, { flag: 'wx' });

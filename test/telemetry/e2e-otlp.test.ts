@@ -9,12 +9,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AlertEvaluator, AlertMetricReader } from '../../src/alerts/evaluator.js';
 import { loadSite } from '../../src/config/load.js';
 import type { LoadedSite } from '../../src/config/site-types.js';
 import { buildCommand, sendCommand, signedMessage } from '../../src/demand-response/sender.js';
 import { buildGateway, type Gateway } from '../../src/gateway.js';
-import { systemClock } from '../../src/runtime/clock.js';
 import { silentLogger } from '../../src/runtime/logger.js';
 import { BUCKETS, METRICS, RESOURCE_ATTRS, SPANS, SPAN_ATTRS } from '../../src/telemetry/semconv.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../simulators/broker.js';
@@ -54,7 +52,6 @@ describe('end-to-end OTLP export of a running site', () => {
   let broker: EmbeddedBroker;
   let sims: SiteSimulators;
   let gateway: Gateway | undefined;
-  let alerts: AlertEvaluator | undefined;
   let loaded: LoadedSite;
   const tmp = mkdtempSync(path.join(tmpdir(), 'ems-e2e-'));
 
@@ -84,12 +81,9 @@ describe('end-to-end OTLP export of a running site', () => {
     site.alerts.evaluate_interval_ms = 300;
     site.status.enabled = false;
 
-    const alertReader = new AlertMetricReader();
-    const gw = buildGateway(loaded, { env: {}, logger: silentLogger(), extraMetricReaders: [alertReader] });
+    const gw = buildGateway(loaded, { env: {}, logger: silentLogger() });
     gateway = gw;
     await gw.start();
-    alerts = new AlertEvaluator({ config: site.alerts, site: site.site, reader: alertReader, meter: gw.telemetry.meter, clock: systemClock, logger: silentLogger() });
-    await alerts.start();
 
     // Meter traffic with a few faults, so readings are both ingested and dropped.
     const fleet = new MeterFleet({
@@ -126,7 +120,6 @@ describe('end-to-end OTLP export of a running site', () => {
   }, 40_000);
 
   afterAll(async () => {
-    await alerts?.stop();
     await gateway?.stop();
     await sims?.close();
     await broker?.close();
@@ -194,10 +187,13 @@ describe('end-to-end OTLP export of a running site', () => {
     expect(gateway?.telemetry.exporterHealth()).toMatchObject({ metrics: { state: 'ok', failures: 0 }, traces: { state: 'ok', failures: 0 } });
   });
 
-  it('exports the local alert evaluation too: ems.alert.firing for the five alerts', () => {
+  it('exports the local alert evaluation too: ems.alert.firing for the five alerts, and the status section', () => {
     const alertNames = new Set(receiver.metric(METRICS.alertFiring).flatMap((m) => m.points).map((p) => p.attributes['alert']));
     expect([...alertNames].sort()).toEqual(['dr_not_acknowledged', 'frequency_excursion', 'ingestion_drops', 'slow_ingestion', 'stale_meter_data']);
     // The fleet's 3 % malformed and 3 % out-of-range readings put drops far above 0.1 %: pending (for: 5m), not yet firing.
-    expect(alerts?.states().find((s) => s.alert === 'ingestion_drops' && s.state !== 'inactive')?.state).toBe('pending');
+    // The status endpoint's alerts section: always the five, from the same evaluation.
+    const section = gateway?.status().alerts;
+    expect(Array.isArray(section) ? section.map((a) => a.name).sort() : section).toEqual([...alertNames].sort());
+    expect(gateway?.alerts.states().find((s) => s.alert === 'ingestion_drops' && s.state !== 'inactive')?.state).toBe('pending');
   });
 });

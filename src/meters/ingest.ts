@@ -230,7 +230,12 @@ export class MeterIngest implements GridSampleSource {
     } catch (err) {
       write = Promise.reject(err); // a sink that throws instead of rejecting must not break the pump
     }
-    write.then(() => this.handedOff(batch), (err: unknown) => this.handOffFailed(err));
+    write.then(() => this.handedOff(batch), (err: unknown) => this.handOffFailed(err)).catch((err: unknown) => {
+      // A bug after the hand-off must not stall the pipeline: log it and go on with the next batch.
+      this.deps.logger.error({ err }, 'meter hand-off bookkeeping failed');
+      this.writing = false;
+      this.pump();
+    });
   }
 
   private handedOff(batch: OpenBatch): void {

@@ -25,6 +25,8 @@ export class MqttOptionsError extends Error {
   }
 }
 
+function noLog(): void { /* mqtt.js debug output is off */ }
+
 function readTlsFile(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
@@ -56,6 +58,9 @@ export function mqttClientOptions(cfg: MqttConfig, opts: MqttClientOptionOverrid
     // The supervisor resubscribes explicitly after checking the CONNACK's session-present flag.
     resubscribe: false,
   };
+  // mqtt.js calls its debug logger several times per packet; unless DEBUG asks for mqttjs output
+  // that is pure overhead on the meter hot path.
+  if (!/mqttjs/.test(process.env['DEBUG'] ?? '')) options.log = noLog;
   if (cfg.protocol_version === 5) {
     options.properties = {
       // Clean start off + a session expiry = the broker keeps our subscriptions and queued QoS 1

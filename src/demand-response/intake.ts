@@ -2,7 +2,7 @@
 // envelope, signature, fields, site, zone, validity window, replay. Cheap checks come first and the
 // signature before anything that stores state, so unsigned garbage can never fill the replay store.
 import type { KeyObject } from 'node:crypto';
-import { CommandRejection, checkValidity, parseCommand, parseEnvelope, rememberUntil, type DrCommand } from './command.js';
+import { CommandRejection, LIMITS, checkValidity, parseCommand, parseEnvelope, rememberUntil, type DrCommand } from './command.js';
 import { verifyCommand } from './signing.js';
 import type { DrStateStore } from './state-store.js';
 
@@ -26,11 +26,17 @@ export interface AcceptedCommand {
   traceparent?: string;
 }
 
-/** A best-effort command id from an unverified message, only to correlate a rejection ack. */
-export function peekCommandId(payload: Buffer): string | null {
+/**
+ * The command id of a refused message, for correlating its rejection ack, but only when the
+ * signature verifies: an unsigned message must not be able to publish a "rejected" answer under
+ * the id of someone else's genuine command. Otherwise null (the ack goes to the `unknown` id).
+ */
+export function peekCommandId(payload: Buffer, keys: readonly KeyObject[]): string | null {
+  if (payload.length > LIMITS.maxMessageBytes) return null;
   try {
-    const env = JSON.parse(payload.toString('utf8')) as { command?: unknown };
-    if (typeof env.command !== 'string') return null;
+    const env = JSON.parse(payload.toString('utf8')) as { command?: unknown; signature?: unknown };
+    if (typeof env.command !== 'string' || typeof env.signature !== 'string') return null;
+    if (!verifyCommand(env.command, env.signature, keys)) return null;
     const cmd = JSON.parse(env.command) as { command_id?: unknown };
     return typeof cmd.command_id === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(cmd.command_id) ? cmd.command_id : null;
   } catch {

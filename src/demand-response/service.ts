@@ -166,7 +166,7 @@ export class DemandResponseService {
   private reject(payload: Buffer, meta: { retained: boolean; traceparent?: string }, err: unknown): void {
     const rejection = err instanceof CommandRejection ? err : new CommandRejection('internal_error', err instanceof Error ? err.message : String(err));
     if (!(err instanceof CommandRejection)) this.deps.logger.error({ err }, 'DR intake failed');
-    const commandId = peekCommandId(payload);
+    const commandId = peekCommandId(payload, this.keys);
     this.commands?.add(1, { [METRIC_ATTRS.commandType]: 'unknown', [METRIC_ATTRS.result]: rejection.reason });
     // A rejected command still leaves a span in the caller's trace, so the EMS sees why.
     const span = this.deps.tracer.startSpan(SPANS.drSend, { attributes: { [SPAN_ATTRS.drControllerCount]: 0, [SPAN_ATTRS.drAckCount]: 0, 'ems.dr.reject_reason': rejection.reason } }, contextFromTraceparent(meta.traceparent) ?? ROOT_CONTEXT);

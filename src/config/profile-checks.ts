@@ -21,6 +21,17 @@ export function checkProfile(p: DeviceProfile, ctx: FileCtx): void {
   for (const pt of all) checkScaleFactor(pt, byId, ctx);
   for (const c of p.controls) checkControl(c, byId, controlIds, ctx);
   for (const pt of all) if (pt.simulate) checkSimulate(pt, pt.simulate, byId, controlIds, ctx);
+  checkSunSpecMarker(p, ctx);
+}
+
+/** A SunSpec profile reads its 'SunS' marker at start-up: the map must have it where it says. */
+function checkSunSpecMarker(p: DeviceProfile, ctx: FileCtx): void {
+  if (p.sunspec_base === undefined) return;
+  const marker = p.points.find((pt) => pt.table === 'holding' && pt.address === p.sunspec_base);
+  const ok = marker !== undefined && marker.role === 'identity' && ((marker.type === 'string' && marker.length === 2) || marker.type === 'uint32');
+  if (!ok) {
+    ctx.errorAt(p, 'sunspec_base', `sunspec_base ${p.sunspec_base} needs an identity point there: the 'SunS' marker (type string, length 2, or uint32)`);
+  }
 }
 
 function checkPointShape(p: DeviceProfile, pt: PointDef, ctx: FileCtx): void {

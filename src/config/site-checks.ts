@@ -24,7 +24,10 @@ export function checkDevices(devices: readonly DeviceConfig[], available: readon
     ids.set(d.id, d.id);
     const addr = `${d.host}:${d.port} unit ${d.unit_id}`;
     const other = addresses.get(addr);
-    if (other !== undefined && d.enabled) ctx.errorAt(d, 'unit_id', `${addr} is also device ${JSON.stringify(other)}`);
+    if (other !== undefined && d.enabled) {
+      const key = ['unit_id', 'port', 'host'].find((k) => ctx.hasKey(d, k)) ?? 'host';
+      ctx.errorAt(d, key, `${addr} is also device ${JSON.stringify(other)}`);
+    }
     if (d.enabled) addresses.set(addr, d.id);
     if (!available.includes(d.profile)) {
       ctx.errorAt(d, 'profile', `unknown profile ${JSON.stringify(d.profile)}${hint(d.profile, available)}`);

@@ -101,6 +101,12 @@ export class FileCtx {
     return { node: o.node, path };
   }
 
+  /** Whether the map an output object came from spells `key` (false when it took a default). */
+  hasKey(obj: object, key: string): boolean {
+    const o = this.origins.get(obj);
+    return o !== undefined && isMap(o.node) && o.node.items.some((p) => isScalar(p.key) && String(p.key.value) === key);
+  }
+
   errorAt(obj: object, key: string | undefined, message: string): void {
     const { node, path } = this.nodeOf(obj, key);
     this.error(node, path, message);

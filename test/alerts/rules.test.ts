@@ -5,6 +5,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { ALERTS } from '../../src/alerts/definitions.js';
 import { prometheusName } from '../../src/alerts/prometheus-names.js';
 import { METRICS, METRIC_UNITS } from '../../src/telemetry/semconv.js';
 
@@ -61,5 +63,24 @@ describe('rule file metric names', () => {
     ]);
     expect(used.size).toBe(6);
     for (const name of used) expect(exported, name ?? '').toContain(name);
+  });
+});
+
+describe('rule file and local evaluator agree', () => {
+  it('same five alerts, same `for` durations, same windows', () => {
+    const doc = parse(readFileSync(path.join(ALERTS_DIR, 'ems.rules.yaml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string; for?: string; labels: Record<string, string> }> }> };
+    const rules = doc.groups.flatMap((g) => g.rules);
+    const ms = (d: string | undefined): number => {
+      if (d === undefined) return 0;
+      const m = /^(\d+)(s|m)$/.exec(d);
+      return m ? Number(m[1]) * (m[2] === 'm' ? 60_000 : 1000) : Number.NaN;
+    };
+    expect(rules.map((r) => r.alert)).toEqual(ALERTS.map((a) => a.prometheusName));
+    for (const def of ALERTS) {
+      const rule = rules.find((r) => r.alert === def.prometheusName);
+      expect(rule?.labels['ems_alert'], def.id).toBe(def.id);
+      expect(ms(rule?.for), def.id).toBe(def.forMs);
+      if (def.windowMs > 0) expect(rule?.expr, def.id).toContain(`[${def.windowMs / 60_000}m]`);
+    }
   });
 });

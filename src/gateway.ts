@@ -6,7 +6,7 @@
 // stops acknowledging (unacknowledged QoS 1 readings are redelivered by the broker), the status
 // endpoint closes, and telemetry flushes last so the parts' final figures are exported.
 import type { DeviceConfig, LoadedSite } from './config/site-types.js';
-import { AlertEvaluator, AlertMetricReader } from './alerts/evaluator.js';
+import { AlertEvaluator, AlertMetricReader, type AlertOverview } from './alerts/evaluator.js';
 import { DemandResponseService } from './demand-response/service.js';
 import { GridState } from './grid/grid-state.js';
 import type { GridSampleSource } from './grid/sources.js';
@@ -18,7 +18,7 @@ import { MeterIngest } from './meters/ingest.js';
 import type { EndpointPool } from './modbus/endpoint-pool.js';
 import { PollerSet } from './modbus/poller-set.js';
 import type { ModbusEndpointClient } from './modbus/types.js';
-import { deviceStatus, DrTally, drStatus, exporterStatus, gridStatus, meterStatus } from './status/adapters.js';
+import { alertStatus, deviceStatus, DrTally, drStatus, exporterStatus, gridStatus, meterStatus } from './status/adapters.js';
 import { gatherStatus, type StatusContext, type StatusProviders, type StatusReport } from './status/status-model.js';
 import { StatusServer } from './status/status-server.js';
 import { SPANS } from './telemetry/semconv.js';
@@ -69,6 +69,8 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   const parts: Part[] = [];
   const providers: StatusProviders = {};
   const gridSources: GridSampleSource[] = [];
+  // Set once the alert evaluator is built; the meters section reads its p99 windows.
+  let alertsOverview: () => AlertOverview[] = () => [];
 
   // The local alert evaluator reads the gateway's own aggregated metrics through a pull reader on
   // the same MeterProvider, so it must exist before telemetry is built.
@@ -119,7 +121,7 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     meters = ingest;
     gridSources.push(ingest);
     parts.push(part('meters', async () => ingest.start(), () => ingest.stop({ drainTimeoutMs: 4000 })));
-    providers.meters = () => meterStatus(ingest.status());
+    providers.meters = () => meterStatus(ingest.status(), alertsOverview());
   }
 
   // --- 4. Modbus: pollers on one endpoint per host:port, shared with DR writes ---
@@ -145,7 +147,8 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   // --- 6. alerts: the five seed alerts evaluated locally (the uplink may be down) ---
   const alerts = new AlertEvaluator({ config: site.alerts, site: site.site, reader: alertReader, meter: telemetry.meter, clock, logger });
   parts.push(part('alerts', () => alerts.start(), () => alerts.stop()));
-  providers.alerts = () => alerts.status();
+  providers.alerts = () => alertStatus(alerts.status());
+  alertsOverview = () => alerts.status();
   // --- 7. demand response: only when the site has mqtt.demand_response ---
   let dr: DemandResponseService | undefined;
   if (site.mqtt?.demand_response) {

@@ -1,6 +1,7 @@
 // Adapters from each part's own status() shape to the status endpoint's sections (status-model.ts).
 // They live here, not in the parts, so a part's internal snapshot can change without the page
 // changing, and the page's JSON stays one documented shape.
+import type { AlertOverview } from '../alerts/evaluator.js';
 import type { DrAck } from '../demand-response/ack.js';
 import type { DemandResponseStatus } from '../demand-response/service.js';
 import type { GridSnapshot } from '../grid/grid-state.js';
@@ -9,7 +10,7 @@ import type { MeterIngestStatus } from '../meters/ingest-stats.js';
 import type { DeviceStatus as PollerStatus } from '../modbus/poller.js';
 import type { ExporterHealth } from '../telemetry/export-health.js';
 import type { TelemetrySettings } from '../telemetry/settings.js';
-import type { DeviceStatus, DrStatus, ExporterStatus, GridStatus, MeterStatus } from './status-model.js';
+import type { AlertStatus, DeviceStatus, DrStatus, ExporterStatus, GridStatus, MeterStatus } from './status-model.js';
 
 export function gridStatus(snap: GridSnapshot | undefined, nominalHz: number, nowMs: number): GridStatus {
   if (!snap) return { frequency_hz: null, nominal_frequency_hz: nominalHz, generation_mw: null, load_mw: null, updated_age_s: null };
@@ -41,9 +42,27 @@ export function exporterStatus(settings: TelemetrySettings, health: ExporterHeal
   };
 }
 
-/** Turns the meter ingest's own counters into the page's section. */
-export function meterStatus(s: MeterIngestStatus): MeterStatus {
+/** The evaluator reports pending as ok with ', pending' in its summary; the page shows it apart. */
+export function alertStatus(alerts: AlertOverview[]): AlertStatus[] {
+  return alerts.map((a) => ({
+    name: a.name,
+    state: a.state === 'ok' && a.summary.endsWith(', pending') ? 'pending' : a.state,
+    value: a.value,
+    threshold: a.threshold,
+    summary: a.summary,
+    ...(a.since_ms !== undefined ? { since_ms: a.since_ms } : {}),
+  }));
+}
+
+/**
+ * Turns the meter ingest's own counters into the page's section. The p99s come from the alert
+ * evaluator (the same 5-minute windows as the stale-data and slow-ingestion alerts) when it runs.
+ */
+export function meterStatus(s: MeterIngestStatus, alerts?: AlertOverview[]): MeterStatus {
+  const value = (name: string): number | null | undefined => alerts?.find((a) => a.name === name)?.value;
   return {
+    data_age_p99_s: value('stale_meter_data') ?? null,
+    ingestion_latency_p99_ms: value('slow_ingestion') ?? null,
     connected: s.connected,
     readings_per_s: s.ingest_rate_per_s,
     ingested_total: s.readings_ingested,

@@ -43,7 +43,8 @@ export interface GridStatus {
 
 export interface AlertStatus {
   name: string;
-  state: 'firing' | 'ok' | 'unknown';
+  /** pending: the condition holds but not yet for the alert's `for` duration. */
+  state: 'firing' | 'pending' | 'ok' | 'unknown';
   /** Epoch ms of the last transition. */
   since_ms?: number;
   value?: number | null;

@@ -13,7 +13,7 @@ header{background:#1f2937;color:#fff;padding:14px 24px;display:flex;align-items:
 header h1{font-size:22px;margin:0;font-weight:600}
 header .meta{color:#d1d5db;font-size:14px}
 main{padding:16px 24px;display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:16px}
-section{background:#fff;border-radius:10px;padding:14px 18px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
+section{background:#fff;border-radius:10px;padding:14px 18px;box-shadow:0 1px 3px rgba(0,0,0,.12);overflow-x:auto}
 section.wide{grid-column:1/-1}
 h2{font-size:15px;text-transform:uppercase;letter-spacing:.05em;color:#4b5563;margin:0 0 10px}
 table{width:100%;border-collapse:collapse}
@@ -21,7 +21,7 @@ td,th{text-align:left;padding:6px 8px;border-bottom:1px solid #e5e7eb;font-size:
 td.err{white-space:normal}
 th{color:#6b7280;font-weight:500;font-size:13px}
 .pill{display:inline-block;min-width:64px;text-align:center;padding:3px 10px;border-radius:999px;font-weight:700;font-size:14px;color:#fff}
-.up,.ok{background:#15803d}.down,.firing,.failed{background:#b91c1c}.unknown,.absent,.idle,.stopped,.stopping,.starting{background:#6b7280}.running{background:#15803d}
+.pending{background:#b45309}.up,.ok{background:#15803d}.down,.firing,.failed{background:#b91c1c}.unknown,.absent,.idle,.stopped,.stopping,.starting{background:#6b7280}.running{background:#15803d}
 .big{font-size:30px;font-weight:700}
 .kv{display:grid;grid-template-columns:auto 1fr;gap:4px 16px}
 .kv dt{color:#6b7280}.kv dd{margin:0;font-weight:600}
@@ -37,18 +37,19 @@ const SCRIPT = `
 var $=function(id){return document.getElementById(id)};
 function esc(v){return String(v).replace(/[&<>"']/g,function(c){return {'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]})}
 function age(s){if(s===null||s===undefined)return 'never';s=Math.max(0,s);if(s<1)return 'just now';if(s<90)return Math.round(s)+' s ago';if(s<5400)return Math.round(s/60)+' min ago';if(s<172800)return Math.round(s/3600)+' h ago';return Math.round(s/86400)+' days ago'}
+function until(s){s=Math.max(0,s);return s<90?Math.round(s)+' s':Math.round(s/60)+' min'}
 function num(v,d){return (v===null||v===undefined||!isFinite(v))?'\\u2014':Number(v).toFixed(d)}
 function pill(cls,text){return '<span class="pill '+esc(cls)+'">'+esc(text)+'</span>'}
 function absent(sec,name){if(sec===null)return '<p class="muted">'+esc(name)+' not running on this gateway</p>';if(sec&&sec.error)return '<p class="err">status unavailable: '+esc(sec.error)+'</p>';return null}
 function render(s){
   $('meta').textContent='v'+s.version+' \\u00b7 up '+Math.round(s.uptime_s/60)+' min \\u00b7 updated '+new Date(s.generated_at_ms).toLocaleTimeString();
-  var alerts=Array.isArray(s.alerts)?s.alerts:[];var firing=alerts.filter(function(a){return a.state==='firing'});
+  var alerts=Array.isArray(s.alerts)?s.alerts:[];var firing=alerts.filter(function(a){return a.state==='firing'});var pend=alerts.filter(function(a){return a.state==='pending'});
   var devs=Array.isArray(s.devices)?s.devices:[];var down=devs.filter(function(d){return !d.up});
   var b=$('banner');
   if(firing.length||down.length||!s.ready){b.className='banner bad';b.textContent=(firing.length?firing.length+' alert'+(firing.length>1?'s':'')+' firing: '+firing.map(function(a){return a.name}).join(', ')+'. ':'')+(down.length?down.length+' device'+(down.length>1?'s':'')+' down: '+down.map(function(d){return d.id}).join(', ')+'. ':'')+(s.ready?'':'Gateway not fully running.')}
-  else{b.className='banner good';b.textContent='All '+devs.length+' devices up, no alerts firing.'}
+  else{b.className='banner good';b.textContent='All '+devs.length+' devices up, no alerts firing.'+(pend.length?' Pending: '+pend.map(function(a){return a.name}).join(', ')+'.':'')}
   var h=absent(s.alerts,'Alert evaluation');
-  $('alerts').innerHTML=h!==null?h:'<table><tr><th>alert</th><th>state</th><th>value</th><th>threshold</th><th>since</th></tr>'+alerts.map(function(a){return '<tr><td>'+esc(a.name)+'</td><td>'+pill(a.state,a.state==='ok'?'OK':a.state.toUpperCase())+'</td><td>'+num(a.value,3)+'</td><td>'+(a.threshold===undefined?'':esc(a.threshold))+'</td><td>'+(a.since_ms?age((s.generated_at_ms-a.since_ms)/1000):'')+'</td></tr>'}).join('')+'</table>';
+  $('alerts').innerHTML=h!==null?h:'<table><tr><th>alert</th><th>state</th><th>since</th><th>detail</th></tr>'+alerts.map(function(a){return '<tr><td><b>'+esc(a.name)+'</b></td><td>'+pill(a.state,a.state==='ok'?'OK':a.state.toUpperCase())+'</td><td>'+(a.since_ms?age((s.generated_at_ms-a.since_ms)/1000):'')+'</td><td class="err" style="color:#374151">'+esc(a.summary||('value '+num(a.value,3)+', threshold '+(a.threshold===undefined?'':a.threshold)))+'</td></tr>'}).join('')+'</table>';
   h=absent(s.devices,'Modbus polling');
   $('devices').innerHTML=h!==null?h:'<table><tr><th>device</th><th>state</th><th>last good read</th><th>zone</th><th>role</th><th>last error</th></tr>'+devs.map(function(d){return '<tr><td><b>'+esc(d.id)+'</b></td><td>'+pill(d.up?'up':'down',d.up?'UP':'DOWN')+'</td><td>'+age(d.last_good_age_s)+'</td><td>'+esc(d.zone||'')+'</td><td>'+esc(d.role||'')+'</td><td class="err">'+esc(d.up?'':(d.last_error||''))+'</td></tr>'}).join('')+'</table>';
   var m=s.meters;h=absent(m,'Meter ingest');
@@ -59,7 +60,7 @@ function render(s){
   if(h===null){h='<div class="big">'+num(g.frequency_hz,3)+' <span class="muted">Hz'+(g.nominal_frequency_hz?' (nominal '+esc(g.nominal_frequency_hz)+')':'')+'</span></div><dl class="kv"><dt>generation</dt><dd>'+num(g.generation_mw,3)+' MW</dd><dt>load</dt><dd>'+num(g.load_mw,3)+' MW</dd><dt>imbalance</dt><dd>'+num(g.imbalance_mw,3)+' MW</dd><dt>sources</dt><dd>'+(g.sources_contributing===undefined?'\\u2014':esc(g.sources_contributing)+' contributing, '+esc(g.sources_excluded||0)+' excluded')+'</dd><dt>computed</dt><dd>'+age(g.updated_age_s)+'</dd></dl>'}
   $('grid').innerHTML=h;
   var d=s.demand_response;h=absent(d,'Demand response');
-  if(h===null){h='<dl class="kv"><dt>ack rate</dt><dd>'+(d.ack_rate===null?'\\u2014':num(d.ack_rate*100,1)+' %')+'</dd><dt>commands</dt><dd>'+esc(d.commands_total===undefined?'\\u2014':d.commands_total)+'</dd></dl>'+(d.active.length?'<table><tr><th>active command</th><th>zone</th><th>MW</th><th>ends</th></tr>'+d.active.map(function(c){return '<tr><td>'+esc(c.command_id)+'</td><td>'+esc(c.zone)+'</td><td>'+num(c.reduction_mw,2)+'</td><td>'+(c.ends_at_ms?new Date(c.ends_at_ms).toLocaleTimeString():'')+'</td></tr>'}).join('')+'</table>':'<p class="muted">no active commands</p>')}
+  if(h===null){h='<dl class="kv"><dt>ack rate</dt><dd>'+(d.ack_rate===null?'\\u2014':num(d.ack_rate*100,1)+' %')+'</dd><dt>commands</dt><dd>'+esc(d.commands_total===undefined?'\\u2014':d.commands_total)+'</dd></dl>'+(d.active.length?'<table><tr><th>active command</th><th>zone</th><th>MW</th><th>ends</th></tr>'+d.active.map(function(c){return '<tr><td>'+esc(c.command_id)+'</td><td>'+esc(c.zone)+'</td><td>'+num(c.reduction_mw,2)+'</td><td>'+(c.ends_at_ms?'in '+until((c.ends_at_ms-s.generated_at_ms)/1000):'')+'</td></tr>'}).join('')+'</table>':'<p class="muted">no active commands</p>')}
   $('dr').innerHTML=h;
   var e=s.exporter;h=absent(e,'Telemetry export');
   if(h===null){h='<dl class="kv"><dt>OTLP export</dt><dd>'+(!e.enabled?pill('unknown','OFF'):e.healthy===null?pill('unknown','PENDING'):e.healthy?pill('ok','OK'):pill('down','FAILING'))+'</dd><dt>endpoint</dt><dd>'+esc(e.endpoint||'\\u2014')+'</dd><dt>failures</dt><dd>'+esc(e.failures_total===undefined?'\\u2014':e.failures_total)+'</dd></dl>'+(e.last_error?'<p class="err">'+esc(e.last_error)+'</p>':'')}

@@ -16,7 +16,8 @@ export function sampleProviders(now: number): StatusProviders {
     grid: () => ({ frequency_hz: 50.012, nominal_frequency_hz: 50, generation_mw: 3.21, load_mw: 2.98, imbalance_mw: 0.23, sources_contributing: 5, sources_excluded: 1, updated_age_s: 2 }),
     alerts: () => [
       { name: 'ingestion_drops', state: 'firing', since_ms: now - 45_000, value: 0.0047, threshold: 0.001 },
-      { name: 'stale_meter_data', state: 'ok', value: 2.4, threshold: 900 },
+      { name: 'stale_meter_data', state: 'ok', value: 2.4, threshold: 900, summary: 'EmsStaleMeterData in north: 2.4 s (threshold 900 s)' },
+      { name: 'slow_ingestion', state: 'pending', value: 6100, threshold: 5000, summary: 'EmsSlowIngestion in north: 6100 ms (threshold 5000 ms), pending' },
       { name: 'frequency_excursion', state: 'ok', value: 0.012, threshold: 0.5 },
     ],
     demand_response: () => ({

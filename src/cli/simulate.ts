@@ -3,14 +3,18 @@
 import { ConfigError, loadSite } from '../config/load.js';
 import { formatProblems } from '../config/errors.js';
 import { handleShutdownSignals } from '../runtime/signals.js';
+import type { ModbusFault } from '../../simulators/modbus/server.js';
 import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
 
 const USAGE = `usage: ems-gateway simulate <site.yaml> [--host 127.0.0.1] [--any-port] [--port-offset N]
-       [--devices-dir <dir>] [--enforce-max-connections] [--json]
+       [--devices-dir <dir>] [--enforce-max-connections] [--json] [--fault <device>:<fault>[,<fault>...]]...
   Serves every Modbus device of the site from its profile (devices/<profile>.yaml), one server per
   host:port of the site file with its unit ids, on loopback. --any-port listens on free ports
   (printed); --port-offset adds N to every site port (run beside a real device on 502).
   --json prints the endpoints as one JSON line. Stops cleanly on Ctrl-C / SIGTERM.
+  --fault injects a fault into one device (its unit id on its endpoint): latency=<ms>, drop,
+  exception=<code>, disconnect-after=<n>, single-client, garble, short, late=<ms>.
+  e.g. --fault inverter-2:exception=6   --fault bms-1:latency=300,disconnect-after=50
 `;
 
 export interface SimulateArgs {
@@ -21,10 +25,33 @@ export interface SimulateArgs {
   devicesDir: string | undefined;
   enforceMaxConnections: boolean;
   json: boolean;
+  faults: { device: string; fault: ModbusFault }[];
+}
+
+/** `latency=200,drop,exception=6,...` -> a ModbusFault, or an error message. */
+export function parseFault(spec: string): ModbusFault | string {
+  const fault: ModbusFault = {};
+  for (const item of spec.split(',')) {
+    const [key = '', raw] = item.split('=', 2);
+    const n = raw === undefined ? NaN : Number(raw);
+    const needN = (min: number): boolean => Number.isInteger(n) && n >= min;
+    switch (key) {
+      case 'drop': fault.drop = true; break;
+      case 'single-client': fault.singleClient = true; break;
+      case 'garble': fault.garble = true; break;
+      case 'short': fault.short = true; break;
+      case 'latency': if (!needN(0)) return `latency needs milliseconds: ${JSON.stringify(item)}`; fault.latencyMs = n; break;
+      case 'late': if (!needN(1)) return `late needs milliseconds: ${JSON.stringify(item)}`; fault.late = { delayMs: n }; break;
+      case 'exception': if (!needN(1) || n > 255) return `exception needs a code 1..255: ${JSON.stringify(item)}`; fault.exception = n; break;
+      case 'disconnect-after': if (!needN(1)) return `disconnect-after needs a count: ${JSON.stringify(item)}`; fault.disconnectAfter = n; break;
+      default: return `unknown fault ${JSON.stringify(item)}: latency=<ms>, drop, exception=<code>, disconnect-after=<n>, single-client, garble, short, late=<ms>`;
+    }
+  }
+  return fault;
 }
 
 export function parseSimulateArgs(args: string[]): SimulateArgs | string {
-  const out: SimulateArgs = { site: '', host: '127.0.0.1', anyPort: false, portOffset: 0, devicesDir: undefined, enforceMaxConnections: false, json: false };
+  const out: SimulateArgs = { site: '', host: '127.0.0.1', anyPort: false, portOffset: 0, devicesDir: undefined, enforceMaxConnections: false, json: false, faults: [] };
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? '';
     const value = (): string | undefined => args[++i];
@@ -35,6 +62,15 @@ export function parseSimulateArgs(args: string[]): SimulateArgs | string {
       case '--devices-dir': out.devicesDir = value(); break;
       case '--enforce-max-connections': out.enforceMaxConnections = true; break;
       case '--json': out.json = true; break;
+      case '--fault': {
+        const v = value() ?? '';
+        const colon = v.indexOf(':');
+        if (colon <= 0) return `--fault needs <device>:<fault>, got ${JSON.stringify(v)}\n${USAGE}`;
+        const fault = parseFault(v.slice(colon + 1));
+        if (typeof fault === 'string') return `--fault ${v}: ${fault}\n${USAGE}`;
+        out.faults.push({ device: v.slice(0, colon), fault });
+        break;
+      }
       case '-h': case '--help': return USAGE;
       default:
         if (a.startsWith('-') || out.site !== '') return `unexpected argument ${JSON.stringify(a)}\n${USAGE}`;
@@ -55,9 +91,20 @@ export async function startSimulate(a: SimulateArgs, out: NodeJS.WritableStream)
     port: a.anyPort ? 0 : (sitePort) => sitePort + a.portOffset,
     enforceMaxConnections: a.enforceMaxConnections,
   });
+  for (const f of a.faults) {
+    const e = sims.endpoints.find((x) => x.devices.some((d) => d.id === f.device));
+    const unit = e?.devices.find((d) => d.id === f.device)?.unitId;
+    if (!e || unit === undefined) {
+      await sims.close();
+      throw new Error(`--fault: no device ${JSON.stringify(f.device)} in ${a.site}`);
+    }
+    e.server.setFault(unit, f.fault);
+    if (!a.json) out.write(`fault on ${f.device} (unit ${unit} at ${e.server.host}:${e.server.port}): ${JSON.stringify(f.fault)}\n`);
+  }
   if (a.json) {
     out.write(`${JSON.stringify({
       endpoints: sims.endpoints.map((e) => ({ key: e.key, host: e.server.host, port: e.server.port, units: e.devices })),
+      faults: a.faults,
     })}\n`);
   } else {
     for (const e of sims.endpoints) {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadSite } from '../../src/config/load.js';
-import { parseSimulateArgs, startSimulate } from '../../src/cli/simulate.js';
+import { parseFault, parseSimulateArgs, startSimulate } from '../../src/cli/simulate.js';
 import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
 import { RawClient, readPdu, registersOf } from './raw-client.js';
 
@@ -98,4 +98,30 @@ describe('site simulators', () => {
     expect(parseSimulateArgs(['a.yaml', 'b.yaml'])).toMatch(/unexpected argument "b.yaml"/);
     expect(parseSimulateArgs(['a.yaml', '--port-offset', '1000'])).toMatchObject({ site: 'a.yaml', portOffset: 1000 });
   });
+
+  it('--fault injects a fault into one device of the site', async () => {
+    const args = parseSimulateArgs([join(dir, 'site.yaml'), '--any-port', '--fault', 'meter-b:exception=6', '--fault', 'meter-c:latency=1']);
+    if (typeof args === 'string') throw new Error(args);
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (b: Buffer) => { text += b.toString(); });
+    sims = await startSimulate(args, out);
+    expect(text).toMatch(/fault on meter-b \(unit 2 at 127\.0\.0\.1:\d+\): \{"exception":6\}/);
+    const c = await RawClient.connect(sims.endpoints[0]!.server.port);
+    clients.push(c);
+    expect(Array.from((await c.request(1, 2, readPdu(4, 0, 1)))!.pdu)).toEqual([0x84, 6]);
+    expect((await c.request(2, 1, readPdu(4, 0, 1)))?.fc).toBe(4); // meter-a, same endpoint, healthy
+  });
+
+  it('fault specs parse, or say what is wrong', () => {
+    expect(parseFault('latency=200,drop,exception=6,disconnect-after=3,single-client,garble,short,late=5000')).toEqual({
+      latencyMs: 200, drop: true, exception: 6, disconnectAfter: 3, singleClient: true, garble: true, short: true, late: { delayMs: 5000 },
+    });
+    expect(parseFault('exception=0')).toMatch(/exception needs a code/);
+    expect(parseFault('latency')).toMatch(/latency needs milliseconds/);
+    expect(parseFault('explode')).toMatch(/unknown fault "explode"/);
+    expect(parseSimulateArgs(['a.yaml', '--fault', 'nocolon'])).toMatch(/--fault needs <device>:<fault>/);
+    expect(parseSimulateArgs(['a.yaml', '--fault', 'x:boom'])).toMatch(/unknown fault/);
+  });
 });
+

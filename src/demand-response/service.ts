@@ -11,6 +11,7 @@ import { MqttConnection } from '../mqtt/connection.js';
 import { ackTopicFor, commandTopicFilter } from '../mqtt/topics.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import { rateLimitedLogger, type RateLimitedLogger } from '../runtime/rate-limit.js';
 import { METRIC_ATTRS, METRIC_UNITS, METRICS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
 import type { DrAck } from './ack.js';
 import { CommandRejection, LIMITS, type DrCommand } from './command.js';
@@ -61,6 +62,7 @@ export class DemandResponseService {
   private connection: MqttConnection | undefined;
   private commands: Counter | undefined;
   private audit: Logger | undefined;
+  private noiseLog: RateLimitedLogger | undefined;
   private subscribedOnce: (() => void) | undefined;
   private readonly subscribed = new Promise<void>((resolve) => { this.subscribedOnce = resolve; });
 
@@ -72,6 +74,7 @@ export class DemandResponseService {
     const { deps } = this;
     const log = deps.logger.child({ component: 'demand-response' });
     this.audit = log;
+    this.noiseLog = rateLimitedLogger(log, deps.clock, { intervalMs: 10_000, maxKeys: 100 });
     this.keys = deps.config.public_keys.map((k, i) => parsePublicKey(k, `mqtt.demand_response.public_keys[${i}]`));
     if (this.keys.length === 0) throw new Error('mqtt.demand_response.public_keys: at least one Ed25519 public key is required');
     this.zones = new Set(zoneControllers(deps.site.devices, deps.profiles).map((c) => c.device.zone));
@@ -172,7 +175,10 @@ export class DemandResponseService {
     const span = this.deps.tracer.startSpan(SPANS.drSend, { attributes: { [SPAN_ATTRS.drControllerCount]: 0, [SPAN_ATTRS.drAckCount]: 0, 'ems.dr.reject_reason': rejection.reason } }, contextFromTraceparent(meta.traceparent) ?? ROOT_CONTEXT);
     span.setStatus({ code: SpanStatusCode.ERROR, message: `rejected: ${rejection.reason}` });
     span.end();
-    this.audit?.warn({ command_id: commandId, reason: rejection.reason, detail: rejection.message, retained: meta.retained }, 'DR command rejected');
+    const line = { command_id: commandId, reason: rejection.reason, detail: rejection.message, retained: meta.retained };
+    // A signed command's rejection is always logged; unauthenticated traffic once per reason per 10 s.
+    if (commandId !== null) this.audit?.warn(line, 'DR command rejected');
+    else this.noiseLog?.warn(`reject:${rejection.reason}`, line, 'DR command rejected');
     this.publish({
       v: 1, command_id: commandId, site_id: this.deps.site.site.id, status: 'rejected', at: new Date(this.deps.clock.now()).toISOString(),
       reason: rejection.reason, detail: rejection.message,

@@ -21,7 +21,6 @@ export function parseProfile(text: string, file: string, problems: Problems): De
   const name = basename(file).replace(/\.ya?ml$/, '');
   if (out['profile'] !== undefined && out['profile'] !== name) {
     ctx.errorAt(out, 'profile', `profile ${JSON.stringify(out['profile'])} must equal the file name ${JSON.stringify(name)}`);
-    return undefined;
   }
   const profile = { ...out, profile: name, source: file } as unknown as DeviceProfile;
   ctx.origins.set(profile, { node: src.doc.contents ?? src.doc.createNode(null), path: '' });

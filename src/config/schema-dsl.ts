@@ -66,6 +66,12 @@ function scalarOf(node: Node | null | undefined, path: string, ctx: FileCtx, exp
 }
 
 /** Also accept `${ENV_VAR}` in editors; the description stays on the outside where editors show it. */
+/** The value as the user should see it: after substitution, saying where it came from. */
+function shown(node: Node | null | undefined, sv: ScalarValue): string {
+  if (!sv.interpolated || !isScalar(node)) return describeNode(node);
+  return `${JSON.stringify(sv.value)} (from ${String(node.value)})`;
+}
+
 function withEnv(j: Json): Json {
   const { description, ...rest } = j;
   return { anyOf: [rest, { type: 'string', pattern: ENV_JSON_PATTERN }], ...(description !== undefined ? { description } : {}) };
@@ -125,7 +131,7 @@ export function num(o: NumOpts = {}): Schema<number> {
       let v = s.value;
       if (s.interpolated && typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) v = Number(v);
       if (typeof v !== 'number' || Number.isNaN(v)) {
-        ctx.error(node, path, `expected ${what}, got ${describeNode(node)}`);
+        ctx.error(node, path, `expected ${what}, got ${shown(node, s)}`);
         return INVALID;
       }
       if (o.int && !Number.isInteger(v)) { ctx.error(node, path, `expected an integer, got ${v}`); return INVALID; }
@@ -148,7 +154,7 @@ export function bool(doc?: string): Schema<boolean> {
       if (s === INVALID) return INVALID;
       if (typeof s.value === 'boolean') return s.value;
       if (s.interpolated && (s.value === 'true' || s.value === 'false')) return s.value === 'true';
-      ctx.error(node, path, `expected true or false, got ${describeNode(node)}`);
+      ctx.error(node, path, `expected true or false, got ${shown(node, s)}`);
       return INVALID;
     },
     json: () => withEnv({ type: 'boolean', ...(doc ? { description: doc } : {}) }),
@@ -157,18 +163,18 @@ export function bool(doc?: string): Schema<boolean> {
 
 /** One of a closed set of words or numbers, with a did-you-mean for typos. */
 export function oneOf<T extends string | number>(values: readonly T[], doc?: string): Schema<T> {
-  const shown = values.map((v) => JSON.stringify(v)).join(', ');
+  const list = values.map((v) => JSON.stringify(v)).join(', ');
   return {
     kind: 'enum', accepts: ['scalar'],
     parse(node, path, ctx) {
-      const s = scalarOf(node, path, ctx, `one of ${shown}`);
+      const s = scalarOf(node, path, ctx, `one of ${list}`);
       if (s === INVALID) return INVALID;
       let v = s.value;
       if (s.interpolated && typeof values[0] === 'number' && typeof v === 'string') v = Number(v);
       const found = values.find((x) => x === v);
       if (found !== undefined) return found;
       const h = typeof v === 'string' ? hint(v, values.map(String)) : '';
-      ctx.error(node, path, `${describeNode(node)} is not one of ${shown}${h}`);
+      ctx.error(node, path, `${shown(node, s)} is not one of ${list}${h}`);
       return INVALID;
     },
     json: () => ({ enum: [...values], ...(doc ? { description: doc } : {}) }),

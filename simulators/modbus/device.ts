@@ -40,6 +40,8 @@ export class SimulatedDevice {
   private readonly state = new Map<string, number>(); // random walk / soc state, scaled units
   private readonly revertAt = new Map<string, number>(); // control id -> epoch ms
   private lastTick: number | undefined;
+  /** Points that move, derived kinds (soc, sum) after the ones they read; constants are set once. */
+  private readonly animated: PointDef[];
 
   constructor(profile: DeviceProfile, opts: SimulatedDeviceOptions = {}) {
     this.profile = profile;
@@ -55,6 +57,10 @@ export class SimulatedDevice {
         if (p) this.markWritable(p, c);
       }
     }
+    const rank = (p: PointDef): number => (p.simulate?.kind === 'soc' ? 1 : p.simulate?.kind === 'sum' ? 2 : 0);
+    this.animated = profile.points
+      .filter((p) => p.simulate !== undefined && p.simulate.kind !== 'constant' && p.simulate.kind !== 'ack')
+      .sort((a, b) => rank(a) - rank(b));
     this.image = createImage(profile);
     this.reset();
   }
@@ -109,16 +115,10 @@ export class SimulatedDevice {
         if (target && init !== undefined) this.store(target, init);
       }
     }
-    // Derived kinds (soc, sum) after the ones they read.
-    for (const pass of [0, 1, 2]) {
-      for (const p of this.profile.points) {
-        const b = p.simulate;
-        if (!b || this.pinned.has(p.id)) continue;
-        const rank = b.kind === 'soc' ? 1 : b.kind === 'sum' ? 2 : 0;
-        if (rank !== pass) continue;
-        const v = this.animate(p, b, now, dt);
-        if (v !== undefined) this.store(p, v);
-      }
+    for (const p of this.animated) {
+      if (this.pinned.has(p.id) || !p.simulate) continue;
+      const v = this.animate(p, p.simulate, now, dt);
+      if (v !== undefined) this.store(p, v);
     }
   }
 

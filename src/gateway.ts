@@ -134,7 +134,7 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   if (site.devices.some((d) => d.enabled)) {
     gridSources.push(pollers);
     parts.push(part('modbus', async () => pollers.start(), () => pollers.stop()));
-    providers.devices = () => deviceStatus(pollers.status(), site.devices, clock.now());
+    providers.devices = () => deviceStatus(pollers.status(), site.devices);
   }
 
   // --- 5. grid state: reads the pollers' snapshot and the meter power table ---

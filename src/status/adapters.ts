@@ -107,7 +107,7 @@ export function drStatus(s: DemandResponseStatus, tally: DrTally): DrStatus {
 }
 
 /** Pollers' status joined with the site's device config (zone, role, profile). Never-polled = down. */
-export function deviceStatus(pollers: PollerStatus[], devices: readonly DeviceConfig[], _nowMs: number): DeviceStatus[] {
+export function deviceStatus(pollers: PollerStatus[], devices: readonly DeviceConfig[]): DeviceStatus[] {
   const byId = new Map(devices.map((d) => [d.id, d]));
   return pollers.map((p) => {
     const d = byId.get(p.deviceId);

@@ -218,3 +218,57 @@ describe('decodeAllOrders', () => {
     expect(() => decodeAllOrders(w(1), 'int32')).toThrow(CodecError);
   });
 });
+
+describe('codec properties (seeded random)', () => {
+  // mulberry32: reproducible without a dependency.
+  const rng = (seed: number) => () => {
+    seed = (seed + 0x6d2b79f5) >>> 0;
+    let t = seed;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const TYPES: PointType[] = ['int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64', 'string', 'bool', 'bit'];
+  const ORDERS: WordOrder[] = ['ABCD', 'CDAB', 'BADC', 'DCBA'];
+
+  it('decodePoint never throws on any words, offset, type, order or scale factor', () => {
+    const r = rng(1);
+    for (let i = 0; i < 20_000; i++) {
+      const type = TYPES[Math.floor(r() * TYPES.length)] ?? 'int16';
+      const words = Uint16Array.from({ length: Math.floor(r() * 6) }, () => Math.floor(r() * 65536));
+      const point = pt(type, {
+        order: ORDERS[Math.floor(r() * 4)], length: 1 + Math.floor(r() * 3), bit: Math.floor(r() * 16),
+        scale: r() < 0.5 ? undefined : r() * 10 - 5, offset: r() < 0.5 ? undefined : r() * 100,
+        scale_factor: r() < 0.3 ? 'sf' : undefined,
+      });
+      const sf = r() < 0.2 ? -32768 : Math.floor(r() * 30) - 15;
+      const got = decodePoint(profile, point, words, Math.floor(r() * 4) - 1, sf);
+      if (got.ok && typeof got.value === 'number') expect(Number.isFinite(got.value)).toBe(true);
+    }
+  });
+
+  it('encode then decode returns the value within half a step, for random values, scales and orders', () => {
+    const r = rng(2);
+    let checked = 0;
+    for (let i = 0; i < 5_000; i++) {
+      const type = (['int16', 'uint16', 'int32', 'uint32'] as const)[Math.floor(r() * 4)] ?? 'int16';
+      const scale = [1, 0.1, 0.01, 0.5, 2][Math.floor(r() * 5)] ?? 1;
+      const sf = Math.floor(r() * 5) - 3;
+      const point = pt(type, { order: ORDERS[Math.floor(r() * 4)], scale, scale_factor: 'sf' });
+      const step = scale * 10 ** sf;
+      const value = (r() * 60000 - (type.startsWith('u') ? 0 : 30000)) * step;
+      let words: Uint16Array;
+      try {
+        words = encodePoint(profile, point, value, sf);
+      } catch (e) {
+        expect(e).toBeInstanceOf(CodecError);
+        continue;
+      }
+      const got = decodePoint(profile, point, words, 0, sf);
+      expect(got.ok).toBe(true);
+      if (got.ok) expect(Math.abs((got.value as number) - value)).toBeLessThanOrEqual(step / 2 + Math.abs(value) * 1e-12);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(4000);
+  });
+});

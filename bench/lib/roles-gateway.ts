@@ -61,7 +61,7 @@ export async function runGateway(p: RateParams & { sinkUrl: string }): Promise<M
   const r = meter.stop();
   // Sanity: the values are the simulator's (a constant point and a scale-factor point).
   const first = devices[0]?.id ?? '';
-  const valuesOk = set.snapshot.get(first, 'f1')?.value === 101 && set.snapshot.get(first, 'v3')?.value === 233.5;
+  const valuesOk = set.snapshot.get(first, 'f6')?.value === 106 && set.snapshot.get(first, 'v3')?.value === 233.5;
   const status = set.status();
   const up = status.filter((s) => s.up === true).length;
   const errors = status.reduce((n, s) => n + s.errors, 0);

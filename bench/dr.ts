@@ -1,8 +1,8 @@
 // `npm run bench:dr`: one curtailment to 1,000 simulated load controllers behind 20 Modbus TCP
 // endpoints (50 unit ids each), read-back delay 0, until every controller is written and read back.
-// The simulators run in a child process so the gateway's event loop is measured alone. The
-// endpoints are connected first (in the field the pollers hold them open), one warm-up command
-// round runs, then the measured curtailment. Per controller: time from the command's
+// The simulators run in a child process so the gateway's event loop is measured alone. Every
+// device is read once first (in the field the pollers hold the connections open and poll), one
+// warm-up command round runs (reported as cold_total_ms), then the measured curtailment. Per controller: time from the command's
 // `ems.demand_response.send` span start to the end of its `controller_cmd` span (verified).
 // Last line: one JSON object {controllers, total_ms, p50_ms, p99_ms, ...}.
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
@@ -97,8 +97,9 @@ async function gateway(): Promise<void> {
       onAck: (a) => acks.push(a), checkIntervalMs: 0,
     });
     await service.start();
-    // The pollers keep these connections open in the field: connect them before measuring.
-    await Promise.all(ports.map((port) => pool.get('127.0.0.1', port).read({ unitId: 1, table: 'holding', address: 40000, count: 1 }, { priority: 'high' })));
+    // In the field the pollers hold these connections open and read every device each second:
+    // one poll-like read of every controller's load before the first command.
+    await Promise.all(devices.map((d) => pool.forDevice(d, profile).read({ unitId: d.unit_id, table: 'holding', address: 40000, count: 2 })));
 
     const run = async (type: 'curtail' | 'restore', id: string): Promise<{ totalMs: number; ack: ResultAck }> => {
       spans.reset();

@@ -64,3 +64,15 @@ describe('Containerfile', () => {
     }
   });
 });
+
+describe('box layout', () => {
+  it('the documented state_file line resolves to the systemd state directory', async () => {
+    const { loadSiteFromString } = await import('../../src/config/load.js');
+    const file = new URL('../../config/demo-site.yaml', import.meta.url).pathname;
+    const text = readFileSync(file, 'utf8').replace(/^(\s*state_file:).*$/m, '$1 ${STATE_DIRECTORY:-/var/lib/ems-gateway}/dr-state.json');
+    const withEnv = await loadSiteFromString(text, { file, env: { STATE_DIRECTORY: '/srv/state' } });
+    expect(withEnv.site.mqtt?.demand_response?.state_file).toBe('/srv/state/dr-state.json');
+    const withoutEnv = await loadSiteFromString(text, { file, env: {} });
+    expect(withoutEnv.site.mqtt?.demand_response?.state_file).toBe('/var/lib/ems-gateway/dr-state.json');
+  });
+});

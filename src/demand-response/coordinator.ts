@@ -105,7 +105,16 @@ export class DrCoordinator {
   async curtail(cmd: DrCommand, parent: Context): Promise<void> {
     const { deps } = this;
     const candidates = zoneControllers(deps.site.devices, deps.profiles, cmd.zone);
-    const plan = planCurtailment(candidates, cmd.zone, cmd.reduction_mw, deps.loadKw);
+    // A reduction is absolute, not on top of the zone's active one: a controller's measured load
+    // under an active curtailment is lower by that curtailment's share, which is added back.
+    const shed = new Map<string, number>();
+    for (const r of deps.store.activeCommands()) if (r.zone === cmd.zone && !r.restore_pending) for (const c of r.controllers) shed.set(c.device_id, c.reduction_kw);
+    const measured = deps.loadKw;
+    const baseline = measured === undefined ? undefined : (id: string): number | undefined => {
+      const kw = measured(id);
+      return kw === undefined ? undefined : kw + (shed.get(id) ?? 0);
+    };
+    const plan = planCurtailment(candidates, cmd.zone, cmd.reduction_mw, baseline);
     const now = deps.clock.now();
     const endsAt = now + cmd.duration_minutes * 60_000;
     await this.supersede(cmd.zone, new Set(plan.controllers.map((c) => c.device.id)), parent);

@@ -170,4 +170,18 @@ describe('DR reversion and re-assertion', () => {
     expect(rig.writes()).toBe(0);
     expect(rig.service?.status()).toMatchObject({ dry_run: true, active: [] });
   });
+
+  it('plans from measured load, adding back the share the active curtailment already sheds', async () => {
+    const clock = new TestClock();
+    rig = await Rig.start({ profile: loadControllerProfile(), servers: [[1, 2]], clock });
+    const r = rig;
+    await r.stopService();
+    await r.startService({ loadKw: (id) => r.unit(id).numberOf('load_kw') });
+    await curtail(r, clock, 'm-1');
+    expect(['lc1', 'lc2'].map((id) => r.unit(id).numberOf('load_kw'))).toEqual([50, 50]);
+    const msg = signedMessage(buildCommand({ siteId: SITE_ID, zone: 'zone-a', type: 'curtail', reductionMw: 0.05, durationMinutes: 5, commandId: 'm-2', nowMs: clock.now() }), KEYS.privateKey);
+    await r.service?.handleMessage(Buffer.from(msg), { retained: false });
+    // 0.05 MW in total from 2 x 100 kW (not from the 2 x 50 kW measured under m-1): 25 kW each.
+    expect(['lc1', 'lc2'].map((id) => r.unit(id).numberOf('load_kw'))).toEqual([75, 75]);
+  });
 });

@@ -34,7 +34,7 @@ export class IngestStats {
   private ingested = 0;
   private dropped = 0;
   private readonly byReason: Record<string, number> = {};
-  private lastMessageAt: number | undefined;
+  lastMessageAt: number | undefined;
   private staleAcks = 0;
   private sinkErrors = 0;
   // Per-second buckets of [ingested, dropped] for the rates.

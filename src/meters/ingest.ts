@@ -42,6 +42,9 @@ export interface MeterIngestDeps {
   /** Appended to the client id (default `-meters`), so DR and ingest keep separate sessions. */
   clientIdSuffix?: string;
   random?: () => number;
+  /** Flow check timing (SubscriptionKeeper); defaults 60 s idle, 5 s probe timeout. */
+  idleProbeMs?: number;
+  probeTimeoutMs?: number;
 }
 
 interface OpenBatch extends SealedBatch {
@@ -97,6 +100,9 @@ export class MeterIngest implements GridSampleSource {
     this.keeper = new SubscriptionKeeper({
       connection: this.connection, filters: this.filters, qos: cfg.qos, clock: deps.clock,
       logger: deps.logger.child({ component: 'meters' }), clientId: deps.mqtt.client_id + clientIdSuffix,
+      lastMessageAt: () => this.stats.lastMessageAt,
+      ...(deps.idleProbeMs !== undefined ? { idleProbeMs: deps.idleProbeMs } : {}),
+      ...(deps.probeTimeoutMs !== undefined ? { probeTimeoutMs: deps.probeTimeoutMs } : {}),
     });
   }
 

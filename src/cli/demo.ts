@@ -113,6 +113,7 @@ export async function run(args: string[]): Promise<number> {
     code = await runUntilSignal(gateway, logger, {
       onRunning: () => {
         out(`ems-gateway demo: site ${loaded.site.site.id}, ${loaded.site.devices.length} simulated Modbus devices, broker ${demo.broker.url}, ${fleet ? `meter fleet at ${numberFlag(flags, 'rate') ?? 200} msg/s` : 'no meters'}`);
+        out(`  modbus ${demo.simulators.endpoints.map((e) => `127.0.0.1:${e.server.port} (${e.devices.map((d) => `${d.id} unit ${d.unitId}`).join(', ')})`).join('; ')}`);
         out(`  status page ${gateway.statusUrl() ?? '(disabled)'}   logs ${logFile}   DR key: ${key.source}`);
         out(`  OTLP export ${exporting ? `to ${env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? env['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT'] ?? ''}` : 'off (set OTEL_EXPORTER_OTLP_ENDPOINT to export)'}   Ctrl-C to stop`);
         void fleet?.start().catch((err: unknown) => out(`» meter fleet failed: ${errorText(err)}`));

@@ -1,8 +1,7 @@
 // `ems-gateway decode [--type float32] 0x4148 0x0000`: registers decoded in all four word/byte
 // orders, the field notes' troubleshooting aid for "my value is garbage" (usually the order, or an
 // address one off: try the registers either side too).
-import { decodeAllOrders } from '../modbus/codec.js';
-import { NUMERIC_TYPES, WORD_ORDERS, numericWidth, type NumericType } from '../modbus/codec-words.js';
+import { NUMERIC_TYPES, WORD_ORDERS, numericWidth, wordsToRaw, type NumericType } from '../modbus/codec-words.js';
 
 const USAGE = `usage: ems-gateway decode [--type <type>] <register> [<register> ...]
   Registers as read from the wire, in order (hex 0x4148 or decimal 16712). Prints each type that
@@ -38,8 +37,8 @@ export function decodeTable(args: string[]): string | { error: string } {
   const lines = [`registers: ${words.map((w) => `0x${w.toString(16).padStart(4, '0')}`).join(' ')}`];
   lines.push(`${'type'.padEnd(8)} ${WORD_ORDERS.map((o) => o.padEnd(24)).join(' ')}`.trimEnd());
   for (const t of types) {
-    const all = decodeAllOrders(regs.subarray(0, numericWidth(t)), t);
-    lines.push(`${t.padEnd(8)} ${WORD_ORDERS.map((o) => String(all[o]).padEnd(24)).join(' ')}`.trimEnd());
+    // The raw value, not decodeAllOrders' double: 64-bit integers print exactly.
+    lines.push(`${t.padEnd(8)} ${WORD_ORDERS.map((o) => String(wordsToRaw(t, regs, 0, o)).padEnd(24)).join(' ')}`.trimEnd());
   }
   return `${lines.join('\n')}\n`;
 }

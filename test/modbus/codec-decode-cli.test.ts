@@ -16,6 +16,11 @@ describe('ems-gateway decode', () => {
     expect(out).toMatch(/^int32\s+-2\s+/m); // 0xffff 0xfffe ABCD
   });
 
+  it('prints 64-bit integers exactly, beyond 2^53', () => {
+    const out = decodeTable(['--type', 'uint64', '0x8000', '0', '0', '1']) as string;
+    expect(out).toMatch(/^uint64\s+9223372036854775809\s+/m);
+  });
+
   it('rejects bad input with a message, never a throw', () => {
     expect(decodeTable([])).toEqual({ error: 'no registers given' });
     expect(decodeTable(['0x12345'])).toMatchObject({ error: expect.stringMatching(/not a 16-bit register/) });

@@ -10,7 +10,7 @@ import { ModbusError, type ModbusEndpointClient } from '../modbus/types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { METRIC_ATTRS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
-import { encodeControl, findPoint, readPoint } from './control-io.js';
+import { encodeControl, findPoint, readPoint, type EncodedWrite } from './control-io.js';
 import { restoreValue } from './planner.js';
 
 export type ControllerOutcome =
@@ -145,8 +145,17 @@ export class ControllerExecutor {
 
     await this.rateLimit(task);
     const sf = control.scale_factor === undefined ? undefined : await this.readScaleFactor(endpoint, task);
+    // Encoded (with the device's scale factor) before the timer goes out: a value the register
+    // cannot carry is refused with nothing written.
+    let encoded: EncodedWrite;
+    try {
+      encoded = encodeControl(task.profile, control, task.value, sf);
+    } catch (err) {
+      this.auditLine(task, control, task.value, undefined, 'rejected_bounds', 'rejected_write', err instanceof Error ? err.message : String(err));
+      throw err;
+    }
     if (aux.timer) await this.writeAux(endpoint, task, aux.timer.point, aux.timer.value, ctx);
-    await this.writeSetpoint(endpoint, task, sf, ctx);
+    await this.writeSetpoint(endpoint, task, encoded, ctx);
     this.lastWrite.set(`${device.id}/${control.id}`, this.deps.clock.monotonic());
     if (aux.enable) await this.writeAux(endpoint, task, aux.enable.point, aux.enable.value, ctx);
     let readBack: { ok: boolean; value?: number };
@@ -187,14 +196,14 @@ export class ControllerExecutor {
     return readPoint(endpoint, task.device, task.profile, sfPoint, undefined);
   }
 
-  private async writeSetpoint(endpoint: ModbusEndpointClient, task: ControllerTask, sf: number | undefined, ctx: Context): Promise<void> {
+  private async writeSetpoint(endpoint: ModbusEndpointClient, task: ControllerTask, encoded: EncodedWrite, ctx: Context): Promise<void> {
     const { control, device } = task;
     const span = this.deps.tracer.startSpan(SPANS.drModbusWrite, {
       attributes: { [SPAN_ATTRS.controllerId]: device.id, 'ems.modbus.address': wireAddress(task.profile, control), 'ems.modbus.value': task.value },
     }, ctx);
     try {
       await otelContext.with(trace.setSpan(ctx, span), () => endpoint.write(
-        { unitId: device.unit_id, ...encodeControl(task.profile, control, task.value, sf) },
+        { unitId: device.unit_id, ...encoded },
         { priority: 'high', deviceId: device.id },
       ));
     } catch (err) {

@@ -62,4 +62,12 @@ describe('DR writes to a SunSpec inverter (model 123)', () => {
     expect(r.outcome).toBe('acknowledged');
     expect(server.writes.map((w) => [w.address, [...w.values]])).toEqual([[40129, [0]], [40127, [1000]], [40131, [0]]]);
   });
+
+  it('refuses to write when the scale factor is "not implemented": nothing goes out, not even the timer', async () => {
+    sim.set('wmaxlimpct_sf', NaN);
+    server.writes.length = 0;
+    const r = await executor.execute(task(50, 'curtail', 900), ROOT_CONTEXT);
+    expect(r).toMatchObject({ outcome: 'rejected_bounds', error: 'rejected_write' });
+    expect(server.writes).toHaveLength(0);
+  });
 });

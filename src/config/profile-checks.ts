@@ -7,7 +7,11 @@ import type { FileCtx } from './yaml-source.js';
 const REGISTER_TABLES = new Set(['holding', 'input']);
 const MULTI_REGISTER = new Set(['int32', 'uint32', 'int64', 'uint64', 'float32', 'float64']);
 
-export function checkProfile(p: DeviceProfile, ctx: FileCtx): void {
+/**
+ * `unresolved`: ids of points that exist but failed the schema (a lenient pass over a broken
+ * profile): references to them are not reported again as missing.
+ */
+export function checkProfile(p: DeviceProfile, ctx: FileCtx, unresolved: ReadonlySet<string> = new Set()): void {
   const all: PointDef[] = [...p.points, ...p.controls];
   const byId = new Map<string, PointDef>();
   for (const pt of all) {
@@ -18,9 +22,11 @@ export function checkProfile(p: DeviceProfile, ctx: FileCtx): void {
   for (const pt of all) checkPointShape(p, pt, ctx);
   checkOverlaps(p, p.points, ctx);
   checkOverlaps(p, p.controls, ctx);
-  for (const pt of all) checkScaleFactor(pt, byId, ctx);
-  for (const c of p.controls) checkControl(c, byId, controlIds, ctx);
-  for (const pt of all) if (pt.simulate) checkSimulate(pt, pt.simulate, byId, controlIds, ctx);
+  const known = (id: string): boolean => byId.has(id) || unresolved.has(id);
+  const knownControl = (id: string): boolean => controlIds.has(id) || unresolved.has(id);
+  for (const pt of all) checkScaleFactor(pt, byId, ctx, unresolved);
+  for (const c of p.controls) checkControl(c, byId, controlIds, ctx, known, knownControl);
+  for (const pt of all) if (pt.simulate) checkSimulate(pt, pt.simulate, byId, controlIds, ctx, known, knownControl);
   checkSunSpecMarker(p, ctx);
 }
 
@@ -82,8 +88,8 @@ function checkOverlaps(p: DeviceProfile, points: readonly PointDef[], ctx: FileC
   }
 }
 
-function checkScaleFactor(pt: PointDef, byId: ReadonlyMap<string, PointDef>, ctx: FileCtx): void {
-  if (pt.scale_factor === undefined) return;
+function checkScaleFactor(pt: PointDef, byId: ReadonlyMap<string, PointDef>, ctx: FileCtx, unresolved: ReadonlySet<string>): void {
+  if (pt.scale_factor === undefined || unresolved.has(pt.scale_factor)) return;
   const sf = byId.get(pt.scale_factor);
   if (!sf) {
     ctx.errorAt(pt, 'scale_factor', `scale factor ${JSON.stringify(pt.scale_factor)} is not a point of this profile${hint(pt.scale_factor, byId.keys())}`);
@@ -99,7 +105,9 @@ function ref(ctx: FileCtx, owner: object, key: string, id: string, pool: Iterabl
   if (!has(id)) ctx.errorAt(owner, key, `${JSON.stringify(id)} is not ${what} of this profile${hint(id, pool)}`);
 }
 
-function checkControl(c: ControlDef, byId: ReadonlyMap<string, PointDef>, controlIds: ReadonlySet<string>, ctx: FileCtx): void {
+type Known = (id: string) => boolean;
+
+function checkControl(c: ControlDef, byId: ReadonlyMap<string, PointDef>, controlIds: ReadonlySet<string>, ctx: FileCtx, known: Known, knownControl: Known): void {
   if (c.table !== 'holding' && c.table !== 'coil') ctx.errorAt(c, 'table', `a control must be writable (holding or coil), got ${JSON.stringify(c.table)}`);
   if (c.min > c.max) ctx.errorAt(c, 'min', `min ${c.min} is greater than max ${c.max}`);
   // never_write values outside [min, max] are allowed on purpose: belt and braces if bounds change.
@@ -108,19 +116,18 @@ function checkControl(c: ControlDef, byId: ReadonlyMap<string, PointDef>, contro
   }
   const bound = c.restore === 'max' ? c.max : c.restore === 'min' ? c.min : undefined;
   if (bound !== undefined && (c.never_write ?? []).includes(bound)) ctx.errorAt(c, 'restore', `restore "${String(c.restore)}" = ${bound} is a never_write value`);
-  if (c.verify.point !== undefined) ref(ctx, c.verify, 'point', c.verify.point, byId.keys(), (id) => byId.has(id), 'a point');
+  if (c.verify.point !== undefined) ref(ctx, c.verify, 'point', c.verify.point, byId.keys(), known, 'a point');
   if (c.verify.point !== undefined && c.verify.equals === undefined && c.verify.point !== c.id) {
     const vp = byId.get(c.verify.point);
     if (vp && vp.unit !== c.unit) ctx.warnAt(c.verify, 'point', `read-back point ${JSON.stringify(vp.id)} has unit ${JSON.stringify(vp.unit)}, the control ${JSON.stringify(c.unit)}: compare with \`equals\` for an acknowledge register`);
   }
   const others = [...controlIds].filter((id) => id !== c.id);
-  if (c.revert_timer) ref(ctx, c.revert_timer, 'point', c.revert_timer.point, others, (id) => others.includes(id), 'another control');
-  if (c.enable) ref(ctx, c.enable, 'point', c.enable.point, others, (id) => others.includes(id), 'another control');
+  const other = (id: string): boolean => id !== c.id && (others.includes(id) || knownControl(id));
+  if (c.revert_timer) ref(ctx, c.revert_timer, 'point', c.revert_timer.point, others, other, 'another control');
+  if (c.enable) ref(ctx, c.enable, 'point', c.enable.point, others, other, 'another control');
 }
 
-function checkSimulate(pt: PointDef, s: SimBehaviour, byId: ReadonlyMap<string, PointDef>, controlIds: ReadonlySet<string>, ctx: FileCtx): void {
-  const points = (id: string): boolean => byId.has(id);
-  const controls = (id: string): boolean => controlIds.has(id);
+function checkSimulate(pt: PointDef, s: SimBehaviour, byId: ReadonlyMap<string, PointDef>, controlIds: ReadonlySet<string>, ctx: FileCtx, points: Known, controls: Known): void {
   switch (s.kind) {
     case 'soc': ref(ctx, s, 'power_point', s.power_point, byId.keys(), points, 'a point'); break;
     case 'follow_setpoint':
@@ -129,7 +136,7 @@ function checkSimulate(pt: PointDef, s: SimBehaviour, byId: ReadonlyMap<string, 
       break;
     case 'ack': ref(ctx, s, 'control', s.control, controlIds, controls, 'a control'); break;
     case 'sum':
-      for (const id of s.points) if (!byId.has(id) || id === pt.id) ctx.errorAt(s, 'points', `${JSON.stringify(id)} is not another point of this profile${hint(id, byId.keys())}`);
+      for (const id of s.points) if (!points(id) || id === pt.id) ctx.errorAt(s, 'points', `${JSON.stringify(id)} is not another point of this profile${hint(id, byId.keys())}`);
       break;
     case 'random_walk':
       if (s.min > s.max) ctx.errorAt(s, 'min', `min ${s.min} is greater than max ${s.max}`);

@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { PlanError, planReads } from '../modbus/read-plan.js';
 import { ConfigError, sortProblems } from './errors.js';
 import { checkProfile } from './profile-checks.js';
+import { lenientProfile } from './profile-lenient.js';
 import { profileSchema } from './profile-schema.js';
 import type { DeviceProfile } from './profile-types.js';
 import { INVALID } from './schema-dsl.js';
@@ -16,9 +17,14 @@ export function parseProfile(text: string, file: string, problems: Problems): De
   if (!src.doc) return undefined;
   const ctx = new FileCtx(src, problems, {}, dirname(file));
   const before = problems.errorCount;
-  const out = profileSchema.parse(ctx.deref(src.doc.contents, ''), '', ctx);
-  if (out === INVALID || problems.errorCount > before) return undefined;
+  const root = ctx.deref(src.doc.contents, '');
+  const out = profileSchema.parse(root, '', ctx);
   const name = basename(file).replace(/\.ya?ml$/, '');
+  if (out === INVALID || problems.errorCount > before) {
+    const lenient = lenientProfile(root, file, name, ctx);
+    if (lenient) checkProfile(lenient.profile, ctx, lenient.unresolved);
+    return undefined;
+  }
   if (out['profile'] !== undefined && out['profile'] !== name) {
     ctx.errorAt(out, 'profile', `profile ${JSON.stringify(out['profile'])} must equal the file name ${JSON.stringify(name)}`);
   }

@@ -32,7 +32,7 @@ export interface GatewayOptions {
   statusPort?: number;
   /** Overrides status.host of the site file (`--status-host`). */
   statusHost?: string;
-  /** Bound of the whole stop sequence (default 8 s). */
+  /** Bound of the whole stop sequence (default 7 s). */
   stopTimeoutMs?: number;
   /** Extra metric readers / span processors on the gateway's providers (tests, the demo's summary). */
   extraMetricReaders?: TelemetryOptions['extraMetricReaders'];

@@ -14,7 +14,7 @@ import { numberFlag, parseFlags, stringFlag, UsageError } from './run-args.js';
 const USAGE = 'usage: ems-gateway run --config <site.yaml> [--status-port N] [--status-host H] [--log-level L]';
 
 /** After a graceful stop, a handle a library forgot to close must not keep the process alive. */
-const EXIT_GRACE_MS = 1500;
+const EXIT_GRACE_MS = 1000;
 
 export async function run(args: string[]): Promise<number> {
   let configPath: string | undefined;

@@ -12,20 +12,28 @@ const A = METRIC_ATTRS;
 
 interface Tally { attrs: Attributes; n: number }
 
-/** Monotonic totals per attribute set, observed at collection time. */
+/**
+ * Monotonic totals per attribute set (one or two attributes), observed at collection time.
+ * Two-level maps keyed by the attribute values: a hot-path add() builds no string and no closure.
+ */
 class Tallies {
-  private readonly m = new Map<string, Tally>();
-  add(key: string, make: () => Attributes, v: number): void {
-    const t = this.m.get(key);
-    if (t === undefined) this.m.set(key, { attrs: make(), n: v });
-    else t.n += v;
+  private readonly m = new Map<string, Map<string, Tally>>();
+  add(k1: string, v1: string, k2: string | undefined, v2: string, n: number): void {
+    let inner = this.m.get(v1);
+    if (inner === undefined) {
+      inner = new Map();
+      this.m.set(v1, inner);
+    }
+    const t = inner.get(v2);
+    if (t === undefined) inner.set(v2, { attrs: k2 === undefined ? { [k1]: v1 } : { [k1]: v1, [k2]: v2 }, n });
+    else t.n += n;
   }
   observe(r: BatchObservableResult, c: ObservableCounter): void {
-    for (const t of this.m.values()) r.observe(c, t.n, t.attrs);
+    for (const inner of this.m.values()) for (const t of inner.values()) r.observe(c, t.n, t.attrs);
   }
   total(): number {
     let n = 0;
-    for (const t of this.m.values()) n += t.n;
+    for (const inner of this.m.values()) for (const t of inner.values()) n += t.n;
     return n;
   }
 }
@@ -76,11 +84,11 @@ export class ModbusMetrics implements EndpointObserver {
     return { requests: this.requests.total(), errors: this.errors.total(), strays: this.strays.total(), malformedFrames: this.malformedFrames.total() };
   }
 
-  private cached(key: string, make: () => Attributes): Attributes {
-    let a = this.attrs.get(key);
+  private deviceAttrs(deviceId: string): Attributes {
+    let a = this.attrs.get(deviceId);
     if (a === undefined) {
-      a = make();
-      this.attrs.set(key, a);
+      a = { [A.deviceId]: deviceId };
+      this.attrs.set(deviceId, a);
     }
     return a;
   }
@@ -88,37 +96,32 @@ export class ModbusMetrics implements EndpointObserver {
   requestDone(ev: RequestEvent): void {
     const dev = ev.deviceId ?? `unit-${ev.unitId}@${ev.endpoint}`;
     if (ev.sent) {
-      this.duration.record(ev.durationMs, this.cached(dev, () => ({ [A.deviceId]: dev })));
-      this.requests.add(`${dev}\0${ev.table}`, () => ({ [A.deviceId]: dev, [A.table]: ev.table }), 1);
+      this.duration.record(ev.durationMs, this.deviceAttrs(dev));
+      this.requests.add(A.deviceId, dev, A.table, ev.table, 1);
       // Bytes per endpoint, not per device: it is the link's load, and 1,000 devices x 2 directions
       // would reach the SDK's 2,000 attribute sets per metric.
-      const ep = ev.endpoint;
-      this.bytes.add(`${ep}\0out`, () => ({ [A.endpoint]: ep, [A.direction]: 'out' }), ev.bytesOut);
-      if (ev.bytesIn > 0) this.bytes.add(`${ep}\0in`, () => ({ [A.endpoint]: ep, [A.direction]: 'in' }), ev.bytesIn);
+      this.bytes.add(A.endpoint, ev.endpoint, A.direction, 'out', ev.bytesOut);
+      if (ev.bytesIn > 0) this.bytes.add(A.endpoint, ev.endpoint, A.direction, 'in', ev.bytesIn);
     }
-    if (ev.error !== undefined) {
-      const et = ev.error;
-      this.errors.add(`${dev}\0${et}`, () => ({ [A.deviceId]: dev, [A.errorType]: et }), 1);
-    }
+    if (ev.error !== undefined) this.errors.add(A.deviceId, dev, A.errorType, ev.error, 1);
   }
 
   stray(endpoint: string, bytes: number): void {
-    this.strays.add(endpoint, () => ({ [A.endpoint]: endpoint }), 1);
-    this.bytes.add(`${endpoint}\0in`, () => ({ [A.endpoint]: endpoint, [A.direction]: 'in' }), bytes);
+    this.strays.add(A.endpoint, endpoint, undefined, '', 1);
+    this.bytes.add(A.endpoint, endpoint, A.direction, 'in', bytes);
   }
 
   malformed(endpoint: string): void {
-    this.malformedFrames.add(endpoint, () => ({ [A.endpoint]: endpoint }), 1);
+    this.malformedFrames.add(A.endpoint, endpoint, undefined, '', 1);
   }
 
   /** Errors the poller finds after a good response (a point that could not be decoded). */
   decodeError(deviceId: string, errorType: string): void {
-    this.errors.add(`${deviceId}\0${errorType}`, () => ({ [A.deviceId]: deviceId, [A.errorType]: errorType }), 1);
+    this.errors.add(A.deviceId, deviceId, A.errorType, errorType, 1);
   }
 
   cycleDone(deviceId: string, durationMs: number, overrun: boolean): void {
-    const attrs = this.cached(deviceId, () => ({ [A.deviceId]: deviceId }));
-    this.cycle.record(durationMs, attrs);
-    if (overrun) this.overruns.add(deviceId, () => attrs, 1);
+    this.cycle.record(durationMs, this.deviceAttrs(deviceId));
+    if (overrun) this.overruns.add(A.deviceId, deviceId, undefined, '', 1);
   }
 }

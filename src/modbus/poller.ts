@@ -232,7 +232,8 @@ export class DevicePoller {
       if (d === undefined || sfv !== it.lastSf || !sameWords(it, words)) {
         d = decodePoint(this.profile, p, words, it.offset, sfv);
         if (it.width <= 4 && it.offset + it.width <= words.length) {
-          it.lastWords = Array.from(words.subarray(it.offset, it.offset + it.width));
+          const lw = (it.lastWords ??= new Array<number>(it.width));
+          for (let k = 0; k < it.width; k++) lw[k] = words[it.offset + k] ?? -1;
           it.lastSf = sfv;
           it.last = d;
         }

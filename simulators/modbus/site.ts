@@ -29,9 +29,11 @@ export interface SiteSimulatorOptions {
   enforceMaxConnections?: boolean;
 }
 
+export type SiteSimulatorErrorCode = 'unknown_profile' | 'duplicate_unit' | 'listen_failed';
+
 export class SiteSimulatorError extends Error {
-  readonly code: 'unknown_profile' | 'duplicate_unit';
-  constructor(code: 'unknown_profile' | 'duplicate_unit', message: string) {
+  readonly code: SiteSimulatorErrorCode;
+  constructor(code: SiteSimulatorErrorCode, message: string) {
     super(message);
     this.name = 'SiteSimulatorError';
     this.code = code;
@@ -64,9 +66,13 @@ export async function startSiteSimulators(loaded: LoadedSite, opts: SiteSimulato
   try {
     for (const [key, g] of groups) {
       const port = typeof opts.port === 'function' ? opts.port(g.sitePort, key) : opts.port ?? g.sitePort;
+      const host = opts.host ?? '127.0.0.1';
       const server = await startModbusServer({
-        host: opts.host ?? '127.0.0.1', port, units: g.units, clock: opts.clock,
+        host, port, units: g.units, clock: opts.clock,
         ...(opts.enforceMaxConnections && Number.isFinite(g.maxConnections) ? { maxConnections: g.maxConnections } : {}),
+      }).catch((err: unknown) => {
+        const why = err instanceof Error ? err.message : String(err);
+        throw new SiteSimulatorError('listen_failed', `cannot listen on ${host}:${port} for ${key} (${g.devices.map((d) => d.id).join(', ')}): ${why}`);
       });
       endpoints.push({ key, devices: g.devices, server });
     }

@@ -4,7 +4,7 @@ import { ConfigError, loadSite } from '../config/load.js';
 import { formatProblems } from '../config/errors.js';
 import { handleShutdownSignals } from '../runtime/signals.js';
 import type { ModbusFault } from '../../simulators/modbus/server.js';
-import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
+import { SiteSimulatorError, startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
 
 const USAGE = `usage: ems-gateway simulate <site.yaml> [--host 127.0.0.1] [--any-port] [--port-offset N]
        [--devices-dir <dir>] [--enforce-max-connections] [--json] [--fault <device>:<fault>[,<fault>...]]...
@@ -130,6 +130,10 @@ export async function run(args: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${formatProblems(err.problems, process.cwd())}\n`);
+      return 1;
+    }
+    if (err instanceof SiteSimulatorError) {
+      process.stderr.write(`ems-gateway simulate: ${err.message}\n`);
       return 1;
     }
     throw err;

@@ -7,7 +7,9 @@ import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadSite } from '../../src/config/load.js';
 import { parseFault, parseSimulateArgs, startSimulate } from '../../src/cli/simulate.js';
-import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
+import net from 'node:net';
+import { freePort } from '../helpers/ports.js';
+import { SiteSimulatorError, startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
 import { RawClient, readPdu, registersOf } from './raw-client.js';
 
 const PROFILE = `# A small meter for simulator tests
@@ -122,6 +124,25 @@ describe('site simulators', () => {
     expect(parseFault('explode')).toMatch(/unknown fault "explode"/);
     expect(parseSimulateArgs(['a.yaml', '--fault', 'nocolon'])).toMatch(/--fault needs <device>:<fault>/);
     expect(parseSimulateArgs(['a.yaml', '--fault', 'x:boom'])).toMatch(/unknown fault/);
+  });
+
+  it('a busy port is a SiteSimulatorError naming the endpoint, and nothing is left listening', async () => {
+    const loaded = await loadSite(join(dir, 'site.yaml'));
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    const busy = (blocker.address() as net.AddressInfo).port;
+    const free = await freePort();
+    try {
+      // The first endpoint gets a free port, the second the busy one: the first must be closed again.
+      const err = await startSiteSimulators(loaded, { port: (_p, key) => (key.endsWith(':1503') ? busy : free) }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SiteSimulatorError);
+      expect(err).toMatchObject({ code: 'listen_failed', message: expect.stringContaining('127.0.0.1:1503 (meter-c)') });
+      const probe = net.createServer();
+      await new Promise<void>((resolve, reject) => { probe.once('error', reject); probe.listen(free, '127.0.0.1', () => resolve()); });
+      await new Promise<void>((resolve) => probe.close(() => resolve()));
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
   });
 });
 

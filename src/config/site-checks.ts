@@ -100,6 +100,10 @@ function checkMeters(site: SiteConfig, ctx: FileCtx): void {
 
 function applyDerivedDefaults(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>): void {
   if (site.mqtt && site.mqtt.client_id === undefined) site.mqtt.client_id = `ems-gateway-${site.site.id}`;
+  for (const d of site.devices) {
+    const kind = profiles.get(d.profile)?.kind;
+    if (d.role === undefined && kind !== undefined) d.role = kind;
+  }
   if (site.grid.stale_after_ms === undefined) {
     const slowest = Math.max(0, ...site.devices.filter((d) => d.enabled && profiles.has(d.profile)).map((d) => d.poll_interval_ms));
     site.grid.stale_after_ms = Math.max(10_000, 3 * slowest);

@@ -35,7 +35,8 @@ describe('loadSite', () => {
     expect(site.site).toEqual({ id: 'demo-substation', name: 'Demo substation', region: 'north', nominal_frequency_hz: 50 });
     expect(site.devices.map((d) => d.id)).toEqual(['inverter-1', 'inverter-2', 'bms-1', 'grid-meter-1', 'load-controller-a', 'load-controller-b']);
     expect(site.devices.filter((d) => d.port === 15020).map((d) => d.unit_id)).toEqual([1, 2]);
-    expect(site.devices[2]).toMatchObject({ poll_interval_ms: 2000, labels: {}, enabled: true, port: 15021 });
+    expect(site.devices[2]).toMatchObject({ poll_interval_ms: 2000, labels: {}, enabled: true, port: 15021, role: 'bms' });
+    expect(site.devices[0]?.role).toBe('pv-array-east');
     expect([...profiles.keys()].sort()).toEqual(['generic-bms-float32', 'generic-grid-meter', 'generic-load-controller', 'sunspec-inverter-3ph']);
     expect(site.mqtt).toMatchObject({ url: 'mqtt://127.0.0.1:18830', protocol_version: 4, session_expiry_ms: 3_600_000 });
     expect(site.mqtt?.meters).toMatchObject({ topics: ['meters/+/readings'], region_topic_level: 1, regions: ['north', 'south', 'east'], qos: 1, batch_max_wait_ms: 50 });
@@ -55,7 +56,7 @@ describe('loadSite', () => {
 
   it('fills defaults of a minimal site', async () => {
     const { site } = await loadSiteFromString(`${HEAD}devices:\n  - { id: m, profile: generic-grid-meter, host: h, poll_interval: 4s }\n`, { file: 'x.yaml', env: {} });
-    expect(site.devices[0]).toEqual({ id: 'm', profile: 'generic-grid-meter', host: 'h', port: 502, unit_id: 1, zone: 'default', poll_interval_ms: 4000, labels: {}, enabled: true });
+    expect(site.devices[0]).toEqual({ id: 'm', profile: 'generic-grid-meter', host: 'h', port: 502, unit_id: 1, zone: 'default', role: 'grid_meter', poll_interval_ms: 4000, labels: {}, enabled: true });
     expect(site.mqtt).toBeUndefined();
     expect(site.telemetry).toEqual({ service_name: 'ems-gateway', otlp_headers: {}, export_interval_ms: 10_000, export_timeout_ms: 5000, resource_attributes: {}, cardinality_limit: 2000, enabled: true });
     expect(site.grid.stale_after_ms).toBe(12_000);

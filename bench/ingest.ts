@@ -117,7 +117,7 @@ async function drainGateway(cfg: MqttConfig, readings: number): Promise<Drain> {
       const timer = setTimeout(() => reject(new Error(`gateway drain timed out at ${sink.count}/${readings}`)), PHASE_TIMEOUT_MS);
       sink.target = readings;
       sink.onTarget = () => { clearTimeout(timer); resolve(); };
-      gw.ingest.start();
+      gw.ingest.start().catch(reject);
     });
   } finally {
     clearInterval(rssTimer);
@@ -137,7 +137,7 @@ async function prepareSessions(url: string, countOnlyId: string, cfg: MqttConfig
   await c.subscribeAsync(topic, { qos: 1 });
   await c.endAsync();
   const gw = newGateway(cfg, new MeterPowerTable(systemClock, 300_000));
-  gw.ingest.start();
+  await gw.ingest.start();
   const deadline = Date.now() + 10_000;
   while (!gw.ingest.status().subscribed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   if (!gw.ingest.status().subscribed) throw new Error('gateway did not subscribe');

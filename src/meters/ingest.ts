@@ -21,6 +21,7 @@ import { DropLog } from './drop-log.js';
 import { IngestTelemetry, type DroppedReading, type SealedBatch } from './ingest-telemetry.js';
 import { IngestStats, type MeterIngestStatus } from './ingest-stats.js';
 import { MeterStateTable } from './meter-state.js';
+import { loadMeterState, saveMeterState } from './state-file.js';
 import { MeterPowerTable } from './power-table.js';
 import type { ReadingSink } from './types.js';
 import { parsePayload, type ParseResult, type ValidationContext } from './validate.js';
@@ -42,6 +43,11 @@ export interface MeterIngestDeps {
   /** Appended to the client id (default `-meters`), so DR and ingest keep separate sessions. */
   clientIdSuffix?: string;
   random?: () => number;
+  /**
+   * Where the dedupe state (recent timestamps and latest kwh per meter) is kept across restarts:
+   * read by start(), written by stop(). Without it, duplicates across a restart are not recognised.
+   */
+  stateFile?: string;
   /** Flow check timing (SubscriptionKeeper); defaults 60 s idle, 5 s probe timeout. */
   idleProbeMs?: number;
   probeTimeoutMs?: number;
@@ -106,10 +112,19 @@ export class MeterIngest implements GridSampleSource {
     });
   }
 
-  start(): void {
+  async start(): Promise<void> {
     if (this.started) throw new Error('MeterIngest: start() once per instance (after stop(), make a new one)');
     this.started = true;
     this.running = true;
+    if (this.deps.stateFile !== undefined) {
+      try {
+        const restored = this.state.restore(await loadMeterState(this.deps.stateFile), this.deps.clock.now());
+        this.deps.logger.info({ meters: restored, file: this.deps.stateFile }, 'meter dedupe state restored');
+      } catch (err) {
+        // A bad state file costs duplicate detection across this restart, never the start.
+        this.deps.logger.warn({ err: { message: (err as Error).message } }, 'meter dedupe state not restored');
+      }
+    }
     this.connection.setMessageHandler((packet, token, next) => this.onMessage(packet, token, next));
     this.keeper.start();
     this.connection.start();
@@ -124,6 +139,13 @@ export class MeterIngest implements GridSampleSource {
     this.clearTimers();
     await this.connection.stop();
     this.releasePaused();
+    if (this.deps.stateFile !== undefined) {
+      try {
+        await saveMeterState(this.deps.stateFile, this.state.snapshot(this.deps.clock.now()));
+      } catch (err) {
+        this.deps.logger.warn({ err: { message: (err as Error).message }, file: this.deps.stateFile }, 'meter dedupe state not saved');
+      }
+    }
   }
 
   /** Simulates a crash (tests): drops the connection at once; nothing pending is handed off or acknowledged. */

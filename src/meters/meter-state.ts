@@ -13,6 +13,13 @@ interface MeterMemory {
   lastAcceptedAt: number; // wall-clock ms of the last accepted reading
 }
 
+/** [meter_id, latest timestamp ms, latest kwh, last accepted at (wall ms), recent timestamps]. */
+export interface MeterStateSnapshot {
+  version: 1;
+  saved_at: number;
+  meters: Array<[string, number, number, number, number[]]>;
+}
+
 /**
  * A reading is a `duplicate` when its (meter_id, timestamp) equals one of that meter's last
  * RECENT_TIMESTAMPS accepted readings and the meter was heard from within the dedupe window.
@@ -51,6 +58,36 @@ export class MeterStateTable {
     m.next = (m.next + 1) % RECENT_TIMESTAMPS;
     m.lastAcceptedAt = nowMs;
     return undefined;
+  }
+
+  /** What survives a restart: meters heard within the window, as plain data. */
+  snapshot(nowMs: number): MeterStateSnapshot {
+    const meters: MeterStateSnapshot['meters'] = [];
+    for (const [id, m] of this.meters) {
+      if (nowMs - m.lastAcceptedAt > this.windowMs) continue;
+      // Oldest first, so a restored full ring overwrites its oldest entry next.
+      const ordered = m.recent.length < RECENT_TIMESTAMPS ? m.recent.slice() : [...m.recent.slice(m.next), ...m.recent.slice(0, m.next)];
+      meters.push([id, m.latestTs, m.latestKwh, m.lastAcceptedAt, ordered]);
+    }
+    return { version: 1, saved_at: nowMs, meters };
+  }
+
+  /** Restores a snapshot; malformed entries are skipped. Returns how many meters were restored. */
+  restore(snap: unknown, nowMs: number): number {
+    if (typeof snap !== 'object' || snap === null || (snap as { version?: unknown }).version !== 1) return 0;
+    const list = (snap as { meters?: unknown }).meters;
+    if (!Array.isArray(list)) return 0;
+    let n = 0;
+    for (const e of list as unknown[]) {
+      if (!Array.isArray(e) || e.length !== 5) continue;
+      const [id, latestTs, latestKwh, lastAcceptedAt, recent] = e as unknown[];
+      if (typeof id !== 'string' || typeof latestTs !== 'number' || typeof latestKwh !== 'number' || typeof lastAcceptedAt !== 'number') continue;
+      if (!Array.isArray(recent) || !recent.every((t) => typeof t === 'number') || nowMs - lastAcceptedAt > this.windowMs) continue;
+      const ring = (recent as number[]).slice(-RECENT_TIMESTAMPS);
+      this.meters.set(id, { latestTs, latestKwh, recent: ring, next: ring.length % RECENT_TIMESTAMPS, lastAcceptedAt });
+      n++;
+    }
+    return n;
   }
 
   /** Forgets meters silent for longer than `keepMs` (at most once per window/4). */

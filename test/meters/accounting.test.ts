@@ -36,7 +36,7 @@ describe('meter ingest accounting with a fault mix', () => {
       mqtt: mqttConfig(url, { protocol_version: protocolVersion }), clock: systemClock, logger: silentLogger(),
       meter: tel.meter, tracer: tel.tracer, sink,
     });
-    ingest.start();
+    await ingest.start();
     cleanups.push(() => ingest.stop());
     await waitFor(() => ingest.status().subscribed, 5000, 'subscription');
     const fleet = new MeterFleet({ url, protocolVersion, meters: 50, seed: 42, batchSize, faults: FAULTS, messages: 600, regionInPayload });

@@ -22,7 +22,7 @@ describe('flow check', () => {
       mqtt: mqttConfig(m.url), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer,
       idleProbeMs: 300, probeTimeoutMs: 300,
     });
-    ingest.start();
+    await ingest.start();
     cleanups.push(() => ingest.stop());
     await waitFor(() => ingest.status().flow_confirmed, 5000, 'first probe');
     // Behind the gateway's back: the broker forgets the subscriptions.

@@ -40,7 +40,7 @@ describe('hand-off', () => {
     const ingest = new MeterIngest({
       mqtt: mqttConfig(m.url, {}, { batch_max_size: batchMax }), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, sink,
     });
-    ingest.start();
+    await ingest.start();
     cleanups.push(() => ingest.stop());
     await waitFor(() => ingest.status().subscribed, 5000, 'subscribed');
     const pub = await mqtt.connectAsync(m.url, { protocolVersion: 5, reconnectPeriod: 0 });

@@ -123,7 +123,7 @@ describe('malformed payloads through the broker', () => {
       mqtt: mqttConfig(broker.url, { protocol_version: 4 }, { max_payload_bytes: 4096, topics: ['meters/#', 'meters'] }),
       clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer,
     });
-    ingest.start();
+    await ingest.start();
     cleanups.push(() => ingest.stop());
     await waitFor(() => ingest.status().subscribed, 5000, 'subscription');
     const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });

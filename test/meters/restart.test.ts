@@ -1,6 +1,9 @@
 // At-least-once across failures: a gateway restarted mid-stream with a persistent session, a broker
 // restarted mid-stream, and a connection lost while a batch is being handed off. 0 readings lost;
 // redeliveries of readings already handed off are counted as duplicates, not handed off twice.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MeterIngest } from '../../src/meters/ingest.js';
 import type { ReadingSink, ValidReading } from '../../src/meters/types.js';
@@ -48,7 +51,7 @@ describe('meter ingest across restarts (mosquitto, persistent session, QoS 1)', 
       const a = gateway(cfg, sink, telA);
       const b = gateway(cfg, sink, telB);
       cleanups.push(() => a.stop(), () => b.stop());
-      a.start();
+      await a.start();
       await waitFor(() => a.status().subscribed, 5000, 'A subscribed');
       let restart: Promise<void> | undefined;
       const fleet = new MeterFleet({
@@ -58,7 +61,7 @@ describe('meter ingest across restarts (mosquitto, persistent session, QoS 1)', 
             restart = (async () => {
               if (crash) await a.abort(); else await a.stop();
               await new Promise((r) => setTimeout(r, 150)); // published meanwhile: queued in the session
-              b.start();
+              await b.start();
             })();
           }
         },
@@ -83,6 +86,61 @@ describe('meter ingest across restarts (mosquitto, persistent session, QoS 1)', 
       if (!crash) expect(sink.handedOff).toBe(sink.unique); // a graceful stop acknowledges all it handed off
     });
 
+  it('graceful restart with a dedupe state file: a fault mix is accounted exactly across both instances', async () => {
+    const m = await startMosquitto();
+    cleanups.push(() => m.stop());
+    const dir = mkdtempSync(join(tmpdir(), 'ems-meter-state-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const stateFile = join(dir, 'meters.json');
+    const cfg = mqttConfig(m.url);
+    const sink = new CopySink();
+    const telA = new TestTelemetry();
+    const telB = new TestTelemetry();
+    cleanups.push(() => telA.shutdown(), () => telB.shutdown());
+    const mk = (tel: TestTelemetry): MeterIngest => new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, sink, stateFile });
+    const a = mk(telA);
+    const b = mk(telB);
+    cleanups.push(() => a.stop(), () => b.stop());
+    await a.start();
+    await waitFor(() => a.status().subscribed, 5000, 'A subscribed');
+    let restart: Promise<void> | undefined;
+    const fleet = new MeterFleet({
+      url: m.url, meters: 20, seed: 21, batchSize: 4, messages: 1200, rate: 3000,
+      faults: { duplicate: 0.08, kwh_decreasing: 0.05, stale: 0.05, malformed_json: 0.02 },
+      onProgress: (sent) => {
+        if (sent >= 500 && restart === undefined) {
+          restart = (async () => {
+            await a.stop();
+            await b.start();
+          })();
+        }
+      },
+    });
+    cleanups.push(() => fleet.stop());
+    await fleet.start();
+    const report = await fleet.run();
+    await restart;
+    const counted = async (): Promise<number> => {
+      let n = 0;
+      for (const tel of [telA, telB]) {
+        n += await tel.counterSum(METRICS.meterReadingsIngested);
+        n += await tel.counterSum(METRICS.meterReadingsDropped);
+      }
+      return n;
+    };
+    await waitFor(async () => (await counted()) >= report.readings, 15_000, 'all accounted');
+    const ingested = (await telA.counterSum(METRICS.meterReadingsIngested)) + (await telB.counterSum(METRICS.meterReadingsIngested));
+    const dropped: Record<string, number> = {};
+    for (const tel of [telA, telB]) {
+      for (const [k, v] of Object.entries(await tel.counterBy(METRICS.meterReadingsDropped, 'error_type'))) dropped[k] = (dropped[k] ?? 0) + v;
+    }
+    expect(report.by_category.duplicate).toBeGreaterThan(0);
+    expect({ ingested, dropped }).toEqual({ ingested: report.expected.ingested, dropped: report.expected.dropped });
+    expect(await telB.counterSum(METRICS.meterReadingsDropped, { error_type: 'duplicate' })).toBeGreaterThan(0);
+    expect(sink.unique).toBe(report.expected.ingested);
+    expect(sink.handedOff).toBe(sink.unique);
+  });
+
   it('broker restarted mid-stream: flow resumes, 0 lost at QoS 1, redeliveries counted as duplicates', async () => {
     const m = await startMosquitto({ persistence: true });
     cleanups.push(() => m.stop());
@@ -91,7 +149,7 @@ describe('meter ingest across restarts (mosquitto, persistent session, QoS 1)', 
     cleanups.push(() => tel.shutdown());
     const ingest = gateway(mqttConfig(m.url), sink, tel);
     cleanups.push(() => ingest.stop());
-    ingest.start();
+    await ingest.start();
     await waitFor(() => ingest.status().subscribed, 5000, 'subscribed');
     let restarted = false;
     const fleet = new MeterFleet({
@@ -129,7 +187,7 @@ describe('meter ingest across restarts (mosquitto, persistent session, QoS 1)', 
     cleanups.push(() => tel.shutdown());
     const ingest = gateway(mqttConfig(m.url), sink, tel);
     cleanups.push(() => ingest.stop());
-    ingest.start();
+    await ingest.start();
     await waitFor(() => ingest.status().subscribed, 5000, 'subscribed');
     const fleet = new MeterFleet({ url: m.url, meters: 10, seed: 3, batchSize: 10, messages: 5 });
     cleanups.push(() => fleet.stop());

@@ -45,7 +45,7 @@ describe('shared subscription from the site file', () => {
       const tel = new TestTelemetry();
       const ingest = new MeterIngest({ mqtt: mqttCfg, clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer });
       cleanups.push(() => tel.shutdown(), () => ingest.stop());
-      ingest.start();
+      await ingest.start();
       gateways.push({ ingest, tel });
     }
     await waitFor(() => gateways.every((g) => g.ingest.status().subscribed), 5000, 'both subscribed');

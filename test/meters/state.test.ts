@@ -38,6 +38,25 @@ function reading(id: string, region: string, ts: number, power: number): ValidRe
   return { meter_id: id, region, timestamp_ms: ts, kwh: 1, voltage: 230, current: 1, power_factor: 1, power_w: power, arrived_at: 0 };
 }
 
+describe('MeterStateTable snapshot', () => {
+  it('restores duplicates and the kwh register; skips stale and malformed entries; keeps ring order', () => {
+    const a = new MeterStateTable(60_000);
+    for (let i = 0; i < RECENT_TIMESTAMPS + 3; i++) a.accept('m', 1000 + i, 10 + i, 100);
+    a.accept('old', 5, 1, 0);
+    const snap = JSON.parse(JSON.stringify(a.snapshot(60_050))) as unknown;
+    const b = new MeterStateTable(60_000);
+    (snap as { meters: unknown[] }).meters.push(['bad', 'x', 1, 2, []], 42);
+    expect(b.restore(snap, 60_050)).toBe(1); // 'old' was outside the window at snapshot time, 'bad' and 42 are malformed
+    expect(b.accept('m', 1000 + RECENT_TIMESTAMPS + 2, 99, 60_060)).toBe('duplicate');
+    expect(b.accept('m', 5000, 1, 60_060)).toBe('kwh_decreasing');
+    b.accept('m', 5001, 100, 60_060); // overwrites the oldest remembered timestamp (1003), not a newer one
+    expect(b.accept('m', 1003, 10, 60_070)).toBeUndefined();
+    expect(b.accept('m', 1005, 10, 60_070)).toBe('duplicate'); // (accepting 1003 pushed out 1004, the next oldest)
+    expect(b.restore({ version: 2 }, 0)).toBe(0);
+    expect(b.restore(null, 0)).toBe(0);
+  });
+});
+
 describe('MeterPowerTable', () => {
   it('sums the latest power per region; a late older reading does not replace a newer one; stale meters drop out', async () => {
     let now = 100_000;

@@ -24,7 +24,7 @@ describe('meter ingest telemetry', () => {
       mqtt: mqttConfig(broker.url, { protocol_version: 4 }, { reading_span_ratio: ratio }),
       clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer,
     });
-    ingest.start();
+    await ingest.start();
     cleanups.push(() => ingest.stop());
     await waitFor(() => ingest.status().subscribed, 5000, 'subscribed');
     const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });

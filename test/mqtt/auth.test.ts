@@ -26,17 +26,17 @@ describe('MQTT username/password (mosquitto)', () => {
     const m = await startMosquitto({ listenerConf: ['listener {port} 127.0.0.1', 'allow_anonymous false', `password_file ${pwfile}`] });
     cleanups.push(() => m.stop());
 
-    const start = (password: string): MeterIngest => {
+    const start = async (password: string): Promise<MeterIngest> => {
       const tel = new TestTelemetry();
       const ingest = new MeterIngest({
         mqtt: mqttConfig(m.url, { username: 'gateway', password }), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer,
       });
       cleanups.push(() => tel.shutdown(), () => ingest.stop());
-      ingest.start();
+      await ingest.start();
       return ingest;
     };
-    const good = start('s3cret');
-    const bad = start('wrong');
+    const good = await start('s3cret');
+    const bad = await start('wrong');
     await waitFor(() => good.status().subscribed, 5000, 'authenticated gateway subscribed');
     const pub = await mqtt.connectAsync(m.url, { username: 'gateway', password: 's3cret', reconnectPeriod: 0 });
     cleanups.push(() => pub.endAsync());

@@ -48,7 +48,7 @@ describe('MQTT over TLS (mosquitto)', () => {
     const m = await tlsBroker(false);
     const cfg = mqttConfig(`mqtts://127.0.0.1:${m.port}`, { tls: { ca_file: pki.caFile, reject_unauthorized: true } });
     const { ingest } = gateway(cfg);
-    ingest.start();
+    await ingest.start();
     await waitFor(() => ingest.status().subscribed, 8000, 'subscribed over TLS');
     await publishOne(cfg);
     await waitFor(() => ingest.status().readings_ingested === 1, 5000, 'reading over TLS');
@@ -59,7 +59,7 @@ describe('MQTT over TLS (mosquitto)', () => {
     const m = await tlsBroker(false);
     const cfg = mqttConfig(`mqtts://127.0.0.1:${m.port}`, { tls: { ca_file: pki.wrongCaFile, reject_unauthorized: true } });
     const { ingest } = gateway(cfg);
-    ingest.start();
+    await ingest.start();
     // Several reconnect attempts (50..500 ms backoff) happen in this time; none may succeed.
     await new Promise((r) => setTimeout(r, 1500));
     expect(ingest.status().connected).toBe(false);
@@ -73,14 +73,14 @@ describe('MQTT over TLS (mosquitto)', () => {
     const url = `mqtts://127.0.0.1:${m.port}`;
     const withCert = mqttConfig(url, { tls: { ca_file: pki.caFile, cert_file: pki.clientCert, key_file: pki.clientKey, reject_unauthorized: true } });
     const { ingest } = gateway(withCert);
-    ingest.start();
+    await ingest.start();
     await waitFor(() => ingest.status().subscribed, 8000, 'subscribed with mutual TLS');
     await publishOne(withCert);
     await waitFor(() => ingest.status().readings_ingested === 1, 5000, 'reading over mutual TLS');
 
     const noCert = mqttConfig(url, { tls: { ca_file: pki.caFile, reject_unauthorized: true } });
     const other = gateway(noCert).ingest;
-    other.start();
+    await other.start();
     await new Promise((r) => setTimeout(r, 1500));
     expect(other.status().connected).toBe(false);
   });

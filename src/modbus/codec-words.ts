@@ -67,24 +67,6 @@ export function bytesToWords(bytes: Uint8Array, order: WordOrder): Uint16Array {
   return out;
 }
 
-/**
- * The raw value of a numeric type: a number for 16/32-bit integers and floats, a bigint for
- * int64/uint64 (exact, even beyond 2^53).
- */
-export function bytesToRaw(type: NumericType, bytes: Uint8Array): number | bigint {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  switch (type) {
-    case 'int16': return dv.getInt16(0);
-    case 'uint16': return dv.getUint16(0);
-    case 'int32': return dv.getInt32(0);
-    case 'uint32': return dv.getUint32(0);
-    case 'int64': return dv.getBigInt64(0);
-    case 'uint64': return dv.getBigUint64(0);
-    case 'float32': return dv.getFloat32(0);
-    case 'float64': return dv.getFloat64(0);
-  }
-}
-
 const INT_RANGES: Record<'int16' | 'uint16' | 'int32' | 'uint32', [number, number]> = {
   int16: [-0x8000, 0x7fff],
   uint16: [0, 0xffff],

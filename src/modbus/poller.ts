@@ -34,6 +34,8 @@ export interface DeviceStatus {
 }
 
 export interface DevicePollerDeps {
+  /** The profile's read plan when already computed (shared by every device of a profile). */
+  plan?: readonly PlannedRead[];
   clock: Clock;
   logger: Logger;
   endpoint: ModbusEndpointClient;
@@ -109,7 +111,7 @@ export class DevicePoller {
     if (!this.stopped) return;
     this.stopped = false;
     try {
-      this.plan = planReads(this.profile).requests.map((r) => compile(this.profile, r));
+      this.plan = (this.deps.plan ?? planReads(this.profile).requests).map((r) => compile(this.profile, r));
     } catch (e) {
       // The config validator rejects unplannable profiles; if one slips through, only this device stops.
       this.fail('invalid_request', `read plan: ${e instanceof Error ? e.message : String(e)}`);

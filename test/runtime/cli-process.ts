@@ -29,7 +29,8 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProces
   const watchers = new Set<() => void>();
   child.stdout?.on('data', (d: Buffer) => { out += d.toString(); for (const w of watchers) w(); });
   child.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
-  const exit = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  // 'close', not 'exit': by then every byte of stdout and stderr has been read.
+  const exit = new Promise<number | string>((resolve) => child.once('close', (code, sig) => resolve(code ?? sig ?? -1)));
   return {
     child,
     stdout: () => out,

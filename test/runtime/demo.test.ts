@@ -36,7 +36,7 @@ describe('ems-gateway demo (built CLI, child process)', () => {
     // --free-ports: the demo's fixed ports may be taken by another demo or test on this machine.
     demo = startCli(['demo', '--free-ports'], { LOG_LEVEL: 'info', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_METRIC_EXPORT_INTERVAL: '1000' });
     const banner = await demo.waitFor(/status page (http:\/\/127\.0\.0\.1:\d+\/)/, 20_000);
-    expect(demo.stdout()).toContain(`OTLP export to ${receiver.url}`);
+    await demo.waitFor(new RegExp(`OTLP export to ${receiver.url.replaceAll('.', '\\.')}`), 5000);
     const rates = await demo.waitFor(/meters +([1-9][\d,]*) readings\/s +ingested ([1-9][\d,]*)/, 30_000);
     expect(Date.now() - t0).toBeLessThan(30_000);
     expect(Number(rates[2]?.replaceAll(',', ''))).toBeGreaterThan(0);

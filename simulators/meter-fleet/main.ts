@@ -40,7 +40,9 @@ export async function main(argv: string[]): Promise<number> {
   for (const f of values.fault ?? []) {
     const [cat, p] = f.split('=');
     if (cat === undefined || !(cat in FAULT_CATEGORIES) || cat === 'valid') throw new Error(`--fault ${JSON.stringify(f)}: unknown category\n${USAGE}`);
-    faults[cat as FaultCategory] = num(p, 'fault', NaN);
+    const prob = num(p, 'fault', NaN);
+    if (!(prob >= 0 && prob <= 1)) throw new Error(`--fault ${JSON.stringify(f)}: the probability must be in [0, 1]`);
+    faults[cat as FaultCategory] = prob;
   }
   const opts: FleetRunOptions = {
     meters: num(values.meters, 'meters', 1000), regions: (values.regions ?? 'north,south').split(','),

@@ -38,7 +38,7 @@ export interface MeterIngestDeps {
   logger: Logger;
   meter: Meter;
   tracer: Tracer;
-  /** Where readings are handed off; default a MeterPowerTable (also the grid source). */
+  /** Where readings are handed off; default the MeterPowerTable (the grid source, which is kept up to date in any case). */
   sink?: ReadingSink;
   /** Appended to the client id (default `-meters`), so DR and ingest keep separate sessions. */
   clientIdSuffix?: string;
@@ -271,6 +271,8 @@ export class MeterIngest implements GridSampleSource {
     this.retryAttempt = 0;
     const mono = this.deps.clock.monotonic();
     const now = this.deps.clock.now();
+    // The grid's meter load comes from the power table whatever the sink is (in memory, synchronous).
+    if (this.sink !== this.powerTable) void this.powerTable.write(batch.readings);
     try {
       this.telemetry.record(batch, mono, now);
     } catch (err) {

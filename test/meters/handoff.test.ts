@@ -56,6 +56,8 @@ describe('hand-off', () => {
     expect(ingest.status().sink_errors).toBe(2);
     expect([...sink.seen.values()].every((n) => n === 1)).toBe(true);
     expect(sink.seen.size).toBe(20);
+    // With a custom sink the grid source still sees the meters' power.
+    expect(ingest.gridSamples()).toMatchObject([{ source: 'meters:north', value: 20 * 230 }]);
   });
 
   it('a slow sink applies backpressure: the in-memory backlog stays within four batches, nothing is lost', async () => {

@@ -19,6 +19,7 @@ import { MeterFleet, type FleetReport } from '../../simulators/meter-fleet/fleet
 import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
+import { chromium, hasChromium } from '../status/chromium.js';
 import { REPO, startCli, type CliProcess } from '../runtime/cli-process.js';
 
 const SEED_METRICS = [
@@ -102,10 +103,10 @@ describe('the gateway end to end (built CLI, mosquitto, simulators, OTLP receive
       LOG_LEVEL: 'info', OTEL_SDK_DISABLED: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_RESOURCE_ATTRIBUTES: `e2e.run=${instance}`,
     });
     procs.push(proc);
-    await proc.waitFor(/"msg":"gateway running"/, 20_000);
+    await proc.waitFor(/"msg":"gateway running"/, 30_000);
     const line = proc.stdout().split('\n').find((l) => l.includes('"gateway running"')) ?? '{}';
     const url = (JSON.parse(line) as { status_url: string }).status_url;
-    await until('the first export of this process', 15_000, async () => (receiver.resourceAttributes().some((r) => r['e2e.run'] === instance) ? true : undefined));
+    await until('the first export of this process', 30_000, async () => (receiver.resourceAttributes().some((r) => r['e2e.run'] === instance) ? true : undefined));
     return { proc, url, instance };
   }
 
@@ -131,7 +132,7 @@ describe('the gateway end to end (built CLI, mosquitto, simulators, OTLP receive
     siteFile = path.join(tmp, 'site.yaml');
     writeFileSync(siteFile, siteYaml(demo, sims, mosquitto.url, receiver.url, tmp));
     gw = await startGateway();
-  }, 60_000);
+  }, 90_000);
 
   afterAll(async () => {
     for (const p of procs) { p.kill('SIGKILL'); await p.exited(); }
@@ -148,6 +149,13 @@ describe('the gateway end to end (built CLI, mosquitto, simulators, OTLP receive
       const s = await status(g.url);
       return Array.isArray(s.devices) && s.devices.length === 6 && s.devices.every((d) => d.up) ? s : undefined;
     });
+    if (hasChromium()) {
+      // The technician's page of the running process, rendered by a real browser after its script ran.
+      const dom = await chromium(['--virtual-time-budget=3000', '--dump-dom', g.url], path.join(tmp, 'chromium'));
+      for (const id of demo.site.devices.map((d) => d.id)) expect(dom).toContain(id);
+      expect(dom).toContain('All 6 devices up');
+      expect(dom).toContain('frequency_excursion');
+    }
     const fleet = new MeterFleet({
       url: mosquitto.url, protocolVersion: 5, clientId: 'e2e-fleet-1', meters: 50, regions: ['north', 'south'], messages: 400, rate: 400, seed: 11,
       faults: { malformed_json: 0.05, out_of_range: 0.03 },

@@ -1,30 +1,18 @@
 // The status page in a real browser (Debian's chromium, headless): the inline script must fetch
 // /status and render device ids, states and alert names; a screenshot is taken and checked.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StatusServer } from '../../src/status/status-server.js';
 import { silentLogger } from '../../src/runtime/logger.js';
+import { chromium, hasChromium } from './chromium.js';
 import { sampleContext, sampleProviders } from './fixture.js';
 
-const CHROMIUM = process.env['CHROMIUM_BIN'] ?? '/usr/bin/chromium';
-// Screenshots are kept for a human to look at (CI can publish the folder); dist/ and .tmp/ are git-ignored.
+// Screenshots are kept for a human to look at (CI can publish the folder); .tmp/ is git-ignored.
 const SHOT_DIR = join(process.cwd(), '.tmp', 'screenshots');
 
-function chromium(args: string[], userDir: string): Promise<string> {
-  const base = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${userDir}`];
-  return new Promise((resolve, reject) => {
-    execFile(CHROMIUM, [...base, ...args], { timeout: 25_000, maxBuffer: 8 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`chromium failed: ${err.message}\n${stderr.slice(-2000)}`));
-      else resolve(stdout);
-    });
-  });
-}
-
-describe.skipIf(!existsSync(CHROMIUM))('status page in headless Chromium', () => {
+describe.skipIf(!hasChromium())('status page in headless Chromium', () => {
   let server: StatusServer;
   let dir: string;
   beforeAll(async () => {

@@ -62,8 +62,9 @@ export class IngestTelemetry {
     const counts = new Map<string, number>();
     for (const r of batch.readings) {
       const attrs = this.attrsFor(r.region);
-      this.latency.record(Math.max(0, handoffMono - r.arrived_at), attrs);
-      this.dataAge.record(Math.max(0, (nowWall - r.timestamp_ms) / 1000), attrs);
+      // ROOT_CONTEXT: no active-context lookup per record (the hand-off callback has no useful context).
+      this.latency.record(Math.max(0, handoffMono - r.arrived_at), attrs, ROOT_CONTEXT);
+      this.dataAge.record(Math.max(0, (nowWall - r.timestamp_ms) / 1000), attrs, ROOT_CONTEXT);
       counts.set(r.region, (counts.get(r.region) ?? 0) + 1);
     }
     for (const [region, n] of counts) this.ingested.add(n, this.attrsFor(region));

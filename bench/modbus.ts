@@ -8,8 +8,6 @@
 // The last line of output is one JSON object (the README and the closing note quote it).
 import { fileURLToPath } from 'node:url';
 import { onParent, startChild, toParent, type Child, type Msg } from './lib/child.js';
-import { runGateway, runGatewayFast } from './lib/roles-gateway.js';
-import { runBare, runBareFast, runSim } from './lib/roles-sim-bare.js';
 
 function arg(name: string, dflt: number): number {
   const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -20,15 +18,22 @@ const role = process.argv.find((a) => a.startsWith('--role='))?.slice(7);
 
 async function child(): Promise<void> {
   // A child waits for its parameters, runs, reports, and exits when told to stop.
+  // Each process loads only its own side (the bare client never loads the OpenTelemetry SDK).
+  // The listener is registered at once, so the parent's first message cannot arrive unheard.
+  const gateway = role === 'gateway' || role === 'gateway-fast';
+  const run = async (p: never): Promise<Msg | void> => {
+    if (gateway) {
+      const g = await import('./lib/roles-gateway.js');
+      return role === 'gateway' ? g.runGateway(p) : g.runGatewayFast(p);
+    }
+    const o = await import('./lib/roles-sim-bare.js');
+    if (role === 'sim') return o.runSim(p);
+    if (role === 'bare') return o.runBare(p);
+    if (role === 'bare-fast') return o.runBareFast(p);
+    throw new Error(`unknown role ${String(role)}`);
+  };
   onParent('run', (m) => {
-    const p = m['params'] as never;
-    const work: Promise<Msg | void> =
-      role === 'sim' ? runSim(p) :
-      role === 'gateway' ? runGateway(p) :
-      role === 'bare' ? runBare(p) :
-      role === 'gateway-fast' ? runGatewayFast(p) :
-      role === 'bare-fast' ? runBareFast(p) :
-      Promise.reject(new Error(`unknown role ${String(role)}`));
+    const work = run(m['params'] as never);
     work.then((r) => { if (r) toParent(r); }, (e: unknown) => {
       toParent({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
     });

@@ -1,13 +1,7 @@
 // MeterIngest: subscribes to the meter topics, validates every reading, hands readings on in
-// batches and acknowledges each QoS 1 message only after its readings were handed off.
-//
-// Throughput and the guarantee together: mqtt.js parses the next inbound packet only after the
-// previous one's handleMessage callback, and sends the PUBACK from that callback. MqttConnection
-// lets the pump continue at once while the PUBACK is held back; the PUBACKs of a batch are sent,
-// in arrival order, after the sink's write() for that batch resolved (group commit). A batch closes
-// when it reaches batch_max_size, when the inbound queue has drained and no hand-off is in flight,
-// or after batch_max_wait_ms. One hand-off at a time keeps PUBACKs in order (MQTT 3.1.1 §4.6).
-// When more than BACKLOG_BATCHES batches wait, the pump is paused (backpressure to the broker).
+// batches (hand-off.ts) and acknowledges each QoS 1 message only after its readings were handed
+// off. The composition: MqttConnection (reconnects, deferred PUBACKs), SubscriptionKeeper
+// (resubscribe + flow probe), validation and per-meter state, HandOffPipeline, telemetry.
 import type { Meter, Tracer } from '@opentelemetry/api';
 import type { IPublishPacket } from 'mqtt';
 import type { MeterIngestConfig, MqttConfig } from '../config/site-types.js';
@@ -15,21 +9,19 @@ import type { GridSample, GridSampleSource } from '../grid/sources.js';
 import { MqttConnection, type AckToken } from '../mqtt/connection.js';
 import { SubscriptionKeeper } from '../mqtt/subscription-keeper.js';
 import { parseTopicFilter } from '../mqtt/topics.js';
-import { backoffDelay, type Clock, type ClockTimer } from '../runtime/clock.js';
+import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { DropLog } from './drop-log.js';
-import { IngestTelemetry, type DroppedReading, type SealedBatch } from './ingest-telemetry.js';
+import { HandOffPipeline } from './hand-off.js';
+import { IngestTelemetry, type DroppedReading } from './ingest-telemetry.js';
 import { IngestStats, type MeterIngestStatus } from './ingest-stats.js';
 import { MeterStateTable } from './meter-state.js';
 import { loadMeterState, saveMeterState } from './state-file.js';
 import { MeterPowerTable } from './power-table.js';
-import type { ReadingSink } from './types.js';
+import type { ReadingSink, ValidReading } from './types.js';
 import { parsePayload, type ParseResult, type ValidationContext } from './validate.js';
 
 export type { MeterIngestStatus } from './ingest-stats.js';
-
-/** Batches that may wait for hand-off before the inbound pump is paused. */
-const BACKLOG_BATCHES = 4;
 
 export interface MeterIngestDeps {
   /** The site's `mqtt:` section; `mqtt.meters` must be set. */
@@ -53,34 +45,19 @@ export interface MeterIngestDeps {
   probeTimeoutMs?: number;
 }
 
-interface OpenBatch extends SealedBatch {
-  acks: AckToken[];
-  size: number;
-}
-
 export class MeterIngest implements GridSampleSource {
   readonly powerTable: MeterPowerTable;
   private readonly cfg: MeterIngestConfig;
-  private readonly sink: ReadingSink;
   private readonly connection: MqttConnection;
-  private readonly telemetry: IngestTelemetry;
   private readonly state: MeterStateTable;
   private readonly dropLog: DropLog;
   private readonly stats: IngestStats;
   private readonly ctx: ValidationContext;
   private readonly filters: string[];
   private readonly keeper: SubscriptionKeeper;
-  private current: OpenBatch | undefined;
-  private readonly queue: OpenBatch[] = [];
-  private writing = false;
-  private paused: Array<() => void> = [];
-  private timer: ClockTimer | undefined;
-  private immediate: NodeJS.Immediate | undefined;
-  private retryTimer: ClockTimer | undefined;
-  private retryAttempt = 0;
+  private readonly pipeline: HandOffPipeline;
   private running = false;
   private started = false;
-  private drainWaiters: Array<() => void> = [];
   private readonly scratch: ParseResult = { readings: [], rejections: [] };
 
   constructor(private readonly deps: MeterIngestDeps) {
@@ -89,16 +66,20 @@ export class MeterIngest implements GridSampleSource {
     this.cfg = cfg;
     this.filters = cfg.topics.map((t) => parseTopicFilter(t).subscription);
     this.powerTable = new MeterPowerTable(deps.clock, cfg.meter_stale_after_ms);
-    this.sink = deps.sink ?? this.powerTable;
     const clientIdSuffix = deps.clientIdSuffix ?? '-meters';
     this.connection = new MqttConnection({
       cfg: deps.mqtt, clock: deps.clock, logger: deps.logger.child({ component: 'mqtt', client: 'meters' }), clientIdSuffix,
       ...(deps.random ? { random: deps.random } : {}),
     });
-    this.telemetry = new IngestTelemetry(deps.meter, deps.tracer, cfg.reading_span_ratio);
     this.state = new MeterStateTable(cfg.dedupe_window_ms);
     this.dropLog = new DropLog(deps.logger.child({ component: 'meters' }), deps.clock);
     this.stats = new IngestStats(deps.clock);
+    this.pipeline = new HandOffPipeline({
+      sink: deps.sink ?? this.powerTable, powerTable: this.powerTable, connection: this.connection,
+      telemetry: new IngestTelemetry(deps.meter, deps.tracer, cfg.reading_span_ratio), stats: this.stats,
+      clock: deps.clock, logger: deps.logger.child({ component: 'meters' }), batchMaxSize: cfg.batch_max_size,
+      batchMaxWaitMs: cfg.batch_max_wait_ms, ...(deps.random ? { random: deps.random } : {}),
+    });
     this.ctx = {
       regions: new Set(cfg.regions ?? []), regionTopicLevel: cfg.region_topic_level,
       maxPayloadBytes: cfg.max_payload_bytes, futureSkewMs: cfg.future_skew_ms,
@@ -134,11 +115,11 @@ export class MeterIngest implements GridSampleSource {
   async stop(opts: { drainTimeoutMs?: number } = {}): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    this.sealCurrent();
-    await this.drained(opts.drainTimeoutMs ?? 5000);
-    this.clearTimers();
+    this.pipeline.seal();
+    await this.pipeline.drained(opts.drainTimeoutMs ?? 5000);
+    this.keeper.stop();
     await this.connection.stop();
-    this.releasePaused();
+    this.pipeline.close();
     if (this.deps.stateFile !== undefined) {
       try {
         await saveMeterState(this.deps.stateFile, this.state.snapshot(this.deps.clock.now()));
@@ -151,11 +132,9 @@ export class MeterIngest implements GridSampleSource {
   /** Simulates a crash (tests): drops the connection at once; nothing pending is handed off or acknowledged. */
   async abort(): Promise<void> {
     this.running = false;
-    this.clearTimers();
-    this.current = undefined;
-    this.queue.length = 0;
+    this.keeper.stop();
+    this.pipeline.discard();
     await this.connection.stop({ force: true });
-    this.paused = [];
   }
 
   /** Drops the network connection (tests, and the flow check): reconnect with backoff follows. */
@@ -167,7 +146,7 @@ export class MeterIngest implements GridSampleSource {
     return this.stats.snapshot({
       connected: this.connection.connected, reconnects: this.connection.reconnects,
       subscribed: this.keeper.subscribed, flowConfirmed: this.keeper.flowConfirmed,
-      queuedReadings: this.queue.reduce((n, b) => n + b.size, 0) + (this.current?.size ?? 0),
+      queuedReadings: this.pipeline.queued,
       meters: this.state.size,
     });
   }
@@ -190,134 +169,20 @@ export class MeterIngest implements GridSampleSource {
       // parsePayload is written not to throw; this keeps a bug from stalling the pump.
       out.rejections.push({ error_type: 'malformed_json', region: 'unknown', detail: `internal: ${(err as Error).message}` });
     }
-    const batch = this.openBatch(now);
+    const accepted: ValidReading[] = [];
+    const dropped: DroppedReading[] = [];
     for (const r of out.readings) {
       const verdict = this.state.accept(r.meter_id, r.timestamp_ms, r.kwh, now);
-      if (verdict === undefined) batch.readings.push(r);
-      else batch.rejections.push(this.dropped({ error_type: verdict, region: r.region, meter_id: r.meter_id, detail: `meter ${r.meter_id} timestamp ${r.timestamp_ms}` }, arrived, packet.topic));
+      if (verdict === undefined) accepted.push(r);
+      else dropped.push(this.dropped({ error_type: verdict, region: r.region, meter_id: r.meter_id, detail: `meter ${r.meter_id} timestamp ${r.timestamp_ms}` }, arrived, packet.topic));
     }
-    for (const d of out.rejections) batch.rejections.push(this.dropped(d, arrived, packet.topic));
-    batch.size += out.readings.length + out.rejections.length;
-    if (token) batch.acks.push(token);
+    for (const d of out.rejections) dropped.push(this.dropped(d, arrived, packet.topic));
     this.stats.message(now);
-    if (batch.size >= this.cfg.batch_max_size) this.sealCurrent();
-    else this.scheduleSeal();
-    if (this.backlog() >= BACKLOG_BATCHES * this.cfg.batch_max_size) this.paused.push(next);
-    else next();
+    this.pipeline.add(accepted, dropped, token, now, next);
   }
 
   private dropped(d: Omit<DroppedReading, 'arrived_at'>, arrived: number, topic: string): DroppedReading {
     this.dropLog.note(d, topic);
     return { ...d, arrived_at: arrived };
-  }
-
-  private openBatch(now: number): OpenBatch {
-    if (this.current === undefined) {
-      this.current = { readings: [], rejections: [], acks: [], size: 0, openedAtWall: now };
-      this.timer = this.deps.clock.setTimeout(() => { this.timer = undefined; this.sealCurrent(); }, this.cfg.batch_max_wait_ms);
-    }
-    return this.current;
-  }
-
-  private scheduleSeal(): void {
-    // Close the batch once the packets already received are parsed (setImmediate runs after the
-    // pump's nextTick chain), unless a hand-off is in flight: then more readings ride along.
-    if (this.immediate !== undefined || this.writing) return;
-    this.immediate = setImmediate(() => {
-      this.immediate = undefined;
-      if (!this.writing) this.sealCurrent();
-    });
-  }
-
-  private backlog(): number {
-    let n = this.current?.size ?? 0;
-    for (const b of this.queue) n += b.size;
-    return n;
-  }
-
-  private sealCurrent(): void {
-    if (this.timer !== undefined) this.deps.clock.clearTimeout(this.timer);
-    this.timer = undefined;
-    const b = this.current;
-    this.current = undefined;
-    if (b !== undefined && b.size + b.acks.length > 0) this.queue.push(b);
-    this.pump();
-  }
-
-  private pump(): void {
-    if (this.writing) return;
-    const batch = this.queue[0];
-    if (batch === undefined) {
-      for (const w of this.drainWaiters.splice(0)) w();
-      return;
-    }
-    this.writing = true;
-    let write: Promise<void>;
-    try {
-      write = batch.readings.length > 0 ? this.sink.write(batch.readings) : Promise.resolve();
-    } catch (err) {
-      write = Promise.reject(err); // a sink that throws instead of rejecting must not break the pump
-    }
-    write.then(() => this.handedOff(batch), (err: unknown) => this.handOffFailed(err)).catch((err: unknown) => {
-      // A bug after the hand-off must not stall the pipeline: log it and go on with the next batch.
-      this.deps.logger.error({ err }, 'meter hand-off bookkeeping failed');
-      this.writing = false;
-      this.pump();
-    });
-  }
-
-  private handedOff(batch: OpenBatch): void {
-    this.queue.shift();
-    this.retryAttempt = 0;
-    const mono = this.deps.clock.monotonic();
-    const now = this.deps.clock.now();
-    // The grid's meter load comes from the power table whatever the sink is (in memory, synchronous).
-    if (this.sink !== this.powerTable) void this.powerTable.write(batch.readings);
-    try {
-      this.telemetry.record(batch, mono, now);
-    } catch (err) {
-      this.deps.logger.error({ err }, 'meter telemetry failed');
-    }
-    const stale = this.connection.ackMany(batch.acks);
-    this.stats.batch(batch.readings, batch.rejections, stale);
-    if (stale > 0) this.deps.logger.info({ stale_acks: stale }, 'connection changed before hand-off: the broker redelivers these messages (counted as duplicates)');
-    this.writing = false;
-    if (this.backlog() < (BACKLOG_BATCHES - 1) * this.cfg.batch_max_size) this.releasePaused();
-    // Readings that arrived during the hand-off form the next batch right away.
-    if (this.queue.length === 0 && this.current !== undefined) this.sealCurrent();
-    else this.pump();
-  }
-
-  private handOffFailed(err: unknown): void {
-    this.stats.sinkError();
-    const delay = backoffDelay(this.retryAttempt++, 100, 5000, this.deps.random);
-    this.deps.logger.warn({ err, retry_in_ms: delay }, 'reading hand-off failed; retrying (messages stay unacknowledged)');
-    this.retryTimer = this.deps.clock.setTimeout(() => {
-      this.retryTimer = undefined;
-      this.writing = false;
-      this.pump();
-    }, delay);
-  }
-
-  private releasePaused(): void {
-    const waiting = this.paused;
-    this.paused = [];
-    for (const next of waiting) next();
-  }
-
-  private drained(timeoutMs: number): Promise<void> {
-    if (!this.writing && this.queue.length === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const t = this.deps.clock.setTimeout(resolve, timeoutMs);
-      this.drainWaiters.push(() => { this.deps.clock.clearTimeout(t); resolve(); });
-    });
-  }
-
-  private clearTimers(): void {
-    for (const t of [this.timer, this.retryTimer]) if (t !== undefined) this.deps.clock.clearTimeout(t);
-    this.timer = this.retryTimer = undefined;
-    this.keeper.stop();
-    if (this.immediate !== undefined) clearImmediate(this.immediate);
-    this.immediate = undefined;
   }
 }

@@ -1,0 +1,190 @@
+// The batch pipeline between validation and the sink: group commit with deferred PUBACKs.
+//
+// mqtt.js parses the next inbound packet only after the previous one's handleMessage callback and
+// sends the PUBACK from that callback. MqttConnection lets the pump continue at once while the
+// PUBACK is held back; here the PUBACKs of a batch are sent, in arrival order, after the sink's
+// write() for that batch resolved. A batch closes when it reaches batch_max_size, when the inbound
+// packets already received are parsed and no hand-off is in flight, or after batch_max_wait_ms.
+// One hand-off at a time keeps PUBACKs in order (MQTT 3.1.1 §4.6). When BACKLOG_BATCHES batches'
+// worth of readings wait, the inbound pump is paused: backpressure reaches the broker.
+import type { AckToken, MqttConnection } from '../mqtt/connection.js';
+import { backoffDelay, type Clock, type ClockTimer } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { IngestStats } from './ingest-stats.js';
+import type { DroppedReading, IngestTelemetry, SealedBatch } from './ingest-telemetry.js';
+import type { MeterPowerTable } from './power-table.js';
+import type { ReadingSink, ValidReading } from './types.js';
+
+/** Batches' worth of readings that may wait for hand-off before the inbound pump is paused. */
+export const BACKLOG_BATCHES = 4;
+
+export interface OpenBatch extends SealedBatch {
+  acks: AckToken[];
+  size: number;
+}
+
+export interface HandOffDeps {
+  sink: ReadingSink;
+  powerTable: MeterPowerTable;
+  connection: Pick<MqttConnection, 'ackMany'>;
+  telemetry: IngestTelemetry;
+  stats: IngestStats;
+  clock: Clock;
+  logger: Logger;
+  batchMaxSize: number;
+  batchMaxWaitMs: number;
+  random?: () => number;
+}
+
+export class HandOffPipeline {
+  private current: OpenBatch | undefined;
+  private readonly queue: OpenBatch[] = [];
+  private writing = false;
+  private paused: Array<() => void> = [];
+  private timer: ClockTimer | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private retryTimer: ClockTimer | undefined;
+  private retryAttempt = 0;
+  private drainWaiters: Array<() => void> = [];
+
+  constructor(private readonly deps: HandOffDeps) {}
+
+  /** Readings received but not yet handed off (their messages are not acknowledged yet). */
+  get queued(): number {
+    let n = this.current?.size ?? 0;
+    for (const b of this.queue) n += b.size;
+    return n;
+  }
+
+  /**
+   * Adds one message's outcome. `next` lets mqtt.js parse the next packet: called now, or later
+   * when the backlog is too long.
+   */
+  add(readings: readonly ValidReading[], rejections: readonly DroppedReading[], token: AckToken | undefined, nowWall: number, next: () => void): void {
+    const batch = this.openBatch(nowWall);
+    for (const r of readings) batch.readings.push(r);
+    for (const d of rejections) batch.rejections.push(d);
+    batch.size += readings.length + rejections.length;
+    if (token) batch.acks.push(token);
+    if (batch.size >= this.deps.batchMaxSize) this.seal();
+    else this.scheduleSeal();
+    if (this.queued >= BACKLOG_BATCHES * this.deps.batchMaxSize) this.paused.push(next);
+    else next();
+  }
+
+  /** Closes the open batch and starts its hand-off when none is in flight. */
+  seal(): void {
+    if (this.timer !== undefined) this.deps.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    const b = this.current;
+    this.current = undefined;
+    if (b !== undefined && b.size + b.acks.length > 0) this.queue.push(b);
+    this.pump();
+  }
+
+  /** Resolves when every sealed batch was handed off, or after `timeoutMs`. */
+  drained(timeoutMs: number): Promise<void> {
+    if (!this.writing && this.queue.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = this.deps.clock.setTimeout(resolve, timeoutMs);
+      this.drainWaiters.push(() => { this.deps.clock.clearTimeout(t); resolve(); });
+    });
+  }
+
+  /** Stops the timers and lets a paused pump go (used by stop(), after the drain). */
+  close(): void {
+    for (const t of [this.timer, this.retryTimer]) if (t !== undefined) this.deps.clock.clearTimeout(t);
+    this.timer = this.retryTimer = undefined;
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
+    this.immediate = undefined;
+    this.releasePaused();
+  }
+
+  /** A crash: everything pending is forgotten, neither handed off nor acknowledged. */
+  discard(): void {
+    this.current = undefined;
+    this.queue.length = 0;
+    this.paused = [];
+    this.close();
+  }
+
+  private openBatch(now: number): OpenBatch {
+    if (this.current === undefined) {
+      this.current = { readings: [], rejections: [], acks: [], size: 0, openedAtWall: now };
+      this.timer = this.deps.clock.setTimeout(() => { this.timer = undefined; this.seal(); }, this.deps.batchMaxWaitMs);
+    }
+    return this.current;
+  }
+
+  private scheduleSeal(): void {
+    // Close the batch once the packets already received are parsed (setImmediate runs after the
+    // pump's nextTick chain), unless a hand-off is in flight: then more readings ride along.
+    if (this.immediate !== undefined || this.writing) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = undefined;
+      if (!this.writing) this.seal();
+    });
+  }
+
+  private pump(): void {
+    if (this.writing) return;
+    const batch = this.queue[0];
+    if (batch === undefined) {
+      for (const w of this.drainWaiters.splice(0)) w();
+      return;
+    }
+    this.writing = true;
+    let write: Promise<void>;
+    try {
+      write = batch.readings.length > 0 ? this.deps.sink.write(batch.readings) : Promise.resolve();
+    } catch (err) {
+      write = Promise.reject(err); // a sink that throws instead of rejecting must not break the pump
+    }
+    write.then(() => this.handedOff(batch), (err: unknown) => this.handOffFailed(err)).catch((err: unknown) => {
+      // A bug after the hand-off must not stall the pipeline: log it and go on with the next batch.
+      this.deps.logger.error({ err }, 'meter hand-off bookkeeping failed');
+      this.writing = false;
+      this.pump();
+    });
+  }
+
+  private handedOff(batch: OpenBatch): void {
+    const { clock, logger } = this.deps;
+    this.queue.shift();
+    this.retryAttempt = 0;
+    const mono = clock.monotonic();
+    const now = clock.now();
+    // The grid's meter load comes from the power table whatever the sink is (in memory, synchronous).
+    if (this.deps.sink !== this.deps.powerTable) void this.deps.powerTable.write(batch.readings);
+    try {
+      this.deps.telemetry.record(batch, mono, now);
+    } catch (err) {
+      logger.error({ err }, 'meter telemetry failed');
+    }
+    const stale = this.deps.connection.ackMany(batch.acks);
+    this.deps.stats.batch(batch.readings, batch.rejections, stale);
+    if (stale > 0) logger.info({ stale_acks: stale }, 'connection changed before hand-off: the broker redelivers these messages (counted as duplicates)');
+    this.writing = false;
+    if (this.queued < (BACKLOG_BATCHES - 1) * this.deps.batchMaxSize) this.releasePaused();
+    // Readings that arrived during the hand-off form the next batch right away.
+    if (this.queue.length === 0 && this.current !== undefined) this.seal();
+    else this.pump();
+  }
+
+  private handOffFailed(err: unknown): void {
+    this.deps.stats.sinkError();
+    const delay = backoffDelay(this.retryAttempt++, 100, 5000, this.deps.random);
+    this.deps.logger.warn({ err, retry_in_ms: delay }, 'reading hand-off failed; retrying (messages stay unacknowledged)');
+    this.retryTimer = this.deps.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      this.writing = false;
+      this.pump();
+    }, delay);
+  }
+
+  private releasePaused(): void {
+    const waiting = this.paused;
+    this.paused = [];
+    for (const next of waiting) next();
+  }
+}

@@ -64,6 +64,8 @@ export function meterStatus(s: MeterIngestStatus, alerts?: AlertOverview[]): Met
     data_age_p99_s: value('stale_meter_data') ?? null,
     ingestion_latency_p99_ms: value('slow_ingestion') ?? null,
     connected: s.connected,
+    flow_confirmed: s.flow_confirmed,
+    reconnects: s.reconnects,
     readings_per_s: s.ingest_rate_per_s,
     ingested_total: s.readings_ingested,
     dropped_total: s.readings_dropped,
@@ -97,6 +99,8 @@ export class DrTally {
 
 export function drStatus(s: DemandResponseStatus, tally: DrTally): DrStatus {
   return {
+    connected: s.connected,
+    dry_run: s.dry_run,
     active: s.active.map((a) => ({
       command_id: a.command_id, zone: a.zone, reduction_mw: a.reduction_mw, ends_at_ms: Date.parse(a.ends_at), controllers: a.controllers,
     })),

@@ -18,6 +18,9 @@ export interface DeviceStatus {
 
 export interface MeterStatus {
   connected?: boolean;
+  /** A probe message came back through the broker after the latest (re)subscribe: messages really flow. */
+  flow_confirmed?: boolean;
+  reconnects?: number;
   /** Readings ingested per second over the last window. */
   readings_per_s: number;
   ingested_total: number;
@@ -64,6 +67,9 @@ export interface DrCommandStatus {
 }
 
 export interface DrStatus {
+  connected?: boolean;
+  /** Everything but the Modbus write (site file `dry_run: true`). */
+  dry_run?: boolean;
   active: DrCommandStatus[];
   /** Ack rate over recent controller commands (0..1); null when none. */
   ack_rate: number | null;

@@ -49,6 +49,29 @@ describe('ems-gateway run (built CLI, child process)', () => {
     expect(p.stdout()).toContain('"msg":"stopped"');
   }, 30_000);
 
+  it('a broker that is down at boot is not fatal: the gateway runs, reports it, and stops cleanly', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const deadPort = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r));
+    const site = `${SITE(8780)}mqtt:
+  url: mqtt://127.0.0.1:${deadPort}
+  client_id: run-test
+  reconnect_min: 100ms
+  reconnect_max: 500ms
+  meters: { topics: [meters/+/readings], region_topic_level: 1 }
+`;
+    const p = cli(['run', '--config', siteFile(site), '--status-port', '0']);
+    await p.waitFor(/"msg":"gateway running"/, 15_000);
+    const line = p.stdout().split('\n').find((l) => l.includes('"gateway running"')) ?? '';
+    const url = (JSON.parse(line) as { status_url: string }).status_url;
+    const st = (await (await fetch(`${url}status`)).json()) as { meters: { connected: boolean; ingested_total: number }; parts: Array<{ name: string; state: string }> };
+    expect(st.meters).toMatchObject({ connected: false, ingested_total: 0 });
+    expect(st.parts.find((x) => x.name === 'meters')?.state).toBe('running');
+    p.kill('SIGTERM');
+    expect(await p.exited()).toBe(0);
+  }, 30_000);
+
   it('a config error prints file:line and exits 2 without starting anything', async () => {
     const f = siteFile(SITE(8780).replace('nominal_frequency_hz: 50', 'nominal_frequency_hz: 55'));
     const p = cli(['run', '--config', f]);

@@ -79,6 +79,7 @@ export class MeterFleet {
     let inflight = 0;
     let errors = 0;
     let sent = 0;
+    let steady = 0;
     let nextBurst = this.opts.burstEveryMs !== undefined ? started + this.opts.burstEveryMs : Infinity;
     let waiter: (() => void) | undefined;
     const done = (): void => {
@@ -95,16 +96,18 @@ export class MeterFleet {
     };
     while (this.generator.report.messages < maxMessages && Date.now() < deadline) {
       if (rate > 0) {
-        const due = started + (this.generator.report.messages / rate) * 1000;
+        // Paced by the steady stream only: a burst comes on top and does not slow what follows.
+        const due = started + (steady / rate) * 1000;
         const wait = due - Date.now();
         if (wait > 1) await sleep(Math.min(wait, 100));
       }
-      let burst = 1;
+      let burst = 0;
       if (Date.now() >= nextBurst) {
-        burst += this.opts.burstMessages ?? 0;
+        burst = this.opts.burstMessages ?? 0;
         nextBurst += this.opts.burstEveryMs ?? Infinity;
       }
-      for (let b = 0; b < burst && this.generator.report.messages < maxMessages; b++) {
+      steady++;
+      for (let b = 0; b <= burst && this.generator.report.messages < maxMessages; b++) {
         for (const m of this.generator.next()) await publish(m);
       }
       if (this.opts.onProgress) await this.opts.onProgress(sent);

@@ -57,8 +57,29 @@ export interface Gateway {
 }
 
 /** Wraps something with start/stop methods of another name as a Part. */
-function part(name: string, start: () => Promise<void>, stop: () => Promise<void>, status?: () => unknown): Part {
-  return status ? { name, start, stop, status } : { name, start, stop };
+function part(name: string, start: () => Promise<void>, stop: () => Promise<void>): Part {
+  return { name, start, stop };
+}
+
+const KW_PER_UNIT: Record<string, number> = { W: 0.001, kW: 1, MW: 1000 };
+
+/**
+ * DR planning shares a reduction by current load: a load controller's fresh `load` point from the
+ * pollers' snapshot, in kW. Stale (older than three poll intervals) or unknown units: undefined, and
+ * the planner falls back to the device's capacity_kw.
+ */
+function measuredLoadKw(loaded: LoadedSite, pollers: PollerSet, clock: Clock): (deviceId: string) => number | undefined {
+  const devices = new Map(loaded.site.devices.map((d) => [d.id, d]));
+  return (deviceId) => {
+    const device = devices.get(deviceId);
+    const point = device ? loaded.profiles.get(device.profile)?.points.find((p) => p.role === 'load') : undefined;
+    if (!device || !point) return undefined;
+    const v = pollers.snapshot.get(deviceId, point.id);
+    const factor = KW_PER_UNIT[point.unit ?? 'kW'];
+    if (!v || typeof v.value !== 'number' || factor === undefined) return undefined;
+    if (clock.now() - v.readAtMs > 3 * device.poll_interval_ms) return undefined;
+    return v.value * factor;
+  };
 }
 
 export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway {
@@ -149,6 +170,7 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   parts.push(part('alerts', () => alerts.start(), () => alerts.stop()));
   providers.alerts = () => alertStatus(alerts.status());
   alertsOverview = () => alerts.status();
+
   // --- 7. demand response: only when the site has mqtt.demand_response ---
   let dr: DemandResponseService | undefined;
   if (site.mqtt?.demand_response) {
@@ -156,6 +178,7 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     const service = new DemandResponseService({
       config: site.mqtt.demand_response, mqtt: site.mqtt, site, profiles: loaded.profiles, endpoints: endpointOf,
       meter: telemetry.meter, tracer: telemetry.tracer, clock, logger, onAck: (ack) => tally.record(ack),
+      loadKw: measuredLoadKw(loaded, pollers, clock),
     });
     dr = service;
     parts.push(part('demand-response', () => service.start(), () => service.stop()));

@@ -75,4 +75,22 @@ describe('box layout', () => {
     const withoutEnv = await loadSiteFromString(text, { file, env: {} });
     expect(withoutEnv.site.mqtt?.demand_response?.state_file).toBe('/var/lib/ems-gateway/dr-state.json');
   });
+
+  it('the documented password_file line reads the secret systemd hands over in CREDENTIALS_DIRECTORY', async () => {
+    const { loadSiteFromString } = await import('../../src/config/load.js');
+    const dir = mkdtempSync(join(tmpdir(), 'ems-cred-'));
+    try {
+      writeFileSync(join(dir, 'mqtt-password'), 's3cret');
+      const text = [
+        'version: 1', 'site: { id: box, region: north, nominal_frequency_hz: 50 }', 'devices: []', 'mqtt:',
+        '  url: mqtt://127.0.0.1:1883', '  username: gateway', '  password_file: ${CREDENTIALS_DIRECTORY}/mqtt-password',
+        '  meters: { topics: [meters/+/readings] }', '',
+      ].join('\n');
+      const loaded = await loadSiteFromString(text, { file: join(dir, 'site.yaml'), env: { CREDENTIALS_DIRECTORY: dir } });
+      expect(loaded.site.mqtt?.password).toBe('s3cret');
+      expect(unit).toContain('#LoadCredential=mqtt-password:/etc/ems-gateway/mqtt-password');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

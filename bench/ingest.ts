@@ -3,7 +3,8 @@
 //
 // Method: the backlog is published first into persistent sessions (QoS 1) while the subscribers are
 // away; then each subscriber connects and drains it. So the subscriber, not the publisher, sets the
-// pace, and the count-only mqtt.js subscriber and the gateway drain the same backlog in the same run.
+// pace, and the count-only mqtt.js subscriber and the gateway drain the same backlog in the same run
+// (twice each, in ABBA order, the better drain of each counting: the machine may be shared).
 //   (a) single-reading messages: gateway readings/s vs count-only readings/s (single_ratio)
 //   (b) messages of 100 readings: gateway readings/s with full processing (validation, dedupe,
 //       power table, metrics, batch spans, sampled reading spans)
@@ -156,22 +157,35 @@ function generate(batchSize: number, messages: number, prefix: string): Array<{ 
   return out;
 }
 
+/**
+ * One backlog, published once into four persistent sessions, drained in the order count-only,
+ * gateway, gateway, count-only (ABBA: neither side always runs first on a shared machine); the
+ * better drain of each side counts.
+ */
 async function phase(url: string, name: string, batchSize: number, messages: number): Promise<{ count: Drain; gw: Drain }> {
   const topic = `${name}/#`;
-  const cfg = gatewayConfig(url, topic);
-  cfg.client_id = `bench-gw-${name}`;
-  const countId = `bench-count-${name}`;
-  await prepareSessions(url, countId, cfg, topic);
+  const cfgs = [1, 2].map((i) => ({ ...gatewayConfig(url, topic), client_id: `bench-gw-${name}-${i}` }));
+  const countIds = [1, 2].map((i) => `bench-count-${name}-${i}`);
+  for (let i = 0; i < 2; i++) await prepareSessions(url, countIds[i] as string, cfgs[i] as MqttConfig, topic);
   let msgs = generate(batchSize, messages, name);
   const total = msgs.length;
-  log(`${name}: publishing ${total} messages x ${batchSize} readings (backlog for both subscribers)`);
+  log(`${name}: publishing ${total} messages x ${batchSize} readings (a backlog for each of 4 subscribers)`);
   await publishAll(url, msgs);
   msgs = []; // the backlog lives in the broker now; keep it out of the subscribers' RSS
-  const count = await drainCountOnly(url, countId, total, batchSize);
-  log(`${name}: count-only ${Math.round(count.readings / count.seconds)} readings/s, cpu ${(count.cpuUs / count.readings).toFixed(2)} us/reading`);
-  const gw = await drainGateway(cfg, total * batchSize);
-  log(`${name}: gateway    ${Math.round(gw.readings / gw.seconds)} readings/s, cpu ${(gw.cpuUs / gw.readings).toFixed(2)} us/reading, rss ${gw.rssMb.toFixed(0)} MB`);
-  return { count, gw };
+  const show = (who: string, d: Drain): void => {
+    log(`${name}: ${who.padEnd(10)} ${Math.round(d.readings / d.seconds)} readings/s, cpu ${(d.cpuUs / d.readings).toFixed(2)} us/reading, rss ${d.rssMb.toFixed(0)} MB`);
+  };
+  const c1 = await drainCountOnly(url, countIds[0] as string, total, batchSize);
+  show('count-only', c1);
+  const g1 = await drainGateway(cfgs[0] as MqttConfig, total * batchSize);
+  show('gateway', g1);
+  const g2 = await drainGateway(cfgs[1] as MqttConfig, total * batchSize);
+  show('gateway', g2);
+  const c2 = await drainCountOnly(url, countIds[1] as string, total, batchSize);
+  show('count-only', c2);
+  const best = (a: Drain, b: Drain): Drain => (a.readings / a.seconds >= b.readings / b.seconds ? a : b);
+  const gw = best(g1, g2);
+  return { count: best(c1, c2), gw: { ...gw, rssMb: Math.max(g1.rssMb, g2.rssMb) } };
 }
 
 async function main(): Promise<void> {

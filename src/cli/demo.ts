@@ -14,7 +14,7 @@ import { errorText } from '../runtime/lifecycle.js';
 import { createLogger } from '../runtime/logger.js';
 import { packageRoot } from '../runtime/version.js';
 import { alertTransitions, dataAgeBuckets, formatSummary, quantileOfIncrease, SummaryReader } from '../runtime/demo-summary.js';
-import { DemoFleet, startDemoSite } from '../runtime/demo-site.js';
+import { DemoFleet, portFree, startDemoSite } from '../runtime/demo-site.js';
 import { DemoScenario, demoSigningKey } from '../runtime/demo-scenario.js';
 import { runUntilSignal } from './run.js';
 import { numberFlag, parseFlags, stringFlag } from './run-args.js';
@@ -75,7 +75,9 @@ export async function run(args: string[]): Promise<number> {
   }
 
   const reader = new SummaryReader();
-  const statusPort = numberFlag(flags, 'status-port') ?? (freePorts ? 0 : undefined);
+  const st = loaded.site.status;
+  const statusPort = numberFlag(flags, 'status-port')
+    ?? (freePorts || !(await portFree(st.host, st.port)) ? 0 : undefined);
   const gateway = buildGateway(loaded, {
     env, logger, extraMetricReaders: [reader], ...(statusPort !== undefined ? { statusPort } : {}),
   });

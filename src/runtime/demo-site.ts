@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import net from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../simulators/broker.js';
 import { FleetGenerator, type GeneratorReport } from '../../simulators/meter-fleet/generator.js';
@@ -99,6 +100,15 @@ export async function startDemoSite(original: LoadedSite, opts: DemoSiteOptions)
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/** True when host:port can be listened on now (the demo's status port falls back to a free one otherwise). */
+export function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
 }
 
 /**

@@ -5,6 +5,7 @@
 //   (c) then each at full speed against the same simulators: requests/s, gateway vs bare.
 // Every party runs in its own process (simulators included), so CPU % and RSS are its own.
 // Options: --duration=S (default 60) --fast=S (default 10) --endpoints=N --units=N --interval=MS --warmup=S
+//          --gateway-node-flags=F1,F2 (V8 flags for the gateway processes only)
 // The last line of output is one JSON object (the README and the closing note quote it).
 import { fileURLToPath } from 'node:url';
 import { onParent, startChild, toParent, type Child, type Msg } from './lib/child.js';
@@ -57,7 +58,14 @@ async function main(): Promise<void> {
   const warmupS = arg('warmup', Math.min(3, Math.max(1, durationS / 4)));
   const script = fileURLToPath(import.meta.url);
   const children: Child[] = [];
-  const spawnRole = (r: string): Child => { const c = startChild(script, r); children.push(c); return c; };
+  // --gateway-node-flags=--max-old-space-size=64 (comma-separated): V8 flags for the gateway
+  // processes only, to try a deployment's heap settings; the default run uses none.
+  const gwFlags = process.argv.find((a) => a.startsWith('--gateway-node-flags='))?.slice(21).split(',').filter((f) => f !== '') ?? [];
+  const spawnRole = (r: string): Child => {
+    const c = startChild(script, r, r.startsWith('gateway') ? gwFlags : []);
+    children.push(c);
+    return c;
+  };
   try {
     const sim = spawnRole('sim');
     sim.send({ type: 'run', params: { endpoints, units } });
@@ -129,6 +137,7 @@ async function main(): Promise<void> {
       bare_rps: round(bfr.requests_per_s, 0),
       read_path_ratio: round(gfr.requests_per_s / Math.max(1, bfr.requests_per_s)),
       otlp_exports: simStats['exports'],
+      gateway_node_flags: gwFlags.join(' '),
     };
     console.log(JSON.stringify(summary));
   } finally {

@@ -15,8 +15,8 @@ export interface Child {
   stop(): Promise<void>;
 }
 
-export function startChild(script: string, role: string): Child {
-  const proc = fork(script, [`--role=${role}`], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+export function startChild(script: string, role: string, execArgv: string[] = []): Child {
+  const proc = fork(script, [`--role=${role}`], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   const inbox: Msg[] = [];
   const waiters: Array<() => void> = [];
   proc.on('message', (m: unknown) => {

@@ -69,3 +69,26 @@ describe('meter fleet simulator', () => {
     expect(got).toBe(report.messages);
   });
 });
+
+describe('meter fleet CLI', () => {
+  it('runs against an embedded broker and prints the report as the last line; refuses bad fault options', async () => {
+    const { main } = await import('../../simulators/meter-fleet/main.js');
+    const out: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    const errWrite = process.stderr.write.bind(process.stderr);
+    process.stdout.write = ((chunk: string) => { out.push(String(chunk)); return true; }) as typeof process.stdout.write;
+    process.stderr.write = (() => true) as typeof process.stderr.write;
+    try {
+      expect(await main(['--meters', '50', '--messages', '40', '--rate', '0', '--batch', '5', '--seed', '3', '--fault', 'out_of_range=0.2'])).toBe(0);
+    } finally {
+      process.stdout.write = write;
+      process.stderr.write = errWrite;
+    }
+    const report = JSON.parse(out.join('').trim().split('\n').pop() ?? '{}') as { messages: number; readings: number; by_category: Record<string, number> };
+    expect(report.messages).toBe(40);
+    expect(report.readings).toBe(200);
+    expect(report.by_category['out_of_range']).toBeGreaterThan(0);
+    await expect(main(['--fault', 'gremlins=0.1'])).rejects.toThrow(/unknown category/);
+    await expect(main(['--fault', 'duplicate=2'])).rejects.toThrow(/\[0, 1\]/);
+  });
+});

@@ -90,7 +90,9 @@ export async function runUntilSignal(
     if (first !== 'started') {
       await started.catch(() => undefined);
       await gateway.stop();
-      return 0;
+      removeSignals();
+      removeFaultHandlers();
+      return process.exitCode === 70 ? 70 : 0;
     }
   } catch (err) {
     removeSignals();

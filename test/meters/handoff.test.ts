@@ -32,13 +32,13 @@ describe('hand-off', () => {
   const cleanups: Array<() => Promise<void>> = [];
   afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
 
-  async function setup(sink: ReadingSink, batchMax: number): Promise<{ ingest: MeterIngest; pub: mqtt.MqttClient }> {
+  async function setup(sink: ReadingSink, batchMax: number, qos: 0 | 1 = 1): Promise<{ ingest: MeterIngest; pub: mqtt.MqttClient }> {
     const m = await startMosquitto();
     cleanups.push(() => m.stop());
     const tel = new TestTelemetry();
     cleanups.push(() => tel.shutdown());
     const ingest = new MeterIngest({
-      mqtt: mqttConfig(m.url, {}, { batch_max_size: batchMax }), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, sink,
+      mqtt: mqttConfig(m.url, {}, { batch_max_size: batchMax, qos }), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, sink,
     });
     await ingest.start();
     cleanups.push(() => ingest.stop());
@@ -75,5 +75,13 @@ describe('hand-off', () => {
     expect(maxQueued).toBeLessThanOrEqual(4 * 20 + 1);
     // Group commit: far fewer writes than messages.
     expect(sink.writes).toBeLessThan(n / 5);
+  });
+
+  it('a QoS 0 subscription ingests too (at-most-once: nothing to acknowledge)', async () => {
+    const sink = new FlakySink(0, 0);
+    const { ingest, pub } = await setup(sink, 500, 0);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => pub.publishAsync(`meters/north/m-${i}`, reading(i), { qos: 0 })));
+    await waitFor(() => ingest.status().readings_ingested === 10, 5000, 'QoS 0 readings');
+    expect(ingest.status().stale_acks).toBe(0);
   });
 });

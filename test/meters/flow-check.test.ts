@@ -20,7 +20,7 @@ describe('flow check', () => {
     cleanups.push(() => tel.shutdown());
     const ingest = new MeterIngest({
       mqtt: mqttConfig(m.url), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer,
-      idleProbeMs: 300, probeTimeoutMs: 300,
+      idleProbeMs: 500, probeTimeoutMs: 1000,
     });
     await ingest.start();
     cleanups.push(() => ingest.stop());
@@ -28,8 +28,8 @@ describe('flow check', () => {
     // Behind the gateway's back: the broker forgets the subscriptions.
     const client = (ingest as unknown as { connection: MqttConnection }).connection.mqttClient;
     await client?.unsubscribeAsync(['meters/#', `ems-gateway/probe/${client.options.clientId ?? ''}`]);
-    await waitFor(() => ingest.status().reconnects >= 1, 5000, 'reconnect after a lost probe');
-    await waitFor(() => ingest.status().flow_confirmed, 5000, 'flow confirmed again');
+    await waitFor(() => ingest.status().reconnects >= 1, 8000, 'reconnect after a lost probe');
+    await waitFor(() => ingest.status().flow_confirmed, 8000, 'flow confirmed again');
     const pub = await mqtt.connectAsync(m.url, { reconnectPeriod: 0 });
     cleanups.push(() => pub.endAsync());
     await pub.publishAsync('meters/south/m-9', JSON.stringify({ meter_id: 'm-9', timestamp: Date.now(), kwh: 1, voltage: 230, current: 1, power_factor: 1 }), { qos: 1 });

@@ -110,17 +110,23 @@ export class DevicePoller {
   start(startOffsetMs = 0): void {
     if (!this.stopped) return;
     this.stopped = false;
+    if (!this.prepare()) return;
+    this.due = this.deps.clock.monotonic() + Math.max(0, startOffsetMs);
+    this.schedule();
+  }
+
+  /** Compile the read plan (start() does it; cycle() alone needs it first). False if unplannable. */
+  prepare(): boolean {
     try {
       this.plan = (this.deps.plan ?? planReads(this.profile).requests).map((r) => compile(this.profile, r));
     } catch (e) {
       // The config validator rejects unplannable profiles; if one slips through, only this device stops.
       this.fail('invalid_request', `read plan: ${e instanceof Error ? e.message : String(e)}`);
       this.log.error({ err: this.lastError?.message }, 'device not polled: its profile cannot be planned');
-      return;
+      return false;
     }
     this.parkedUntil = this.plan.map(() => 0);
-    this.due = this.deps.clock.monotonic() + Math.max(0, startOffsetMs);
-    this.schedule();
+    return true;
   }
 
   async stop(): Promise<void> {

@@ -33,6 +33,22 @@ describe('composition root', () => {
     await expect(fetch(`${url}healthz`)).rejects.toThrow();
   });
 
+  it('a part that fails at run time is isolated: shown failed, not ready, the others keep running', async () => {
+    const gw = buildGateway(minimalSite(), { env: {}, logger: silentLogger(), statusPort: 0 });
+    gateways.push(gw);
+    await gw.start();
+    gw.lifecycle.reportFailure('grid-state', Object.assign(new Error('sample source exploded'), { code: 'GRID_BOOM' }));
+    const ready = await fetch(`${gw.statusUrl()}readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.text()).toContain('grid-state: failed (GRID_BOOM: sample source exploded)');
+    const st = (await (await fetch(`${gw.statusUrl()}status`)).json()) as StatusReport;
+    expect(st.ready).toBe(false);
+    expect(st.parts.filter((p) => p.state !== 'running').map((p) => p.name)).toEqual(['grid-state']);
+    // Stopping still works and does not stop the failed part twice.
+    const report = await gw.stop();
+    expect(report.failed).toEqual([]);
+  });
+
   it('a taken status port is a start-up failure naming the part, and nothing is left running', async () => {
     const blocker = http.createServer();
     servers.push(blocker);

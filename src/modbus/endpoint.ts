@@ -247,11 +247,12 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     this.consecutiveTimeouts += 1;
     const backedOffMs = this.backoff.failed(p.enc.unitId, this.deps.clock.monotonic());
     if (backedOffMs > 0) this.log.debug({ unit_id: p.enc.unitId, device: p.deviceId, backoff_ms: backedOffMs }, 'unit backed off after timeouts');
-    this.finish(p, undefined, this.error('timeout', `no response within ${p.timeoutMs} ms`, p.enc.unitId, p.deviceId, p), 0);
+    // Drop a dead line before finishing, so nothing more is sent into it.
     if (this.consecutiveTimeouts >= (this.opts.timeoutsBeforeReconnect ?? 3) && this.socket !== undefined) {
       this.log.warn({ timeouts: this.consecutiveTimeouts }, 'no answer from any unit: reconnecting');
       this.drop(this.socket);
     }
+    this.finish(p, undefined, this.error('timeout', `no response within ${p.timeoutMs} ms`, p.enc.unitId, p.deviceId, p), 0);
   }
 
   private onData(sock: net.Socket, chunk: Buffer): void {

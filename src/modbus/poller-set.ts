@@ -58,6 +58,7 @@ export class PollerSet implements GridSampleSource {
   }
 
   start(): void {
+    if (this.pollers.length > 0) return; // already started
     const list = this.devices();
     const onCycle = this.deps.onCycle;
     const observer: PollObserver = onCycle === undefined ? this.metrics : {

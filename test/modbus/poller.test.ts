@@ -1,3 +1,5 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PollerSet } from '../../src/modbus/poller-set.js';
 import { systemClock } from '../../src/runtime/clock.js';
@@ -182,6 +184,25 @@ describe('pollers: timeouts, late responses, dead units, connections', () => {
     expect(st?.up).toBe(false);
     expect(['timeout', 'unit_backed_off']).toContain(st?.lastError?.code);
     expect(set.status().filter((x) => x.up).length).toBe(3);
+  });
+
+  it('a dead device logs its state changes, not a line per poll', async () => {
+    const s = await server((req, sock) => { if (req.unitId !== 9) serveTest(req, sock, s); });
+    const lines: Array<{ level: number; msg: string; device?: string }> = [];
+    const sink = new Writable({ write(chunk: Buffer, _enc, cb) { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
+    const { provider } = testMeter();
+    const set = new PollerSet(testSite([testDevice('dead', s.port, 9, { poll_interval_ms: 50 }), testDevice('ok', s.port, 1, { poll_interval_ms: 50 })],
+      testProfile({ points: testProfile().points.slice(0, 4) }, { timeout_ms: 40 })), {
+      clock: systemClock, logger: pino({ level: 'info' }, sink), meter: provider.getMeter('t'),
+    });
+    cleanups.push(async () => { await set.stop(); await provider.shutdown(); });
+    set.start();
+    await sleep(1500);
+    const cycles = set.status().find((x) => x.deviceId === 'dead')?.cycles ?? 0;
+    expect(cycles).toBeGreaterThanOrEqual(15);
+    const deadLines = lines.filter((l) => l.device === 'dead' && l.level >= 40);
+    expect(deadLines.map((l) => l.msg)).toContain('device down');
+    expect(deadLines.length).toBeLessThanOrEqual(4);
   });
 
   it('a device that accepts only one connection: three devices behind it share exactly one', async () => {

@@ -7,6 +7,7 @@
 // endpoint closes, and telemetry flushes last so the parts' final figures are exported.
 import type { DeviceConfig, LoadedSite } from './config/site-types.js';
 import { AlertEvaluator, AlertMetricReader, type AlertOverview } from './alerts/evaluator.js';
+import { snapshotLoadProvider } from './demand-response/load-provider.js';
 import { DemandResponseService } from './demand-response/service.js';
 import { GridState } from './grid/grid-state.js';
 import type { GridSampleSource } from './grid/sources.js';
@@ -21,7 +22,6 @@ import type { ModbusEndpointClient } from './modbus/types.js';
 import { alertStatus, deviceStatus, DrTally, drStatus, exporterStatus, gridStatus, meterStatus } from './status/adapters.js';
 import { gatherStatus, type StatusContext, type StatusProviders, type StatusReport } from './status/status-model.js';
 import { StatusServer } from './status/status-server.js';
-import { SPANS } from './telemetry/semconv.js';
 import { createTelemetry, type Telemetry, type TelemetryOptions } from './telemetry/setup.js';
 
 export interface GatewayOptions {
@@ -61,27 +61,6 @@ function part(name: string, start: () => Promise<void>, stop: () => Promise<void
   return { name, start, stop };
 }
 
-const KW_PER_UNIT: Record<string, number> = { W: 0.001, kW: 1, MW: 1000 };
-
-/**
- * DR planning shares a reduction by current load: a load controller's fresh `load` point from the
- * pollers' snapshot, in kW. Stale (older than three poll intervals) or unknown units: undefined, and
- * the planner falls back to the device's capacity_kw.
- */
-function measuredLoadKw(loaded: LoadedSite, pollers: PollerSet, clock: Clock): (deviceId: string) => number | undefined {
-  const devices = new Map(loaded.site.devices.map((d) => [d.id, d]));
-  return (deviceId) => {
-    const device = devices.get(deviceId);
-    const point = device ? loaded.profiles.get(device.profile)?.points.find((p) => p.role === 'load') : undefined;
-    if (!device || !point) return undefined;
-    const v = pollers.snapshot.get(deviceId, point.id);
-    const factor = KW_PER_UNIT[point.unit ?? 'kW'];
-    if (!v || typeof v.value !== 'number' || factor === undefined) return undefined;
-    if (clock.now() - v.readAtMs > 3 * device.poll_interval_ms) return undefined;
-    return v.value * factor;
-  };
-}
-
 export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway {
   const { site } = loaded;
   const clock = opts.clock ?? systemClock;
@@ -105,7 +84,8 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     serviceVersion: version,
     env: opts.env,
     now: () => clock.now(),
-    spanRatios: site.mqtt?.meters ? { [SPANS.meterProcessReading]: site.mqtt.meters.reading_span_ratio } : {},
+    // No spanRatios entry for ems.meter.process_reading: MeterIngest samples those spans itself at
+    // reading_span_ratio; a second ratio in the SDK sampler would square it.
     extraMetricReaders: [alertReader, ...(opts.extraMetricReaders ?? [])],
     ...(opts.extraSpanProcessors ? { extraSpanProcessors: opts.extraSpanProcessors } : {}),
   });
@@ -138,7 +118,9 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   // --- 3. meter ingest over MQTT: only when the site has mqtt.meters ---
   let meters: MeterIngest | undefined;
   if (site.mqtt?.meters) {
-    const ingest = new MeterIngest({ mqtt: site.mqtt, clock, logger, meter: telemetry.meter, tracer: telemetry.tracer });
+    const ingest = new MeterIngest({
+      mqtt: site.mqtt, clock, logger, meter: telemetry.meter, tracer: telemetry.tracer, stateFile: site.mqtt.meters.state_file,
+    });
     meters = ingest;
     gridSources.push(ingest);
     parts.push(part('meters', async () => ingest.start(), () => ingest.stop({ drainTimeoutMs: 4000 })));
@@ -178,7 +160,7 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     const service = new DemandResponseService({
       config: site.mqtt.demand_response, mqtt: site.mqtt, site, profiles: loaded.profiles, endpoints: endpointOf,
       meter: telemetry.meter, tracer: telemetry.tracer, clock, logger, onAck: (ack) => tally.record(ack),
-      loadKw: measuredLoadKw(loaded, pollers, clock),
+      loadKw: snapshotLoadProvider(pollers.snapshot, site, loaded.profiles, clock),
     });
     dr = service;
     parts.push(part('demand-response', () => service.start(), () => service.stop()));

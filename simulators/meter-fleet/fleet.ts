@@ -31,7 +31,7 @@ export interface FleetReport extends GeneratorReport {
 
 export const FLEET_DEFAULTS: GeneratorOptions = {
   meters: 100, regions: ['north', 'south'], seed: 1, batchSize: 1, faults: {}, topicPrefix: 'meters', regionInPayload: true,
-  now: () => Date.now(),
+  now: () => Date.now(), meterIdPrefix: 'm-',
 };
 
 function sleep(ms: number): Promise<void> {

@@ -36,6 +36,8 @@ export interface GeneratorOptions {
   regionInPayload: boolean;
   /** Wall clock for timestamps (epoch ms). */
   now: () => number;
+  /** Meter ids are `<prefix><6 digits>`; default `m-`. Two fleets with different prefixes are two meter populations. */
+  meterIdPrefix?: string;
 }
 
 export interface GeneratorReport {
@@ -76,7 +78,7 @@ export class FleetGenerator {
   constructor(private readonly opts: GeneratorOptions) {
     this.rnd = mulberry32(opts.seed);
     this.meters = Array.from({ length: opts.meters }, (_, i) => ({
-      id: `m-${String(i).padStart(6, '0')}`,
+      id: `${opts.meterIdPrefix ?? 'm-'}${String(i).padStart(6, '0')}`,
       region: opts.regions[i % opts.regions.length] ?? 'region-1',
       kwh: 1000 + Math.floor(this.rnd() * 50_000),
       lastTs: 0,

@@ -45,6 +45,9 @@ const meters = obj({
   dedupe_window: { s: duration(), default: 600_000, doc: 'QoS 1 duplicates (meter_id, timestamp) within it are dropped' },
   meter_stale_after: { s: duration(), default: 300_000, doc: "a meter's power drops out of the grid load total" },
   reading_span_ratio: { s: num({ min: 0, max: 1 }), default: 0.01, doc: 'sampling ratio of ems.meter.process_reading spans' },
+  state_file: { s: str({ minLength: 1 }), default: '.state/meter-state.json', doc: 'dedupe state kept across graceful restarts; relative to the site file' },
+}, {
+  post(out, ctx) { out['state_file'] = resolveFrom(ctx, String(out['state_file'])); },
 });
 
 const demandResponse = obj({

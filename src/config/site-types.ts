@@ -45,6 +45,7 @@ export interface MeterIngestConfig {
   dedupe_window_ms: number;        // default 10m
   meter_stale_after_ms: number;    // default 5m: a meter's power drops out of the grid load total
   reading_span_ratio: number;      // sampling ratio of ems.meter.process_reading spans; default 0.01
+  state_file?: string;             // dedupe state across graceful restarts; the loader sets .state/meter-state.json (absolute) by default
 }
 
 export interface DemandResponseConfig {

@@ -85,6 +85,7 @@ export async function startDemoSite(original: LoadedSite, opts: DemoSiteOptions)
         url: broker.url,
         // aedes speaks MQTT 3.1.1 only.
         protocol_version: 4 as const,
+        ...(site.mqtt.meters ? { meters: { ...site.mqtt.meters, state_file: join(stateDir, 'meter-state.json') } } : {}),
         ...(site.mqtt.demand_response ? { demand_response: { ...site.mqtt.demand_response, state_file: join(stateDir, 'dr-state.json') } } : {}),
       },
     } : {}),

@@ -76,6 +76,7 @@ describe('end-to-end OTLP export of a running site', () => {
     // The fleet simulator publishes to meters/<region>/<meter_id>; the demo file subscribes meters/+/readings.
     mqtt.meters.topics = ['meters/+/+'];
     mqtt.demand_response.state_file = path.join(tmp, 'dr-state.json');
+    mqtt.meters.state_file = path.join(tmp, 'meter-state.json');
     site.telemetry = { ...site.telemetry, enabled: true, otlp_endpoint: receiver.url, export_interval_ms: 400, export_timeout_ms: 400 };
     site.grid.update_interval_ms = 300;
     site.alerts.evaluate_interval_ms = 300;

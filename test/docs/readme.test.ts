@@ -1,0 +1,71 @@
+// The README tells a newcomer the truth: its npm scripts and ems-gateway subcommands exist, its
+// site example validates, and the commands that are safe to run here do what it says.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadSiteFromString } from '../../src/config/load.js';
+import { packageRoot } from '../../src/config/package-root.js';
+
+const ROOT = packageRoot();
+const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const CLI = join(ROOT, 'dist/src/cli/main.js');
+const tmp = mkdtempSync(join(tmpdir(), 'ems-readme-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function cli(args: string[]): { code: number; out: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+  return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+describe('README.md', () => {
+  it('names only npm scripts that exist', () => {
+    const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    const named = [...README.matchAll(/npm run ([a-z:-]+)/g)].map((m) => m[1] ?? '');
+    expect(named.length).toBeGreaterThanOrEqual(5);
+    expect(named.filter((n) => !(n in scripts))).toEqual([]);
+    expect(README).toContain('npm ci');
+    expect(README).toContain('npm test');
+  });
+
+  it('names only ems-gateway subcommands that exist', () => {
+    const help = execFileSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
+    const registered = new Set([...help.matchAll(/^ {2}([a-z]+) /gm)].map((m) => m[1]));
+    const named = [...README.matchAll(/ems-gateway ([a-z]+)/g)].map((m) => m[1] ?? '');
+    expect(named.length).toBeGreaterThanOrEqual(6);
+    expect(named.filter((n) => !registered.has(n))).toEqual([]);
+  });
+
+  it('its site example validates', async () => {
+    const block = /```yaml\n(version: 1\n[\s\S]*?)```/.exec(README)?.[1];
+    expect(block).toBeDefined();
+    const dir = join(tmp, 'site');
+    mkdirSync(join(dir, 'keys'), { recursive: true });
+    const { publicKey } = generateKeyPairSync('ed25519');
+    writeFileSync(join(dir, 'keys/ems.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+    const loaded = await loadSiteFromString(block ?? '', { file: join(dir, 'site.yaml'), env: { MQTT_PASSWORD: 'secret' } });
+    expect(loaded.site.devices.map((d) => d.id)).toEqual(['inverter-1', 'load-ctl-a']);
+    expect(loaded.site.mqtt?.password).toBe('secret');
+    expect(loaded.site.mqtt?.meters?.topics).toEqual(['$share/gw/meters/+/readings']);
+  });
+
+  it('validate, schemas --check and decode work as shown', () => {
+    const v = cli(['validate', 'config/demo-site.yaml']);
+    expect(v.code, v.out).toBe(0);
+    expect(v.out).toContain('inverter-1');
+    const s = cli(['schemas', '--check']);
+    expect(s.code, s.out).toBe(0);
+    const d = cli(['decode', '--type', 'float32', '0x4148', '0x0000']);
+    expect(d.code, d.out).toBe(0);
+    expect(d.out).toMatch(/float32\s+12\.5\s/);
+  });
+
+  it('dr keygen writes a key pair', () => {
+    const r = cli(['dr', 'keygen', '--out', join(tmp, 'ems')]);
+    expect(r.code, r.out).toBe(0);
+    expect(existsSync(join(tmp, 'ems.key'))).toBe(true);
+    expect(readFileSync(join(tmp, 'ems.pub'), 'utf8')).toContain('BEGIN PUBLIC KEY');
+  });
+});

@@ -1,6 +1,7 @@
 // Deterministic meter fleet traffic: which meter sends what, and which fault, follow from the seed.
 // The generator mirrors the gateway's documented rules (validate.ts, meter-state.ts) so it can say,
 // per message, what the gateway must do with every reading: the report is the test's oracle.
+import { seededRandom } from '../random.js';
 
 /** What a reading is made to be, and what the gateway must count it as. */
 export const FAULT_CATEGORIES = {
@@ -47,18 +48,6 @@ export interface GeneratorReport {
   expected: { ingested: number; dropped: Record<string, number> };
 }
 
-/** mulberry32: small, fast, good enough for a test fleet, and the same on every platform. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface MeterSim {
   id: string;
   region: string;
@@ -76,7 +65,7 @@ export class FleetGenerator {
   readonly report: GeneratorReport;
 
   constructor(private readonly opts: GeneratorOptions) {
-    this.rnd = mulberry32(opts.seed);
+    this.rnd = seededRandom(opts.seed);
     this.meters = Array.from({ length: opts.meters }, (_, i) => ({
       id: `${opts.meterIdPrefix ?? 'm-'}${String(i).padStart(6, '0')}`,
       region: opts.regions[i % opts.regions.length] ?? 'region-1',

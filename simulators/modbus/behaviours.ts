@@ -3,17 +3,7 @@
 
 import type { SimBehaviour } from '../../src/config/profile-types.js';
 
-/** A small seeded PRNG (mulberry32): the same seed replays the same random walk. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../random.js';
 
 /**
  * A daily solar bell curve by local wall-clock hour: 0 before 06:00 and after 20:00, `peak` at

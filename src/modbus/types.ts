@@ -1,5 +1,5 @@
 // The contract between the Modbus layer and the parts above it (pollers, demand response, grid).
-// modbus-serial's error shapes never leave src/modbus: everything above sees ModbusError.
+// Errors are translated at this edge (socket errors, exception responses, malformed frames): everything above sees ModbusError.
 
 import type { RegisterTable } from '../config/profile-types.js';
 

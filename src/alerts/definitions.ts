@@ -7,6 +7,13 @@ import { histogramQuantile, type MetricSnapshot } from './metric-window.js';
 
 export type AlertId = 'stale_meter_data' | 'ingestion_drops' | 'dr_not_acknowledged' | 'frequency_excursion' | 'slow_ingestion';
 
+/** What some alerts need beyond the window's increases. */
+export interface AlertContext {
+  config: AlertConfig;
+  /** region -> ms since its ingested counter last moved (IngestActivity), regions seen only. */
+  silentForMs: Map<string, number>;
+}
+
 export interface AlertDefinition {
   id: AlertId;
   /** The alert's name in the Prometheus rule file. */
@@ -19,7 +26,7 @@ export interface AlertDefinition {
   unit: string;
   threshold(cfg: AlertConfig): number;
   /** One value per label set (region, or '' for site-wide); null when there is nothing to judge. */
-  values(window: MetricSnapshot, site: SiteInfo): Map<string, number | null>;
+  values(window: MetricSnapshot, site: SiteInfo, ctx: AlertContext): Map<string, number | null>;
   /** true when the value is in breach. */
   breached(value: number, threshold: number): boolean;
 }
@@ -36,7 +43,16 @@ export const ALERTS: readonly AlertDefinition[] = [
   {
     id: 'stale_meter_data', prometheusName: 'EmsStaleMeterData', windowMs: 5 * MIN, forMs: 5 * MIN, unit: 's',
     threshold: (c) => c.stale_meter_data_age_ms / 1000,
-    values: (w) => quantilesByRegion(w.dataAge),
+    // P99 data age of the window's readings; and a region seen before that has had no reading
+    // at all for longer than the threshold is stale too (the histogram alone would say "nothing
+    // to judge"). Its value is the silence in s, a lower bound of its data age.
+    values: (w, _site, ctx) => {
+      const out = quantilesByRegion(w.dataAge);
+      for (const [region, ms] of ctx.silentForMs) {
+        if (ms > ctx.config.stale_meter_data_age_ms) out.set(region, Math.max(out.get(region) ?? 0, ms / 1000));
+      }
+      return out;
+    },
     breached: (v, t) => v > t,
   },
   {

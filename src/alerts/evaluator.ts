@@ -11,7 +11,7 @@ import type { Logger } from '../runtime/logger.js';
 import { METRICS, METRIC_ATTRS, METRIC_UNITS } from '../telemetry/semconv.js';
 import { gatewayTemporality } from '../telemetry/views.js';
 import { ALERTS, type AlertDefinition, type AlertId } from './definitions.js';
-import { SnapshotHistory, increase, snapshotFrom } from './metric-window.js';
+import { IngestActivity, SnapshotHistory, increase, snapshotFrom } from './metric-window.js';
 
 /** A pull reader: register it with createTelemetry({ extraMetricReaders: [reader] }) before building the evaluator. */
 export class AlertMetricReader extends MetricReader {
@@ -66,6 +66,7 @@ export class AlertEvaluator {
   private readonly deps: AlertEvaluatorDeps;
   private readonly logger: Logger;
   private readonly history: SnapshotHistory;
+  private readonly activity = new IngestActivity();
   private readonly instances = new Map<string, AlertState>();
   private startMs = 0;
   private timer: ClockTimer | undefined;
@@ -135,9 +136,11 @@ export class AlertEvaluator {
       const { resourceMetrics, errors } = await this.deps.reader.collect();
       if (errors.length > 0) this.logger.debug({ errors: errors.map(String) }, 'metric collection reported errors');
       const snap = snapshotFrom(resourceMetrics, now);
+      this.activity.observe(snap.ingested, now);
+      const ctx = { config: this.deps.config, silentForMs: this.activity.silentFor(now) };
       for (const def of ALERTS) {
         const window = increase(snap, this.history.baseline(now - def.windowMs, this.startMs));
-        this.apply(def, def.values(window, this.deps.site), now);
+        this.apply(def, def.values(window, this.deps.site, ctx), now);
       }
       this.history.push(snap);
     } catch (err) {

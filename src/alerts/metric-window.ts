@@ -138,3 +138,31 @@ export class SnapshotHistory {
     return best ?? emptySnapshot(startMs);
   }
 }
+
+/**
+ * When each region's ingested counter last moved: "stale by silence". A region whose meters stop
+ * completely (head-end down) leaves the data-age histogram empty, so its P99 has nothing to judge;
+ * its cumulative counter, though, stays in every collection, unchanged. Only regions seen with a
+ * non-zero count in this process are tracked: after a restart a region is unknown until its next
+ * reading, so a restart alone never reads as silence (the rule file does the same).
+ */
+export class IngestActivity {
+  private readonly regions = new Map<string, { count: number; movedAtMs: number }>();
+
+  /** Feeds one snapshot's cumulative ingested counts. The first sighting counts as a move. */
+  observe(ingested: Map<string, number>, atMs: number): void {
+    for (const [region, count] of ingested) {
+      if (count <= 0) continue;
+      const prev = this.regions.get(region);
+      // Any change (a reset included) is a reading since the last look.
+      if (!prev || prev.count !== count) this.regions.set(region, { count, movedAtMs: atMs });
+    }
+  }
+
+  /** region -> ms since its counter last moved, for every region seen. */
+  silentFor(atMs: number): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [region, r] of this.regions) out.set(region, Math.max(0, atMs - r.movedAtMs));
+    return out;
+  }
+}

@@ -16,7 +16,7 @@ const alertsConfig: AlertConfig = {
 };
 const MIN = 60_000;
 
-function setup(site: Partial<SiteInfo> = {}) {
+function setup(site: Partial<SiteInfo> = {}, config: Partial<AlertConfig> = {}) {
   const clock = new ManualClock();
   const lines: Array<{ msg: string; alert?: string; region?: string }> = [];
   const sink = new Writable({ write(chunk: Buffer, _enc, cb) { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as { msg: string }); cb(); } });
@@ -27,7 +27,7 @@ function setup(site: Partial<SiteInfo> = {}) {
   meter.createObservableGauge(METRICS.gridFrequency, { unit: METRIC_UNITS.gridFrequency })
     .addCallback((r) => { if (frequency !== undefined) r.observe(frequency); });
   const ev = new AlertEvaluator({
-    config: alertsConfig, site: { id: 's', region: 'north', nominal_frequency_hz: 50, ...site }, reader, meter, clock,
+    config: { ...alertsConfig, ...config }, site: { id: 's', region: 'north', nominal_frequency_hz: 50, ...site }, reader, meter, clock,
     logger: pino({ level: 'info' }, sink),
   });
   return {
@@ -110,6 +110,80 @@ describe('AlertEvaluator', () => {
     t.clock.advance(5 * MIN);
     await t.ev.evaluate();
     expect(t.state('stale_meter_data', 'north')).toMatchObject({ state: 'inactive', value: null });
+  });
+
+  it('stale meter data: a region that goes silent fires after the threshold (+ for); a fresh neighbour does not', async () => {
+    const t = setup(); stop = t.stop;
+    await t.ev.start();
+    const fresh = (region: string): void => {
+      t.ingested.add(100, { region });
+      for (let i = 0; i < 100; i++) t.dataAge.record(2, { region });
+    };
+    // Minutes 0..2 both regions report; then north's head-end goes down, south keeps reporting.
+    for (let minute = 0; minute <= 2; minute++) { fresh('north'); fresh('south'); await t.ev.evaluate(); t.clock.advance(MIN); }
+    // north last moved at minute 2. Minutes 3..17: silent for at most 15 min -> not stale yet.
+    for (let minute = 3; minute <= 17; minute++) {
+      fresh('south');
+      await t.ev.evaluate();
+      expect(t.state('stale_meter_data', 'north')?.state, `minute ${minute}`).toBe('inactive');
+      t.clock.advance(MIN);
+    }
+    // The 5-minute histogram window emptied long ago: the old behaviour had nothing to judge here.
+    expect(t.state('stale_meter_data', 'north')?.value).toBeNull();
+    // Minute 18: silent for 16 min > 15 min -> pending; firing once that held for 5 min.
+    for (let minute = 18; minute <= 23; minute++) {
+      fresh('south');
+      await t.ev.evaluate();
+      expect(t.state('stale_meter_data', 'north')?.state, `minute ${minute}`).toBe(minute < 23 ? 'pending' : 'firing');
+      expect(t.state('stale_meter_data', 'north')?.value).toBe((minute - 2) * 60);
+      expect(t.state('stale_meter_data', 'south')).toMatchObject({ state: 'inactive', value: 4.96 });   // P99 inside (1, 5] s
+      t.clock.advance(MIN);
+    }
+    expect((await t.firingGauge())['stale_meter_data']).toBe(1);
+    expect(t.ev.overview().find((o) => o.name === 'stale_meter_data')).toMatchObject({ state: 'firing', value: 21 * 60 });   // at the last evaluation
+    // north's meters come back with fresh data: resolved at once.
+    fresh('north'); fresh('south');
+    await t.ev.evaluate();
+    expect(t.state('stale_meter_data', 'north')).toMatchObject({ state: 'inactive', value: 4.96 });
+    const transitions = t.lines.filter((l) => l.alert === 'stale_meter_data');
+    expect(transitions.map((l) => [l.msg, l.region])).toEqual([['alert firing', 'north'], ['alert resolved', 'north']]);
+  });
+
+  it('stale meter data by silence uses the configured age; dropped-only readings are not fresh data', async () => {
+    const t = setup({}, { stale_meter_data_age_ms: 30 * MIN }); stop = t.stop;
+    await t.ev.start();
+    t.ingested.add(10, { region: 'north' });
+    await t.ev.evaluate();
+    for (let minute = 1; minute <= 36; minute++) {
+      t.clock.advance(MIN);
+      t.dropped.add(5, { region: 'north', error_type: 'invalid_payload' });   // messages arrive, none ingested
+      await t.ev.evaluate();
+      const expected = minute <= 30 ? 'inactive' : minute < 36 ? 'pending' : 'firing';
+      // No instance at all until there is something to judge: not firing either way.
+      expect(t.state('stale_meter_data', 'north')?.state ?? 'inactive', `minute ${minute}`).toBe(expected);
+    }
+    expect(t.state('stale_meter_data', 'north')).toMatchObject({ value: 36 * 60, threshold: 1800 });
+  });
+
+  it('stale meter data: a gateway restart alone never reads as silence', async () => {
+    // Before the restart north reported; the restarted process has not heard from it yet (its
+    // counter does not exist) and south reports from scratch: nothing to judge, nothing fires.
+    const before = setup();
+    await before.ev.start();
+    before.ingested.add(100, { region: 'north' });
+    await before.ev.evaluate();
+    await before.stop();
+    const t = setup(); stop = t.stop;
+    await t.ev.start();
+    for (let minute = 0; minute <= 40; minute++) {
+      t.ingested.add(100, { region: 'south' });
+      for (let i = 0; i < 10; i++) t.dataAge.record(3, { region: 'south' });
+      await t.ev.evaluate();
+      t.clock.advance(MIN);
+    }
+    expect(t.state('stale_meter_data', 'north')).toBeUndefined();
+    expect(t.state('stale_meter_data', 'south')).toMatchObject({ state: 'inactive', value: 4.96 });
+    expect(t.lines.filter((l) => l.alert === 'stale_meter_data')).toEqual([]);
   });
 
   it('DR ack rate below 90 % fires at once; dry runs do not count', async () => {

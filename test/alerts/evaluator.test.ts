@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { AlertConfig, SiteInfo } from '../../src/config/site-types.js';
 import { AlertEvaluator, AlertMetricReader } from '../../src/alerts/evaluator.js';
+import { IngestActivity } from '../../src/alerts/metric-window.js';
 import { METRICS, METRIC_UNITS } from '../../src/telemetry/semconv.js';
 import { gatewayViews } from '../../src/telemetry/views.js';
 import { ManualClock } from '../runtime/manual-clock.js';
@@ -238,5 +239,16 @@ describe('AlertEvaluator', () => {
     await ev.stop();
     await provider.shutdown();
     expect(ev.states().find((s) => s.alert === 'dr_not_acknowledged')?.state).toBe('firing');
+  });
+});
+
+describe('IngestActivity', () => {
+  it('tracks when each region last moved: first sighting and any change (a reset too) count; zero counts are not "seen"', () => {
+    const a = new IngestActivity();
+    a.observe(new Map([['north', 5], ['south', 0]]), 1000);
+    a.observe(new Map([['north', 5], ['south', 0]]), 61_000);
+    expect([...a.silentFor(91_000)]).toEqual([['north', 90_000]]);
+    a.observe(new Map([['north', 2]]), 100_000);   // went down: a reset, i.e. readings since
+    expect(a.silentFor(100_000).get('north')).toBe(0);
   });
 });

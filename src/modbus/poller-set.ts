@@ -11,7 +11,7 @@ import { DeviceGauges } from './device-metrics.js';
 import { EndpointPool, type EndpointDefaults } from './endpoint-pool.js';
 import { DevicePoller, type DeviceStatus, type PollObserver } from './poller.js';
 import { ModbusMetrics } from './poller-metrics.js';
-import { planReads, type PlannedRead } from './read-plan.js';
+import { planIdentityReads, planReads, type PlannedRead } from './read-plan.js';
 import { DeviceSnapshot } from './snapshot.js';
 
 export interface PollerSetDeps {
@@ -67,22 +67,23 @@ export class PollerSet implements GridSampleSource {
     };
     for (const { device, profile } of list) this.snapshot.register(device, profile);
     // One read plan per profile, not per device (1,000 devices of one profile: one plan).
-    const plans = new Map<string, readonly PlannedRead[] | undefined>();
-    const planOf = (profile: DeviceProfile): readonly PlannedRead[] | undefined => {
-      if (!plans.has(profile.profile)) {
-        let plan: readonly PlannedRead[] | undefined;
+    type Plans = { plan?: readonly PlannedRead[]; identityPlan?: readonly PlannedRead[] };
+    const plans = new Map<string, Plans>();
+    const planOf = (profile: DeviceProfile): Plans => {
+      let p = plans.get(profile.profile);
+      if (p === undefined) {
         try {
-          plan = planReads(profile).requests;
+          p = { plan: planReads(profile).requests, identityPlan: planIdentityReads(profile).requests };
         } catch {
-          plan = undefined; // each device's poller reports the planning error itself
+          p = {}; // each device's poller reports the planning error itself
         }
-        plans.set(profile.profile, plan);
+        plans.set(profile.profile, p);
       }
-      return plans.get(profile.profile);
+      return p;
     };
     this.pollers = list.map(({ device, profile }) => new DevicePoller(device, profile, {
       clock: this.deps.clock, logger: this.deps.logger, endpoint: this.pool.forDevice(device, profile),
-      snapshot: this.snapshot, observer, plan: planOf(profile),
+      snapshot: this.snapshot, observer, ...planOf(profile),
     }));
     const byId = new Map(this.pollers.map((p) => [p.device.id, p]));
     this.gauges = new DeviceGauges(

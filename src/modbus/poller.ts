@@ -2,16 +2,20 @@
 // endpoint, decode it (scale factors from the same read), and write the snapshot. A cycle that
 // overruns its interval is measured, counted and logged, and the missed slots are skipped: cycles
 // never stack. Failures are data: values of a failed read leave the snapshot, the error is
-// counted by error_type, and the log gets state transitions, not a line per poll.
+// counted by error_type, and the log gets state transitions, not a line per poll. After every
+// (re)connect, and when the device comes back up, the identity points are read once first and
+// the SunS marker checked (identity-check.ts): while it is wrong the cyclic plan is not polled.
 import { pointWidth, type DeviceProfile, type PointDef } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { rateLimitedLogger, type RateLimitedLogger } from '../runtime/rate-limit.js';
 import { decodePoint, type DecodedValue } from './codec.js';
+import { IdentityCheck, type IdentityValues } from './identity-check.js';
 import { planReads, type PlannedRead } from './read-plan.js';
 import type { DeviceSnapshot } from './snapshot.js';
 import { ModbusError, type ModbusEndpointClient, type ModbusErrorType } from './types.js';
+import { UnitBackoff } from './unit-backoff.js';
 
 export interface PollObserver {
   cycleDone(deviceId: string, durationMs: number, overrun: boolean): void;
@@ -31,11 +35,15 @@ export interface DeviceStatus {
   overruns: number;
   lastCycleMs: number | undefined;
   lastError: { code: string; message: string; atMs: number } | undefined;
+  /** Identity points read at connect (manufacturer, model, serial ...), for the status page; never metrics. */
+  identity?: IdentityValues;
 }
 
 export interface DevicePollerDeps {
   /** The profile's read plan when already computed (shared by every device of a profile). */
   plan?: readonly PlannedRead[];
+  /** The profile's identity plan when already computed (planIdentityReads). */
+  identityPlan?: readonly PlannedRead[];
   clock: Clock;
   logger: Logger;
   endpoint: ModbusEndpointClient;
@@ -100,6 +108,17 @@ export class DevicePoller {
   private readonly log: Logger;
   private readonly limited: RateLimitedLogger;
   private readonly limitedKeys = new Set<string>();
+  private ident: IdentityCheck | undefined;
+  /** 'pending': read it before the next cyclic reads; 'mismatch': blocked until a retry succeeds. */
+  private identState: 'pending' | 'ok' | 'mismatch' = 'pending';
+  private identity: IdentityValues | undefined;
+  private identError: ModbusError | undefined;
+  /** Connections seen (onConnect) vs. the connection the identity was verified on. */
+  private connects = 0;
+  private verifiedOn = -1;
+  /** A mismatch is retried with the unit backoff (1 s + jitter, growing to 60 s): a fixed device recovers. */
+  private readonly identBackoff = new UnitBackoff({ failuresBeforeBackoff: 1 });
+  private unsubscribe: (() => void) | undefined;
 
   constructor(readonly device: DeviceConfig, readonly profile: DeviceProfile, private readonly deps: DevicePollerDeps) {
     this.log = deps.logger.child({ component: 'modbus-poller', device: device.id });
@@ -111,6 +130,7 @@ export class DevicePoller {
     if (!this.stopped) return;
     this.stopped = false;
     if (!this.prepare()) return;
+    this.unsubscribe = this.deps.endpoint.onConnect(() => { this.connects += 1; });
     this.due = this.deps.clock.monotonic() + Math.max(0, startOffsetMs);
     this.schedule();
   }
@@ -119,6 +139,8 @@ export class DevicePoller {
   prepare(): boolean {
     try {
       this.plan = (this.deps.plan ?? planReads(this.profile).requests).map((r) => compile(this.profile, r));
+      const ident = new IdentityCheck(this.profile, this.deps.identityPlan);
+      this.ident = ident.needed ? ident : undefined;
     } catch (e) {
       // The config validator rejects unplannable profiles; if one slips through, only this device stops.
       this.fail('invalid_request', `read plan: ${e instanceof Error ? e.message : String(e)}`);
@@ -131,6 +153,8 @@ export class DevicePoller {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     if (this.timer !== undefined) this.deps.clock.clearTimeout(this.timer);
     this.timer = undefined;
     await this.running;
@@ -151,6 +175,7 @@ export class DevicePoller {
       deviceId: this.device.id, endpoint: this.deps.endpoint.key, unitId: this.device.unit_id, up: this.up,
       lastGoodAgeMs: this.lastGoodMono === undefined ? undefined : now - this.lastGoodMono,
       ...this.counts, lastCycleMs: this.lastCycleMs, lastError: this.lastError,
+      ...(this.identity === undefined ? {} : { identity: this.identity }),
     };
   }
 
@@ -179,8 +204,10 @@ export class DevicePoller {
     const { clock, endpoint, snapshot } = this.deps;
     const t0 = clock.monotonic();
     let good = 0;
-    let failedWith: ModbusError | undefined;
-    let abort = false;
+    // Identity first (once per connection); a wrong marker or a failed identity read skips the cycle.
+    const blocked = await this.identityGate(t0);
+    let failedWith: ModbusError | undefined = blocked;
+    let abort = blocked !== undefined;
     for (let i = 0; i < this.plan.length; i++) {
       const r = (this.plan[i] as CompiledRead).read;
       if (abort || (this.parkedUntil[i] ?? 0) > t0) {
@@ -221,7 +248,7 @@ export class DevicePoller {
       this.limited.warn('overrun', { cycle_ms: Math.round(ms), interval_ms: this.device.poll_interval_ms }, 'poll cycle overran its interval: next slot skipped');
     }
     this.deps.observer?.cycleDone(this.device.id, ms, overrun);
-    this.transition(good > 0 || this.plan.length === 0, failedWith);
+    this.transition(blocked === undefined && (good > 0 || this.plan.length === 0), failedWith);
     if (good > 0) this.lastGoodMono = clock.monotonic();
   }
 
@@ -257,9 +284,48 @@ export class DevicePoller {
     }
   }
 
+  /** Undefined when the cyclic reads may go ahead; else the error that blocks them this cycle. */
+  private async identityGate(t0: number): Promise<ModbusError | undefined> {
+    if (this.ident === undefined) return undefined;
+    if (this.identState === 'ok' && this.verifiedOn === this.connects) return undefined;
+    if (this.identState === 'mismatch' && this.identBackoff.isBackedOff(0, t0)) return this.identError;
+    const out = await this.ident.run({
+      deviceId: this.device.id, unitId: this.device.unit_id, endpoint: this.deps.endpoint, timeoutMs: this.profile.quirks.timeout_ms,
+    });
+    if (out.status === 'ok') {
+      if (this.identState === 'mismatch') this.log.info({ identity: out.identity }, 'SunSpec marker found: identity verified, polling resumes');
+      this.identState = 'ok';
+      this.verifiedOn = this.connects;
+      this.identity = out.identity;
+      this.identError = undefined;
+      this.identBackoff.succeeded(0);
+      return undefined;
+    }
+    this.counts.errors += 1;
+    this.fail(out.error.code, out.error.message);
+    if (out.status === 'read_failed') {
+      this.limitedKeys.add(`err:${out.error.code}`);
+      this.limited.warn(`err:${out.error.code}`, { error_type: out.error.code, err: out.error.message }, 'identity read failed');
+      return out.error;
+    }
+    // A configuration error: counted per check, logged once per episode, retried with backoff.
+    this.deps.observer?.decodeError(this.device.id, 'identity_mismatch');
+    const retryMs = this.identBackoff.failed(0, t0, true);
+    if (this.identState !== 'mismatch') {
+      this.log.error({ ...out.fields, retry_in_ms: retryMs, err: out.error.message },
+        'SunSpec marker not found: check the profile address base; device not polled until the marker reads right');
+    }
+    this.identState = 'mismatch';
+    this.identity = undefined;
+    this.identError = out.error;
+    return out.error;
+  }
+
   private transition(up: boolean, err: ModbusError | undefined): void {
     const was = this.up;
     this.up = up;
+    // A device back from down may be another device (swapped, re-flashed): verify it again.
+    if (!up && this.identState === 'ok') this.identState = 'pending';
     if (was === up) return;
     if (up) {
       // The condition cleared: the next failure of any kind logs at once.

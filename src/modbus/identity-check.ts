@@ -5,9 +5,11 @@
 // the one register pair whose content is known in advance, so a mismatch stops the device's
 // polling with a configuration error instead of exporting shifted numbers.
 import type { DeviceProfile } from '../config/profile-types.js';
+import type { Logger } from '../runtime/logger.js';
 import { decodeRead } from './codec-read.js';
 import { planIdentityReads, type PlannedRead } from './read-plan.js';
 import { ModbusError, type ModbusEndpointClient, type ModbusErrorType } from './types.js';
+import { UnitBackoff } from './unit-backoff.js';
 
 /** 'SunS' as two big-endian registers (0x53756e53). */
 export const SUNS_WORDS: readonly [number, number] = [0x5375, 0x6e53];
@@ -122,5 +124,72 @@ export class IdentityCheck {
     fields.hint = hint;
     const message = `${where}: SunSpec marker 'SunS' expected at ${this.profile.sunspec_base} (wire ${wire}), read ${got}; ${hint}`;
     return { status: 'mismatch', error: new ModbusError('identity_mismatch', message, { device: t.deviceId, cause: err }), fields };
+  }
+}
+
+/**
+ * One device's identity state: read before the first cycle, after every (re)connect and after the
+ * device was down; a mismatch blocks the cyclic reads and is retried with the unit backoff.
+ */
+export class IdentityGate {
+  private state: 'pending' | 'ok' | 'mismatch' = 'pending';
+  private values: IdentityValues | undefined;
+  private error: ModbusError | undefined;
+  /** Connections seen (onConnect) vs. the connection the identity was verified on. */
+  private connects = 0;
+  private verifiedOn = -1;
+  /** Retries of a mismatch: 1 s + jitter, growing to 60 s (the endpoint's per-unit policy). */
+  private readonly backoff = new UnitBackoff({ failuresBeforeBackoff: 1 });
+
+  constructor(private readonly check: IdentityCheck, private readonly target: IdentityTarget, private readonly log: Logger) {}
+
+  /** The endpoint's onConnect listener: the next cycle reads the identity again. */
+  connected(): void {
+    this.connects += 1;
+  }
+
+  /** The device went down: it may be another device when it comes back (swapped, re-flashed). */
+  deviceDown(): void {
+    if (this.state === 'ok') this.state = 'pending';
+  }
+
+  /** True while the identity holds for the current connection: the cycle needs no check (and no await). */
+  get verified(): boolean {
+    return this.state === 'ok' && this.verifiedOn === this.connects;
+  }
+
+  /** The identity points last read (undefined before the first good read and while mismatched). */
+  get identity(): IdentityValues | undefined {
+    return this.values;
+  }
+
+  /**
+   * Undefined when the cyclic reads may go ahead; else the error that blocks them this cycle,
+   * `fresh` when a check ran now and failed (to count), not when a mismatch is still backed off.
+   */
+  async pass(nowMono: number): Promise<{ error: ModbusError; fresh: boolean } | undefined> {
+    if (this.verified) return undefined;
+    if (this.state === 'mismatch' && this.error !== undefined && this.backoff.isBackedOff(0, nowMono)) return { error: this.error, fresh: false };
+    const out = await this.check.run(this.target);
+    if (out.status === 'ok') {
+      if (this.state === 'mismatch') this.log.info({ identity: out.identity }, 'SunSpec marker found: identity verified, polling resumes');
+      this.state = 'ok';
+      this.verifiedOn = this.connects;
+      this.values = out.identity;
+      this.error = undefined;
+      this.backoff.succeeded(0);
+      return undefined;
+    }
+    if (out.status === 'read_failed') return { error: out.error, fresh: true };
+    // A configuration error: logged once per episode (until the marker reads right), retried with backoff.
+    const retryMs = this.backoff.failed(0, nowMono, true);
+    if (this.state !== 'mismatch') {
+      this.log.error({ ...out.fields, retry_in_ms: retryMs, err: out.error.message },
+        'SunSpec marker not found: check the profile address base; device not polled until the marker reads right');
+    }
+    this.state = 'mismatch';
+    this.values = undefined;
+    this.error = out.error;
+    return { error: out.error, fresh: true };
   }
 }

@@ -11,11 +11,10 @@ import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { rateLimitedLogger, type RateLimitedLogger } from '../runtime/rate-limit.js';
 import { decodePoint, type DecodedValue } from './codec.js';
-import { IdentityCheck, type IdentityValues } from './identity-check.js';
+import { IdentityCheck, IdentityGate, type IdentityValues } from './identity-check.js';
 import { planReads, type PlannedRead } from './read-plan.js';
 import type { DeviceSnapshot } from './snapshot.js';
 import { ModbusError, type ModbusEndpointClient, type ModbusErrorType } from './types.js';
-import { UnitBackoff } from './unit-backoff.js';
 
 export interface PollObserver {
   cycleDone(deviceId: string, durationMs: number, overrun: boolean): void;
@@ -108,16 +107,8 @@ export class DevicePoller {
   private readonly log: Logger;
   private readonly limited: RateLimitedLogger;
   private readonly limitedKeys = new Set<string>();
-  private ident: IdentityCheck | undefined;
-  /** 'pending': read it before the next cyclic reads; 'mismatch': blocked until a retry succeeds. */
-  private identState: 'pending' | 'ok' | 'mismatch' = 'pending';
-  private identity: IdentityValues | undefined;
-  private identError: ModbusError | undefined;
-  /** Connections seen (onConnect) vs. the connection the identity was verified on. */
-  private connects = 0;
-  private verifiedOn = -1;
-  /** A mismatch is retried with the unit backoff (1 s + jitter, growing to 60 s): a fixed device recovers. */
-  private readonly identBackoff = new UnitBackoff({ failuresBeforeBackoff: 1 });
+  /** Undefined for profiles without identity points: they poll as if it did not exist. */
+  private ident: IdentityGate | undefined;
   private unsubscribe: (() => void) | undefined;
 
   constructor(readonly device: DeviceConfig, readonly profile: DeviceProfile, private readonly deps: DevicePollerDeps) {
@@ -130,7 +121,7 @@ export class DevicePoller {
     if (!this.stopped) return;
     this.stopped = false;
     if (!this.prepare()) return;
-    this.unsubscribe = this.deps.endpoint.onConnect(() => { this.connects += 1; });
+    this.unsubscribe = this.deps.endpoint.onConnect(() => this.ident?.connected());
     this.due = this.deps.clock.monotonic() + Math.max(0, startOffsetMs);
     this.schedule();
   }
@@ -139,8 +130,9 @@ export class DevicePoller {
   prepare(): boolean {
     try {
       this.plan = (this.deps.plan ?? planReads(this.profile).requests).map((r) => compile(this.profile, r));
-      const ident = new IdentityCheck(this.profile, this.deps.identityPlan);
-      this.ident = ident.needed ? ident : undefined;
+      const check = new IdentityCheck(this.profile, this.deps.identityPlan);
+      const target = { deviceId: this.device.id, unitId: this.device.unit_id, endpoint: this.deps.endpoint, timeoutMs: this.profile.quirks.timeout_ms };
+      this.ident = check.needed ? new IdentityGate(check, target, this.log) : undefined;
     } catch (e) {
       // The config validator rejects unplannable profiles; if one slips through, only this device stops.
       this.fail('invalid_request', `read plan: ${e instanceof Error ? e.message : String(e)}`);
@@ -175,7 +167,7 @@ export class DevicePoller {
       deviceId: this.device.id, endpoint: this.deps.endpoint.key, unitId: this.device.unit_id, up: this.up,
       lastGoodAgeMs: this.lastGoodMono === undefined ? undefined : now - this.lastGoodMono,
       ...this.counts, lastCycleMs: this.lastCycleMs, lastError: this.lastError,
-      ...(this.identity === undefined ? {} : { identity: this.identity }),
+      ...(this.ident?.identity === undefined ? {} : { identity: this.ident.identity }),
     };
   }
 
@@ -205,7 +197,7 @@ export class DevicePoller {
     const t0 = clock.monotonic();
     let good = 0;
     // Identity first (once per connection); a wrong marker or a failed identity read skips the cycle.
-    const blocked = await this.identityGate(t0);
+    const blocked = this.ident === undefined || this.ident.verified ? undefined : await this.identityGate(t0);
     let failedWith: ModbusError | undefined = blocked;
     let abort = blocked !== undefined;
     for (let i = 0; i < this.plan.length; i++) {
@@ -286,46 +278,25 @@ export class DevicePoller {
 
   /** Undefined when the cyclic reads may go ahead; else the error that blocks them this cycle. */
   private async identityGate(t0: number): Promise<ModbusError | undefined> {
-    if (this.ident === undefined) return undefined;
-    if (this.identState === 'ok' && this.verifiedOn === this.connects) return undefined;
-    if (this.identState === 'mismatch' && this.identBackoff.isBackedOff(0, t0)) return this.identError;
-    const out = await this.ident.run({
-      deviceId: this.device.id, unitId: this.device.unit_id, endpoint: this.deps.endpoint, timeoutMs: this.profile.quirks.timeout_ms,
-    });
-    if (out.status === 'ok') {
-      if (this.identState === 'mismatch') this.log.info({ identity: out.identity }, 'SunSpec marker found: identity verified, polling resumes');
-      this.identState = 'ok';
-      this.verifiedOn = this.connects;
-      this.identity = out.identity;
-      this.identError = undefined;
-      this.identBackoff.succeeded(0);
-      return undefined;
+    const r = await this.ident?.pass(t0);
+    if (r === undefined) return undefined;
+    if (r.fresh) {
+      this.counts.errors += 1;
+      this.fail(r.error.code, r.error.message);
+      if (r.error.code === 'identity_mismatch') this.deps.observer?.decodeError(this.device.id, 'identity_mismatch');
+      else {
+        this.limitedKeys.add(`err:${r.error.code}`);
+        this.limited.warn(`err:${r.error.code}`, { error_type: r.error.code, err: r.error.message }, 'identity read failed');
+      }
     }
-    this.counts.errors += 1;
-    this.fail(out.error.code, out.error.message);
-    if (out.status === 'read_failed') {
-      this.limitedKeys.add(`err:${out.error.code}`);
-      this.limited.warn(`err:${out.error.code}`, { error_type: out.error.code, err: out.error.message }, 'identity read failed');
-      return out.error;
-    }
-    // A configuration error: counted per check, logged once per episode, retried with backoff.
-    this.deps.observer?.decodeError(this.device.id, 'identity_mismatch');
-    const retryMs = this.identBackoff.failed(0, t0, true);
-    if (this.identState !== 'mismatch') {
-      this.log.error({ ...out.fields, retry_in_ms: retryMs, err: out.error.message },
-        'SunSpec marker not found: check the profile address base; device not polled until the marker reads right');
-    }
-    this.identState = 'mismatch';
-    this.identity = undefined;
-    this.identError = out.error;
-    return out.error;
+    return r.error;
   }
 
   private transition(up: boolean, err: ModbusError | undefined): void {
     const was = this.up;
     this.up = up;
     // A device back from down may be another device (swapped, re-flashed): verify it again.
-    if (!up && this.identState === 'ok') this.identState = 'pending';
+    if (!up) this.ident?.deviceDown();
     if (was === up) return;
     if (up) {
       // The condition cleared: the next failure of any kind logs at once.

@@ -106,6 +106,28 @@ describe('identity at connect (SunSpec marker)', () => {
     expect(markerReads()).toBe(before + 1);
   });
 
+  it('identity is read again when the device comes back up on the same connection', async () => {
+    const profile = await loadProfile(SUNSPEC);
+    const server = await serve(profile);
+    const { set } = poll(profile, server.port);
+    const reads: ReadRequest[] = [];
+    set.start();
+    const ep = set.pool.all()[0] as ModbusEndpointClient;
+    const orig = ep.read.bind(ep);
+    ep.read = (req, opts) => { reads.push(req); return orig(req, opts); };
+    const markerReads = (): number => reads.filter((r) => r.address <= 40000 && 40000 < r.address + r.count).length;
+    expect(await waitFor(() => set.status()[0]?.up === true && set.status()[0]!.cycles >= 2, 5000)).toBe(true);
+    expect(markerReads()).toBe(1);
+    // Exception 4 on every read: the device is down, the connection stays (no reconnect).
+    server.setFault(1, { exception: 4 });
+    expect(await waitFor(() => set.status()[0]?.up === false, 5000)).toBe(true);
+    server.clearFaults();
+    expect(await waitFor(() => set.status()[0]?.up === true, 5000)).toBe(true);
+    expect(set.pool.all()[0]!.stats().connects).toBe(1);
+    expect(markerReads()).toBeGreaterThanOrEqual(2);
+    expect(set.status()[0]!.identity?.serial_number).toBe('SN0001');
+  });
+
   it('address_base off by one: identity_mismatch, no cyclic read, one error line', async () => {
     const shipped = await loadProfile(SUNSPEC);
     const server = await serve(shipped);

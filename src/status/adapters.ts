@@ -122,6 +122,7 @@ export function deviceStatus(pollers: PollerStatus[], devices: readonly DeviceCo
       ...(d ? { zone: d.zone, role: d.role ?? d.profile, profile: d.profile } : {}),
     };
     if (p.up !== true && p.lastError) out.last_error = `${p.lastError.code}: ${p.lastError.message}`;
+    if (p.identity !== undefined) out.identity = p.identity;
     return out;
   });
 }

@@ -14,6 +14,8 @@ export interface DeviceStatus {
   last_good_age_s: number | null;
   /** The last error's code/message, when down. */
   last_error?: string;
+  /** Identity read at connect (SunSpec manufacturer, model, serial ...), when the profile has identity points. */
+  identity?: Readonly<Record<string, string | number | boolean>>;
 }
 
 export interface MeterStatus {

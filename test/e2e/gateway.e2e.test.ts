@@ -150,6 +150,10 @@ describe('the gateway end to end (built CLI, mosquitto, simulators, OTLP receive
       const s = await status(g.url);
       return Array.isArray(s.devices) && s.devices.length === 6 && s.devices.every((d) => d.up) ? s : undefined;
     });
+    // The SunSpec inverters' identity (read at connect behind the SunS marker) is on /status.
+    const devices = (await status(g.url)).devices;
+    const inverter = Array.isArray(devices) ? devices.find((d) => d.id === 'inverter-1') : undefined;
+    expect(inverter?.identity?.['model_name']).toBe('SIM-3PH-10K');
     if (hasChromium()) {
       // The technician's page of the running process, rendered by a real browser after its script ran.
       const dom = await chromium(['--virtual-time-budget=3000', '--dump-dom', g.url], path.join(tmp, 'chromium'));

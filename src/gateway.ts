@@ -128,7 +128,7 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   }
 
   // --- 4. Modbus: pollers on one endpoint per host:port, shared with DR writes ---
-  const pollers = new PollerSet(loaded, { clock, logger, meter: telemetry.meter });
+  const pollers = new PollerSet(loaded, { clock, logger, meter: telemetry.meter, gaugeProducer: telemetry.gaugeProducer });
   const pool = pollers.pool;
   const endpointOf = (d: DeviceConfig): ModbusEndpointClient | undefined => {
     const profile = loaded.profiles.get(d.profile);

@@ -14,13 +14,16 @@ import { planReads } from '../../src/modbus/read-plan.js';
 import { DeviceSnapshot } from '../../src/modbus/snapshot.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { silentLogger } from '../../src/runtime/logger.js';
+import { GaugeProducer } from '../../src/telemetry/gauge-producer.js';
 import { RESOURCE_ATTRS } from '../../src/telemetry/semconv.js';
+import { INSTRUMENTATION_SCOPE } from '../../src/telemetry/setup.js';
 import { gatewayTemporality, gatewayViews } from '../../src/telemetry/views.js';
 import { benchDevices, benchProfile, benchSite } from './bench-profile.js';
 import { ResourceMeter, percentile, sleep, type Msg } from './child.js';
 import type { FastParams, RateParams } from './roles-sim-bare.js';
 
-function meterProvider(sinkUrl: string): MeterProvider {
+/** The gateway's MeterProvider as createTelemetry builds it: OTLP reader with the device-gauge producer. */
+function meterProvider(sinkUrl: string): { provider: MeterProvider; gaugeProducer: GaugeProducer } {
   const otlp = new OTLPMetricExporter({ url: `${sinkUrl}/v1/metrics` });
   // The gateway's temporality choice (gauges DELTA) on the stock exporter.
   const exporter: PushMetricExporter = {
@@ -29,22 +32,25 @@ function meterProvider(sinkUrl: string): MeterProvider {
     shutdown: () => otlp.shutdown(),
     selectAggregationTemporality: gatewayTemporality,
   };
-  return new MeterProvider({
-    resource: resourceFromAttributes({ 'service.name': 'ems-gateway', [RESOURCE_ATTRS.siteId]: 'bench' }),
+  const resource = resourceFromAttributes({ 'service.name': 'ems-gateway', [RESOURCE_ATTRS.siteId]: 'bench' });
+  const gaugeProducer = new GaugeProducer(resource, { name: INSTRUMENTATION_SCOPE }, 2000);
+  const provider = new MeterProvider({
+    resource,
     views: gatewayViews(2000),
-    readers: [new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 10_000, exportTimeoutMillis: 5_000 })],
+    readers: [new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 10_000, exportTimeoutMillis: 5_000, metricProducers: [gaugeProducer] })],
   });
+  return { provider, gaugeProducer };
 }
 
 /** (a) The gateway polling every device at its interval, fully decoded and exported. */
 export async function runGateway(p: RateParams & { sinkUrl: string }): Promise<Msg> {
-  const provider = meterProvider(p.sinkUrl);
+  const { provider, gaugeProducer } = meterProvider(p.sinkUrl);
   const cycles: number[] = [];
   let measuring = false;
   let overruns = 0;
   const devices = benchDevices(p.ports, p.units, p.intervalMs);
   const set = new PollerSet(benchSite(devices), {
-    clock: systemClock, logger: silentLogger(), meter: provider.getMeter('ems-gateway'),
+    clock: systemClock, logger: silentLogger(), meter: provider.getMeter(INSTRUMENTATION_SCOPE), gaugeProducer,
     onCycle: (_id, ms, overrun) => {
       if (!measuring) return;
       cycles.push(ms);
@@ -80,7 +86,7 @@ export async function runGateway(p: RateParams & { sinkUrl: string }): Promise<M
  * self-metrics) called back to back, one loop per endpoint over its devices.
  */
 export async function runGatewayFast(p: FastParams & { sinkUrl: string }): Promise<Msg> {
-  const provider = meterProvider(p.sinkUrl);
+  const { provider } = meterProvider(p.sinkUrl);
   const metrics = new ModbusMetrics(provider.getMeter('ems-gateway'));
   const pool = new EndpointPool({ clock: systemClock, logger: silentLogger(), observer: metrics });
   const profile = benchProfile();

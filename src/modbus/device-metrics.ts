@@ -2,11 +2,15 @@
 // profile), all observed in ONE batch callback that reads the snapshot (the host-metrics pattern):
 // a metric collection never triggers Modbus I/O. Attributes: device_id, zone, role (the device's
 // role label, default the profile's kind), point. Site and gateway identity live on the resource.
+// With a GaugeProducer (src/telemetry/gauge-producer.ts, the gateway's telemetry has one) the same
+// series are emitted straight from the snapshot instead, without the SDK's per-series state and
+// per-collection garbage (bench:modbus RSS); without one, observable gauges on the Meter.
 import type { Attributes, BatchObservableResult, Meter, Observable, ObservableGauge } from '@opentelemetry/api';
 import type { DeviceProfile, PointDef } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import type { GaugeEmit, GaugeProducer, GaugeSource, GaugeStream } from '../telemetry/gauge-producer.js';
 import { METRICS, METRIC_ATTRS, METRIC_UNITS } from '../telemetry/semconv.js';
 import type { DeviceSnapshot } from './snapshot.js';
 
@@ -16,10 +20,13 @@ const A = METRIC_ATTRS;
 const NOT_METRICS: ReadonlySet<string> = new Set(['scale_factor', 'identity']);
 
 interface Binding {
-  gauge: ObservableGauge;
+  /** Index into the streams (and the observable gauges). */
+  stream: number;
   pointId: string;
   attrs: Attributes;
 }
+
+const UP_STREAM = 0;
 
 interface DeviceBindings {
   deviceId: string;
@@ -35,6 +42,8 @@ export interface DeviceGaugesDeps {
   logger: Logger;
   /** Device availability (undefined: not polled yet). */
   isUp: (deviceId: string) => boolean | undefined;
+  /** Report through this producer instead of observable gauges on `meter`. */
+  producer?: GaugeProducer;
 }
 
 export function isExportedPoint(p: PointDef): p is PointDef & { metric: string } {
@@ -42,73 +51,97 @@ export function isExportedPoint(p: PointDef): p is PointDef & { metric: string }
 }
 
 export class DeviceGauges {
-  private readonly gauges = new Map<string, ObservableGauge>();
+  /** Metric name -> stream index. */
+  private readonly streamOf = new Map<string, number>();
+  private streams: GaugeStream[] = [];
   private devices: DeviceBindings[] = [];
-  private up: ObservableGauge | undefined;
+  private observables: ObservableGauge[] = [];
   private registered: Observable[] = [];
-  private readonly observe = (r: BatchObservableResult): void => this.collect(r);
+  private source: GaugeSource | undefined;
+  private readonly observe = (r: BatchObservableResult): void => {
+    const gauges = this.observables;
+    this.scan((stream, value, attrs) => {
+      const g = gauges[stream];
+      if (g !== undefined) r.observe(g, value, attrs);
+    });
+  };
 
   constructor(private readonly deps: DeviceGaugesDeps, private readonly polled: ReadonlyArray<{ device: DeviceConfig; profile: DeviceProfile }>) {}
 
   start(): void {
-    const { meter } = this.deps;
-    this.up = meter.createObservableGauge(METRICS.modbusDeviceUp, {
-      unit: METRIC_UNITS.modbusDeviceUp, description: '1 when the last poll cycle of the device read something, 0 when it read nothing',
-    });
+    const { meter, producer } = this.deps;
+    this.streams = [{
+      name: METRICS.modbusDeviceUp, unit: METRIC_UNITS.modbusDeviceUp,
+      description: '1 when the last poll cycle of the device read something, 0 when it read nothing',
+    }];
+    this.streamOf.set(METRICS.modbusDeviceUp, UP_STREAM);
     const units = new Map<string, string>();
     for (const { device, profile } of this.polled) {
       const role = device.role ?? profile.kind;
       const points: Binding[] = [];
       for (const p of profile.points) {
         if (!isExportedPoint(p)) continue;
-        let gauge = this.gauges.get(p.metric);
+        let stream = this.streamOf.get(p.metric);
         const unit = p.unit ?? '';
-        if (gauge === undefined) {
-          gauge = meter.createObservableGauge(p.metric, { unit, description: p.description ?? p.name ?? p.id });
-          this.gauges.set(p.metric, gauge);
+        if (stream === undefined) {
+          stream = this.streams.length;
+          this.streams.push({ name: p.metric, unit, description: p.description ?? p.name ?? p.id });
+          this.streamOf.set(p.metric, stream);
           units.set(p.metric, unit);
         } else if (units.get(p.metric) !== unit) {
           this.deps.logger.warn({ metric: p.metric, profile: profile.profile, point: p.id, unit, first_unit: units.get(p.metric) },
             'two profiles give one metric different units: the first one is used');
         }
-        points.push({ gauge, pointId: p.id, attrs: { [A.deviceId]: device.id, [A.zone]: device.zone, [A.role]: role, [A.point]: p.id } });
+        // Built once per (device, point) and frozen: every collection reuses the same object.
+        points.push({ stream, pointId: p.id, attrs: Object.freeze({ [A.deviceId]: device.id, [A.zone]: device.zone, [A.role]: role, [A.point]: p.id }) });
       }
       this.devices.push({
         deviceId: device.id,
         // A value older than this is not exported even if still in the snapshot (a stuck poller).
         staleAfterMs: Math.max(3 * device.poll_interval_ms, 5_000),
-        upAttrs: { [A.deviceId]: device.id, [A.zone]: device.zone },
+        upAttrs: Object.freeze({ [A.deviceId]: device.id, [A.zone]: device.zone }),
         points,
       });
     }
-    this.registered = [this.up, ...this.gauges.values()];
+    if (producer !== undefined) {
+      const streams = this.streams;
+      this.source = { streams, collect: (emit) => this.scan(emit) };
+      producer.add(this.source);
+      return;
+    }
+    this.observables = this.streams.map((s) => meter.createObservableGauge(s.name, { unit: s.unit, description: s.description }));
+    this.registered = [...this.observables];
     meter.addBatchObservableCallback(this.observe, this.registered);
   }
 
   stop(): void {
     if (this.registered.length > 0) this.deps.meter.removeBatchObservableCallback(this.observe, this.registered);
+    if (this.source !== undefined) this.deps.producer?.remove(this.source);
+    this.source = undefined;
     this.registered = [];
+    this.observables = [];
     this.devices = [];
   }
 
   /** The metric names exported (for docs and validate). */
   metricNames(): string[] {
-    return [...this.gauges.keys()];
+    return this.streams.slice(UP_STREAM + 1).map((s) => s.name);
   }
 
-  private collect(r: BatchObservableResult): void {
+  /** Every fresh value in the snapshot, once: what one collection reports. */
+  private scan(emit: GaugeEmit): void {
     const now = this.deps.clock.now();
     const snap = this.deps.snapshot;
     for (const d of this.devices) {
       const up = this.deps.isUp(d.deviceId);
-      if (up !== undefined && this.up !== undefined) r.observe(this.up, up ? 1 : 0, d.upAttrs);
+      if (up !== undefined) emit(UP_STREAM, up ? 1 : 0, d.upAttrs);
       for (const b of d.points) {
         const v = snap.get(d.deviceId, b.pointId);
         if (v === undefined || now - v.readAtMs > d.staleAfterMs) continue;
         if (typeof v.value === 'number') {
-          if (Number.isFinite(v.value)) r.observe(b.gauge, v.value, b.attrs);
+          if (Number.isFinite(v.value)) emit(b.stream, v.value, b.attrs);
         } else if (typeof v.value === 'boolean') {
-          r.observe(b.gauge, v.value ? 1 : 0, b.attrs);
+          emit(b.stream, v.value ? 1 : 0, b.attrs);
         }
       }
     }

@@ -7,6 +7,7 @@ import type { DeviceConfig, LoadedSite } from '../config/site-types.js';
 import type { GridSample, GridSampleSource } from '../grid/sources.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import type { GaugeProducer } from '../telemetry/gauge-producer.js';
 import { DeviceGauges } from './device-metrics.js';
 import { EndpointPool, type EndpointDefaults } from './endpoint-pool.js';
 import { DevicePoller, type DeviceStatus, type PollObserver } from './poller.js';
@@ -24,6 +25,8 @@ export interface PollerSetDeps {
   endpointDefaults?: EndpointDefaults;
   /** Called after every poll cycle (the benchmark computes exact percentiles from it). */
   onCycle?: (deviceId: string, durationMs: number, overrun: boolean) => void;
+  /** Device gauges go through this producer (telemetry.gaugeProducer) instead of observable gauges on `meter`. */
+  gaugeProducer?: GaugeProducer;
 }
 
 export class PollerSet implements GridSampleSource {
@@ -87,7 +90,10 @@ export class PollerSet implements GridSampleSource {
     }));
     const byId = new Map(this.pollers.map((p) => [p.device.id, p]));
     this.gauges = new DeviceGauges(
-      { meter: this.deps.meter, snapshot: this.snapshot, clock: this.deps.clock, logger: this.log, isUp: (id) => byId.get(id)?.isUp },
+      {
+        meter: this.deps.meter, snapshot: this.snapshot, clock: this.deps.clock, logger: this.log, isUp: (id) => byId.get(id)?.isUp,
+        ...(this.deps.gaugeProducer === undefined ? {} : { producer: this.deps.gaugeProducer }),
+      },
       list,
     );
     this.gauges.start();

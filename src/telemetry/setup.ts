@@ -10,6 +10,7 @@ import { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader, t
 import { BatchSpanProcessor, NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
 import type { SiteInfo, TelemetryConfig } from '../config/site-types.js';
 import type { Logger } from '../runtime/logger.js';
+import { GaugeProducer } from './gauge-producer.js';
 import { ExportHealthTracker, ObservedMetricExporter, ObservedSpanExporter, type ExporterHealth } from './export-health.js';
 import { createGatewaySampler, type SpanRatios } from './sampler.js';
 import { METRICS, METRIC_UNITS } from './semconv.js';
@@ -46,6 +47,11 @@ export interface Telemetry {
   readonly tracer: Tracer;
   /** The effective settings after env precedence (for logs and the status endpoint; headers included, do not log them raw). */
   readonly settings: TelemetrySettings;
+  /**
+   * Snapshot gauges emitted without SDK per-series state (device gauges: PollerSet's `gaugeProducer`).
+   * Registered on the OTLP reader; an extra reader that should see them needs `metricProducers: [it]`.
+   */
+  readonly gaugeProducer: GaugeProducer;
   /** Exports what is pending on both signals now. Never rejects. */
   forceFlush(): Promise<void>;
   /** Flushes and stops both signals, giving up after timeoutMs. Never rejects; idempotent. */
@@ -58,6 +64,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const settings = resolveTelemetrySettings({ config: opts.config, site: opts.site, env: opts.env ?? process.env, serviceVersion: opts.serviceVersion });
   const tracker = new ExportHealthTracker(logger, opts.now ?? Date.now, settings.enabled);
   const resource = resourceFromAttributes(settings.resourceAttributes);
+  const gaugeProducer = new GaugeProducer(resource, { name: INSTRUMENTATION_SCOPE, version: opts.serviceVersion }, settings.cardinalityLimit, opts.now);
 
   const readers: MetricReader[] = [...(opts.extraMetricReaders ?? [])];
   const spanProcessors: SpanProcessor[] = [...(opts.extraSpanProcessors ?? [])];
@@ -73,6 +80,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
       exportIntervalMillis: settings.exportIntervalMs,
       exportTimeoutMillis: settings.exportTimeoutMs,
       cardinalityLimits: { default: settings.cardinalityLimit },
+      metricProducers: [gaugeProducer],
     }));
     const traceExporter = new OTLPTraceExporter({ url: settings.tracesUrl, headers: settings.tracesHeaders, timeoutMillis: settings.exportTimeoutMs });
     // The SDK keeps no disk buffer: past maxQueueSize spans are dropped (field notes); 2048 is its default, stated here.
@@ -110,7 +118,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   };
 
   return {
-    meterProvider, tracerProvider, meter, tracer, settings,
+    meterProvider, tracerProvider, meter, tracer, settings, gaugeProducer,
     exporterHealth: () => tracker.snapshot(),
     forceFlush: async () => {
       await Promise.all([settle('metric flush', meterProvider.forceFlush(), 'debug'), settle('span flush', tracerProvider.forceFlush(), 'debug')]);

@@ -5,10 +5,12 @@
 //   (c) then each at full speed against the same simulators: requests/s, gateway vs bare.
 // Every party runs in its own process (simulators included), so CPU % and RSS are its own.
 // Options: --duration=S (default 60) --fast=S (default 10) --endpoints=N --units=N --interval=MS --warmup=S
-//          --gateway-node-flags=F1,F2 (V8 flags for the gateway processes only)
+//          --gateway-node-flags=F1,F2 (V8 flags for the gateway processes only; default the deployed
+//          ones from lib/gateway-node-flags.ts, empty for none)
 // The last line of output is one JSON object (the README and the closing note quote it).
 import { fileURLToPath } from 'node:url';
 import { onParent, startChild, toParent, type Child, type Msg } from './lib/child.js';
+import { GATEWAY_NODE_FLAGS } from './lib/gateway-node-flags.js';
 
 function arg(name: string, dflt: number): number {
   const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -59,8 +61,9 @@ async function main(): Promise<void> {
   const script = fileURLToPath(import.meta.url);
   const children: Child[] = [];
   // --gateway-node-flags=--max-old-space-size=64 (comma-separated): V8 flags for the gateway
-  // processes only, to try a deployment's heap settings; the default run uses none.
-  const gwFlags = process.argv.find((a) => a.startsWith('--gateway-node-flags='))?.slice(21).split(',').filter((f) => f !== '') ?? [];
+  // processes only, to try other heap settings; default: the deployed ones (GATEWAY_NODE_FLAGS),
+  // `--gateway-node-flags=` (empty) for none.
+  const gwFlags = process.argv.find((a) => a.startsWith('--gateway-node-flags='))?.slice(21).split(',').filter((f) => f !== '') ?? [...GATEWAY_NODE_FLAGS];
   const spawnRole = (r: string): Child => {
     const c = startChild(script, r, r.startsWith('gateway') ? gwFlags : []);
     children.push(c);

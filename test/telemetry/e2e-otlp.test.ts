@@ -155,6 +155,24 @@ describe('end-to-end OTLP export of a running site', () => {
     expect(dropped).toContain('malformed_json');
   });
 
+  it('exports the device gauges of the profiles: unit from the profile, device attributes, site on the resource only', () => {
+    const freq = receiver.metric('ems.device.ac_frequency');
+    expect(freq.length).toBeGreaterThan(0);
+    for (const m of freq) {
+      expect(m.kind).toBe('gauge');
+      expect(m.unit).toBe('Hz');
+      for (const p of m.points) expect(Object.keys(p.attributes).sort()).toEqual(['device_id', 'point', 'role', 'zone']);
+    }
+    const meter = freq.flatMap((m) => m.points).find((p) => p.attributes['device_id'] === 'grid-meter-1');
+    // `role` is the device's role in the site file (the point's own role is in the profile).
+    expect(meter?.attributes).toMatchObject({ point: 'frequency', role: 'pcc-meter', zone: 'zone-a' });
+    expect(Math.abs((meter?.value ?? 0) - 50)).toBeLessThan(0.5);
+    // Every device of the demo site feeds at least one gauge.
+    const devices = new Set([...receiver.metricNames()].filter((n) => n.startsWith('ems.device.'))
+      .flatMap((n) => receiver.metric(n).flatMap((m) => m.points.map((p) => p.attributes['device_id']))));
+    for (const id of ['inverter-1', 'inverter-2', 'bms-1', 'grid-meter-1', 'load-controller-a', 'load-controller-b']) expect(devices.has(id), id).toBe(true);
+  });
+
   it('exports all five seed spans with their attribute keys', () => {
     const spans = receiver.spans();
     for (const [name, want] of Object.entries(SEED_SPANS)) {

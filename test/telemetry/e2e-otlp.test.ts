@@ -155,7 +155,13 @@ describe('end-to-end OTLP export of a running site', () => {
     expect(dropped).toContain('malformed_json');
   });
 
-  it('exports the device gauges of the profiles: unit from the profile, device attributes, site on the resource only', () => {
+  it('exports the device gauges of the profiles: unit from the profile, device attributes, site on the resource only', async () => {
+    const deviceIds = (): Set<unknown> => new Set([...receiver.metricNames()].filter((n) => n.startsWith('ems.device.'))
+      .flatMap((n) => receiver.metric(n).flatMap((m) => m.points.map((p) => p.attributes['device_id']))));
+    const all = ['inverter-1', 'inverter-2', 'bms-1', 'grid-meter-1', 'load-controller-a', 'load-controller-b'];
+    // Every device of the demo site feeds at least one gauge (the BMS is polled every 2 s).
+    await receiver.waitFor(() => all.every((id) => deviceIds().has(id)), 10_000,
+      () => `a device gauge from every demo device; got ${[...deviceIds()].join(', ')}`);
     const freq = receiver.metric('ems.device.ac_frequency');
     expect(freq.length).toBeGreaterThan(0);
     for (const m of freq) {
@@ -167,11 +173,7 @@ describe('end-to-end OTLP export of a running site', () => {
     // `role` is the device's role in the site file (the point's own role is in the profile).
     expect(meter?.attributes).toMatchObject({ point: 'frequency', role: 'pcc-meter', zone: 'zone-a' });
     expect(Math.abs((meter?.value ?? 0) - 50)).toBeLessThan(0.5);
-    // Every device of the demo site feeds at least one gauge.
-    const devices = new Set([...receiver.metricNames()].filter((n) => n.startsWith('ems.device.'))
-      .flatMap((n) => receiver.metric(n).flatMap((m) => m.points.map((p) => p.attributes['device_id']))));
-    for (const id of ['inverter-1', 'inverter-2', 'bms-1', 'grid-meter-1', 'load-controller-a', 'load-controller-b']) expect(devices.has(id), id).toBe(true);
-  });
+  }, 20_000);
 
   it('exports all five seed spans with their attribute keys', () => {
     const spans = receiver.spans();

@@ -1,6 +1,6 @@
 // `ems-gateway dr keygen` and `dr send` against a real mosquitto speaking MQTT v5: the traceparent
 // travels as a user property and the gateway's spans carry the EMS's trace id.
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/cli/dr.js';
 import type { DrAck } from '../../src/demand-response/ack.js';
@@ -52,6 +52,7 @@ describe('dr CLI and MQTT v5 trace propagation (mosquitto)', () => {
   afterAll(async () => {
     await rig.stop();
     await broker.stop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('keygen writes a private key only its owner can read', () => {

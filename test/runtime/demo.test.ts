@@ -3,7 +3,7 @@
 // commands are exercised here too: OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set, mbpoll
 // reading the simulated grid meter, and --duration.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { METRICS } from '../../src/telemetry/semconv.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
@@ -22,8 +22,11 @@ describe('ems-gateway demo (built CLI, child process)', () => {
   let receiver: OtlpReceiver | undefined;
   afterEach(async () => {
     if (demo) {
-      demo.kill('SIGKILL');
+      demo.kill('SIGKILL'); // no-op when it already exited
       await demo.exited();
+      // The demo keeps its JSON log in a temporary file (path printed) for the user to read after.
+      const log = /logs (\S+\.log)/.exec(demo.stdout())?.[1];
+      if (log !== undefined) rmSync(log, { force: true });
     }
     demo = undefined;
     await receiver?.stop();
@@ -65,7 +68,6 @@ describe('ems-gateway demo (built CLI, child process)', () => {
     expect(Date.now() - stopAt).toBeLessThan(10_000);
     expect(demo.stdout()).toContain('ems-gateway demo: stopped cleanly');
     expect(demo.stderr()).toBe('');
-    demo = undefined;
   }, 60_000);
 
   it('does not export without an endpoint, and --duration stops it by itself with exit 0', async () => {
@@ -73,6 +75,5 @@ describe('ems-gateway demo (built CLI, child process)', () => {
     expect(await demo.exited()).toBe(0);
     expect(demo.stdout()).toContain('OTLP export off (set OTEL_EXPORTER_OTLP_ENDPOINT to export)');
     expect(demo.stdout()).toContain('ems-gateway demo: stopped cleanly');
-    demo = undefined;
   }, 30_000);
 });

@@ -1,6 +1,6 @@
 // The README tells a newcomer the truth: its npm scripts and ems-gateway subcommands exist, its
 // site example validates, and the commands that are safe to run here do what it says.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,6 +60,18 @@ describe('README.md', () => {
     const d = cli(['decode', '--type', 'float32', '0x4148', '0x0000']);
     expect(d.code, d.out).toBe(0);
     expect(d.out).toMatch(/float32\s+12\.5\s/);
+  });
+
+  it('validate whose reader has gone (| head) exits quietly', async () => {
+    const child = spawn(process.execPath, [CLI, 'validate', 'config/demo-site.yaml'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    // The reader goes away before the output is written (the whole output fits a pipe buffer, so
+    // closing after the first chunk would not reach the write that fails).
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    expect(stderr).not.toContain('EPIPE');
+    expect(code).toBe(0);
   });
 
   it('dr keygen writes a key pair', () => {

@@ -154,10 +154,15 @@ export class ControllerExecutor {
       this.auditLine(task, control, task.value, undefined, 'rejected_bounds', 'rejected_write', err instanceof Error ? err.message : String(err));
       throw err;
     }
-    if (aux.timer) await this.writeAux(endpoint, task, aux.timer.point, aux.timer.value, ctx);
+    // A curtailment arms the device's own revert timer before the setpoint, so a dead gateway cannot
+    // leave load curtailed. A restore writes the setpoint (and enable) first and disarms the timer
+    // last: if the restore write fails, the armed timer still undoes the curtailment on the device.
+    const timerFirst = task.purpose !== 'restore';
+    if (aux.timer && timerFirst) await this.writeAux(endpoint, task, aux.timer.point, aux.timer.value, ctx);
     await this.writeSetpoint(endpoint, task, encoded, ctx);
     this.lastWrite.set(`${device.id}/${control.id}`, this.deps.clock.monotonic());
     if (aux.enable) await this.writeAux(endpoint, task, aux.enable.point, aux.enable.value, ctx);
+    if (aux.timer && !timerFirst) await this.writeAux(endpoint, task, aux.timer.point, aux.timer.value, ctx);
     let readBack: { ok: boolean; value?: number };
     try {
       readBack = await this.verify(endpoint, task, sf, ctx);

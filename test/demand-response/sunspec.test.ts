@@ -1,6 +1,6 @@
 // The shipped SunSpec inverter profile (model 123): WMaxLimPct written with its scale factor
 // (evcc#16008), the device revert timer WMaxLimPct_RvrtTms set first, WMaxLim_Ena after, and the
-// limit read back through the scaled read-back point. Restore: 100 %, timer 0, disabled.
+// limit read back through the scaled read-back point. Restore: 100 % and disabled first, then timer 0.
 import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
@@ -56,11 +56,11 @@ describe('DR writes to a SunSpec inverter (model 123)', () => {
     expect(server.writes.length).toBe(before);
   });
 
-  it('restores to 100 % with the timer cleared and the limit disabled', async () => {
+  it('restores to 100 % and disables the limit before clearing the timer (a failed restore leaves the device timer armed)', async () => {
     server.writes.length = 0;
     const r = await executor.execute(task(100, 'restore', 0), ROOT_CONTEXT);
     expect(r.outcome).toBe('acknowledged');
-    expect(server.writes.map((w) => [w.address, [...w.values]])).toEqual([[40129, [0]], [40127, [1000]], [40131, [0]]]);
+    expect(server.writes.map((w) => [w.address, [...w.values]])).toEqual([[40127, [1000]], [40131, [0]], [40129, [0]]]);
   });
 
   it('refuses to write when the scale factor is "not implemented": nothing goes out, not even the timer', async () => {

@@ -82,9 +82,14 @@ export class HandOffPipeline {
     this.pump();
   }
 
+  /** True when nothing is waiting for, or in, a sink write. */
+  get isDrained(): boolean {
+    return !this.writing && this.queue.length === 0;
+  }
+
   /** Resolves when every sealed batch was handed off, or after `timeoutMs`. */
   drained(timeoutMs: number): Promise<void> {
-    if (!this.writing && this.queue.length === 0) return Promise.resolve();
+    if (this.isDrained) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const t = this.deps.clock.setTimeout(resolve, timeoutMs);
       this.drainWaiters.push(() => { this.deps.clock.clearTimeout(t); resolve(); });

@@ -117,10 +117,16 @@ export class MeterIngest implements GridSampleSource {
     this.running = false;
     this.pipeline.seal();
     await this.pipeline.drained(opts.drainTimeoutMs ?? 5000);
+    // The dedupe state records readings as they arrive. Readings still waiting for the sink stay
+    // unacknowledged and come again from the broker: a state that already knows them would drop
+    // those redeliveries as duplicates, so it is not saved (at-least-once over exactly-once).
+    const complete = this.pipeline.isDrained;
     this.keeper.stop();
     await this.connection.stop();
     this.pipeline.close();
-    if (this.deps.stateFile !== undefined) {
+    if (this.deps.stateFile !== undefined && !complete) {
+      this.deps.logger.warn({ file: this.deps.stateFile, queued_readings: this.pipeline.queued }, 'stopped before every reading was handed off: dedupe state not saved, redeliveries will be ingested');
+    } else if (this.deps.stateFile !== undefined) {
       try {
         await saveMeterState(this.deps.stateFile, this.state.snapshot(this.deps.clock.now()));
       } catch (err) {

@@ -1,7 +1,7 @@
 // At-least-once across failures: a gateway restarted mid-stream with a persistent session, a broker
 // restarted mid-stream, and a connection lost while a batch is being handed off. 0 readings lost;
 // redeliveries of readings already handed off are counted as duplicates, not handed off twice.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -85,6 +85,40 @@ describe('meter ingest across restarts (mosquitto, persistent session, QoS 1)', 
       expect(Object.keys(dropsB).filter((k) => k !== 'duplicate')).toEqual([]);
       if (!crash) expect(sink.handedOff).toBe(sink.unique); // a graceful stop acknowledges all it handed off
     });
+
+  it('a stop that times out before the sink finished saves no dedupe state: the redelivered readings are ingested, not dropped as duplicates', async () => {
+    const m = await startMosquitto();
+    cleanups.push(() => m.stop());
+    const dir = mkdtempSync(join(tmpdir(), 'ems-meter-state-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const stateFile = join(dir, 'meters.json');
+    const cfg = mqttConfig(m.url);
+    const slow = new CopySink();
+    slow.delayMs = 3000;
+    const fast = new CopySink();
+    const telA = new TestTelemetry();
+    const telB = new TestTelemetry();
+    cleanups.push(() => telA.shutdown(), () => telB.shutdown());
+    const a = new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: telA.meter, tracer: telA.tracer, sink: slow, stateFile });
+    cleanups.push(() => a.stop());
+    await a.start();
+    await waitFor(() => a.status().subscribed, 5000, 'A subscribed');
+    const fleet = new MeterFleet({ url: m.url, meters: 10, seed: 5, batchSize: 1, messages: 40, rate: 400 });
+    cleanups.push(() => fleet.stop());
+    await fleet.start();
+    const report = await fleet.run();
+    await waitFor(() => a.status().queued_readings > 0, 5000, 'A holds readings for the slow sink');
+    await a.stop({ drainTimeoutMs: 100 });
+    expect(existsSync(stateFile)).toBe(false);
+
+    const b = new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: telB.meter, tracer: telB.tracer, sink: fast, stateFile });
+    cleanups.push(() => b.stop());
+    await b.start();
+    // Every reading the slow sink never finished reaches the next instance's sink: none is lost.
+    await waitFor(() => slow.handedOff + fast.handedOff >= report.readings, 15_000, 'every reading handed off once at least');
+    expect(await telB.counterSum(METRICS.meterReadingsIngested)).toBeGreaterThan(0);
+    expect(fast.handedOff).toBeGreaterThan(0);
+  });
 
   it('graceful restart with a dedupe state file: a fault mix is accounted exactly across both instances', async () => {
     const m = await startMosquitto();

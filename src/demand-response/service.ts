@@ -141,7 +141,7 @@ export class DemandResponseService {
    * One command message. Admission is synchronous (the id is on disk when this returns), the
    * Modbus work is queued; the returned promise resolves when the command has been fully handled.
    */
-  handleMessage(payload: Buffer, meta: { retained: boolean; traceparent?: string }): Promise<void> {
+  handleMessage(payload: Buffer, meta: { retained: boolean; dup?: boolean; traceparent?: string }): Promise<void> {
     const { deps } = this;
     const coordinator = this.coordinator;
     const store = this.store;
@@ -166,7 +166,7 @@ export class DemandResponseService {
     return coordinator.enqueue(command.command_id, () => command.type === 'curtail' ? coordinator.curtail(command, parent) : coordinator.restore(command, parent));
   }
 
-  private reject(payload: Buffer, meta: { retained: boolean; traceparent?: string }, err: unknown): void {
+  private reject(payload: Buffer, meta: { retained: boolean; dup?: boolean; traceparent?: string }, err: unknown): void {
     const rejection = err instanceof CommandRejection ? err : new CommandRejection('internal_error', err instanceof Error ? err.message : String(err));
     if (!(err instanceof CommandRejection)) this.deps.logger.error({ err }, 'DR intake failed');
     const commandId = peekCommandId(payload, this.keys);
@@ -179,6 +179,11 @@ export class DemandResponseService {
     // A signed command's rejection is always logged; unauthenticated traffic once per reason per 10 s.
     if (commandId !== null) this.audit?.warn(line, 'DR command rejected');
     else this.noiseLog?.warn(`reject:${rejection.reason}`, line, 'DR command rejected');
+    // The broker redelivering (DUP) a command that is running (admitted, answered, then the connection
+    // dropped before the PUBACK) is not the EMS replaying it: a 'rejected' ack would contradict the
+    // 'accepted' one. Any other replay, e.g. after a crash before the first answer, is answered.
+    if (rejection.reason === 'replayed' && meta.dup === true && commandId !== null
+      && (this.coordinator?.status() ?? []).some((r) => r.command_id === commandId)) return;
     this.publish({
       v: 1, command_id: commandId, site_id: this.deps.site.site.id, status: 'rejected', at: new Date(this.deps.clock.now()).toISOString(),
       reason: rejection.reason, detail: rejection.message,
@@ -215,7 +220,7 @@ export class DemandResponseService {
     this.connection = connection;
     connection.setMessageHandler((packet: IPublishPacket, token, next) => {
       const tp = userProperty(packet.properties?.userProperties, 'traceparent');
-      const meta = { retained: packet.retain, ...(tp !== undefined ? { traceparent: tp } : {}) };
+      const meta = { retained: packet.retain, dup: packet.dup, ...(tp !== undefined ? { traceparent: tp } : {}) };
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
       // Admission (and the durable replay record) happens inside handleMessage before it returns:
       // only then is the PUBACK sent. The Modbus work continues in the background.

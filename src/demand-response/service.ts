@@ -60,6 +60,7 @@ export class DemandResponseService {
   private store: DrStateStore | undefined;
   private coordinator: DrCoordinator | undefined;
   private connection: MqttConnection | undefined;
+  private stopping = false;
   private commands: Counter | undefined;
   private audit: Logger | undefined;
   private noiseLog: RateLimitedLogger | undefined;
@@ -73,6 +74,7 @@ export class DemandResponseService {
   async start(): Promise<void> {
     const { deps } = this;
     const log = deps.logger.child({ component: 'demand-response' });
+    this.stopping = false;
     this.audit = log;
     this.noiseLog = rateLimitedLogger(log, deps.clock, { intervalMs: 10_000, maxKeys: 100 });
     this.keys = deps.config.public_keys.map((k, i) => parsePublicKey(k, `mqtt.demand_response.public_keys[${i}]`));
@@ -102,6 +104,9 @@ export class DemandResponseService {
   }
 
   async stop(): Promise<void> {
+    // From here on a command is neither admitted nor acknowledged: the broker keeps it for the
+    // next session (its end timer could not be scheduled on a coordinator that is stopping).
+    this.stopping = true;
     this.coordinator?.stop();
     await this.coordinator?.idle();
     await this.connection?.stop();
@@ -219,6 +224,10 @@ export class DemandResponseService {
     });
     this.connection = connection;
     connection.setMessageHandler((packet: IPublishPacket, token, next) => {
+      if (this.stopping) {
+        next();
+        return;
+      }
       const tp = userProperty(packet.properties?.userProperties, 'traceparent');
       const meta = { retained: packet.retain, dup: packet.dup, ...(tp !== undefined ? { traceparent: tp } : {}) };
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;

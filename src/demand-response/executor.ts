@@ -11,6 +11,7 @@ import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { METRIC_ATTRS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
 import { encodeControl, findPoint, readPoint, type EncodedWrite } from './control-io.js';
+import { decodePoint } from '../modbus/codec.js';
 import { restoreValue } from './planner.js';
 
 export type ControllerOutcome =
@@ -150,6 +151,13 @@ export class ControllerExecutor {
     let encoded: EncodedWrite;
     try {
       encoded = encodeControl(task.profile, control, task.value, sf);
+      // The raw value is rounded to the register's step (a SunSpec scale factor is known only now):
+      // what goes on the wire is bounds-checked again, so rounding cannot land on a forbidden value.
+      if (encoded.table === 'holding') {
+        const wire = decodePoint(task.profile, control, encoded.values, 0, sf);
+        const onWire = wire.ok && typeof wire.value === 'number' ? boundsProblem(control, wire.value) : undefined;
+        if (onWire !== undefined) throw new ModbusError('rejected_write', `${device.id} ${control.id}: after rounding to the register, ${onWire}`, { device: device.id });
+      }
     } catch (err) {
       this.auditLine(task, control, task.value, undefined, 'rejected_bounds', 'rejected_write', err instanceof Error ? err.message : String(err));
       throw err;

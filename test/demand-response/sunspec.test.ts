@@ -56,6 +56,18 @@ describe('DR writes to a SunSpec inverter (model 123)', () => {
     expect(server.writes.length).toBe(before);
   });
 
+  it('refuses a value the scale factor would round onto a forbidden one (40 % in 100 % steps is 0 %: standby)', async () => {
+    sim.set('wmaxlimpct_sf', 2);
+    server.writes.length = 0;
+    try {
+      const r = await executor.execute(task(40, 'curtail', 900), ROOT_CONTEXT);
+      expect(r).toMatchObject({ outcome: 'rejected_bounds', error: 'rejected_write' });
+      expect(server.writes).toHaveLength(0);
+    } finally {
+      sim.set('wmaxlimpct_sf', -1);
+    }
+  });
+
   it('restores to 100 % and disables the limit before clearing the timer (a failed restore leaves the device timer armed)', async () => {
     server.writes.length = 0;
     const r = await executor.execute(task(100, 'restore', 0), ROOT_CONTEXT);

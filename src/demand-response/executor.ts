@@ -149,12 +149,14 @@ export class ControllerExecutor {
     // Encoded (with the device's scale factor) before the timer goes out: a value the register
     // cannot carry is refused with nothing written.
     let encoded: EncodedWrite;
+    let wireValue = task.value;
     try {
       encoded = encodeControl(task.profile, control, task.value, sf);
       // The raw value is rounded to the register's step (a SunSpec scale factor is known only now):
       // what goes on the wire is bounds-checked again, so rounding cannot land on a forbidden value.
       if (encoded.table === 'holding') {
         const wire = decodePoint(task.profile, control, encoded.values, 0, sf);
+        if (wire.ok && typeof wire.value === 'number') wireValue = wire.value;
         const onWire = wire.ok && typeof wire.value === 'number' ? boundsProblem(control, wire.value) : undefined;
         if (onWire !== undefined) throw new ModbusError('rejected_write', `${device.id} ${control.id}: after rounding to the register, ${onWire}`, { device: device.id });
       }
@@ -173,7 +175,7 @@ export class ControllerExecutor {
     if (aux.timer && !timerFirst) await this.writeAux(endpoint, task, aux.timer.point, aux.timer.value, ctx);
     let readBack: { ok: boolean; value?: number };
     try {
-      readBack = await this.verify(endpoint, task, sf, ctx);
+      readBack = await this.verify(endpoint, task, sf, wireValue, ctx);
     } catch (err) {
       // The write went out; only its confirmation failed: not acknowledged, not a write failure.
       result.outcome = 'not_acknowledged';
@@ -273,7 +275,7 @@ export class ControllerExecutor {
   }
 
   /** Reads back until it agrees or verify.timeout_ms passes (the device may apply the value late). */
-  private async verify(endpoint: ModbusEndpointClient, task: ControllerTask, sf: number | undefined, ctx: Context): Promise<{ ok: boolean; value?: number }> {
+  private async verify(endpoint: ModbusEndpointClient, task: ControllerTask, sf: number | undefined, wireValue: number, ctx: Context): Promise<{ ok: boolean; value?: number }> {
     const { verify } = task.control;
     const point: PointDef = verify.point === undefined ? task.control : (findPoint(task.profile, verify.point) ?? task.control);
     const expected = verify.equals ?? task.value;
@@ -291,7 +293,7 @@ export class ControllerExecutor {
         : point.scale_factor === task.control.scale_factor ? sf : await this.readScaleFactor(endpoint, task, point.scale_factor);
       for (let attempt = 0; attempt < 100; attempt++) {
         last = await readPoint(endpoint, task.device, task.profile, point, pointSf);
-        if (last !== undefined && Math.abs(last - expected) <= tolerance + EPS) {
+        if (last !== undefined && Math.abs(last - expected) <= tolerance + EPS && await this.setpointHolds(endpoint, task, sf, wireValue)) {
           span.setAttribute('ems.modbus.read_back', last);
           span.end();
           return { ok: true, value: last };
@@ -308,6 +310,18 @@ export class ControllerExecutor {
     span.setStatus({ code: SpanStatusCode.ERROR, message: `read back ${String(last)}, expected ${expected} +/- ${tolerance}` });
     span.end();
     return last === undefined ? { ok: false } : { ok: false, value: last };
+  }
+
+  /**
+   * An acknowledge/status register (`verify.equals`) can still hold the previous write's value (a
+   * latched ACCEPTED): then the setpoint register itself must also read what was written. A control
+   * verified on its own register needs no second read.
+   */
+  private async setpointHolds(endpoint: ModbusEndpointClient, task: ControllerTask, sf: number | undefined, wireValue: number): Promise<boolean> {
+    const { verify } = task.control;
+    if (verify.point === undefined || verify.equals === undefined || task.control.table !== 'holding') return true;
+    const own = await readPoint(endpoint, task.device, task.profile, task.control, sf);
+    return own !== undefined && Math.abs(own - wireValue) <= EPS * Math.max(1, Math.abs(wireValue));
   }
 
   private auditLine(task: ControllerTask, point: PointDef, requested: number, readBack: number | undefined, outcome: string, errorType?: string, detail?: string): void {

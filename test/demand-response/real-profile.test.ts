@@ -55,4 +55,17 @@ describe('DR with devices/generic-load-controller.yaml', () => {
     expect(rig.acks.at(-1)).toMatchObject({ status: 'completed', achieved_mw: 0.5, partial: true, ack_count: 2 });
     for (const id of ['lc1', 'lc2']) expect(rig.unit(id).numberOf('load_power')).toBe(50);
   });
+
+  it('does not take a latched acknowledge register for a restore the device ignored', async () => {
+    // lc2 still shows ACCEPTED (1) from the last curtailment; now it answers writes but ignores them.
+    const lc2 = rig.unit('lc2');
+    expect(lc2.numberOf('ack_status')).toBe(1);
+    lc2.write = () => 0;
+    await send('restore', 'real-2-restore');
+    const done = rig.acks.at(-1);
+    expect(done).toMatchObject({ command_type: 'restore', ack_count: 1 });
+    const outcome = (done as { controllers: Array<{ controller_id: string; outcome: string }> }).controllers.map((c) => [c.controller_id, c.outcome]);
+    expect(outcome).toEqual([['lc1', 'acknowledged'], ['lc2', 'not_acknowledged']]);
+    expect(lc2.numberOf('load_power')).toBe(50);
+  });
 });

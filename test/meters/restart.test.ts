@@ -33,6 +33,15 @@ class CopySink implements ReadingSink {
 
 describe('meter ingest across restarts (mosquitto, persistent session, QoS 1)', () => {
   const cleanups: Array<() => Promise<void>> = [];
+
+  /** mosquitto and a temporary dedupe state file, both removed after the test. */
+  async function stateRig(): Promise<{ m: Awaited<ReturnType<typeof startMosquitto>>; stateFile: string; cfg: MqttConfig }> {
+    const m = await startMosquitto();
+    cleanups.push(() => m.stop());
+    const dir = mkdtempSync(join(tmpdir(), 'ems-meter-state-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    return { m, stateFile: join(dir, 'meters.json'), cfg: mqttConfig(m.url) };
+  }
   afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
 
   function gateway(cfg: MqttConfig, sink: ReadingSink, tel: TestTelemetry): MeterIngest {
@@ -87,12 +96,7 @@ describe('meter ingest across restarts (mosquitto, persistent session, QoS 1)', 
     });
 
   it('a stop that times out before the sink finished saves no dedupe state: the redelivered readings are ingested, not dropped as duplicates', async () => {
-    const m = await startMosquitto();
-    cleanups.push(() => m.stop());
-    const dir = mkdtempSync(join(tmpdir(), 'ems-meter-state-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const stateFile = join(dir, 'meters.json');
-    const cfg = mqttConfig(m.url);
+    const { m, stateFile, cfg } = await stateRig();
     const slow = new CopySink();
     slow.delayMs = 3000;
     const fast = new CopySink();
@@ -121,12 +125,7 @@ describe('meter ingest across restarts (mosquitto, persistent session, QoS 1)', 
   });
 
   it('graceful restart with a dedupe state file: a fault mix is accounted exactly across both instances', async () => {
-    const m = await startMosquitto();
-    cleanups.push(() => m.stop());
-    const dir = mkdtempSync(join(tmpdir(), 'ems-meter-state-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const stateFile = join(dir, 'meters.json');
-    const cfg = mqttConfig(m.url);
+    const { m, stateFile, cfg } = await stateRig();
     const sink = new CopySink();
     const telA = new TestTelemetry();
     const telB = new TestTelemetry();

@@ -26,6 +26,8 @@ export interface FleetRunOptions extends Partial<GeneratorOptions> {
 
 export interface FleetReport extends GeneratorReport {
   duration_ms: number;
+  /** Messages sent by bursts, on top of the paced steady stream. */
+  burst_messages: number;
   publish_errors: number;
 }
 
@@ -80,6 +82,7 @@ export class MeterFleet {
     let errors = 0;
     let sent = 0;
     let steady = 0;
+    let burstMessages = 0;
     let nextBurst = this.opts.burstEveryMs !== undefined ? started + this.opts.burstEveryMs : Infinity;
     let waiter: (() => void) | undefined;
     const done = (): void => {
@@ -108,13 +111,14 @@ export class MeterFleet {
       }
       steady++;
       for (let b = 0; b <= burst && this.generator.report.messages < maxMessages; b++) {
+        if (b > 0) burstMessages++;
         for (const m of this.generator.next()) await publish(m);
       }
       if (this.opts.onProgress) await this.opts.onProgress(sent);
     }
     const drainDeadline = Date.now() + 30_000;
     while (inflight > 0 && Date.now() < drainDeadline) await new Promise<void>((r) => { waiter = r; setTimeout(r, 50); });
-    return { ...this.generator.report, by_category: { ...this.generator.report.by_category }, duration_ms: Date.now() - started, publish_errors: errors + inflight };
+    return { ...this.generator.report, by_category: { ...this.generator.report.by_category }, duration_ms: Date.now() - started, burst_messages: burstMessages, publish_errors: errors + inflight };
   }
 
   async stop(): Promise<void> {

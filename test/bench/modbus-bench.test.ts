@@ -1,7 +1,7 @@
 // Smoke test of `npm run bench:modbus`: a few devices for a couple of seconds, through the built
-// script (npm test builds before vitest), checking the JSON contract of its last line.
+// script (npm test builds before vitest; the global setup test/setup/build-dist.ts builds it when
+// dist/ is absent), checking the JSON contract of its last line.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -9,7 +9,7 @@ const SCRIPT = fileURLToPath(new URL('../../dist/bench/modbus.js', import.meta.u
 const KEYS = ['devices', 'polls_per_s', 'cycle_p99_ms', 'cpu_pct', 'bare_cpu_pct', 'cpu_ratio_vs_bare', 'rss_mb', 'read_path_ratio'];
 
 describe('bench:modbus smoke', () => {
-  it.skipIf(!existsSync(SCRIPT))('ends with one JSON line carrying every contract key (build first: npm run build)', async () => {
+  it('ends with one JSON line carrying every contract key', async () => {
     const out = await new Promise<string>((resolve, reject) => {
       execFile(process.execPath, [SCRIPT, '--duration=2', '--fast=1', '--warmup=1', '--endpoints=2', '--units=3', '--interval=500'],
         { timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadSiteFromString } from '../../src/config/load.js';
 import { packageRoot } from '../../src/config/package-root.js';
+import { PEERS, PYTHON_IMPORTS } from '../peers.js';
 
 const ROOT = packageRoot();
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -28,6 +29,18 @@ describe('README.md', () => {
     expect(named.filter((n) => !(n in scripts))).toEqual([]);
     expect(README).toContain('npm ci');
     expect(README).toContain('npm test');
+  });
+
+  it('lists the same Debian test peers as test/peers.ts, and .ci/setup installs each of them', () => {
+    const setup = readFileSync(join(ROOT, '.ci/setup'), 'utf8');
+    const apt = /APT_PACKAGES=\(([^)]*)\)/.exec(setup)?.[1]?.split(/\s+/).filter((p) => p !== '') ?? [];
+    const needed = new Set([...PEERS.map((p) => p.debian), ...PYTHON_IMPORTS.map(([, debian]) => debian)]);
+    expect(needed.size).toBeGreaterThanOrEqual(10);
+    for (const p of needed) {
+      expect(apt, `.ci/setup installs ${p}`).toContain(p);
+      expect(README, `README names ${p}`).toContain(`\`${p}\``);
+    }
+    expect(apt.filter((p) => !needed.has(p)), 'packages .ci/setup installs that no test peer needs').toEqual([]);
   });
 
   it('names only ems-gateway subcommands that exist', () => {

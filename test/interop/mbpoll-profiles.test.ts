@@ -3,7 +3,6 @@
 // float32 in ABCD or CDAB, strings as hex words). mbpoll cannot byte-swap, so BADC/DCBA points
 // are left to the raw-client tests. The simulator's clock is frozen so values hold still.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceProfile, PointDef } from '../../src/config/profile-types.js';
@@ -13,11 +12,12 @@ import { pointOrder } from '../../src/modbus/codec.js';
 import { isNumericType, wordsToRaw } from '../../src/modbus/codec-words.js';
 import { createSimulatedDevice } from '../../simulators/modbus/device.js';
 import { startModbusServer, type ModbusSimServer } from '../../simulators/modbus/server.js';
+import { hasPeer } from '../peers.js';
 import { manualClock } from '../simulators/fixtures.js';
 
 const MBPOLL = '/usr/bin/mbpoll';
 const run = promisify(execFile);
-const available = existsSync(MBPOLL);
+const available = hasPeer('mbpoll');
 
 const servers: { profile: DeviceProfile; server: ModbusSimServer }[] = [];
 beforeAll(async () => {

@@ -10,10 +10,10 @@ import { PollerSet } from '../../src/modbus/poller-set.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { silentLogger } from '../../src/runtime/logger.js';
 import { freePort } from '../helpers/ports.js';
+import { DEBIAN_PYTHON } from '../peers.js';
 import { waitFor } from '../modbus/endpoint-helpers.js';
 import { flatten, testMeter } from '../modbus/poller-fixtures.js';
 
-const PYTHON = '/usr/bin/python3'; // the Debian python with python3-pymodbus, not the pyenv one on PATH
 const SCRIPT = fileURLToPath(new URL('./pymodbus-server.py', import.meta.url));
 
 const m = (id: string, extra: Partial<PointDef>): PointDef =>
@@ -62,7 +62,7 @@ let port = 0;
 
 beforeAll(async () => {
   port = await freePort();
-  const child = spawn(PYTHON, [SCRIPT, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(DEBIAN_PYTHON, [SCRIPT, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   py = child;
   let out = '';
   child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });

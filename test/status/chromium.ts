@@ -1,9 +1,9 @@
 // Debian's chromium, headless, for the status page tests (the browser must come from Debian, not a download).
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { hasPeer } from '../peers.js';
 
-export const CHROMIUM = process.env['CHROMIUM_BIN'] ?? '/usr/bin/chromium';
-export const hasChromium = (): boolean => existsSync(CHROMIUM);
+export const CHROMIUM = '/usr/bin/chromium';
+export const hasChromium = (): boolean => hasPeer('chromium');
 
 /** Runs chromium with the flags that keep it offline and quiet; resolves with its stdout (e.g. --dump-dom). */
 export function chromium(args: string[], userDataDir: string): Promise<string> {

@@ -14,8 +14,13 @@ export interface MeterIngestStatus {
   readings_ingested: number;
   readings_dropped: number;
   drops_by_reason: Record<string, number>;
-  /** Readings handed off per second over the last 10 s. */
+  /**
+   * Readings handed off per second over the rate window: the RATE_WINDOW_S whole seconds before
+   * the current one (fewer just after start, never the current, partial second). 0 before the
+   * first whole second has passed.
+   */
   ingest_rate_per_s: number;
+  /** Readings dropped per second over the same window. */
   drop_rate_per_s: number;
   /** ms since the last meter message arrived; undefined before the first. */
   last_message_age_ms: number | undefined;
@@ -27,7 +32,8 @@ export interface MeterIngestStatus {
   meters_tracked: number;
 }
 
-const WINDOW_S = 10;
+/** Whole seconds the rates are computed over. */
+export const RATE_WINDOW_S = 10;
 
 export class IngestStats {
   private messages = 0;
@@ -37,10 +43,14 @@ export class IngestStats {
   lastMessageAt: number | undefined;
   private staleAcks = 0;
   private sinkErrors = 0;
-  // Per-second buckets of [ingested, dropped] for the rates.
+  // Per-second buckets of [ingested, dropped] for the rates: the window's seconds and the current one.
   private readonly buckets: Array<{ second: number; ingested: number; dropped: number }> = [];
+  // The second the stats began in: partial, so never part of a rate window.
+  private readonly startSecond: number;
 
-  constructor(private readonly clock: Clock) {}
+  constructor(private readonly clock: Clock) {
+    this.startSecond = Math.floor(clock.monotonic() / 1000);
+  }
 
   message(nowMs: number): void {
     this.messages++;
@@ -57,7 +67,7 @@ export class IngestStats {
     if (b === undefined || b.second !== second) {
       b = { second, ingested: 0, dropped: 0 };
       this.buckets.push(b);
-      while (this.buckets.length > WINDOW_S + 1) this.buckets.shift();
+      while (this.buckets.length > RATE_WINDOW_S + 1) this.buckets.shift();
     }
     b.ingested += readings.length;
     b.dropped += rejections.length;
@@ -68,11 +78,15 @@ export class IngestStats {
   snapshot(live: {
     connected: boolean; subscribed: boolean; flowConfirmed: boolean; reconnects: number; queuedReadings: number; meters: number;
   }): MeterIngestStatus {
+    // Whole seconds only: counting the current second as a full one read the rate low by the
+    // part of it still to come (up to a tenth: 925/s at 1,000/s 0.75 s into a second).
     const nowSecond = Math.floor(this.clock.monotonic() / 1000);
+    const first = Math.max(nowSecond - RATE_WINDOW_S, this.startSecond + 1);
+    const seconds = nowSecond - first;
     let ing = 0;
     let drop = 0;
     for (const b of this.buckets) {
-      if (b.second > nowSecond - WINDOW_S && b.second <= nowSecond) {
+      if (b.second >= first && b.second < nowSecond) {
         ing += b.ingested;
         drop += b.dropped;
       }
@@ -86,8 +100,8 @@ export class IngestStats {
       readings_ingested: this.ingested,
       readings_dropped: this.dropped,
       drops_by_reason: { ...this.byReason },
-      ingest_rate_per_s: ing / WINDOW_S,
-      drop_rate_per_s: drop / WINDOW_S,
+      ingest_rate_per_s: seconds > 0 ? ing / seconds : 0,
+      drop_rate_per_s: seconds > 0 ? drop / seconds : 0,
       last_message_age_ms: this.lastMessageAt === undefined ? undefined : Math.max(0, this.clock.now() - this.lastMessageAt),
       queued_readings: live.queuedReadings,
       stale_acks: this.staleAcks,

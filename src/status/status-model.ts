@@ -23,7 +23,7 @@ export interface MeterStatus {
   /** A probe message came back through the broker after the latest (re)subscribe: messages really flow. */
   flow_confirmed?: boolean;
   reconnects?: number;
-  /** Readings ingested per second over the last window. */
+  /** Readings ingested per second over the 10 whole seconds before the current one (docs/meters.md). */
   readings_per_s: number;
   ingested_total: number;
   dropped_total: number;

@@ -90,7 +90,7 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     ...(opts.extraSpanProcessors ? { extraSpanProcessors: opts.extraSpanProcessors } : {}),
   });
   parts.push(part('telemetry', async () => undefined, () => telemetry.shutdown(Math.min(5000, site.telemetry.export_timeout_ms + 1000))));
-  providers.exporter = () => exporterStatus(telemetry.settings, telemetry.exporterHealth());
+  providers.exporter = () => exporterStatus(telemetry.settings, telemetry.exporterHealth(), telemetry.spanQueue());
 
   // --- 2. status endpoint: early, so a technician sees start-up progress and which part failed ---
   let statusServer: StatusServer | undefined;

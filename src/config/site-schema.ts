@@ -115,7 +115,15 @@ const telemetry = obj({
   export_timeout: { s: duration({ min_ms: 100 }), default: 5000, doc: 'one export attempt' },
   resource_attributes: { s: record(str()), default: {}, doc: 'extra resource attributes' },
   cardinality_limit: { s: num({ int: true, min: 1 }), default: 2000, doc: 'attribute sets per metric' },
+  span_queue_size: { s: num({ int: true, min: 1, max: 1_000_000 }), default: 2048, doc: 'spans held for export; past it new spans are dropped and counted (OTEL_BSP_MAX_QUEUE_SIZE wins)' },
+  span_batch_size: { s: num({ int: true, min: 1 }), default: 512, doc: 'spans per export request, at most span_queue_size (OTEL_BSP_MAX_EXPORT_BATCH_SIZE wins)' },
   enabled: { s: bool(), default: true, doc: 'OTEL_SDK_DISABLED=true wins' },
+}, {
+  post(out, ctx) {
+    const batch = out['span_batch_size'] as number;
+    const queue = out['span_queue_size'] as number;
+    if (batch > queue) ctx.errorAt(out, 'span_batch_size', `span_batch_size ${batch} is larger than span_queue_size ${queue}`);
+  },
 });
 
 const grid = obj({

@@ -81,6 +81,8 @@ export interface TelemetryConfig {
   export_timeout_ms: number;       // default 5s
   resource_attributes: Record<string, string>;
   cardinality_limit: number;       // per metric; default 2000
+  span_queue_size: number;         // default 2048; OTEL_BSP_MAX_QUEUE_SIZE wins
+  span_batch_size: number;         // default 512, <= span_queue_size; OTEL_BSP_MAX_EXPORT_BATCH_SIZE wins
   enabled: boolean;                // default true; OTEL_SDK_DISABLED=true wins
 }
 

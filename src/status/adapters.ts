@@ -10,6 +10,7 @@ import type { MeterIngestStatus } from '../meters/ingest-stats.js';
 import type { DeviceStatus as PollerStatus } from '../modbus/poller.js';
 import type { ExporterHealth } from '../telemetry/export-health.js';
 import type { TelemetrySettings } from '../telemetry/settings.js';
+import type { SpanQueueStatus as SpanBooks } from '../telemetry/span-accounting.js';
 import type { AlertStatus, DeviceStatus, DrStatus, ExporterStatus, GridStatus, MeterStatus } from './status-model.js';
 
 export function gridStatus(snap: GridSnapshot | undefined, nominalHz: number, nowMs: number): GridStatus {
@@ -27,7 +28,7 @@ export function gridStatus(snap: GridSnapshot | undefined, nominalHz: number, no
 }
 
 /** Both signals in one line for a technician: healthy only when neither is failing. */
-export function exporterStatus(settings: TelemetrySettings, health: ExporterHealth): ExporterStatus {
+export function exporterStatus(settings: TelemetrySettings, health: ExporterHealth, spans?: SpanBooks): ExporterStatus {
   const states = [health.metrics.state, health.traces.state];
   const enabled = settings.enabled;
   const failing = states.includes('failing');
@@ -39,6 +40,15 @@ export function exporterStatus(settings: TelemetrySettings, health: ExporterHeal
     healthy: !enabled || !known ? null : !failing,
     failures_total: health.metrics.failures + health.traces.failures,
     ...(failing && lastError !== undefined ? { last_error: lastError } : {}),
+    ...(spans ? {
+      spans: {
+        queue_size: spans.capacity,
+        batch_size: spans.batchSize,
+        queued: spans.queued,
+        dropped_total: spans.dropped.queue_full + spans.dropped.export_failed,
+        dropped_by_reason: { ...spans.dropped },
+      },
+    } : {}),
   };
 }
 

@@ -86,6 +86,21 @@ export interface ExporterStatus {
   healthy: boolean | null;
   last_error?: string;
   failures_total?: number;
+  /** The span queue (absent when export is off). */
+  spans?: SpanQueueStatus;
+}
+
+export interface SpanQueueStatus {
+  /** telemetry.span_queue_size: spans held for export; past it new spans are dropped. */
+  queue_size: number;
+  /** telemetry.span_batch_size: spans per export request. */
+  batch_size: number;
+  /** Spans waiting for export now. */
+  queued: number;
+  /** Spans that never reached the collector since start (ems.telemetry.spans_dropped). */
+  dropped_total: number;
+  /** queue_full, export_failed. */
+  dropped_by_reason: Record<string, number>;
 }
 
 /** Each accessor is cheap and does no I/O. A missing accessor = the part is absent. */

@@ -26,6 +26,7 @@ export const METRICS = {
   modbusPollOverruns: 'ems.modbus.poll.overruns',                  // counter {device_id} (gateway)
   modbusMalformedFrames: 'ems.modbus.malformed_frames',            // counter {endpoint} (gateway): bytes no request could own
   exportFailures: 'ems.telemetry.export_failures',                 // counter {signal} (gateway)
+  telemetrySpansDropped: 'ems.telemetry.spans_dropped',            // counter {reason} (gateway): spans that never reached the collector
   alertFiring: 'ems.alert.firing',                                 // gauge 0/1 {alert} (gateway)
 } as const;
 
@@ -47,6 +48,7 @@ export const METRIC_UNITS = {
   drCommands: '{command}',
   gridSourcesContributing: '{source}',
   exportFailures: '{export}',
+  telemetrySpansDropped: '{span}',
   modbusRequestDuration: 'ms',
   modbusRequests: '{request}',
   modbusErrors: '{error}',
@@ -68,6 +70,16 @@ export const DR_OUTCOMES = {
   acknowledged: 'acknowledged',
   dryRun: 'dry_run',
 } as const;
+
+/** `reason` values of METRICS.telemetrySpansDropped. */
+export const SPAN_DROP_REASONS = {
+  /** The span queue (telemetry.span_queue_size) was full when the span ended. */
+  queueFull: 'queue_full',
+  /** The span was in an export that failed for good (after the OTLP exporter's retries). */
+  exportFailed: 'export_failed',
+} as const;
+
+export type SpanDropReason = (typeof SPAN_DROP_REASONS)[keyof typeof SPAN_DROP_REASONS];
 
 export const SPANS = {
   meterProcessBatch: 'ems.meter.process_batch',
@@ -128,6 +140,7 @@ export const METRIC_ATTRS = {
   signal: 'signal',
   alert: 'alert',
   kind: 'kind',
+  reason: 'reason',
 } as const;
 
 /** Resource attribute keys (beyond the OTel standard service.* / host.name). */

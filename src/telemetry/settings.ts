@@ -19,6 +19,10 @@ export interface TelemetrySettings {
   exportIntervalMs: number;
   exportTimeoutMs: number;
   cardinalityLimit: number;
+  /** Spans held for export (the BatchSpanProcessor's maxQueueSize); past it new spans are dropped and counted. */
+  spanQueueSize: number;
+  /** Spans per export request, at most spanQueueSize. */
+  spanBatchSize: number;
   resourceAttributes: Record<string, string>;
 }
 
@@ -80,6 +84,8 @@ export function resolveTelemetrySettings(input: SettingsInput): TelemetrySetting
   const commonHeaders = { ...config.otlp_headers, ...parseKeyValueList(env['OTEL_EXPORTER_OTLP_HEADERS']) };
   const exportIntervalMs = positiveInt(env['OTEL_METRIC_EXPORT_INTERVAL']) ?? config.export_interval_ms;
   const timeout = positiveInt(env['OTEL_METRIC_EXPORT_TIMEOUT']) ?? config.export_timeout_ms;
+  const spanQueueSize = positiveInt(env['OTEL_BSP_MAX_QUEUE_SIZE']) ?? config.span_queue_size;
+  const spanBatchSize = positiveInt(env['OTEL_BSP_MAX_EXPORT_BATCH_SIZE']) ?? config.span_batch_size;
   return {
     enabled: config.enabled && !disabledByEnv,
     metricsUrl: signalUrl(env, config, 'METRICS'),
@@ -90,6 +96,9 @@ export function resolveTelemetrySettings(input: SettingsInput): TelemetrySetting
     // The SDK rejects an export timeout longer than the interval.
     exportTimeoutMs: Math.min(timeout, exportIntervalMs),
     cardinalityLimit: config.cardinality_limit,
+    spanQueueSize,
+    // The SDK caps a batch at the queue size too (with a warning); an env override may cross them.
+    spanBatchSize: Math.min(spanBatchSize, spanQueueSize),
     resourceAttributes,
   };
 }

@@ -15,6 +15,7 @@ import { ExportHealthTracker, ObservedMetricExporter, ObservedSpanExporter, type
 import { createGatewaySampler, type SpanRatios } from './sampler.js';
 import { METRICS, METRIC_UNITS } from './semconv.js';
 import { resolveTelemetrySettings, type TelemetrySettings } from './settings.js';
+import { AccountedSpanProcessor, SpanAccounting, type SpanQueueStatus } from './span-accounting.js';
 import { gatewayViews } from './views.js';
 
 export const INSTRUMENTATION_SCOPE = 'ems-gateway';
@@ -57,6 +58,8 @@ export interface Telemetry {
   /** Flushes and stops both signals, giving up after timeoutMs. Never rejects; idempotent. */
   shutdown(timeoutMs?: number): Promise<void>;
   exporterHealth(): ExporterHealth;
+  /** The OTLP span queue and the spans dropped so far; undefined when export is off. */
+  spanQueue(): SpanQueueStatus | undefined;
 }
 
 export function createTelemetry(opts: TelemetryOptions): Telemetry {
@@ -68,6 +71,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
 
   const readers: MetricReader[] = [...(opts.extraMetricReaders ?? [])];
   const spanProcessors: SpanProcessor[] = [...(opts.extraSpanProcessors ?? [])];
+  let accounting: SpanAccounting | undefined;
   if (settings.enabled) {
     const metricExporter = new OTLPMetricExporter({
       url: settings.metricsUrl,
@@ -83,13 +87,16 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
       metricProducers: [gaugeProducer],
     }));
     const traceExporter = new OTLPTraceExporter({ url: settings.tracesUrl, headers: settings.tracesHeaders, timeoutMillis: settings.exportTimeoutMs });
-    // The SDK keeps no disk buffer: past maxQueueSize spans are dropped (field notes); 2048 is its default, stated here.
-    spanProcessors.push(new BatchSpanProcessor(new ObservedSpanExporter(traceExporter, tracker), {
-      maxQueueSize: 2048,
-      maxExportBatchSize: 512,
+    // The SDK keeps no disk buffer: past the queue size spans are dropped (field notes). The
+    // accounting decides and counts those drops, and counts the spans of failed exports.
+    const books = new SpanAccounting(logger, tracker, settings.spanQueueSize, settings.spanBatchSize);
+    accounting = books;
+    spanProcessors.push(new AccountedSpanProcessor(new BatchSpanProcessor(new ObservedSpanExporter(traceExporter, tracker, books), {
+      maxQueueSize: settings.spanQueueSize,
+      maxExportBatchSize: settings.spanBatchSize,
       scheduledDelayMillis: Math.min(5_000, settings.exportIntervalMs),
       exportTimeoutMillis: settings.exportTimeoutMs,
-    }));
+    }), books));
   }
 
   const meterProvider = new MeterProvider({ resource, views: gatewayViews(settings.cardinalityLimit), readers });
@@ -100,10 +107,15 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     unit: METRIC_UNITS.exportFailures,
     description: 'Failed OTLP exports by signal (each failure is data that did not reach the collector)',
   }));
+  accounting?.setCounter(meter.createCounter(METRICS.telemetrySpansDropped, {
+    unit: METRIC_UNITS.telemetrySpansDropped,
+    description: 'Spans that never reached the collector, by reason: queue_full (the span queue was full) or export_failed (its export failed for good)',
+  }));
 
   logger.info({
     enabled: settings.enabled, metrics_url: settings.metricsUrl, traces_url: settings.tracesUrl,
     export_interval_ms: settings.exportIntervalMs, service_name: settings.resourceAttributes['service.name'],
+    span_queue_size: settings.spanQueueSize, span_batch_size: settings.spanBatchSize,
   }, settings.enabled ? 'telemetry export configured' : 'telemetry export disabled (OTEL_SDK_DISABLED or telemetry.enabled: false)');
 
   let shutdownPromise: Promise<void> | undefined;
@@ -120,6 +132,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   return {
     meterProvider, tracerProvider, meter, tracer, settings, gaugeProducer,
     exporterHealth: () => tracker.snapshot(),
+    spanQueue: () => accounting?.snapshot(),
     forceFlush: async () => {
       await Promise.all([settle('metric flush', meterProvider.forceFlush(), 'debug'), settle('span flush', tracerProvider.forceFlush(), 'debug')]);
     },
@@ -127,13 +140,13 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
       shutdownPromise ??= boundedShutdown(logger, timeoutMs, [
         settle('metric shutdown', meterProvider.shutdown({ timeoutMillis: timeoutMs })),
         settle('span shutdown', tracerProvider.shutdown()),
-      ]);
+      ], () => accounting?.unsent ?? 0);
       return shutdownPromise;
     },
   };
 }
 
-async function boundedShutdown(logger: Logger, timeoutMs: number, work: Promise<void>[]): Promise<void> {
+async function boundedShutdown(logger: Logger, timeoutMs: number, work: Promise<void>[], unsentSpans: () => number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -141,5 +154,5 @@ async function boundedShutdown(logger: Logger, timeoutMs: number, work: Promise<
   });
   const outcome = await Promise.race([Promise.all(work).then(() => 'done' as const), timedOut]);
   clearTimeout(timer);
-  if (outcome === 'timeout') logger.warn({ timeout_ms: timeoutMs }, 'telemetry shutdown timed out; unsent data dropped');
+  if (outcome === 'timeout') logger.warn({ timeout_ms: timeoutMs, spans_unsent: unsentSpans() }, 'telemetry shutdown timed out; unsent data dropped');
 }

@@ -58,7 +58,7 @@ describe('loadSite', () => {
     const { site } = await loadSiteFromString(`${HEAD}devices:\n  - { id: m, profile: generic-grid-meter, host: h, poll_interval: 4s }\n`, { file: 'x.yaml', env: {} });
     expect(site.devices[0]).toEqual({ id: 'm', profile: 'generic-grid-meter', host: 'h', port: 502, unit_id: 1, zone: 'default', role: 'grid_meter', poll_interval_ms: 4000, labels: {}, enabled: true });
     expect(site.mqtt).toBeUndefined();
-    expect(site.telemetry).toEqual({ service_name: 'ems-gateway', otlp_headers: {}, export_interval_ms: 10_000, export_timeout_ms: 5000, resource_attributes: {}, cardinality_limit: 2000, enabled: true });
+    expect(site.telemetry).toEqual({ service_name: 'ems-gateway', otlp_headers: {}, export_interval_ms: 10_000, export_timeout_ms: 5000, resource_attributes: {}, cardinality_limit: 2000, span_queue_size: 2048, span_batch_size: 512, enabled: true });
     expect(site.grid.stale_after_ms).toBe(12_000);
     expect(site.logging.level).toBe('info');
   });
@@ -123,6 +123,11 @@ describe('loadSite', () => {
       `${f}:2:57 site.nme: unknown key "nme" (did you mean "name"?)`,
       `${f}:4:44 devices[0].port: must be >= 1, got 0`,
     ]);
+  });
+
+  it('refuses a span batch larger than the span queue, where it is written', async () => {
+    const text = `version: 1\nsite: { id: t, region: north, nominal_frequency_hz: 50 }\ntelemetry:\n  span_queue_size: 100\n  span_batch_size: 200\n`;
+    expect(await problems(text)).toEqual([`${join(ROOT, 'inline.yaml')}:5:20 telemetry.span_batch_size: span_batch_size 200 is larger than span_queue_size 100`]);
   });
 
   it('reports problems of a site and of its profiles together', async () => {

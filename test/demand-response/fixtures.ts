@@ -35,7 +35,7 @@ export function device(id: string, port: number, unitId: number, zone = 'zone-a'
 export function siteWith(devices: DeviceConfig[]): SiteConfig {
   return {
     version: 1, site: { id: SITE_ID, region: 'r1', nominal_frequency_hz: 50 }, devices,
-    telemetry: { service_name: 't', otlp_headers: {}, export_interval_ms: 10_000, export_timeout_ms: 5000, resource_attributes: {}, cardinality_limit: 2000, enabled: false },
+    telemetry: { service_name: 't', otlp_headers: {}, export_interval_ms: 10_000, export_timeout_ms: 5000, resource_attributes: {}, cardinality_limit: 2000, span_queue_size: 2048, span_batch_size: 512, enabled: false },
     grid: { update_interval_ms: 5000, stale_after_ms: 10_000 },
     alerts: { evaluate_interval_ms: 15_000, stale_meter_data_age_ms: 900_000, drop_ratio: 0.001, dr_ack_rate_min: 0.9, frequency_deviation_hz: 0.5, ingestion_latency_p99_ms: 5000 },
     status: { host: '127.0.0.1', port: 0, enabled: false }, logging: { level: 'silent' }, source: 'inline.yaml',

@@ -8,7 +8,7 @@ export function minimalSite(overrides: Partial<SiteConfig> = {}): LoadedSite {
     devices: [],
     telemetry: {
       service_name: 'ems-gateway', otlp_headers: {}, export_interval_ms: 60_000, export_timeout_ms: 2000,
-      resource_attributes: {}, cardinality_limit: 2000, enabled: false,
+      resource_attributes: {}, cardinality_limit: 2000, span_queue_size: 2048, span_batch_size: 512, enabled: false,
     },
     grid: { update_interval_ms: 1000, stale_after_ms: 10_000 },
     alerts: {

@@ -25,7 +25,10 @@ export function sampleProviders(now: number): StatusProviders {
       active: [{ command_id: 'demo-curtail-0001', type: 'curtail', zone: 'zone-b', reduction_mw: 0.4, ends_at_ms: now + 600_000, controllers: 2, acknowledged: 2 }],
       ack_rate: 1, commands_total: 1, rejected_total: 0,
     }),
-    exporter: () => ({ enabled: true, endpoint: 'http://127.0.0.1:4318', healthy: false, last_error: 'ECONNREFUSED', failures_total: 3 }),
+    exporter: () => ({
+      enabled: true, endpoint: 'http://127.0.0.1:4318', healthy: false, last_error: 'ECONNREFUSED', failures_total: 3,
+      spans: { queue_size: 2048, batch_size: 512, queued: 2048, dropped_total: 3644, dropped_by_reason: { queue_full: 1180, export_failed: 2464 } },
+    }),
   };
 }
 

@@ -45,6 +45,15 @@ describe('resolveTelemetrySettings', () => {
     expect(s.exportIntervalMs).toBe(5000);
   });
 
+  it('span queue and batch size: site file, OTEL_BSP_* env wins, the batch never above the queue', () => {
+    expect(resolve({})).toMatchObject({ spanQueueSize: 2048, spanBatchSize: 512 });
+    expect(resolve({}, { span_queue_size: 20_000, span_batch_size: 1000 })).toMatchObject({ spanQueueSize: 20_000, spanBatchSize: 1000 });
+    expect(resolve({ OTEL_BSP_MAX_QUEUE_SIZE: '4096', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '256' }, { span_queue_size: 20_000 }))
+      .toMatchObject({ spanQueueSize: 4096, spanBatchSize: 256 });
+    expect(resolve({ OTEL_BSP_MAX_QUEUE_SIZE: '100' })).toMatchObject({ spanQueueSize: 100, spanBatchSize: 100 });
+    expect(resolve({ OTEL_BSP_MAX_QUEUE_SIZE: 'lots' })).toMatchObject({ spanQueueSize: 2048 });
+  });
+
   it('OTEL_SDK_DISABLED=true or enabled: false turns export off; a bad interval falls back', () => {
     expect(resolve({ OTEL_SDK_DISABLED: 'TRUE' }).enabled).toBe(false);
     expect(resolve({}, { enabled: false }).enabled).toBe(false);

@@ -1,11 +1,13 @@
-// The five alerts of the source design, as the local evaluator computes them. Windows and `for`
-// durations are the ones in config/alerts/ems.rules.yaml, so the edge box and the central
-// Prometheus agree on when an alert fires; thresholds come from the site's `alerts:` section.
+// The five alerts of the source design, and the gateway's own, as the local evaluator computes
+// them. Windows and `for` durations are the ones in config/alerts/ems.rules.yaml, so the edge box
+// and the central Prometheus agree on when an alert fires; thresholds come from the site's
+// `alerts:` section.
 import type { AlertConfig, SiteInfo } from '../config/site-types.js';
 import { DR_OUTCOMES } from '../telemetry/semconv.js';
 import { histogramQuantile, type MetricSnapshot } from './metric-window.js';
 
-export type AlertId = 'stale_meter_data' | 'ingestion_drops' | 'dr_not_acknowledged' | 'frequency_excursion' | 'slow_ingestion';
+export type AlertId = 'stale_meter_data' | 'ingestion_drops' | 'dr_not_acknowledged' | 'frequency_excursion' | 'slow_ingestion'
+  | 'broker_session_lost';
 
 /** What some alerts need beyond the window's increases. */
 export interface AlertContext {
@@ -27,6 +29,8 @@ export interface AlertDefinition {
   threshold(cfg: AlertConfig): number;
   /** One value per label set (region, or '' for site-wide); null when there is nothing to judge. */
   values(window: MetricSnapshot, site: SiteInfo, ctx: AlertContext): Map<string, number | null>;
+  /** The label the instances of values() are keyed by, for summaries; default region. */
+  label?: 'region' | 'client';
   /** true when the value is in breach. */
   breached(value: number, threshold: number): boolean;
 }
@@ -93,6 +97,15 @@ export const ALERTS: readonly AlertDefinition[] = [
     id: 'slow_ingestion', prometheusName: 'EmsSlowIngestion', windowMs: 5 * MIN, forMs: 5 * MIN, unit: 'ms',
     threshold: (c) => c.ingestion_latency_p99_ms,
     values: (w) => quantilesByRegion(w.latency),
+    breached: (v, t) => v > t,
+  },
+  {
+    // An event, not a level: the broker answered a reconnect without the client's persistent
+    // session (QoS 1 messages published meanwhile are lost). Fires at once, per MQTT client, for
+    // as long as the loss is inside the window.
+    id: 'broker_session_lost', prometheusName: 'EmsBrokerSessionLost', windowMs: 15 * MIN, forMs: 0, unit: 'sessions', label: 'client',
+    threshold: () => 0,
+    values: (w) => new Map(w.sessionLost),
     breached: (v, t) => v > t,
   },
 ];

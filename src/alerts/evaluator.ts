@@ -1,6 +1,6 @@
-// Evaluates the five alerts on the gateway itself, every `alerts.evaluate_interval_ms`, from the
-// SDK's own aggregated metrics (a pull reader on the gateway's MeterProvider): edge boxes lose
-// their uplink, and an operator on site still needs to see "stale meter data". Transitions
+// Evaluates the alerts (the five of the design and the gateway's own) on the gateway itself,
+// every `alerts.evaluate_interval_ms`, from the SDK's own aggregated metrics (a pull reader on the
+// gateway's MeterProvider): edge boxes lose their uplink, and an operator on site still needs to see "stale meter data". Transitions
 // (pending is silent; firing and resolved are logged once), `states()` for the status endpoint,
 // and `ems.alert.firing{alert}` 0/1 so the central side sees what the edge decided.
 import type { BatchObservableResult, Meter, ObservableGauge } from '@opentelemetry/api';
@@ -27,7 +27,7 @@ export type AlertPhase = 'inactive' | 'pending' | 'firing';
 export interface AlertState {
   alert: AlertId;
   prometheus_name: string;
-  /** '' for site-wide alerts. */
+  /** '' for site-wide alerts; the MQTT client for per-client ones (AlertDefinition.label). */
   region: string;
   state: AlertPhase;
   value: number | null;
@@ -107,7 +107,7 @@ export class AlertEvaluator {
   }
 
   /**
-   * Always the five alerts, worst instance of each (firing first, then pending, then any with a
+   * Always every alert, worst instance of each (firing first, then pending, then any with a
    * value): the status endpoint's `alerts` section (AlertStatus in src/status/status-model.ts).
    * `unknown` = nothing to judge yet (no data in the window).
    */
@@ -117,7 +117,7 @@ export class AlertEvaluator {
       const worst = [...this.instances.values()].filter((s) => s.alert === def.id).sort((a, b) => rank(b) - rank(a))[0];
       const threshold = def.threshold(this.deps.config);
       if (!worst || rank(worst) === 0) return { name: def.id, state: 'unknown', value: null, threshold, summary: `${def.prometheusName}: no data in the window` };
-      const where = worst.region === '' ? '' : ` in ${worst.region}`;
+      const where = worst.region === '' ? '' : def.label === 'client' ? ` (${worst.region} client)` : ` in ${worst.region}`;
       return {
         name: def.id, state: worst.state === 'firing' ? 'firing' : 'ok', since_ms: worst.since_ms, value: worst.value, threshold,
         summary: `${def.prometheusName}${where}: ${formatValue(worst.value, def.unit)} (threshold ${formatValue(threshold, def.unit)})${worst.state === 'pending' ? ', pending' : ''}`,
@@ -152,6 +152,7 @@ export class AlertEvaluator {
     const threshold = def.threshold(this.deps.config);
     // An instance with no data this round keeps nothing to judge: it resolves (value null).
     for (const s of this.instances.values()) if (s.alert === def.id && !values.has(s.region)) values.set(s.region, null);
+    const labelKey = def.label ?? 'region';
     for (const [region, value] of values) {
       const key = `${def.id}/${region}`;
       const prev = this.instances.get(key);
@@ -162,7 +163,7 @@ export class AlertEvaluator {
       const next: AlertState = { ...base, value, threshold };
       if (!breached) {
         if (base.state === 'firing') {
-          this.logger.info({ alert: def.id, region, value, threshold, unit: def.unit, fired_for_ms: now - base.since_ms }, 'alert resolved');
+          this.logger.info({ alert: def.id, [labelKey]: region, value, threshold, unit: def.unit, fired_for_ms: now - base.since_ms }, 'alert resolved');
         }
         if (base.state !== 'inactive') { next.state = 'inactive'; next.since_ms = now; }
       } else if (base.state === 'inactive') {
@@ -173,7 +174,7 @@ export class AlertEvaluator {
         next.since_ms = now;
       }
       if (next.state === 'firing' && base.state !== 'firing') {
-        this.logger.warn({ alert: def.id, prometheus_name: def.prometheusName, region, value, threshold, unit: def.unit }, 'alert firing');
+        this.logger.warn({ alert: def.id, prometheus_name: def.prometheusName, [labelKey]: region, value, threshold, unit: def.unit }, 'alert firing');
       }
       this.instances.set(key, next);
     }

@@ -19,12 +19,13 @@ export interface MetricSnapshot {
   latency: Map<string, BucketCounts>;     // region -> cumulative buckets (ms)
   dataAge: Map<string, BucketCounts>;     // region -> cumulative buckets (s)
   drCommands: Map<string, number>;        // outcome -> cumulative count (all zones)
+  sessionLost: Map<string, number>;       // MQTT client -> cumulative lost broker sessions
   /** Latest grid frequency, when the gauge was observed in this collection. */
   frequencyHz: number | null;
 }
 
 export function emptySnapshot(atMs: number): MetricSnapshot {
-  return { atMs, ingested: new Map(), dropped: new Map(), latency: new Map(), dataAge: new Map(), drCommands: new Map(), frequencyHz: null };
+  return { atMs, ingested: new Map(), dropped: new Map(), latency: new Map(), dataAge: new Map(), drCommands: new Map(), sessionLost: new Map(), frequencyHz: null };
 }
 
 const attr = (attrs: Record<string, unknown>, key: string): string => {
@@ -45,17 +46,25 @@ function addBuckets(map: Map<string, BucketCounts>, key: string, b: BucketCounts
   prev.counts = prev.counts.map((c, i) => c + (b.counts[i] ?? 0));
 }
 
-/** Reads the five alerts' inputs out of one collection of the gateway's MeterProvider. */
+/** Counter name -> where its points go and the attribute they are keyed by. */
+const COUNTERS: ReadonlyArray<[string, (s: MetricSnapshot) => Map<string, number>, string]> = [
+  [METRICS.meterReadingsIngested, (s) => s.ingested, METRIC_ATTRS.region],
+  [METRICS.meterReadingsDropped, (s) => s.dropped, METRIC_ATTRS.region],
+  [METRICS.drControllerCommands, (s) => s.drCommands, METRIC_ATTRS.outcome],
+  [METRICS.mqttSessionLost, (s) => s.sessionLost, METRIC_ATTRS.client],
+];
+
+/** Reads the alerts' inputs out of one collection of the gateway's MeterProvider. */
 export function snapshotFrom(rm: ResourceMetrics, atMs: number): MetricSnapshot {
   const s = emptySnapshot(atMs);
   for (const metric of rm.scopeMetrics.flatMap((sm) => sm.metrics)) {
     const name = metric.descriptor.name;
     if (metric.dataPointType === DataPointType.SUM) {
-      const target = name === METRICS.meterReadingsIngested ? s.ingested
-        : name === METRICS.meterReadingsDropped ? s.dropped
-          : name === METRICS.drControllerCommands ? s.drCommands : undefined;
-      const key = name === METRICS.drControllerCommands ? METRIC_ATTRS.outcome : METRIC_ATTRS.region;
-      if (target) for (const p of metric.dataPoints) addCount(target, attr(p.attributes, key), p.value);
+      const counter = COUNTERS.find(([n]) => n === name);
+      if (counter) {
+        const [, target, key] = counter;
+        for (const p of metric.dataPoints) addCount(target(s), attr(p.attributes, key), p.value);
+      }
     } else if (metric.dataPointType === DataPointType.HISTOGRAM) {
       const target = name === METRICS.meterIngestionLatency ? s.latency : name === METRICS.meterDataAge ? s.dataAge : undefined;
       if (target) for (const p of metric.dataPoints) addBuckets(target, attr(p.attributes, METRIC_ATTRS.region), p.value.buckets);
@@ -93,6 +102,7 @@ export function increase(now: MetricSnapshot, base: MetricSnapshot): MetricSnaps
     latency: diffBuckets(now.latency, base.latency),
     dataAge: diffBuckets(now.dataAge, base.dataAge),
     drCommands: diffCounts(now.drCommands, base.drCommands),
+    sessionLost: diffCounts(now.sessionLost, base.sessionLost),
     frequencyHz: now.frequencyHz,
   };
 }

@@ -8,6 +8,7 @@ import mqtt, { type IPublishPacket } from 'mqtt';
 import type { DeviceProfile } from '../config/profile-types.js';
 import type { DemandResponseConfig, MqttConfig, SiteConfig } from '../config/site-types.js';
 import { MqttConnection } from '../mqtt/connection.js';
+import type { SessionStatus } from '../mqtt/session-continuity.js';
 import { ackTopicFor, commandTopicFilter } from '../mqtt/topics.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -50,6 +51,8 @@ export interface DemandResponseDeps {
 export interface DemandResponseStatus {
   dry_run: boolean;
   connected: boolean;
+  /** The command subscription's broker session (absent without MQTT). */
+  session?: SessionStatus;
   active: Array<Pick<ActiveCommandRecord, 'command_id' | 'zone' | 'reduction_mw' | 'restore_pending'> & { ends_at: string; controllers: number }>;
 }
 
@@ -132,9 +135,11 @@ export class DemandResponseService {
   }
 
   status(): DemandResponseStatus {
+    const session = this.connection?.session.status();
     return {
       dry_run: this.deps.config.dry_run,
       connected: this.connected,
+      ...(session ? { session } : {}),
       active: (this.coordinator?.status() ?? []).map((r) => ({
         command_id: r.command_id, zone: r.zone, reduction_mw: r.reduction_mw, ends_at: new Date(r.ends_at).toISOString(),
         controllers: r.controllers.length, ...(r.restore_pending ? { restore_pending: true } : {}),
@@ -216,6 +221,7 @@ export class DemandResponseService {
     const filter = commandTopicFilter(this.deps.config.command_topic, { site: this.deps.site.site.id });
     const connection = new MqttConnection({
       cfg, clock: this.deps.clock, logger: log.child({ mqtt: 'dr' }), clientIdSuffix: '-dr',
+      client: 'dr', sessionAtRisk: 'DR commands', meter: this.deps.meter,
       // MQTT v5: the broker must not even send us a packet far above a command's size limit, so a
       // hostile publisher cannot make the gateway buffer megabytes (mqtt.js accepts up to 256 MB).
       createClient: (url, options) => mqtt.connect(url, cfg.protocol_version === 5

@@ -1,5 +1,6 @@
 // Counters behind MeterIngest.status(): what the runtime's status page and the CLI show. The
 // OTel metrics are the exported truth; these are the same counts, readable without a collector.
+import type { SessionStatus } from '../mqtt/session-continuity.js';
 import type { Clock } from '../runtime/clock.js';
 import type { DroppedReading } from './ingest-telemetry.js';
 import type { ValidReading } from './types.js';
@@ -30,6 +31,8 @@ export interface MeterIngestStatus {
   stale_acks: number;
   sink_errors: number;
   meters_tracked: number;
+  /** The broker session: persistent or not, and how often the broker lost it. */
+  session: SessionStatus;
 }
 
 /** Whole seconds the rates are computed over. */
@@ -76,7 +79,7 @@ export class IngestStats {
   sinkError(): void { this.sinkErrors++; }
 
   snapshot(live: {
-    connected: boolean; subscribed: boolean; flowConfirmed: boolean; reconnects: number; queuedReadings: number; meters: number;
+    connected: boolean; subscribed: boolean; flowConfirmed: boolean; reconnects: number; queuedReadings: number; meters: number; session: SessionStatus;
   }): MeterIngestStatus {
     // Whole seconds only: counting the current second as a full one read the rate low by the
     // part of it still to come (up to a tenth: 925/s at 1,000/s 0.75 s into a second).
@@ -107,6 +110,7 @@ export class IngestStats {
       stale_acks: this.staleAcks,
       sink_errors: this.sinkErrors,
       meters_tracked: live.meters,
+      session: live.session,
     };
   }
 }

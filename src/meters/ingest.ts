@@ -69,6 +69,7 @@ export class MeterIngest implements GridSampleSource {
     const clientIdSuffix = deps.clientIdSuffix ?? '-meters';
     this.connection = new MqttConnection({
       cfg: deps.mqtt, clock: deps.clock, logger: deps.logger.child({ component: 'mqtt', client: 'meters' }), clientIdSuffix,
+      client: 'meters', sessionAtRisk: 'meter readings', meter: deps.meter,
       ...(deps.random ? { random: deps.random } : {}),
     });
     this.state = new MeterStateTable(cfg.dedupe_window_ms);
@@ -153,7 +154,7 @@ export class MeterIngest implements GridSampleSource {
       connected: this.connection.connected, reconnects: this.connection.reconnects,
       subscribed: this.keeper.subscribed, flowConfirmed: this.keeper.flowConfirmed,
       queuedReadings: this.pipeline.queued,
-      meters: this.state.size,
+      meters: this.state.size, session: this.connection.session.status(),
     });
   }
 

@@ -1,11 +1,13 @@
 // Connection supervision for every MQTT client of the gateway: connect, reconnect with full-jitter
 // exponential backoff (mqtt.js only knows a fixed reconnectPeriod), a connection generation per
 // CONNACK, and application-controlled QoS 1 acknowledgements that do not stall the packet pump.
+import type { Meter } from '@opentelemetry/api';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient, type Store } from 'mqtt';
 import type { MqttConfig } from '../config/site-types.js';
 import { backoffDelay, type Clock, type ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { mqttClientOptions, type MqttClientOptionOverrides } from './options.js';
+import { SessionContinuity } from './session-continuity.js';
 
 /** Identifies one received QoS 1 message on one network connection, for a later PUBACK. */
 export interface AckToken {
@@ -23,6 +25,8 @@ export type MessageHandler = (packet: IPublishPacket, token: AckToken | undefine
 export interface ConnectEvent {
   generation: number;
   sessionPresent: boolean;
+  /** The broker no longer had the persistent session it had before (session-continuity.ts). */
+  sessionLost: boolean;
   connack: IConnackPacket;
 }
 
@@ -33,6 +37,12 @@ export interface MqttConnectionDeps extends MqttClientOptionOverrides {
   random?: () => number;
   /** For tests: how the mqtt.js client is created (default `mqtt.connect`). */
   createClient?: (url: string, options: IClientOptions) => MqttClient;
+  /** Names this client in a lost-session warning, ems.mqtt.session_lost{client} and status (default 'mqtt'). */
+  client?: string;
+  /** What a lost session loses, for its warning (default 'messages'): e.g. 'meter readings'. */
+  sessionAtRisk?: string;
+  /** Where a lost session is counted (ems.mqtt.session_lost). */
+  meter?: Meter;
 }
 
 // mqtt.js sends the PUBACK from the callback of handleMessage, and handles the next inbound packet
@@ -55,8 +65,15 @@ export class MqttConnection {
   private lastErrorLogMs = -Infinity;
   private connectedSinceMs: number | undefined;
   reconnects = 0;
+  /** Lost broker sessions: detected at every CONNACK, counted, shown on /status. */
+  readonly session: SessionContinuity;
 
-  constructor(private readonly deps: MqttConnectionDeps) {}
+  constructor(private readonly deps: MqttConnectionDeps) {
+    this.session = new SessionContinuity({
+      client: deps.client ?? 'mqtt', atRisk: deps.sessionAtRisk ?? 'messages', clock: deps.clock, logger: deps.logger,
+      ...(deps.meter ? { meter: deps.meter } : {}),
+    });
+  }
 
   get generation(): number { return this.generationCounter; }
   get connected(): boolean { return this.client?.connected === true; }
@@ -75,6 +92,7 @@ export class MqttConnection {
     this.stopping = false;
     const { cfg } = this.deps;
     const options = mqttClientOptions(cfg, this.deps);
+    this.session.expect(options.clean === true, cfg.protocol_version, options.properties?.sessionExpiryInterval);
     const create = this.deps.createClient ?? ((url: string, o: IClientOptions) => mqtt.connect(url, o));
     const client = create(cfg.url, options);
     this.client = client;
@@ -83,7 +101,8 @@ export class MqttConnection {
       this.generationCounter++;
       this.attempt = 0;
       this.connectedSinceMs = this.deps.clock.now();
-      const ev: ConnectEvent = { generation: this.generationCounter, sessionPresent: connack.sessionPresent, connack };
+      const sessionLost = this.session.connected(connack.sessionPresent);
+      const ev: ConnectEvent = { generation: this.generationCounter, sessionPresent: connack.sessionPresent, sessionLost, connack };
       this.deps.logger.info({ generation: ev.generation, session_present: ev.sessionPresent }, 'mqtt connected');
       for (const l of this.connectListeners) {
         try { l(ev); } catch (err) { this.deps.logger.error({ err }, 'mqtt connect listener failed'); }
@@ -91,6 +110,7 @@ export class MqttConnection {
     });
     client.on('close', () => {
       this.connectedSinceMs = undefined;
+      this.session.disconnected();
       this.scheduleReconnect();
     });
     client.on('error', (err) => {

@@ -7,11 +7,12 @@ import type { DemandResponseStatus } from '../demand-response/service.js';
 import type { GridSnapshot } from '../grid/grid-state.js';
 import type { DeviceConfig } from '../config/site-types.js';
 import type { MeterIngestStatus } from '../meters/ingest-stats.js';
+import type { SessionStatus } from '../mqtt/session-continuity.js';
 import type { DeviceStatus as PollerStatus } from '../modbus/poller.js';
 import type { ExporterHealth } from '../telemetry/export-health.js';
 import type { TelemetrySettings } from '../telemetry/settings.js';
 import type { SpanQueueStatus as SpanBooks } from '../telemetry/span-accounting.js';
-import type { AlertStatus, DeviceStatus, DrStatus, ExporterStatus, GridStatus, MeterStatus } from './status-model.js';
+import type { AlertStatus, BrokerSessionStatus, DeviceStatus, DrStatus, ExporterStatus, GridStatus, MeterStatus } from './status-model.js';
 
 export function gridStatus(snap: GridSnapshot | undefined, nominalHz: number, nowMs: number): GridStatus {
   if (!snap) return { frequency_hz: null, nominal_frequency_hz: nominalHz, generation_mw: null, load_mw: null, updated_age_s: null };
@@ -81,7 +82,12 @@ export function meterStatus(s: MeterIngestStatus, alerts?: AlertOverview[]): Met
     dropped_total: s.readings_dropped,
     dropped_by_reason: { ...s.drops_by_reason },
     meters_seen: s.meters_tracked,
+    session: brokerSession(s.session),
   };
+}
+
+export function brokerSession(s: SessionStatus): BrokerSessionStatus {
+  return { persistent: s.persistent, lost_total: s.lost, ...(s.lastLostAtMs !== undefined ? { last_lost_ms: s.lastLostAtMs } : {}) };
 }
 
 /** Counts DR outcomes from the acks the service publishes (the service's status has no ack rate). */
@@ -117,6 +123,7 @@ export function drStatus(s: DemandResponseStatus, tally: DrTally): DrStatus {
     ack_rate: tally.ackRate(),
     commands_total: tally.commands,
     rejected_total: tally.rejected,
+    ...(s.session ? { session: brokerSession(s.session) } : {}),
   };
 }
 

@@ -32,6 +32,17 @@ export interface MeterStatus {
   data_age_p99_s?: number | null;
   ingestion_latency_p99_ms?: number | null;
   meters_seen?: number;
+  session?: BrokerSessionStatus;
+}
+
+/** A client's persistent session on the broker (docs/operations.md "Broker"). */
+export interface BrokerSessionStatus {
+  /** The client asks for a persistent session (a lost one can be told from a fresh start). */
+  persistent: boolean;
+  /** Reconnects the broker answered without the session (QoS 1 messages published meanwhile are lost). */
+  lost_total: number;
+  /** Epoch ms of the latest loss. */
+  last_lost_ms?: number;
 }
 
 export interface GridStatus {
@@ -77,6 +88,7 @@ export interface DrStatus {
   ack_rate: number | null;
   commands_total?: number;
   rejected_total?: number;
+  session?: BrokerSessionStatus;
 }
 
 export interface ExporterStatus {

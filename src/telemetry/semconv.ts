@@ -27,6 +27,7 @@ export const METRICS = {
   modbusMalformedFrames: 'ems.modbus.malformed_frames',            // counter {endpoint} (gateway): bytes no request could own
   exportFailures: 'ems.telemetry.export_failures',                 // counter {signal} (gateway)
   telemetrySpansDropped: 'ems.telemetry.spans_dropped',            // counter {reason} (gateway): spans that never reached the collector
+  mqttSessionLost: 'ems.mqtt.session_lost',                        // counter {client} (gateway): broker answered a reconnect without our persistent session
   alertFiring: 'ems.alert.firing',                                 // gauge 0/1 {alert} (gateway)
 } as const;
 
@@ -49,6 +50,7 @@ export const METRIC_UNITS = {
   gridSourcesContributing: '{source}',
   exportFailures: '{export}',
   telemetrySpansDropped: '{span}',
+  mqttSessionLost: '{session}',
   modbusRequestDuration: 'ms',
   modbusRequests: '{request}',
   modbusErrors: '{error}',
@@ -141,6 +143,7 @@ export const METRIC_ATTRS = {
   alert: 'alert',
   kind: 'kind',
   reason: 'reason',
+  client: 'client',
 } as const;
 
 /** Resource attribute keys (beyond the OTel standard service.* / host.name). */

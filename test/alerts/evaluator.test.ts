@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { AlertConfig, SiteInfo } from '../../src/config/site-types.js';
 import { AlertEvaluator, AlertMetricReader } from '../../src/alerts/evaluator.js';
+import { ALERTS } from '../../src/alerts/definitions.js';
 import { IngestActivity } from '../../src/alerts/metric-window.js';
 import { METRICS, METRIC_UNITS } from '../../src/telemetry/semconv.js';
 import { gatewayViews } from '../../src/telemetry/views.js';
@@ -38,6 +39,7 @@ function setup(site: Partial<SiteInfo> = {}, config: Partial<AlertConfig> = {}) 
     latency: meter.createHistogram(METRICS.meterIngestionLatency, { unit: 'ms' }),
     dataAge: meter.createHistogram(METRICS.meterDataAge, { unit: 's' }),
     dr: meter.createCounter(METRICS.drControllerCommands),
+    sessionLost: meter.createCounter(METRICS.mqttSessionLost, { unit: METRIC_UNITS.mqttSessionLost }),
     setFrequency: (hz: number | undefined) => { frequency = hz; },
     state: (alert: string, region = '') => ev.states().find((s) => s.alert === alert && s.region === region),
     firingGauge: async (): Promise<Record<string, number>> => {
@@ -201,13 +203,43 @@ describe('AlertEvaluator', () => {
     expect(t.state('dr_not_acknowledged')).toMatchObject({ state: 'firing' });
     expect(t.state('dr_not_acknowledged')?.value).toBeCloseTo(9 / 12, 6);
     const overview = t.ev.overview();
-    expect(overview.map((o) => o.name)).toEqual(['stale_meter_data', 'ingestion_drops', 'dr_not_acknowledged', 'frequency_excursion', 'slow_ingestion']);
+    expect(overview.map((o) => o.name)).toEqual(ALERTS.map((a) => a.id));
     expect(overview.find((o) => o.name === 'dr_not_acknowledged')).toMatchObject({ state: 'firing', summary: 'EmsDemandResponseNotAcknowledged: 75.00 % (threshold 90.00 %)' });
     expect(overview.find((o) => o.name === 'slow_ingestion')?.state).toBe('unknown');
     // 15 minutes without commands: nothing left in the window to judge -> resolved.
     t.clock.advance(16 * MIN);
     await t.ev.evaluate();
     expect(t.state('dr_not_acknowledged')).toMatchObject({ state: 'inactive', value: null });
+  });
+
+  it('broker session lost: fires at once for the client that lost it, for 15 min; logged once each way', async () => {
+    const t = setup(); stop = t.stop;
+    await t.ev.start();
+    // The MQTT clients export their counters at 0 from the start.
+    t.sessionLost.add(0, { client: 'meters' });
+    t.sessionLost.add(0, { client: 'dr' });
+    await t.ev.evaluate();
+    expect(t.state('broker_session_lost', 'meters')).toMatchObject({ state: 'inactive', value: 0 });
+    expect(t.ev.overview().find((o) => o.name === 'broker_session_lost')?.state).toBe('ok');
+    t.clock.advance(MIN);
+    t.sessionLost.add(1, { client: 'meters' });
+    await t.ev.evaluate();
+    expect(t.state('broker_session_lost', 'meters')).toMatchObject({ state: 'firing', value: 1 });
+    expect(t.state('broker_session_lost', 'dr')).toMatchObject({ state: 'inactive', value: 0 });
+    expect(t.ev.overview().find((o) => o.name === 'broker_session_lost')).toMatchObject({
+      state: 'firing', summary: 'EmsBrokerSessionLost (meters client): 1 sessions (threshold 0 sessions)',
+    });
+    expect((await t.firingGauge())['broker_session_lost']).toBe(1);
+    for (let minute = 0; minute < 14; minute++) {
+      t.clock.advance(MIN);
+      await t.ev.evaluate();
+      expect(t.state('broker_session_lost', 'meters')?.state, `minute ${minute + 2}`).toBe('firing');
+    }
+    t.clock.advance(2 * MIN);
+    await t.ev.evaluate();
+    expect(t.state('broker_session_lost', 'meters')).toMatchObject({ state: 'inactive', value: 0 });
+    const logged = t.lines.filter((l) => l.alert === 'broker_session_lost').map((l) => [l.msg, (l as { client?: string }).client]);
+    expect(logged).toEqual([['alert firing', 'meters'], ['alert resolved', 'meters']]);
   });
 
   it.each([[50, 49.3, 'firing'], [50, 50.4, 'inactive'], [60, 59.4, 'firing'], [60, 60.2, 'inactive']] as const)(

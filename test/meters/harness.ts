@@ -19,7 +19,7 @@ export function mqttConfig(url: string, over: Partial<MqttConfig> = {}, meters: 
   };
 }
 
-class TestReader extends MetricReader {
+export class TestReader extends MetricReader {
   protected override async onShutdown(): Promise<void> { /* nothing to release */ }
   protected override async onForceFlush(): Promise<void> { /* pull-only */ }
 }

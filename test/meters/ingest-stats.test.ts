@@ -11,7 +11,7 @@ const reading = (i: number): ValidReading => ({
 });
 const readings = (n: number): ValidReading[] => Array.from({ length: n }, (_, i) => reading(i));
 const drops = (n: number): DroppedReading[] => Array.from({ length: n }, () => ({ error_type: 'duplicate', region: 'north', detail: '', arrived_at: 0 }));
-const live = { connected: true, subscribed: true, flowConfirmed: true, reconnects: 0, queuedReadings: 0, meters: 0 };
+const live = { connected: true, subscribed: true, flowConfirmed: true, reconnects: 0, queuedReadings: 0, meters: 0, session: { persistent: true, lost: 0 } };
 
 /** Hands off `perSecond` readings a second in batches every 10 ms for `seconds` s (the clock advances). */
 function feed(clock: ManualClock, stats: IngestStats, perSecond: number, seconds: number, dropsPerSecond = 0): void {

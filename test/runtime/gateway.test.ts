@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import http from 'node:http';
+import { ALERTS } from '../../src/alerts/definitions.js';
 import { buildGateway, type Gateway } from '../../src/gateway.js';
 import { silentLogger } from '../../src/runtime/logger.js';
 import { StartupError } from '../../src/runtime/lifecycle.js';
@@ -96,7 +97,8 @@ describe('composition root with meters over MQTT', () => {
       }
       expect(st?.meters).toMatchObject({ connected: true, ingested_total: 1, dropped_total: 1, dropped_by_reason: { malformed_json: 1 } });
       expect(st?.absent).toEqual(['devices', 'demand_response']);
-      expect(Array.isArray(st?.alerts) && st.alerts.map((a) => a.name)).toEqual(['stale_meter_data', 'ingestion_drops', 'dr_not_acknowledged', 'frequency_excursion', 'slow_ingestion']);
+      expect(Array.isArray(st?.alerts) && st.alerts.map((a) => a.name)).toEqual(ALERTS.map((a) => a.id));
+      expect(st?.meters).toMatchObject({ session: { persistent: true, lost_total: 0 } });
     } finally {
       await gw.stop();
       await broker.close();

@@ -12,6 +12,7 @@ export function sampleProviders(now: number): StatusProviders {
     meters: () => ({
       connected: true, flow_confirmed: false, reconnects: 2, readings_per_s: 1843.4, ingested_total: 120_331, dropped_total: 57,
       dropped_by_reason: { malformed_json: 40, duplicate: 17 }, data_age_p99_s: 2.4, ingestion_latency_p99_ms: 12.5, meters_seen: 2000,
+      session: { persistent: true, lost_total: 1, last_lost_ms: now - 180_000 },
     }),
     grid: () => ({ frequency_hz: 50.012, nominal_frequency_hz: 50, generation_mw: 3.21, load_mw: 2.98, imbalance_mw: 0.23, sources_contributing: 5, sources_excluded: 1, updated_age_s: 2 }),
     alerts: () => [
@@ -23,7 +24,7 @@ export function sampleProviders(now: number): StatusProviders {
     demand_response: () => ({
       connected: true, dry_run: true,
       active: [{ command_id: 'demo-curtail-0001', type: 'curtail', zone: 'zone-b', reduction_mw: 0.4, ends_at_ms: now + 600_000, controllers: 2, acknowledged: 2 }],
-      ack_rate: 1, commands_total: 1, rejected_total: 0,
+      ack_rate: 1, commands_total: 1, rejected_total: 0, session: { persistent: true, lost_total: 0 },
     }),
     exporter: () => ({
       enabled: true, endpoint: 'http://127.0.0.1:4318', healthy: false, last_error: 'ECONNREFUSED', failures_total: 3,

@@ -31,7 +31,7 @@ describe.skipIf(!hasChromium())('status page in headless Chromium', () => {
     for (const text of ['inv-east-1', 'bms-1', 'load-ctl-north', 'DOWN', 'ingestion_drops', 'FIRING', 'stale_meter_data',
       '1843 <span class="muted">readings/s', 'malformed_json', '50.012', 'demo-curtail-0001', 'FAILING', '1 alert firing: ingestion_drops',
       'PENDING', 'FLOW UNCONFIRMED', 'DRY RUN', 'EmsSlowIngestion in north: 6100 ms (threshold 5000 ms), pending', 'in 10 min',
-      '2048 / 2048', 'queue full 1180, export failed 2464']) {
+      '2048 / 2048', 'queue full 1180, export failed 2464', 'LOST 1×', 'last 3 min ago', '<dt>broker session</dt><dd>kept</dd>']) {
       expect(dom).toContain(text);
     }
     expect(dom).toContain('MB_TIMEOUT: no answer within 500 ms');

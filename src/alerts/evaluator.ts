@@ -1,8 +1,9 @@
 // Evaluates the alerts (the five of the design and the gateway's own) on the gateway itself,
 // every `alerts.evaluate_interval_ms`, from the SDK's own aggregated metrics (a pull reader on the
-// gateway's MeterProvider): edge boxes lose their uplink, and an operator on site still needs to see "stale meter data". Transitions
-// (pending is silent; firing and resolved are logged once), `states()` for the status endpoint,
-// and `ems.alert.firing{alert}` 0/1 so the central side sees what the edge decided.
+// gateway's MeterProvider): edge boxes lose their uplink, and an operator on site still needs to
+// see "stale meter data". Transitions (pending is silent; firing and resolved are logged once),
+// `states()` for the status endpoint, and `ems.alert.firing{alert}` 0/1 so the central side sees
+// what the edge decided.
 import type { BatchObservableResult, Meter, ObservableGauge } from '@opentelemetry/api';
 import { MetricReader } from '@opentelemetry/sdk-metrics';
 import type { AlertConfig, SiteInfo } from '../config/site-types.js';

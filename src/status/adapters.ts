@@ -11,7 +11,7 @@ import type { SessionStatus } from '../mqtt/session-continuity.js';
 import type { DeviceStatus as PollerStatus } from '../modbus/poller.js';
 import type { ExporterHealth } from '../telemetry/export-health.js';
 import type { TelemetrySettings } from '../telemetry/settings.js';
-import type { SpanQueueStatus as SpanBooks } from '../telemetry/span-accounting.js';
+import type { SpanBooks } from '../telemetry/span-accounting.js';
 import type { AlertStatus, BrokerSessionStatus, DeviceStatus, DrStatus, ExporterStatus, GridStatus, MeterStatus } from './status-model.js';
 
 export function gridStatus(snap: GridSnapshot | undefined, nominalHz: number, nowMs: number): GridStatus {

@@ -15,7 +15,7 @@ import { ExportHealthTracker, ObservedMetricExporter, ObservedSpanExporter, type
 import { createGatewaySampler, type SpanRatios } from './sampler.js';
 import { METRICS, METRIC_UNITS } from './semconv.js';
 import { resolveTelemetrySettings, type TelemetrySettings } from './settings.js';
-import { AccountedSpanProcessor, SpanAccounting, type SpanQueueStatus } from './span-accounting.js';
+import { AccountedSpanProcessor, SpanAccounting, type SpanBooks } from './span-accounting.js';
 import { gatewayViews } from './views.js';
 
 export const INSTRUMENTATION_SCOPE = 'ems-gateway';
@@ -59,7 +59,7 @@ export interface Telemetry {
   shutdown(timeoutMs?: number): Promise<void>;
   exporterHealth(): ExporterHealth;
   /** The OTLP span queue and the spans dropped so far; undefined when export is off. */
-  spanQueue(): SpanQueueStatus | undefined;
+  spanQueue(): SpanBooks | undefined;
 }
 
 export function createTelemetry(opts: TelemetryOptions): Telemetry {

@@ -13,7 +13,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { ExportHealthTracker } from './export-health.js';
 import { METRIC_ATTRS, SPAN_DROP_REASONS, type SpanDropReason } from './semconv.js';
 
-export interface SpanQueueStatus {
+export interface SpanBooks {
   /** The queue's capacity (telemetry.span_queue_size). */
   capacity: number;
   /** Spans per export request (telemetry.span_batch_size). */
@@ -76,7 +76,7 @@ export class SpanAccounting {
     return this.queuedNow + this.inFlightNow;
   }
 
-  snapshot(): SpanQueueStatus {
+  snapshot(): SpanBooks {
     return { capacity: this.capacity, batchSize: this.batchSize, queued: this.queuedNow, inFlight: this.inFlightNow, dropped: { ...this.droppedTotal } };
   }
 

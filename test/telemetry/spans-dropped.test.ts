@@ -53,7 +53,8 @@ describe('spans dropped', () => {
     receiver = undefined;
   });
 
-  it('collector down while spans are produced: spans_dropped equals exactly what the collector did not receive', async () => {
+  /** A receiver and a telemetry pipeline with a 64-span queue and 16-span batches, its log captured. */
+  async function rig(): Promise<{ rx: OtlpReceiver; t: Telemetry; lines: Line[] }> {
     const rx = await OtlpReceiver.start();
     receiver = rx;
     const { lines, sink } = capture();
@@ -62,6 +63,11 @@ describe('spans dropped', () => {
       site, logger: pino({ level: 'info' }, sink), serviceVersion: '0.0.0', env: {},
     });
     telemetry = t;
+    return { rx, t, lines };
+  }
+
+  it('collector down while spans are produced: spans_dropped equals exactly what the collector did not receive', async () => {
+    const { rx, t, lines } = await rig();
     let produced = 0;
     const produce = (n: number): void => {
       for (let i = 0; i < n; i++) {
@@ -128,14 +134,7 @@ describe('spans dropped', () => {
   });
 
   it('a burst larger than the queue while the collector is up: counted as queue_full, one line when it begins and one when it drains', async () => {
-    const rx = await OtlpReceiver.start();
-    receiver = rx;
-    const { lines, sink } = capture();
-    const t = createTelemetry({
-      config: telemetryConfig({ otlp_endpoint: rx.url, export_interval_ms: 500, export_timeout_ms: 500, span_queue_size: 64, span_batch_size: 16 }),
-      site, logger: pino({ level: 'info' }, sink), serviceVersion: '0.0.0', env: {},
-    });
-    telemetry = t;
+    const { rx, t, lines } = await rig();
     // 500 spans in one tick: the first batch of 16 goes out at once, 64 wait, the rest are dropped.
     for (let i = 0; i < 500; i++) t.tracer.startSpan(SPANS.gridStateUpdate).end();
     expect(t.spanQueue()).toMatchObject({ queued: 64, inFlight: 16, dropped: { queue_full: 420, export_failed: 0 } });

@@ -109,6 +109,7 @@ type Known = (id: string) => boolean;
 
 function checkControl(c: ControlDef, byId: ReadonlyMap<string, PointDef>, controlIds: ReadonlySet<string>, ctx: FileCtx, known: Known, knownControl: Known): void {
   if (c.table !== 'holding' && c.table !== 'coil') ctx.errorAt(c, 'table', `a control must be writable (holding or coil), got ${JSON.stringify(c.table)}`);
+  if (c.type === 'bit' || c.type === 'string') ctx.errorAt(c, 'type', `a control is written from a number: type ${JSON.stringify(c.type)} cannot be (a bit would need a read-modify-write of its register)`);
   if (c.min > c.max) ctx.errorAt(c, 'min', `min ${c.min} is greater than max ${c.max}`);
   // never_write values outside [min, max] are allowed on purpose: belt and braces if bounds change.
   if (typeof c.restore === 'number' && (c.restore < c.min || c.restore > c.max || (c.never_write ?? []).includes(c.restore))) {

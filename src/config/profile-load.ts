@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { PlanError, planReads } from '../modbus/read-plan.js';
 import { ConfigError, sortProblems } from './errors.js';
 import { checkProfile } from './profile-checks.js';
+import { ControlDefinitionError, profileControls } from './profile-controls.js';
 import { lenientProfile } from './profile-lenient.js';
 import { profileSchema } from './profile-schema.js';
 import type { DeviceProfile } from './profile-types.js';
@@ -39,6 +40,14 @@ export function parseProfile(text: string, file: string, problems: Problems): De
     const pt = [...profile.points, ...profile.controls].find((p) => p.id === err.point);
     if (pt) ctx.errorAt(pt, err.code.startsWith('scale_factor') ? 'scale_factor' : 'id', `read plan: ${err.message.replace(/^profile [^:]+: point "[^"]*": /, '')}`);
     else ctx.error(undefined, '', err.message);
+    return undefined;
+  }
+  // The writable-control handles are made here, once: the only way anything gets written later.
+  try {
+    profileControls(profile);
+  } catch (err) {
+    if (!(err instanceof ControlDefinitionError)) throw err;
+    for (const p of err.problems) ctx.errorAt(p.control, p.key, p.message);
     return undefined;
   }
   return profile;

@@ -1,34 +1,16 @@
-// DR's bridge to the point codec: a control value to a write request, a read-back to a number.
-// Scale, offset, word order and SunSpec scale factors are the codec's (src/modbus/codec.ts); this
-// module only picks the table and address and turns decoded values into numbers.
+// DR's read side of the point codec: read-backs, scale factors and current values as numbers.
+// Writes never go through here: they take a CheckedWrite from a writable-control handle
+// (src/config/profile-controls.ts). Scale, offset, word order and SunSpec scale factors are the
+// codec's (src/modbus/codec.ts).
 import type { DeviceProfile, PointDef } from '../config/profile-types.js';
 import { pointWidth, wireAddress } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
-import { CodecError, decodePoint, encodePoint } from '../modbus/codec.js';
-import { ModbusError, type ModbusEndpointClient } from '../modbus/types.js';
+import { decodePoint } from '../modbus/codec.js';
+import type { ModbusEndpointClient } from '../modbus/types.js';
 
-export type EncodedWrite =
-  | { table: 'holding'; address: number; values: Uint16Array }
-  | { table: 'coil'; address: number; values: boolean[] };
-
-export function findPoint(profile: DeviceProfile, id: string): PointDef | undefined {
+/** A point or control of the profile, to read (scale factors, read-back points). */
+export function findReadPoint(profile: DeviceProfile, id: string): PointDef | undefined {
   return profile.controls.find((c) => c.id === id) ?? profile.points.find((p) => p.id === id);
-}
-
-/** The write request body (without unit id) for `value` in the point's scaled unit. */
-export function encodeControl(profile: DeviceProfile, point: PointDef, value: number, sf: number | undefined): EncodedWrite {
-  const address = wireAddress(profile, point);
-  if (point.table === 'coil') return { table: 'coil', address, values: [value !== 0] };
-  if (point.table !== 'holding') {
-    throw new ModbusError('rejected_write', `${profile.profile} ${point.id}: table ${point.table} is not writable`);
-  }
-  try {
-    return { table: 'holding', address, values: encodePoint(profile, point, value, sf) };
-  } catch (err) {
-    // A value the register cannot carry is refused before the wire, like an out-of-bounds one.
-    if (err instanceof CodecError) throw new ModbusError('rejected_write', `${profile.profile} ${point.id}: ${err.code}: ${err.message}`, { cause: err });
-    throw err;
-  }
 }
 
 /** A decoded value as a number; undefined for sentinels ("not implemented") and non-numbers. */
@@ -54,4 +36,3 @@ export async function readPoint(endpoint: ModbusEndpointClient, device: DeviceCo
   );
   return decodeControl(profile, point, words, sf);
 }
-

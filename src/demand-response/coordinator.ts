@@ -2,17 +2,18 @@
 // back or is seen to have reverted early, and resumed after a gateway restart. One curtailment per
 // zone is active at a time: a newer one supersedes it. Commands run one after another (a restore
 // never interleaves with the curtailment it ends); the controllers within one run concurrently.
-import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Counter, type Span, type Tracer } from '@opentelemetry/api';
+import { profileControls } from '../config/profile-controls.js';
 import type { DeviceProfile } from '../config/profile-types.js';
 import type { DemandResponseConfig, DeviceConfig, SiteConfig } from '../config/site-types.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
-import { SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
+import { METRIC_ATTRS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
 import { achievedMw, ackRate, type DrAck, type EndReason, type ResultAck } from './ack.js';
 import type { CommandType, DrCommand } from './command.js';
 import { interleaveBy, runBounded } from './concurrency.js';
 import type { ControllerExecutor, ControllerResult, ControllerTask, EndpointLookup, TaskPurpose } from './executor.js';
-import { planCurtailment, restoreValue, setpointControl, zoneControllers, type LoadProvider } from './planner.js';
+import { planCurtailment, restoreValue, zoneControllers, type LoadProvider } from './planner.js';
 import type { ActiveCommandRecord, DrStateStore } from './state-store.js';
 import { contextFromTraceparent } from './trace-context.js';
 
@@ -27,6 +28,8 @@ export interface CoordinatorDeps {
   logger: Logger;
   tracer: Tracer;
   publish: (ack: DrAck) => void;
+  /** Counts stored controller records refused (device or control no longer in the site / profile). */
+  stateRefused: Counter;
   loadKw?: LoadProvider;
   /** What to do with a curtailment still running when the gateway starts (docs: "Restart"). */
   onStartActive: 'reassert' | 'restore';
@@ -154,7 +157,7 @@ export class DrCoordinator {
       // if a curtailment was set by someone else or the state was lost).
       const tasks = zoneControllers(deps.site.devices, deps.profiles, cmd.zone).map((c): ControllerTask => ({
         commandId: cmd.command_id, purpose: 'restore', device: c.device, profile: c.profile, control: c.control,
-        value: restoreValue(c.control), reductionKw: 0, revertSeconds: 0,
+        value: restoreValue(c.control.def), reductionKw: 0, revertSeconds: 0,
       }));
       results = await this.runSend({ type: 'restore', zone: cmd.zone, reductionMw: 0, durationMinutes: 0, commandId: cmd.command_id }, tasks, parent);
     }
@@ -265,7 +268,7 @@ export class DrCoordinator {
       const held = await runBounded(ordered, this.deps.config.max_concurrency, async (task) => {
         try {
           const current = await this.deps.executor.readCurrent(task);
-          return current === undefined || Math.abs(current - task.value) <= (task.control.verify.tolerance ?? 0) + 1e-9;
+          return current === undefined || Math.abs(current - task.value) <= (task.control.def.verify.tolerance ?? 0) + 1e-9;
         } catch {
           return true; // unreachable now: the endpoint's reconnect re-asserts it
         }
@@ -282,20 +285,31 @@ export class DrCoordinator {
       if (!deviceIds.includes(c.device_id)) continue;
       const device = this.device(c.device_id);
       const profile = device ? this.deps.profiles.get(device.profile) : undefined;
-      const control = profile ? (profile.controls.find((x) => x.id === c.control) ?? setpointControl(profile)) : undefined;
-      if (!device || !profile || !control) {
-        this.deps.logger.error({ command_id: rec.command_id, device: c.device_id }, 'DR: controller of an active command is no longer configured');
+      if (!device || !profile) {
+        this.refuseRecord(rec, c.device_id, c.control, 'unknown_device', 'DR: controller of an active command is no longer configured: nothing written to it');
+        continue;
+      }
+      // The stored control id must name a control of the device's profile as it is now: never
+      // another one (a stored value would land on another register, in another unit).
+      const control = profileControls(profile).get(c.control);
+      if (!control) {
+        this.refuseRecord(rec, c.device_id, c.control, 'unknown_control', `DR: stored record names control ${JSON.stringify(c.control)}, which profile ${profile.profile} does not have: refused, nothing written to this controller`);
         continue;
       }
       const restoring = purpose === 'restore';
       tasks.push({
         commandId: rec.command_id, purpose, device, profile, control,
-        value: restoring ? restoreValue(control) : c.setpoint,
+        value: restoring ? restoreValue(control.def) : c.setpoint,
         reductionKw: restoring ? 0 : c.reduction_kw,
         revertSeconds: restoring ? 0 : remaining,
       });
     }
     return tasks;
+  }
+
+  private refuseRecord(rec: ActiveCommandRecord, deviceId: string, control: string, reason: 'unknown_device' | 'unknown_control', msg: string): void {
+    this.deps.logger.error({ command_id: rec.command_id, device: deviceId, control, reason }, msg);
+    this.deps.stateRefused.add(1, { [METRIC_ATTRS.reason]: reason });
   }
 
   /** One `ems.demand_response.send` span over a batch of controller commands, run concurrently. */

@@ -1,17 +1,18 @@
-// One controller command: bounds check, rate limit, Modbus write(s), read-back, verdict.
-// Nothing reaches the wire unless the value is inside the control's [min, max] and not on its
-// never_write list; an out-of-range value is rejected (never clamped) and reported. Every write
-// attempt is an audit line; the controller counts as acknowledged only after the read-back agrees.
+// One controller command: every value checked, rate limit, Modbus write(s), read-back, verdict.
+// The task names a writable-control handle (src/config/profile-controls.ts), never a point: each
+// value the command writes (revert timer, setpoint, enable) is encoded and checked after rounding
+// before the first frame goes out, and any value that fails (or cannot be checked) stops the whole
+// command with nothing written. Every write attempt is an audit line; the controller counts as
+// acknowledged only after the read-back agrees.
 import { context as otelContext, SpanStatusCode, trace, type Context, type Counter, type Span, type Tracer } from '@opentelemetry/api';
-import type { ControlDef, DeviceProfile, PointDef } from '../config/profile-types.js';
-import { wireAddress } from '../config/profile-types.js';
+import { CheckedWrite, WritableControl, boundsProblem } from '../config/profile-controls.js';
+import { wireAddress, type DeviceProfile, type PointDef } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 import { ModbusError, type ModbusEndpointClient } from '../modbus/types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { METRIC_ATTRS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
-import { encodeControl, findPoint, readPoint, type EncodedWrite } from './control-io.js';
-import { decodePoint } from '../modbus/codec.js';
+import { findReadPoint, readPoint } from './control-io.js';
 import { restoreValue } from './planner.js';
 
 export type ControllerOutcome =
@@ -19,7 +20,7 @@ export type ControllerOutcome =
   | 'not_acknowledged'   // written, but the read-back disagreed until verify.timeout_ms
   | 'write_failed'       // the device answered the write with an exception, or the write timed out
   | 'unreachable'        // no connection / unit backed off: nothing was written
-  | 'rejected_bounds'    // refused before the wire: outside min/max, never_write, or not a number
+  | 'rejected_bounds'    // refused before the wire: a value outside min/max or on never_write (before or after rounding), or not checkable
   | 'dry_run';           // everything but the write
 
 export type TaskPurpose = 'curtail' | 'restore' | 'reassert';
@@ -29,7 +30,8 @@ export interface ControllerTask {
   purpose: TaskPurpose;
   device: DeviceConfig;
   profile: DeviceProfile;
-  control: ControlDef;
+  /** The control driven: a handle of `profile`, made when it was loaded. */
+  control: WritableControl;
   /** Requested value in the control's scaled unit. */
   value: number;
   reductionKw: number;
@@ -62,18 +64,8 @@ export interface ExecutorDeps {
 
 const EPS = 1e-9;
 
-interface AuxWrite { point: PointDef; value: number }
-
-function isControl(p: PointDef): p is ControlDef {
-  return 'min' in p && 'max' in p && 'verify' in p;
-}
-
-export function boundsProblem(control: ControlDef, value: number): string | undefined {
-  if (!Number.isFinite(value)) return `value ${value} is not a finite number`;
-  if (value < control.min - EPS || value > control.max + EPS) return `value ${value} outside [${control.min}, ${control.max}]`;
-  if (control.never_write?.some((v) => Math.abs(v - value) <= EPS)) return `value ${value} is on the never_write list`;
-  return undefined;
-}
+/** One value of the command for one control, before it is checked. */
+interface PlannedWrite { control: WritableControl; value: number }
 
 export class ControllerExecutor {
   private readonly deps: ExecutorDeps;
@@ -101,7 +93,7 @@ export class ControllerExecutor {
     }, parent);
     const ctx = trace.setSpan(parent, span);
     const result: ControllerResult = {
-      controller_id: task.device.id, controller_type: controllerType, control: task.control.id,
+      controller_id: task.device.id, controller_type: controllerType, control: String(task.control.id),
       requested: task.value, outcome: 'unreachable', latency_ms: 0, reduction_kw: 0,
     };
     try {
@@ -123,151 +115,147 @@ export class ControllerExecutor {
     return result;
   }
 
+  private refuse(task: ControllerTask, control: WritableControl, value: number, problem: string): ModbusError {
+    this.auditLine(task, control.def, control.address, value, undefined, 'rejected_bounds', 'rejected_write', problem);
+    return new ModbusError('rejected_write', `${task.device.id} ${control.label}: ${problem}`, { device: task.device.id });
+  }
+
   private async run(task: ControllerTask, ctx: Context, result: ControllerResult): Promise<void> {
     const { device, control } = task;
-    const problem = boundsProblem(control, task.value);
-    if (problem !== undefined) {
-      this.auditLine(task, control, task.value, undefined, 'rejected_bounds', 'rejected_write', problem);
-      throw new ModbusError('rejected_write', `${device.id} ${control.id}@${control.address}: ${problem}`, { device: device.id });
+    if (!WritableControl.isGenuine(control)) {
+      this.deps.audit.info({ audit: 'dr_write', command_id: task.commandId, purpose: task.purpose, device: device.id, outcome: 'rejected_bounds', error_type: 'rejected_write', detail: 'not a writable control of a loaded profile' }, 'DR write');
+      throw new ModbusError('rejected_write', `${device.id}: not a writable control of a loaded profile`, { device: device.id });
     }
-    // Every register this command touches is resolved and bounds-checked before the first write.
-    const aux = this.auxWrites(task);
-    if (typeof aux === 'string') {
-      this.auditLine(task, control, task.value, undefined, 'rejected_bounds', 'rejected_write', aux);
-      throw new ModbusError('rejected_write', `${device.id}: ${aux}`, { device: device.id });
+    // Every value this command writes, in wire order; each is bounds-checked now, before any I/O.
+    const planned = this.plannedWrites(task);
+    for (const w of planned) {
+      const problem = boundsProblem(w.control.def, w.value);
+      if (problem !== undefined) throw this.refuse(task, w.control, w.value, problem);
     }
+    const setpoint = planned.find((w) => w.control === control) as PlannedWrite;
     if (this.deps.dryRun) {
+      // Without a device there is no scale factor: controls that need one are checked up to it.
+      for (const w of planned) {
+        const r = w.control.scaleFactor === undefined ? w.control.check(w.value) : undefined;
+        if (r && !r.ok) throw this.refuse(task, w.control, w.value, r.problem);
+      }
       result.outcome = 'dry_run';
-      this.auditLine(task, control, task.value, undefined, 'dry_run');
+      this.auditLine(task, control.def, control.address, task.value, undefined, 'dry_run');
       return;
     }
     const endpoint = this.deps.endpoints(device);
     if (!endpoint) throw new ModbusError('disconnected', `${device.id}: no Modbus endpoint ${device.host}:${device.port}`, { device: device.id });
 
-    await this.rateLimit(task);
-    const sf = control.scale_factor === undefined ? undefined : await this.readScaleFactor(endpoint, task);
-    // Encoded (with the device's scale factor) before the timer goes out: a value the register
-    // cannot carry is refused with nothing written.
-    let encoded: EncodedWrite;
-    let wireValue = task.value;
-    try {
-      encoded = encodeControl(task.profile, control, task.value, sf);
-      // The raw value is rounded to the register's step (a SunSpec scale factor is known only now):
-      // what goes on the wire is bounds-checked again, so rounding cannot land on a forbidden value.
-      if (encoded.table === 'holding') {
-        const wire = decodePoint(task.profile, control, encoded.values, 0, sf);
-        if (wire.ok && typeof wire.value === 'number') wireValue = wire.value;
-        const onWire = wire.ok && typeof wire.value === 'number' ? boundsProblem(control, wire.value) : undefined;
-        if (onWire !== undefined) throw new ModbusError('rejected_write', `${device.id} ${control.id}: after rounding to the register, ${onWire}`, { device: device.id });
+    const undoRateLimit = await this.rateLimit(task);
+    // Scale factors first (reads), then every value encoded and checked after rounding: one that
+    // fails stops the command before its first frame.
+    const sfs = await this.readScaleFactors(endpoint, task, planned.map((w) => w.control.scaleFactor));
+    const checked: CheckedWrite[] = [];
+    for (const w of planned) {
+      const r = w.control.check(w.value, w.control.scaleFactor === undefined ? undefined : sfs.get(w.control.scaleFactor.id));
+      if (!r.ok) {
+        undoRateLimit();
+        throw this.refuse(task, w.control, w.value, r.problem);
       }
-    } catch (err) {
-      this.auditLine(task, control, task.value, undefined, 'rejected_bounds', 'rejected_write', err instanceof Error ? err.message : String(err));
-      throw err;
+      checked.push(r.write);
     }
-    // A curtailment arms the device's own revert timer before the setpoint, so a dead gateway cannot
-    // leave load curtailed. A restore writes the setpoint (and enable) first and disarms the timer
-    // last: if the restore write fails, the armed timer still undoes the curtailment on the device.
-    const timerFirst = task.purpose !== 'restore';
-    if (aux.timer && timerFirst) await this.writeAux(endpoint, task, aux.timer.point, aux.timer.value, ctx);
-    await this.writeSetpoint(endpoint, task, encoded, ctx);
-    this.lastWrite.set(`${device.id}/${control.id}`, this.deps.clock.monotonic());
-    if (aux.enable) await this.writeAux(endpoint, task, aux.enable.point, aux.enable.value, ctx);
-    if (aux.timer && !timerFirst) await this.writeAux(endpoint, task, aux.timer.point, aux.timer.value, ctx);
+    const wire = checked[planned.indexOf(setpoint)] as CheckedWrite;
+    for (const c of checked) {
+      await this.write(endpoint, task, c, ctx);
+      // The setpoint's own audit line carries the read-back; timer and enable are audited as written.
+      if (c === wire) this.lastWrite.set(`${device.id}/${control.id}`, this.deps.clock.monotonic());
+      else this.auditLine(task, c.control.def, c.control.address, c.requested, undefined, 'written');
+    }
+    const sf = control.scaleFactor === undefined ? undefined : sfs.get(control.scaleFactor.id);
     let readBack: { ok: boolean; value?: number };
     try {
-      readBack = await this.verify(endpoint, task, sf, wireValue, ctx);
+      readBack = await this.verify(endpoint, task, sf, wire.value, ctx);
     } catch (err) {
       // The write went out; only its confirmation failed: not acknowledged, not a write failure.
       result.outcome = 'not_acknowledged';
       result.error = err instanceof ModbusError ? err.code : 'internal_error';
-      this.auditLine(task, control, task.value, undefined, result.outcome, result.error);
+      this.auditLine(task, control.def, control.address, task.value, undefined, result.outcome, result.error);
       return;
     }
     result.read_back = readBack.value;
     result.outcome = readBack.ok ? 'acknowledged' : 'not_acknowledged';
-    this.auditLine(task, control, task.value, readBack.value, result.outcome);
-  }
-
-  /** The control's current value as the device reports it (for the early-reversion check). */
-  async readCurrent(task: Pick<ControllerTask, 'device' | 'profile' | 'control'> & { commandId: string }): Promise<number | undefined> {
-    const endpoint = this.deps.endpoints(task.device);
-    if (!endpoint || !endpoint.connected) return undefined;
-    const sf = task.control.scale_factor === undefined ? undefined : await this.readScaleFactor(endpoint, task);
-    return readPoint(endpoint, task.device, task.profile, task.control, sf);
-  }
-
-  /** Waits out rate_limit_ms since the last write to this control was answered (so the device sees the gap). */
-  private async rateLimit(task: ControllerTask): Promise<void> {
-    const key = `${task.device.id}/${task.control.id}`;
-    const last = this.lastWrite.get(key);
-    const min = task.control.rate_limit_ms ?? 1000;
-    if (last !== undefined) await this.sleep(last + min - this.deps.clock.monotonic());
-    this.lastWrite.set(key, this.deps.clock.monotonic());
-  }
-
-  private async readScaleFactor(endpoint: ModbusEndpointClient, task: Pick<ControllerTask, 'device' | 'profile' | 'control'>, sfId = task.control.scale_factor): Promise<number | undefined> {
-    const sfPoint = findPoint(task.profile, sfId ?? '');
-    if (!sfPoint) return undefined;
-    return readPoint(endpoint, task.device, task.profile, sfPoint, undefined);
-  }
-
-  private async writeSetpoint(endpoint: ModbusEndpointClient, task: ControllerTask, encoded: EncodedWrite, ctx: Context): Promise<void> {
-    const { control, device } = task;
-    const span = this.deps.tracer.startSpan(SPANS.drModbusWrite, {
-      attributes: { [SPAN_ATTRS.controllerId]: device.id, 'ems.modbus.address': wireAddress(task.profile, control), 'ems.modbus.value': task.value },
-    }, ctx);
-    try {
-      await otelContext.with(trace.setSpan(ctx, span), () => endpoint.write(
-        { unitId: device.unit_id, ...encoded },
-        { priority: 'high', deviceId: device.id },
-      ));
-    } catch (err) {
-      const code = err instanceof ModbusError ? err.code : 'internal_error';
-      this.auditLine(task, control, task.value, undefined, outcomeOf(err), code, err instanceof Error ? err.message : String(err));
-      endSpanError(span, err);
-      throw err;
-    }
-    span.end();
+    this.auditLine(task, control.def, control.address, task.value, readBack.value, result.outcome);
   }
 
   /**
-   * The revert timer (written before the setpoint, so the device never holds an un-timed limit) and
-   * the enable flag (after it). The timer is capped at its register's max: the device then reverts
-   * early and the periodic check re-asserts. A restore writes the enable control's own restore value.
+   * The values of one command in the order they go out. A curtailment arms the device's own revert
+   * timer before the setpoint, so a dead gateway cannot leave load curtailed; a restore writes the
+   * setpoint (and enable) first and disarms the timer last, so a failed restore write leaves the
+   * timer armed. The timer is capped at its control's max (the device then reverts early and the
+   * periodic check re-asserts); a restore writes the enable control's own restore value.
    */
-  private auxWrites(task: ControllerTask): { timer?: AuxWrite; enable?: AuxWrite } | string {
-    const { control, profile } = task;
-    const out: { timer?: AuxWrite; enable?: AuxWrite } = {};
-    if (control.revert_timer && task.revertSeconds !== undefined) {
-      const point = findPoint(profile, control.revert_timer.point);
-      if (!point) return `profile ${profile.profile} has no point ${control.revert_timer.point}`;
-      let value = Math.ceil(task.revertSeconds / (control.revert_timer.seconds_per_unit ?? 1));
-      if (isControl(point)) value = Math.min(value, point.max);
-      out.timer = { point, value };
+  private plannedWrites(task: ControllerTask): PlannedWrite[] {
+    const { control } = task;
+    const out: PlannedWrite[] = [{ control, value: task.value }];
+    const en = control.enable;
+    if (en) {
+      const value = task.purpose === 'restore' && en.control.def.restore !== undefined ? restoreValue(en.control.def) : en.value;
+      out.push({ control: en.control, value });
     }
-    if (control.enable) {
-      const point = findPoint(profile, control.enable.point);
-      if (!point) return `profile ${profile.profile} has no point ${control.enable.point}`;
-      const value = task.purpose === 'restore' && isControl(point) && point.restore !== undefined ? restoreValue(point) : control.enable.value;
-      out.enable = { point, value };
-    }
-    for (const w of [out.timer, out.enable]) {
-      const problem = w && isControl(w.point) ? boundsProblem(w.point, w.value) : undefined;
-      if (problem !== undefined && w) return `${w.point.id}: ${problem}`;
+    const timer = control.revertTimer;
+    if (timer && task.revertSeconds !== undefined) {
+      const value = Math.min(Math.ceil(task.revertSeconds / timer.secondsPerUnit), timer.control.def.max);
+      const w = { control: timer.control, value };
+      if (task.purpose === 'restore') out.push(w);
+      else out.unshift(w);
     }
     return out;
   }
 
-  /** Revert timer and enable registers: written (audited) but not verified individually. */
-  private async writeAux(endpoint: ModbusEndpointClient, task: ControllerTask, point: PointDef, value: number, ctx: Context): Promise<void> {
+  /** The control's current value as the device reports it (for the early-reversion check). */
+  async readCurrent(task: Pick<ControllerTask, 'device' | 'profile' | 'control'>): Promise<number | undefined> {
+    const endpoint = this.deps.endpoints(task.device);
+    if (!endpoint || !endpoint.connected) return undefined;
+    const { control } = task;
+    const sfs = await this.readScaleFactors(endpoint, task, [control.scaleFactor]);
+    return readPoint(endpoint, task.device, task.profile, control.def, control.scaleFactor === undefined ? undefined : sfs.get(control.scaleFactor.id));
+  }
+
+  /**
+   * Waits out rate_limit_ms since the last write to this control was answered (so the device sees
+   * the gap), and claims the slot; the returned function gives it back when nothing was written.
+   */
+  private async rateLimit(task: ControllerTask): Promise<() => void> {
+    const key = `${task.device.id}/${task.control.id}`;
+    const last = this.lastWrite.get(key);
+    const min = task.control.def.rate_limit_ms ?? 1000;
+    if (last !== undefined) await this.sleep(last + min - this.deps.clock.monotonic());
+    const claimed = this.deps.clock.monotonic();
+    this.lastWrite.set(key, claimed);
+    return () => {
+      if (this.lastWrite.get(key) !== claimed) return;
+      if (last === undefined) this.lastWrite.delete(key);
+      else this.lastWrite.set(key, last);
+    };
+  }
+
+  /** The device's SunSpec scale factors the command needs, by point id (a missing one is left out: the check then refuses). */
+  private async readScaleFactors(endpoint: ModbusEndpointClient, task: Pick<ControllerTask, 'device' | 'profile'>, points: ReadonlyArray<Readonly<PointDef> | undefined>): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const p of points) {
+      if (p === undefined || out.has(p.id)) continue;
+      const sf = await readPoint(endpoint, task.device, task.profile, p, undefined);
+      if (sf !== undefined) out.set(p.id, sf);
+    }
+    return out;
+  }
+
+  /** One checked value on the wire, with its span; a failure is audited and rethrown. */
+  private async write(endpoint: ModbusEndpointClient, task: ControllerTask, checked: CheckedWrite, ctx: Context): Promise<void> {
+    const { control } = checked;
     const span = this.deps.tracer.startSpan(SPANS.drModbusWrite, {
-      attributes: { [SPAN_ATTRS.controllerId]: task.device.id, 'ems.modbus.address': wireAddress(task.profile, point), 'ems.modbus.value': value },
+      attributes: { [SPAN_ATTRS.controllerId]: task.device.id, [SPAN_ATTRS.modbusAddress]: control.address, [SPAN_ATTRS.modbusValue]: checked.value },
     }, ctx);
     try {
-      await endpoint.write({ unitId: task.device.unit_id, ...encodeControl(task.profile, point, value, undefined) }, { priority: 'high', deviceId: task.device.id });
-      this.auditLine(task, point, value, undefined, 'written');
+      await otelContext.with(trace.setSpan(ctx, span), () => endpoint.write(task.device.unit_id, checked, { priority: 'high', deviceId: task.device.id }));
     } catch (err) {
-      this.auditLine(task, point, value, undefined, outcomeOf(err), err instanceof ModbusError ? err.code : 'internal_error');
+      const code = err instanceof ModbusError ? err.code : 'internal_error';
+      this.auditLine(task, control.def, control.address, checked.requested, undefined, outcomeOf(err), code, err instanceof Error ? err.message : String(err));
       endSpanError(span, err);
       throw err;
     }
@@ -276,25 +264,31 @@ export class ControllerExecutor {
 
   /** Reads back until it agrees or verify.timeout_ms passes (the device may apply the value late). */
   private async verify(endpoint: ModbusEndpointClient, task: ControllerTask, sf: number | undefined, wireValue: number, ctx: Context): Promise<{ ok: boolean; value?: number }> {
-    const { verify } = task.control;
-    const point: PointDef = verify.point === undefined ? task.control : (findPoint(task.profile, verify.point) ?? task.control);
-    const expected = verify.equals ?? task.value;
+    const { control } = task;
+    const { verify } = control.def;
+    const point = control.verifyPoint;
+    // What the register was told (after rounding to its step), or the acknowledge value.
+    const expected = verify.equals ?? wireValue;
     const tolerance = verify.tolerance ?? 0;
     const timeout = verify.timeout_ms ?? 2000;
     const deadline = this.deps.clock.monotonic() + timeout;
+    const address = point === control.def ? control.address : wireAddress(task.profile, point);
     const span = this.deps.tracer.startSpan(SPANS.drReadBack, {
-      attributes: { [SPAN_ATTRS.controllerId]: task.device.id, 'ems.modbus.address': wireAddress(task.profile, point), 'ems.modbus.expected': expected },
+      attributes: { [SPAN_ATTRS.controllerId]: task.device.id, [SPAN_ATTRS.modbusAddress]: address, [SPAN_ATTRS.modbusExpected]: expected },
     }, ctx);
     await this.sleep(verify.delay_ms ?? 0);
     let last: number | undefined;
     try {
       // A read-back point with its own SunSpec scale factor (e.g. WMaxLimPct read back) needs it too.
-      const pointSf = point.scale_factor === undefined ? undefined
-        : point.scale_factor === task.control.scale_factor ? sf : await this.readScaleFactor(endpoint, task, point.scale_factor);
+      let pointSf = sf;
+      if (point.scale_factor !== undefined && point.scale_factor !== control.def.scale_factor) {
+        const sfPoint = findReadPoint(task.profile, point.scale_factor);
+        pointSf = sfPoint === undefined ? undefined : (await this.readScaleFactors(endpoint, task, [sfPoint])).get(sfPoint.id);
+      }
       for (let attempt = 0; attempt < 100; attempt++) {
         last = await readPoint(endpoint, task.device, task.profile, point, pointSf);
         if (last !== undefined && Math.abs(last - expected) <= tolerance + EPS && await this.setpointHolds(endpoint, task, sf, wireValue)) {
-          span.setAttribute('ems.modbus.read_back', last);
+          span.setAttribute(SPAN_ATTRS.modbusReadBack, last);
           span.end();
           return { ok: true, value: last };
         }
@@ -306,7 +300,7 @@ export class ControllerExecutor {
       endSpanError(span, err);
       throw err;
     }
-    if (last !== undefined) span.setAttribute('ems.modbus.read_back', last);
+    if (last !== undefined) span.setAttribute(SPAN_ATTRS.modbusReadBack, last);
     span.setStatus({ code: SpanStatusCode.ERROR, message: `read back ${String(last)}, expected ${expected} +/- ${tolerance}` });
     span.end();
     return last === undefined ? { ok: false } : { ok: false, value: last };
@@ -318,13 +312,14 @@ export class ControllerExecutor {
    * verified on its own register needs no second read.
    */
   private async setpointHolds(endpoint: ModbusEndpointClient, task: ControllerTask, sf: number | undefined, wireValue: number): Promise<boolean> {
-    const { verify } = task.control;
-    if (verify.point === undefined || verify.equals === undefined || task.control.table !== 'holding') return true;
-    const own = await readPoint(endpoint, task.device, task.profile, task.control, sf);
+    const { control } = task;
+    const { verify } = control.def;
+    if (verify.point === undefined || verify.equals === undefined || control.table !== 'holding') return true;
+    const own = await readPoint(endpoint, task.device, task.profile, control.def, sf);
     return own !== undefined && Math.abs(own - wireValue) <= EPS * Math.max(1, Math.abs(wireValue));
   }
 
-  private auditLine(task: ControllerTask, point: PointDef, requested: number, readBack: number | undefined, outcome: string, errorType?: string, detail?: string): void {
+  private auditLine(task: ControllerTask, point: Readonly<PointDef>, register: number, requested: number, readBack: number | undefined, outcome: string, errorType?: string, detail?: string): void {
     this.deps.audit.info({
       audit: 'dr_write',
       command_id: task.commandId,
@@ -333,7 +328,7 @@ export class ControllerExecutor {
       unit_id: task.device.unit_id,
       point: point.id,
       table: point.table,
-      register: wireAddress(task.profile, point),
+      register,
       requested,
       read_back: readBack,
       outcome,
@@ -358,4 +353,3 @@ function endSpanError(span: Span, err: unknown): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof ModbusError ? err.code : String(err) });
   span.end();
 }
-

@@ -2,13 +2,20 @@
 // shed what it carries above its control's minimum, capped at its configured capacity_kw; the
 // reduction is shared in proportion to that. When the zone cannot give it all, every controller
 // sheds all it can and the plan says `partial`.
+import { profileControls, type WritableControl } from '../config/profile-controls.js';
 import type { ControlDef, DeviceProfile } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
+
+export interface ZoneController {
+  device: DeviceConfig;
+  profile: DeviceProfile;
+  control: WritableControl;
+}
 
 export interface PlannedController {
   device: DeviceConfig;
   profile: DeviceProfile;
-  control: ControlDef;
+  control: WritableControl;
   baseline_kw: number;
   reduction_kw: number;
   /** Setpoint in the control's own scaled unit (kW, W, %, ...). */
@@ -28,13 +35,14 @@ export interface Plan {
 export type LoadProvider = (deviceId: string) => number | undefined;
 
 /** The control a DR command drives: the profile's `setpoint` control, else its first control. */
-export function setpointControl(profile: DeviceProfile): ControlDef | undefined {
-  return profile.controls.find((c) => c.role === 'setpoint') ?? profile.controls[0];
+export function setpointControl(profile: DeviceProfile): WritableControl | undefined {
+  const { list } = profileControls(profile);
+  return list.find((c) => c.def.role === 'setpoint') ?? list[0];
 }
 
 /** The zone's (or, without a zone, every zone's) enabled load controllers that have a control to drive. */
-export function zoneControllers(devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, zone?: string): Array<{ device: DeviceConfig; profile: DeviceProfile; control: ControlDef }> {
-  const out: Array<{ device: DeviceConfig; profile: DeviceProfile; control: ControlDef }> = [];
+export function zoneControllers(devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, zone?: string): ZoneController[] {
+  const out: ZoneController[] = [];
   for (const device of devices) {
     if (!device.enabled || (zone !== undefined && device.zone !== zone)) continue;
     const profile = profiles.get(device.profile);
@@ -46,7 +54,7 @@ export function zoneControllers(devices: readonly DeviceConfig[], profiles: Read
 }
 
 /** kW per one unit of the control's value; for % the reference is the device's capacity. */
-function kwPerUnit(control: ControlDef, device: DeviceConfig): number | undefined {
+function kwPerUnit(control: Pick<ControlDef, 'unit'>, device: DeviceConfig): number | undefined {
   switch (control.unit) {
     case 'W': return 0.001;
     case 'kW': case undefined: return 1;
@@ -56,19 +64,19 @@ function kwPerUnit(control: ControlDef, device: DeviceConfig): number | undefine
   }
 }
 
-export function toControlUnits(kw: number, control: ControlDef, device: DeviceConfig): number | undefined {
+export function toControlUnits(kw: number, control: Pick<ControlDef, 'unit'>, device: DeviceConfig): number | undefined {
   const k = kwPerUnit(control, device);
   return k === undefined ? undefined : kw / k;
 }
 
 /** The value written when a command ends (profile `restore`, default the control's max). */
-export function restoreValue(control: ControlDef): number {
+export function restoreValue(control: Pick<ControlDef, 'restore' | 'min' | 'max'>): number {
   const r = control.restore ?? 'max';
   return r === 'max' ? control.max : r === 'min' ? control.min : r;
 }
 
 /** Rounds to the control's register resolution so the read-back can match exactly. */
-function roundToResolution(value: number, control: ControlDef): number {
+function roundToResolution(value: number, control: Pick<ControlDef, 'scale' | 'scale_factor'>): number {
   const step = control.scale_factor === undefined ? Math.abs(control.scale ?? 1) : 0;
   if (step <= 0) return value;
   const rounded = Math.round(value / step) * step;
@@ -76,15 +84,16 @@ function roundToResolution(value: number, control: ControlDef): number {
 }
 
 export function planCurtailment(
-  controllers: ReadonlyArray<{ device: DeviceConfig; profile: DeviceProfile; control: ControlDef }>,
+  controllers: readonly ZoneController[],
   zone: string,
   reductionMw: number,
   loadKw: LoadProvider = () => undefined,
 ): Plan {
   const rows = controllers.map(({ device, profile, control }) => {
-    const k = kwPerUnit(control, device);
-    const maxKw = k === undefined ? 0 : control.max * k;
-    const floorKw = k === undefined ? 0 : Math.max(0, control.min * k);
+    const { def } = control;
+    const k = kwPerUnit(def, device);
+    const maxKw = k === undefined ? 0 : def.max * k;
+    const floorKw = k === undefined ? 0 : Math.max(0, def.min * k);
     const baseline = loadKw(device.id) ?? device.capacity_kw ?? maxKw;
     const cap = device.capacity_kw ?? Infinity;
     const sheddable = k === undefined ? 0 : Math.max(0, Math.min(cap, baseline - floorKw));
@@ -98,7 +107,7 @@ export function planCurtailment(
   for (const r of rows) {
     if (r.k === undefined || r.sheddable <= 0) continue;
     const reduction = r.sheddable * share;
-    const setpoint = roundToResolution((r.baseline - reduction) / r.k, r.control);
+    const setpoint = roundToResolution((r.baseline - reduction) / r.k, r.control.def);
     const actual = r.baseline - setpoint * r.k;
     plannedKw += actual;
     planned.push({ device: r.device, profile: r.profile, control: r.control, baseline_kw: r.baseline, reduction_kw: actual, setpoint });

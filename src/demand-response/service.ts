@@ -88,6 +88,9 @@ export class DemandResponseService {
       unit: METRIC_UNITS.drControllerCommands,
       description: 'DR controller commands by outcome; ack rate = outcome="acknowledged" / all outcomes except "dry_run"',
     });
+    const stateRefused = deps.meter.createCounter(METRICS.drStateRefused, {
+      unit: METRIC_UNITS.drStateRefused, description: 'stored DR controller records refused: their device or control is no longer in the site / profile',
+    });
     const store = new DrStateStore(deps.config.state_file);
     store.load();
     this.store = store;
@@ -96,7 +99,7 @@ export class DemandResponseService {
     });
     this.coordinator = new DrCoordinator({
       site: deps.site, profiles: deps.profiles, config: deps.config, executor, endpoints: deps.endpoints, store,
-      clock: deps.clock, logger: log, tracer: deps.tracer, publish: (ack) => this.publish(ack),
+      clock: deps.clock, logger: log, tracer: deps.tracer, publish: (ack) => this.publish(ack), stateRefused,
       onStartActive: deps.onStartActive ?? 'reassert', checkIntervalMs: deps.checkIntervalMs ?? 30_000,
       ...(deps.loadKw ? { loadKw: deps.loadKw } : {}),
     });

@@ -16,6 +16,7 @@
 // Everything that leaves this module is a ModbusError with a stable `code`.
 
 import net from 'node:net';
+import { CheckedWrite } from '../config/profile-controls.js';
 import type { RegisterTable } from '../config/profile-types.js';
 import { backoffDelay, type ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -25,7 +26,7 @@ import {
 } from './endpoint-frames.js';
 import {
   ModbusError, type ModbusEndpointClient, type ModbusErrorType, type ReadRequest, type ReadResult,
-  type RequestOptions, type WriteRequest,
+  type RequestOptions,
 } from './types.js';
 import type { EndpointDeps, EndpointOptions, EndpointStats, UnitSettings } from './endpoint-types.js';
 import { UnitBackoff, type UnitHealth } from './unit-backoff.js';
@@ -110,7 +111,10 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     return this.enqueue(encodeRead(req), false, req.table, opts) as Promise<ReadResult>;
   }
 
-  async write(req: WriteRequest, opts: RequestOptions = {}): Promise<void> {
+  async write(unitId: number, value: CheckedWrite, opts: RequestOptions = {}): Promise<void> {
+    // A look-alike object (a copy, a cast) is refused at run time too, not only by the type checker.
+    if (!CheckedWrite.isGenuine(value)) throw this.error('invalid_request', 'write: not a checked value of a writable control', unitId, opts.deviceId);
+    const req = value.request(unitId);
     const bad = checkWrite(req);
     if (bad !== undefined) throw this.error('invalid_request', `write ${bad}`, req.unitId, opts.deviceId);
     await this.enqueue(encodeWrite(req), true, req.table, opts);

@@ -1,6 +1,7 @@
 // The contract between the Modbus layer and the parts above it (pollers, demand response, grid).
 // Errors are translated at this edge (socket errors, exception responses, malformed frames): everything above sees ModbusError.
 
+import type { CheckedWrite } from '../config/profile-controls.js';
 import type { RegisterTable } from '../config/profile-types.js';
 
 /** Stable error codes; also the `error_type` attribute of ems.modbus.errors. */
@@ -46,6 +47,7 @@ export interface ReadRequest {
 /** Registers as 16-bit words, or bits as 0/1 for coil/discrete reads. */
 export type ReadResult = Uint16Array | Uint8Array;
 
+/** What goes in the PDU of a write; built only by CheckedWrite.request() (see ModbusEndpointClient.write). */
 export type WriteRequest =
   | { unitId: number; table: 'holding'; address: number; values: Uint16Array }   // FC6 (1 word) / FC16
   | { unitId: number; table: 'coil'; address: number; values: boolean[] };       // FC5 / FC15
@@ -65,7 +67,12 @@ export interface RequestOptions {
 export interface ModbusEndpointClient {
   readonly key: string;  // "host:port"
   read(req: ReadRequest, opts?: RequestOptions): Promise<ReadResult>;
-  write(req: WriteRequest, opts?: RequestOptions): Promise<void>;
+  /**
+   * Writes one checked value of a profile's writable control (src/config/profile-controls.ts) to
+   * `unitId`: never raw addresses or words, so nothing but a declared control, within its bounds
+   * after rounding, can reach the wire.
+   */
+  write(unitId: number, value: CheckedWrite, opts?: RequestOptions): Promise<void>;
   /** True while a TCP connection is established. */
   readonly connected: boolean;
   /** Called after every (re)connect: DR re-asserts active commands from here. */

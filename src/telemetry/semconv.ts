@@ -15,6 +15,7 @@ export const METRICS = {
   // --- gateway additions ---
   drControllerCommands: 'ems.demand_response.controller_commands', // counter {outcome, zone} (gateway): ack-rate alert
   drCommands: 'ems.demand_response.commands',                      // counter {command_type, result} (gateway)
+  drStateRefused: 'ems.demand_response.state_refused',             // counter {reason} (gateway): stored controller records refused
   gridSourcesContributing: 'ems.grid.sources_contributing',        // gauge {kind} (gateway)
   modbusRequestDuration: 'ems.modbus.request.duration_ms',         // histogram ms {device_id} (gateway)
   modbusRequests: 'ems.modbus.requests',                           // counter {device_id, table} (gateway)
@@ -47,6 +48,7 @@ export const METRIC_UNITS = {
   gridTotalLoad: 'MW',
   drControllerCommands: '{command}',
   drCommands: '{command}',
+  drStateRefused: '{record}',
   gridSourcesContributing: '{source}',
   exportFailures: '{export}',
   telemetrySpansDropped: '{span}',
@@ -111,6 +113,10 @@ export const SPAN_ATTRS = {
   drAckCount: 'ems.dr.ack_count',
   drAckRate: 'ems.dr.ack_rate',
   drCommandId: 'ems.dr.command_id',                      // (gateway)
+  modbusAddress: 'ems.modbus.address',                   // (gateway) on DR write / read-back spans: wire address
+  modbusValue: 'ems.modbus.value',                       // (gateway) value written (engineering units, after rounding)
+  modbusExpected: 'ems.modbus.expected',                 // (gateway) value a read-back must show
+  modbusReadBack: 'ems.modbus.read_back',                // (gateway) value read back
   controllerId: 'ems.controller_id',
   controllerType: 'ems.controller_type',
   cmdLatencyMs: 'ems.cmd.latency_ms',

@@ -6,6 +6,7 @@ import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ControlDefinitionError, profileControls, type WritableControl } from '../../src/config/profile-controls.js';
 import type { ControlDef, DeviceProfile } from '../../src/config/profile-types.js';
 import { ControllerExecutor, type ControllerTask } from '../../src/demand-response/executor.js';
 import { EndpointPool } from '../../src/modbus/endpoint-pool.js';
@@ -38,9 +39,11 @@ describe('DR write bounds', () => {
     await server.close();
   });
 
-  const task = (value: number, control: ControlDef = profile.controls[0] as ControlDef, p: DeviceProfile = profile): ControllerTask => ({
+  const handle = (p: DeviceProfile): WritableControl => profileControls(p).list[0] as WritableControl;
+  const task = (value: number, control: WritableControl = handle(profile), p: DeviceProfile = profile): ControllerTask => ({
     commandId: 'b-1', purpose: 'curtail', device: device('lc1', server.port, 1), profile: p, control, value, reductionKw: 1,
   });
+  const withControl = (c: ControlDef): DeviceProfile => ({ ...profile, controls: [c] });
 
   it.each([
     ['above max', 400.5],
@@ -60,25 +63,32 @@ describe('DR write bounds', () => {
 
   it('rejects a value the register cannot carry (uint16 at scale 0.1 tops out at 6553.5)', async () => {
     const wide = loadControllerProfile({ max: 10_000 });
-    const r = await executor.execute(task(7000, wide.controls[0] as ControlDef, wide), ROOT_CONTEXT);
+    const r = await executor.execute(task(7000, handle(wide), wide), ROOT_CONTEXT);
     expect(r.outcome).toBe('rejected_bounds');
     expect(server.writes).toHaveLength(0);
   });
 
   it('never writes to a register that is not a holding/coil control or to an undeclared enable point', async () => {
+    // Such a control gets no handle at all, so nothing can ask for the write.
     const inputCtl = { ...(profile.controls[0] as ControlDef), id: 'ro', table: 'input' as const, address: 0 };
-    expect((await executor.execute(task(100, inputCtl), ROOT_CONTEXT)).outcome).toBe('rejected_bounds');
+    expect(() => profileControls(withControl(inputCtl))).toThrow(ControlDefinitionError);
     const ghostEnable = { ...(profile.controls[0] as ControlDef), enable: { point: 'no_such_point', value: 1 } };
-    const r = await executor.execute(task(100, ghostEnable), ROOT_CONTEXT);
-    // Checked before the first write: not even the (declared) setpoint goes out.
-    expect(r.outcome).toBe('rejected_bounds');
+    expect(() => profileControls(withControl(ghostEnable))).toThrow(/no_such_point/);
+    // A look-alike of a handle (a copy, a cast) is refused by the executor and by the endpoint.
+    const forged = { ...handle(profile), address: 0 } as unknown as WritableControl;
+    expect((await executor.execute(task(100, forged), ROOT_CONTEXT)).outcome).toBe('rejected_bounds');
+    const checked = handle(profile).check(100);
+    if (!checked.ok) throw new Error(checked.problem);
+    const ep = pool.get('127.0.0.1', server.port);
+    await expect(ep.write(1, { ...checked.write } as never)).rejects.toMatchObject({ code: 'invalid_request' });
+    await expect(ep.write(1, { control: forged, request: () => ({ unitId: 1, table: 'holding', address: 0, values: Uint16Array.of(1) }) } as never)).rejects.toMatchObject({ code: 'invalid_request' });
     expect(server.writes).toHaveLength(0);
   });
 
   it('a register the device does not accept is reported, and the device refused it (exception 2)', async () => {
-    const undeclared = { ...(profile.controls[0] as ControlDef), id: 'status', address: 20 };
+    const undeclared = withControl({ ...(profile.controls[0] as ControlDef), id: 'status', address: 20 });
     // The profile here claims a control the simulated device does not have: the device answers exception 2.
-    const r = await executor.execute(task(100, undeclared), ROOT_CONTEXT);
+    const r = await executor.execute(task(100, handle(undeclared), undeclared), ROOT_CONTEXT);
     expect(r).toMatchObject({ outcome: 'write_failed', error: 'exception_illegal_address' });
     expect(server.writes).toHaveLength(0);
   });

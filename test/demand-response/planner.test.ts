@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { profileControls } from '../../src/config/profile-controls.js';
 import { planCurtailment, restoreValue, zoneControllers } from '../../src/demand-response/planner.js';
 import { device, loadControllerProfile } from './fixtures.js';
 
@@ -27,7 +28,7 @@ describe('DR planner', () => {
 
   it('never plans below the control minimum', () => {
     const p = loadControllerProfile({ min: 20 });
-    const plan = planCurtailment([{ device: device('a', 1, 1, 'z', 100), profile: p, control: p.controls[0]! }], 'z', 1);
+    const plan = planCurtailment([{ device: device('a', 1, 1, 'z', 100), profile: p, control: profileControls(p).list[0]! }], 'z', 1);
     expect(plan.controllers[0]?.setpoint).toBe(20);
     expect(plan.partial).toBe(true);
   });

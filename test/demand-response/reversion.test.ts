@@ -11,7 +11,8 @@ import { Rig } from './harness.js';
 
 function withRevertTimer(): DeviceProfile {
   const p = loadControllerProfile({ revert_timer: { point: 'revert_s' } });
-  p.points.push({ id: 'revert_s', table: 'holding', address: 11, type: 'uint16', unit: 's', role: 'setpoint' });
+  // The timer is a control of its own (bounds, verify): only controls can be written.
+  p.controls.push({ id: 'revert_s', table: 'holding', address: 11, type: 'uint16', unit: 's', min: 0, max: 3600, verify: {} });
   return p;
 }
 

@@ -6,7 +6,8 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProfile } from '../../src/config/load.js';
-import type { ControlDef, DeviceProfile } from '../../src/config/profile-types.js';
+import { profileControls, type WritableControl } from '../../src/config/profile-controls.js';
+import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { ControllerExecutor, type ControllerTask } from '../../src/demand-response/executor.js';
 import { EndpointPool } from '../../src/modbus/endpoint-pool.js';
 import { systemClock } from '../../src/runtime/clock.js';
@@ -39,7 +40,7 @@ describe('DR writes to a SunSpec inverter (model 123)', () => {
 
   const task = (value: number, purpose: ControllerTask['purpose'], revertSeconds: number): ControllerTask => ({
     commandId: 'ss-1', purpose, device: { ...device('inv1', server.port, 1), profile: profile.profile }, profile,
-    control: profile.controls.find((c) => c.id === 'set_power_limit_pct') as ControlDef, value, reductionKw: 0, revertSeconds,
+    control: profileControls(profile).get('set_power_limit_pct') as WritableControl, value, reductionKw: 0, revertSeconds,
   });
 
   it('writes timer, scaled limit and enable, and verifies through the scaled read-back point', async () => {

@@ -3,6 +3,7 @@ import { ModbusEndpoint, type EndpointObserver, type EndpointOptions, type Reque
 import { ModbusError } from '../../src/modbus/types.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { silentLogger } from '../../src/runtime/logger.js';
+import { checkedWrite } from '../helpers/checked-write.js';
 import {
   answerFromMap, exceptionFrame, mapValue, mbap, registersFrame, sleep, startRawServer, waitFor, type RawServer,
 } from './endpoint-helpers.js';
@@ -47,7 +48,7 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 }
 
 describe('ModbusEndpoint: requests and responses', () => {
-  it('reads every table and writes FC5/6/15/16 over one connection', async () => {
+  it('reads every table and writes FC5/6/16 over one connection', async () => {
     const s = await server();
     const { ep, rec } = endpoint(s);
     const regs = await ep.read({ unitId: 3, table: 'holding', address: 10, count: 4 });
@@ -56,14 +57,14 @@ describe('ModbusEndpoint: requests and responses', () => {
     expect(Array.from(inp)).toEqual([4000, 4001]);
     const coils = await ep.read({ unitId: 1, table: 'coil', address: 0, count: 10 });
     expect(Array.from(coils)).toEqual([0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
-    await ep.write({ unitId: 1, table: 'holding', address: 7, values: Uint16Array.of(0xbeef) });
-    await ep.write({ unitId: 1, table: 'holding', address: 8, values: Uint16Array.of(1, 2, 3) });
-    await ep.write({ unitId: 1, table: 'coil', address: 2, values: [true] });
-    await ep.write({ unitId: 1, table: 'coil', address: 3, values: [true, false, true] });
-    expect(s.requests.map((r) => r.fc)).toEqual([3, 4, 1, 6, 16, 5, 15]);
+    // Writes go out only as checked values of a writable control (one control: one coil, FC15 never).
+    await ep.write(1, checkedWrite('holding', 7, 0xbeef));
+    await ep.write(1, checkedWrite('holding', 8, 0x10002, 'uint32'));
+    await ep.write(1, checkedWrite('coil', 2, 1));
+    expect(s.requests.map((r) => r.fc)).toEqual([3, 4, 1, 6, 16, 5]);
     expect(s.requests[3]?.pdu.readUInt16BE(3)).toBe(0xbeef);
+    expect([s.requests[4]?.pdu.readUInt16BE(6), s.requests[4]?.pdu.readUInt16BE(8)]).toEqual([1, 2]);
     expect(s.requests[5]?.pdu.readUInt16BE(3)).toBe(0xff00);
-    expect(s.requests[6]?.pdu[6]).toBe(0b101);
     expect(s.accepted).toBe(1);
     expect(rec.events.every((e) => e.error === undefined && e.bytesIn > 0)).toBe(true);
   });
@@ -240,7 +241,7 @@ describe('ModbusEndpoint: queue, quirks, connections', () => {
     await ep.read({ unitId: 1, table: 'holding', address: 50, count: 1 });
     s.requests.length = 0;
     const polls = Array.from({ length: 5 }, (_, i) => ep.read({ unitId: 1, table: 'holding', address: i, count: 1 }));
-    const write = ep.write({ unitId: 1, table: 'holding', address: 99, values: Uint16Array.of(1) }, { priority: 'high' });
+    const write = ep.write(1, checkedWrite('holding', 99, 1), { priority: 'high' });
     await Promise.all([...polls, write]);
     // The first poll was already on the wire; the write overtakes the other four.
     expect(s.requests.map((r) => r.address)).toEqual([0, 99, 1, 2, 3, 4]);

@@ -1,7 +1,7 @@
 // The answers the gateway publishes on the ack topic (docs/demand-response.md). Every command gets
 // `accepted` or `rejected` first; an accepted one then gets `completed` with each controller's
 // outcome and the achieved reduction. A curtailment's end gets `ended`; a re-assertion `reasserted`.
-import type { CommandType, RejectReason } from './command.js';
+import type { CommandType, RejectReason, Verdict } from './command.js';
 import type { ControllerResult } from './executor.js';
 
 export type AckStatus = 'accepted' | 'rejected' | 'completed' | 'ended' | 'reasserted';
@@ -20,6 +20,16 @@ export interface RejectedAck extends AckBase {
   status: 'rejected';
   reason: RejectReason;
   detail: string;
+  /**
+   * True when the message's signature verified: only then is this the gateway's verdict on
+   * `command_id`. Otherwise `command_id` is just what the (unauthenticated) message claimed.
+   */
+  authenticated: boolean;
+  /** `replayed`: what the gateway answered the first time it received this command id. */
+  first_verdict?: Verdict;
+  /** Rejections of unauthenticated messages and replays held back (rate limit) since the last one answered. */
+  suppressed?: number;
+  suppressed_reasons?: Partial<Record<RejectReason, number>>;
 }
 
 export interface AcceptedAck extends AckBase {

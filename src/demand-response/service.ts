@@ -15,17 +15,31 @@ import type { Logger } from '../runtime/logger.js';
 import { rateLimitedLogger, type RateLimitedLogger } from '../runtime/rate-limit.js';
 import { METRIC_ATTRS, METRIC_UNITS, METRICS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
 import type { DrAck } from './ack.js';
-import { CommandRejection, LIMITS, type DrCommand } from './command.js';
+import { LIMITS, type RejectReason } from './command.js';
 import { DrCoordinator } from './coordinator.js';
 import { ControllerExecutor, type EndpointLookup } from './executor.js';
-import { admit, peekCommandId } from './intake.js';
+import { admit, type Admission } from './intake.js';
 import { zoneControllers, type LoadProvider } from './planner.js';
+import { RejectAnswers, type Held } from './reject-answers.js';
 import { parsePublicKey } from './signing.js';
 import { DrStateStore, type ActiveCommandRecord } from './state-store.js';
 import { contextFromTraceparent, userProperty } from './trace-context.js';
 
 /** Commands above LIMITS.maxMessageBytes are answered `oversized`; far above it they are not even delivered. */
 const MAX_PACKET_BYTES = 4 * LIMITS.maxMessageBytes;
+/** At most one answer per interval to messages anyone can send (reject-answers.ts). */
+const NOISE_ANSWER_INTERVAL_MS = 1000;
+
+/** How a message was delivered, as far as the gate cares. */
+export interface DeliveryMeta {
+  /** RETAIN as delivered (MQTT v5 subscriptions ask for retain-as-published). */
+  retained: boolean;
+  /** MQTT DUP: the broker redelivers a message it sent on an earlier connection. */
+  dup?: boolean;
+  /** QoS as delivered; default 1. */
+  qos?: 0 | 1 | 2;
+  traceparent?: string;
+}
 
 export interface DemandResponseDeps {
   config: DemandResponseConfig;
@@ -46,6 +60,8 @@ export interface DemandResponseDeps {
   onStartActive?: 'reassert' | 'restore';
   /** Early-reversion check interval; default 30 s, 0 disables. */
   checkIntervalMs?: number;
+  /** At most one answer per this interval to unauthenticated messages and replays; default 1 s (0: answer each). */
+  noiseAnswerIntervalMs?: number;
 }
 
 export interface DemandResponseStatus {
@@ -67,11 +83,17 @@ export class DemandResponseService {
   private commands: Counter | undefined;
   private audit: Logger | undefined;
   private noiseLog: RateLimitedLogger | undefined;
+  private noise: RejectAnswers | undefined;
+  private acksSuppressed: Counter | undefined;
   private subscribedOnce: (() => void) | undefined;
   private readonly subscribed = new Promise<void>((resolve) => { this.subscribedOnce = resolve; });
 
   constructor(deps: DemandResponseDeps) {
     this.deps = deps;
+  }
+
+  private get noiseIntervalMs(): number {
+    return this.deps.noiseAnswerIntervalMs ?? NOISE_ANSWER_INTERVAL_MS;
   }
 
   async start(): Promise<void> {
@@ -80,10 +102,14 @@ export class DemandResponseService {
     this.stopping = false;
     this.audit = log;
     this.noiseLog = rateLimitedLogger(log, deps.clock, { intervalMs: 10_000, maxKeys: 100 });
+    this.noise = new RejectAnswers(deps.clock, this.noiseIntervalMs, (held) => this.publishHeld(held));
     this.keys = deps.config.public_keys.map((k, i) => parsePublicKey(k, `mqtt.demand_response.public_keys[${i}]`));
     if (this.keys.length === 0) throw new Error('mqtt.demand_response.public_keys: at least one Ed25519 public key is required');
     this.zones = new Set(zoneControllers(deps.site.devices, deps.profiles).map((c) => c.device.zone));
     this.commands = deps.meter.createCounter(METRICS.drCommands, { unit: METRIC_UNITS.drCommands, description: 'DR commands received, by type and result (accepted or the rejection reason)' });
+    this.acksSuppressed = deps.meter.createCounter(METRICS.drAcksSuppressed, {
+      unit: METRIC_UNITS.drAcksSuppressed, description: 'rejections of unauthenticated messages and replays not answered (one answer per second; the next carries the count)',
+    });
     const controllerCommands = deps.meter.createCounter(METRICS.drControllerCommands, {
       unit: METRIC_UNITS.drControllerCommands,
       description: 'DR controller commands by outcome; ack rate = outcome="acknowledged" / all outcomes except "dry_run"',
@@ -113,6 +139,7 @@ export class DemandResponseService {
     // From here on a command is neither admitted nor acknowledged: the broker keeps it for the
     // next session (its end timer could not be scheduled on a coordinator that is stopping).
     this.stopping = true;
+    this.noise?.stop();
     this.coordinator?.stop();
     await this.coordinator?.idle();
     await this.connection?.stop();
@@ -151,55 +178,98 @@ export class DemandResponseService {
   }
 
   /**
-   * One command message. Admission is synchronous (the id is on disk when this returns), the
-   * Modbus work is queued; the returned promise resolves when the command has been fully handled.
+   * One command message. Admission is synchronous (the id and its verdict are on disk when this
+   * returns), the Modbus work is queued; the returned promise resolves when the command has been
+   * fully handled.
    */
-  handleMessage(payload: Buffer, meta: { retained: boolean; dup?: boolean; traceparent?: string }): Promise<void> {
+  handleMessage(payload: Buffer, meta: DeliveryMeta): Promise<void> {
     const { deps } = this;
     const coordinator = this.coordinator;
     const store = this.store;
     if (!coordinator || !store) return Promise.resolve();
-    let command: DrCommand;
-    let parent: Context;
+    let admission: Admission;
     try {
-      const accepted = admit({ payload, retained: meta.retained }, {
+      admission = admit({ payload, retained: meta.retained, qos: meta.qos ?? 1 }, {
         siteId: deps.site.site.id, keys: this.keys, zones: this.zones, skewMs: deps.config.max_clock_skew_ms, store, now: deps.clock.now(),
       });
-      command = accepted.command;
-      // The transport's trace context (MQTT v5 user property) wins over the one in the body.
-      const tp = meta.traceparent ?? accepted.traceparent;
-      if (tp !== undefined && command.traceparent === undefined) command.traceparent = tp;
-      parent = contextFromTraceparent(tp) ?? ROOT_CONTEXT;
     } catch (err) {
-      this.reject(payload, meta, err);
+      // admit() answers every input itself; reaching here is a gateway bug. Nothing was written.
+      this.deps.logger.error({ err }, 'DR intake failed');
       return Promise.resolve();
     }
+    if (!admission.ok) {
+      this.reject(admission, meta);
+      return Promise.resolve();
+    }
+    const { command } = admission;
+    // The transport's trace context (MQTT v5 user property) wins over the one in the body.
+    const tp = meta.traceparent ?? admission.traceparent;
+    if (tp !== undefined && command.traceparent === undefined) command.traceparent = tp;
+    const parent: Context = contextFromTraceparent(tp) ?? ROOT_CONTEXT;
     this.commands?.add(1, { [METRIC_ATTRS.commandType]: command.type, [METRIC_ATTRS.result]: 'accepted' });
     this.audit?.info({ command_id: command.command_id, type: command.type, zone: command.zone, reduction_mw: command.reduction_mw, duration_minutes: command.duration_minutes }, 'DR command accepted');
     return coordinator.enqueue(command.command_id, () => command.type === 'curtail' ? coordinator.curtail(command, parent) : coordinator.restore(command, parent));
   }
 
-  private reject(payload: Buffer, meta: { retained: boolean; dup?: boolean; traceparent?: string }, err: unknown): void {
-    const rejection = err instanceof CommandRejection ? err : new CommandRejection('internal_error', err instanceof Error ? err.message : String(err));
-    if (!(err instanceof CommandRejection)) this.deps.logger.error({ err }, 'DR intake failed');
-    const commandId = peekCommandId(payload, this.keys);
+  private reject(r: Extract<Admission, { ok: false }>, meta: DeliveryMeta): void {
+    const { rejection, commandId, authenticated, known } = r;
+    if (rejection.reason === 'internal_error') this.deps.logger.error({ command_id: commandId, detail: rejection.message }, 'DR intake failed');
     this.commands?.add(1, { [METRIC_ATTRS.commandType]: 'unknown', [METRIC_ATTRS.result]: rejection.reason });
+    const line = { command_id: commandId, authenticated, reason: rejection.reason, detail: rejection.message, retained: meta.retained, ...(known ? { first_verdict: known.verdict } : {}) };
+    // A signed command's rejection is always logged; unauthenticated traffic and replays once per reason per 10 s.
+    if (authenticated && !known) this.audit?.warn(line, 'DR command rejected');
+    else this.noiseLog?.warn(`reject:${rejection.reason}`, line, 'DR command rejected');
+    if (known && this.isSameCommandAgain(known, meta, commandId)) return;
+    // Anyone can send garbage or repeat a signed command: those answers are rate-limited, and so
+    // are their error spans (one per answer).
+    let held: Held | undefined;
+    if (!authenticated || known) {
+      held = this.noise?.answer(rejection.reason);
+      if (held === undefined) {
+        this.acksSuppressed?.add(1, { [METRIC_ATTRS.result]: rejection.reason });
+        return;
+      }
+    }
     // A rejected command still leaves a span in the caller's trace, so the EMS sees why.
-    const span = this.deps.tracer.startSpan(SPANS.drSend, { attributes: { [SPAN_ATTRS.drControllerCount]: 0, [SPAN_ATTRS.drAckCount]: 0, 'ems.dr.reject_reason': rejection.reason } }, contextFromTraceparent(meta.traceparent) ?? ROOT_CONTEXT);
+    const span = this.deps.tracer.startSpan(SPANS.drSend, {
+      attributes: {
+        [SPAN_ATTRS.drControllerCount]: 0, [SPAN_ATTRS.drAckCount]: 0, [SPAN_ATTRS.drRejectReason]: rejection.reason,
+        ...(commandId !== null && authenticated ? { [SPAN_ATTRS.drCommandId]: commandId } : {}),
+        ...(held && held.total > 0 ? { [SPAN_ATTRS.drSuppressed]: held.total } : {}),
+      },
+    }, contextFromTraceparent(meta.traceparent) ?? ROOT_CONTEXT);
     span.setStatus({ code: SpanStatusCode.ERROR, message: `rejected: ${rejection.reason}` });
     span.end();
-    const line = { command_id: commandId, reason: rejection.reason, detail: rejection.message, retained: meta.retained };
-    // A signed command's rejection is always logged; unauthenticated traffic once per reason per 10 s.
-    if (commandId !== null) this.audit?.warn(line, 'DR command rejected');
-    else this.noiseLog?.warn(`reject:${rejection.reason}`, line, 'DR command rejected');
-    // The broker redelivering (DUP) a command that is running (admitted, answered, then the connection
-    // dropped before the PUBACK) is not the EMS replaying it: a 'rejected' ack would contradict the
-    // 'accepted' one. Any other replay, e.g. after a crash before the first answer, is answered.
-    if (rejection.reason === 'replayed' && meta.dup === true && commandId !== null
-      && (this.coordinator?.status() ?? []).some((r) => r.command_id === commandId)) return;
     this.publish({
       v: 1, command_id: commandId, site_id: this.deps.site.site.id, status: 'rejected', at: new Date(this.deps.clock.now()).toISOString(),
-      reason: rejection.reason, detail: rejection.message,
+      reason: rejection.reason, detail: rejection.message, authenticated,
+      ...(known ? { first_verdict: known.verdict } : {}),
+      ...(held && held.total > 0 ? { suppressed: held.total, suppressed_reasons: held.byReason } : {}),
+    });
+  }
+
+  /**
+   * A copy of a command already answered that needs no second answer (each command id is answered
+   * once, with the truth): the retained copy a broker sends on (re)subscribe after the session's
+   * queued copy was answered, and a broker redelivery (DUP) of a command that is running.
+   */
+  private isSameCommandAgain(known: { verdict: string }, meta: DeliveryMeta, commandId: string | null): boolean {
+    if (meta.retained) {
+      // Only a delivery that could not show the retain flag (MQTT 3.1.1, or a broker without
+      // retain-as-published) lets a retained command run before its retained copy arrives.
+      if (known.verdict === 'accepted') this.audit?.error({ command_id: commandId }, 'DR command was published retained and ran before its retained copy showed it (the delivery carried no retain flag): use MQTT v5 and clear the retained message');
+      return true;
+    }
+    return meta.dup === true && commandId !== null && (this.coordinator?.status() ?? []).some((r) => r.command_id === commandId);
+  }
+
+  /** The aggregate answer at the end of an interval in which rejections were held back. */
+  private publishHeld(held: Held): void {
+    const top = (Object.entries(held.byReason) as Array<[RejectReason, number]>).sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'malformed_json';
+    this.publish({
+      v: 1, command_id: null, site_id: this.deps.site.site.id, status: 'rejected', at: new Date(this.deps.clock.now()).toISOString(),
+      reason: top, detail: `${held.total} rejected messages (unauthenticated or replays) were not answered one by one (at most one answer per ${this.noiseIntervalMs} ms)`,
+      authenticated: false, suppressed: held.total, suppressed_reasons: held.byReason,
     });
   }
 
@@ -222,9 +292,16 @@ export class DemandResponseService {
 
   private startMqtt(cfg: MqttConfig, log: Logger): void {
     const filter = commandTopicFilter(this.deps.config.command_topic, { site: this.deps.site.site.id });
+    const v5 = cfg.protocol_version === 5;
     const connection = new MqttConnection({
       cfg, clock: this.deps.clock, logger: log.child({ mqtt: 'dr' }), clientIdSuffix: '-dr',
       client: 'dr', sessionAtRisk: 'DR commands', meter: this.deps.meter,
+      // MQTT 3.1.1 delivers a message queued in a persistent session without its retain flag
+      // (§3.3.1.3), so a command published retained while the gateway was away could not be told
+      // from a fresh one: over 3.1.1 the DR session is clean and nothing is queued for it (the EMS
+      // re-issues what got no answer). MQTT v5 keeps the session: retain-as-published flags the
+      // queued copy too.
+      clean: !v5,
       // MQTT v5: the broker must not even send us a packet far above a command's size limit, so a
       // hostile publisher cannot make the gateway buffer megabytes (mqtt.js accepts up to 256 MB).
       createClient: (url, options) => mqtt.connect(url, cfg.protocol_version === 5
@@ -238,7 +315,7 @@ export class DemandResponseService {
         return;
       }
       const tp = userProperty(packet.properties?.userProperties, 'traceparent');
-      const meta = { retained: packet.retain, dup: packet.dup, ...(tp !== undefined ? { traceparent: tp } : {}) };
+      const meta: DeliveryMeta = { retained: packet.retain, dup: packet.dup, qos: packet.qos, ...(tp !== undefined ? { traceparent: tp } : {}) };
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
       // Admission (and the durable replay record) happens inside handleMessage before it returns:
       // only then is the PUBACK sent. The Modbus work continues in the background.
@@ -247,9 +324,13 @@ export class DemandResponseService {
       next();
     });
     // Subscribed on every connect: a broker that lost our session must not leave us deaf (telegraf#16293).
+    // MQTT v5 retain-as-published: a command published with retain=true keeps the flag on delivery,
+    // live or queued while we were away (without it, MQTT v5 clears the flag like 3.1.1 does).
+    const options = v5 ? { qos: 1 as const, rap: true } : { qos: 1 as const };
     connection.onConnect(() => {
-      connection.mqttClient?.subscribe(filter, { qos: 1 }, (err) => {
-        if (err) log.error({ err, filter }, 'DR command subscription failed');
+      connection.mqttClient?.subscribe(filter, options, (err, granted) => {
+        const refusedByBroker = granted?.some((g) => g.qos === 128) === true;
+        if (err || refusedByBroker) log.error({ err, filter, granted }, 'DR command subscription failed (broker ACL?)');
         else {
           log.info({ filter }, 'DR subscribed to commands');
           this.subscribedOnce?.();

@@ -1,9 +1,11 @@
-// What DR must not forget across a restart: the command ids already seen (replay protection, kept
-// for as long as each command could still be valid) and the active curtailments (so they are
+// What DR must not forget across a restart: every authenticated command id with the verdict it got
+// (accepted or the rejection reason), kept for as long as the command could still be valid, so no
+// id ever runs twice or runs after it was refused; and the active curtailments (so they are
 // re-asserted or ended after a restart). One JSON file, replaced atomically: written to a temp
 // file, fsynced, renamed over the old one, so a crash leaves either the old or the new state.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { Verdict } from './command.js';
 
 export interface ControllerPlanRecord {
   device_id: string;
@@ -26,9 +28,16 @@ export interface ActiveCommandRecord {
   restore_pending?: boolean;
 }
 
+/** What the gateway answered for one command id, remembered until `until` (epoch ms). */
+export interface SeenRecord {
+  until: number;
+  verdict: Verdict;
+}
+
 interface StateFile {
   version: 1;
-  seen: Record<string, number>;           // command id -> epoch ms until which it is remembered
+  /** command id -> its record; a bare number (files written before verdicts were kept) is an accepted command's `until`. */
+  seen: Record<string, SeenRecord | number>;
   active: ActiveCommandRecord[];
 }
 
@@ -45,7 +54,7 @@ export class StateStoreError extends Error {
 
 export class DrStateStore {
   private readonly path: string;
-  private seen = new Map<string, number>();
+  private seen = new Map<string, SeenRecord>();
   private active = new Map<string, ActiveCommandRecord>();
 
   constructor(path: string) {
@@ -68,19 +77,30 @@ export class DrStateStore {
     } catch (err) {
       throw new StateStoreError(`DR state file ${this.path} is corrupt: ${(err as Error).message}`, err);
     }
-    this.seen = new Map(Object.entries(data.seen).filter((e): e is [string, number] => typeof e[1] === 'number'));
+    this.seen = new Map();
+    for (const [id, v] of Object.entries(data.seen)) {
+      if (typeof v === 'number') this.seen.set(id, { until: v, verdict: 'accepted' });
+      else if (typeof v === 'object' && v !== null && typeof v.until === 'number' && typeof v.verdict === 'string') this.seen.set(id, { until: v.until, verdict: v.verdict });
+      else throw new StateStoreError(`DR state file ${this.path} is corrupt: seen[${JSON.stringify(id)}] is ${JSON.stringify(v)}`);
+    }
     this.active = new Map(data.active.map((a) => [a.command_id, a]));
   }
 
-  hasSeen(commandId: string, nowMs: number): boolean {
-    const until = this.seen.get(commandId);
-    return until !== undefined && until >= nowMs;
+  /** The verdict a command id got, while it is remembered. */
+  verdictOf(commandId: string, nowMs: number): SeenRecord | undefined {
+    const rec = this.seen.get(commandId);
+    return rec !== undefined && rec.until >= nowMs ? rec : undefined;
   }
 
-  /** Records a command id and persists before returning: the id is durable before anything acts on it. */
-  markSeen(commandId: string, untilMs: number, nowMs: number): void {
+  /**
+   * Records a command id with its verdict and persists before returning: the id is durable before
+   * anything acts on it. A record already past `untilMs` is not written (the command could never
+   * be valid again anyway).
+   */
+  record(commandId: string, verdict: Verdict, untilMs: number, nowMs: number): void {
+    if (untilMs < nowMs) return;
     this.prune(nowMs);
-    this.seen.set(commandId, untilMs);
+    this.seen.set(commandId, { until: untilMs, verdict });
     this.save();
   }
 
@@ -102,10 +122,10 @@ export class DrStateStore {
   }
 
   private prune(nowMs: number): void {
-    for (const [id, until] of this.seen) if (until < nowMs) this.seen.delete(id);
+    for (const [id, rec] of this.seen) if (rec.until < nowMs) this.seen.delete(id);
     if (this.seen.size >= MAX_SEEN) {
       // Forget the ids that expire soonest: they are the closest to being un-replayable anyway.
-      const sorted = [...this.seen.entries()].sort((a, b) => a[1] - b[1]);
+      const sorted = [...this.seen.entries()].sort((a, b) => a[1].until - b[1].until);
       for (const [id] of sorted.slice(0, this.seen.size - MAX_SEEN + 1)) this.seen.delete(id);
     }
   }

@@ -15,6 +15,7 @@ export const METRICS = {
   // --- gateway additions ---
   drControllerCommands: 'ems.demand_response.controller_commands', // counter {outcome, zone} (gateway): ack-rate alert
   drCommands: 'ems.demand_response.commands',                      // counter {command_type, result} (gateway)
+  drAcksSuppressed: 'ems.demand_response.acks_suppressed',         // counter {result} (gateway): rejection acks not sent (rate limit)
   drStateRefused: 'ems.demand_response.state_refused',             // counter {reason} (gateway): stored controller records refused
   gridSourcesContributing: 'ems.grid.sources_contributing',        // gauge {kind} (gateway)
   modbusRequestDuration: 'ems.modbus.request.duration_ms',         // histogram ms {device_id} (gateway)
@@ -48,6 +49,7 @@ export const METRIC_UNITS = {
   gridTotalLoad: 'MW',
   drControllerCommands: '{command}',
   drCommands: '{command}',
+  drAcksSuppressed: '{ack}',
   drStateRefused: '{record}',
   gridSourcesContributing: '{source}',
   exportFailures: '{export}',
@@ -113,6 +115,8 @@ export const SPAN_ATTRS = {
   drAckCount: 'ems.dr.ack_count',
   drAckRate: 'ems.dr.ack_rate',
   drCommandId: 'ems.dr.command_id',                      // (gateway)
+  drRejectReason: 'ems.dr.reject_reason',                // (gateway) on the send span of a rejected command
+  drSuppressed: 'ems.dr.suppressed',                     // (gateway) rejections not answered since the last answered one
   modbusAddress: 'ems.modbus.address',                   // (gateway) on DR write / read-back spans: wire address
   modbusValue: 'ems.modbus.value',                       // (gateway) value written (engineering units, after rounding)
   modbusExpected: 'ems.modbus.expected',                 // (gateway) value a read-back must show

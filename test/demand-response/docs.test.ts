@@ -32,7 +32,7 @@ describe('docs/demand-response.md', () => {
     const accepted = admit({ payload: readFileSync(`${tmp.dir}/message.json`), retained: false }, {
       siteId: SITE_ID, keys: [parsePublicKey(pair.publicPem)], zones: new Set(['zone-a']), skewMs: 30_000, store, now,
     });
-    expect(accepted.command).toMatchObject({ command_id: 'doc-1', type: 'curtail', reduction_mw: 0.1 });
+    expect(accepted).toMatchObject({ ok: true, command: { command_id: 'doc-1', type: 'curtail', reduction_mw: 0.1 } });
   });
 
   it('lists every rejection reason the code can give', () => {

@@ -28,6 +28,8 @@ export interface RigOptions {
   dr?: Partial<DemandResponseConfig>;
   capacityKw?: number;
   checkIntervalMs?: number;
+  /** DemandResponseDeps.noiseAnswerIntervalMs (0: every rejection answered, for tests of each reason). */
+  noiseAnswerIntervalMs?: number;
 }
 
 export class Rig {
@@ -87,6 +89,7 @@ export class Rig {
       meter: this.meterProvider.getMeter('dr-test'), tracer: this.tracerProvider.getTracer('dr-test'),
       clock: this.opts.clock, logger: silentLogger(), onAck: (a) => this.acks.push(a),
       checkIntervalMs: this.opts.checkIntervalMs ?? 0,
+      ...(this.opts.noiseAnswerIntervalMs !== undefined ? { noiseAnswerIntervalMs: this.opts.noiseAnswerIntervalMs } : {}),
       ...(mqtt ? { mqtt } : {}),
       ...extra,
     });

@@ -1,20 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CommandRejection, type RejectReason } from '../../src/demand-response/command.js';
-import { admit, type IntakeContext } from '../../src/demand-response/intake.js';
+import type { RejectReason } from '../../src/demand-response/command.js';
+import { admit, type Admission, type IntakeContext } from '../../src/demand-response/intake.js';
 import { buildCommand, signedMessage } from '../../src/demand-response/sender.js';
 import { SIGNING_PREFIX, parsePublicKey, signCommand, verifyCommand } from '../../src/demand-response/signing.js';
 import { DrStateStore } from '../../src/demand-response/state-store.js';
 import { HOSTILE } from './hostile-commands.js';
 import { KEYS, SITE_ID, tempDir } from './fixtures.js';
 
-function reasonOf(fn: () => unknown): RejectReason | 'accepted' {
-  try {
-    fn();
-    return 'accepted';
-  } catch (err) {
-    if (err instanceof CommandRejection) return err.reason;
-    throw err;
-  }
+function reasonOf(fn: () => Admission): RejectReason | 'accepted' {
+  const a = fn();
+  return a.ok ? 'accepted' : a.rejection.reason;
 }
 
 describe('DR intake gate', () => {
@@ -28,13 +23,13 @@ describe('DR intake gate', () => {
     const store = new DrStateStore(`${tmp.dir}/dr-state.json`);
     store.load();
     ctx = { siteId: SITE_ID, keys: [KEYS.publicKey], zones: new Set(['zone-a']), skewMs: 30_000, store, now };
-    expect(admit({ payload: Buffer.from(original), retained: false }, ctx).command.command_id).toBe('orig-1');
+    expect(admit({ payload: Buffer.from(original), retained: false }, ctx)).toMatchObject({ ok: true, command: { command_id: 'orig-1' } });
   });
   afterEach(() => tmp.cleanup());
 
   it.each(HOSTILE.map((h) => [h.name, h] as const))('rejects %s', (_name, h) => {
     const msg = h.message(now, original);
-    expect(reasonOf(() => admit({ payload: msg.payload, retained: msg.retained ?? false }, ctx))).toBe(h.reason);
+    expect(reasonOf(() => admit({ payload: msg.payload, retained: msg.retained ?? false, qos: msg.qos ?? 1 }, ctx))).toBe(h.reason);
   });
 
   it('has at least 15 hostile cases', () => {
@@ -47,7 +42,7 @@ describe('DR intake gate', () => {
     expect(reasonOf(() => admit({ payload: Buffer.from(original), retained: false }, { ...ctx, store: reopened }))).toBe('replayed');
     // After expiry + skew the id may be forgotten: the command is then refused as expired anyway.
     const later = now + 61_000 + 30_000;
-    expect(reopened.hasSeen('orig-1', later)).toBe(false);
+    expect(reopened.verdictOf('orig-1', later)).toBeUndefined();
     expect(reasonOf(() => admit({ payload: Buffer.from(original), retained: false }, { ...ctx, store: reopened, now: later }))).toBe('expired');
   });
 

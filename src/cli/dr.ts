@@ -5,19 +5,27 @@ import { parseDuration } from '../config/duration.js';
 import { loadSite } from '../config/load.js';
 import { COMMAND_TYPES, type CommandType } from '../demand-response/command.js';
 import { buildCommand, sendCommand, signedMessage } from '../demand-response/sender.js';
-import { generateKeyPair, parsePrivateKey } from '../demand-response/signing.js';
+import { generateKeyPair, parsePrivateKey, parsePublicKey } from '../demand-response/signing.js';
 
 const USAGE = `usage:
   ems-gateway dr keygen --out <prefix>
-      writes <prefix>.key (Ed25519 private key, PKCS#8 PEM, mode 0600: stays with the EMS)
-      and <prefix>.pub (public key PEM: goes into the site's mqtt.demand_response.public_keys)
-  ems-gateway dr send --config <site.yaml> --key <private.pem> --zone <zone>
+      writes <prefix>.key (Ed25519 private key, PKCS#8 PEM, mode 0600: stays with its owner)
+      and <prefix>.pub (public key PEM: goes to the other side).
+      The EMS's pair signs commands: its .pub goes into the site's mqtt.demand_response.public_key_file.
+      The gateway's pair signs acks: its .key is the site's mqtt.demand_response.gateway_key_file,
+      its .pub goes to the EMS (dr send --gateway-key).
+  ems-gateway dr send --config <site.yaml> --key <private.pem> --zone <zone> --gateway-key <gateway.pub>
       [--type curtail|restore] [--reduction-mw <MW>] [--duration <15m|900s|1h>]
       [--target <command id>] [--command-id <id>] [--valid-for 60s] [--traceparent 00-...]
       [--url <mqtt url>] [--timeout 30s] [--no-wait]
       signs and publishes one command, waits for the gateway's acks and prints each as a JSON line.
+      With --gateway-key only acks signed by the gateway count; anything unsigned, for another
+      command id, about a copy of the command (replayed) or out of order is ignored (noted on stderr).
       exit code: 0 all controllers acknowledged, 3 rejected, 4 not all acknowledged, 5 no final ack
 `;
+
+/** Ignored messages on the ack topic noted on stderr; beyond, only counted (the topic may be noisy). */
+const MAX_IGNORED_NOTES = 5;
 
 type Flags = Map<string, string | true>;
 
@@ -90,17 +98,29 @@ async function send(flags: Flags): Promise<number> {
   });
   const url = str(flags, 'url', false);
   const wait = flags.get('no-wait') !== true;
+  const gatewayKeyFile = str(flags, 'gateway-key', false);
+  const gatewayKeys = gatewayKeyFile === undefined ? undefined : [parsePublicKey(readFileSync(gatewayKeyFile, 'utf8'), gatewayKeyFile)];
+  if (gatewayKeys === undefined) process.stderr.write('dr send: acks are not verified (no --gateway-key): anyone who may publish on the ack topic could answer\n');
+  let ignored = 0;
   process.stderr.write(`dr send: ${cmd.type} ${cmd.command_id} zone=${cmd.zone} reduction_mw=${cmd.reduction_mw} duration_minutes=${cmd.duration_minutes} traceparent=${traceparent}\n`);
   const result = await sendCommand({
     mqtt: { ...mqttCfg, ...(url !== undefined ? { url } : {}) },
     dr, siteId: site.site.id, commandId: cmd.command_id, message: signedMessage(cmd, key), traceparent,
-    timeoutMs: duration(flags, 'timeout', 30_000), wait,
+    timeoutMs: duration(flags, 'timeout', 30_000), wait, ...(gatewayKeys ? { gatewayKeys } : {}),
     onAck: (ack) => process.stdout.write(`${JSON.stringify(ack)}\n`),
+    onIgnored: (why) => {
+      if (++ignored <= MAX_IGNORED_NOTES) process.stderr.write(`dr send: ignored a message on the ack topic: ${why}\n`);
+    },
   });
+  if (ignored > MAX_IGNORED_NOTES) process.stderr.write(`dr send: ignored ${ignored} messages on the ack topic in all\n`);
   if (!wait) return 0;
   const final = result.final;
   if (!final) {
-    process.stderr.write(`dr send: no final ack for ${cmd.command_id} (is the gateway running and subscribed?)\n`);
+    const replayed = result.replays[0];
+    const why = replayed?.status === 'rejected'
+      ? `only 'replayed' answers: command id ${cmd.command_id} had been received before (first answered ${replayed.first_verdict ?? 'unknown'}); use a new id`
+      : 'is the gateway running and subscribed?';
+    process.stderr.write(`dr send: no final ack for ${cmd.command_id} (${why})\n`);
     return 5;
   }
   if (final.status === 'rejected') return 3;

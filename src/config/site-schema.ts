@@ -1,7 +1,7 @@
 // The site schema (config/<site>.yaml): the single source of truth that validates site YAML into
 // SiteConfig (site-types.ts) and generates schemas/site.schema.json. Secrets resolve here
 // (${ENV} in any string, *_file options); cross-section checks live in site-checks.ts.
-import { parsePublicKey } from '../demand-response/signing.js';
+import { parsePrivateKey, parsePublicKey } from '../demand-response/signing.js';
 import { arr, bool, duration, num, oneOf, str } from './schema-dsl.js';
 import { obj, record, type Obj } from './schema-object.js';
 import { checkPathOption, exclusive, readSecretFile, resolveFrom } from './secret-files.js';
@@ -56,6 +56,7 @@ const demandResponse = obj({
   public_keys: { s: arr(str({ minLength: 1 })), doc: 'Ed25519 public keys (PEM or base64 raw 32 bytes)' },
   public_key_file: { s: str({ minLength: 1 }), doc: 'a file holding one public key, relative to the site file' },
   public_key_files: { s: arr(str({ minLength: 1 })), doc: 'several key files (rotation)' },
+  gateway_key_file: { s: str({ minLength: 1 }), doc: "the gateway's own Ed25519 private key (PKCS#8 PEM, `dr keygen`), relative to the site file: acks are signed with it; omitted: unsigned acks" },
   max_clock_skew: { s: duration(), default: 30_000, doc: 'commands stamped further from our clock are refused' },
   state_file: { s: str({ minLength: 1 }), default: '.state/dr-state.json', doc: 'relative to the site file' },
   max_concurrency: { s: num({ int: true, min: 1 }), default: 64, doc: 'controllers commanded at once' },
@@ -79,6 +80,18 @@ function resolveKeys(out: Obj, ctx: FileCtx): void {
   delete out['public_key_file'];
   delete out['public_key_files'];
   out['public_keys'] = keys;
+  if (typeof out['gateway_key_file'] === 'string') {
+    const pem = readSecretFile(ctx, out, 'gateway_key_file', out['gateway_key_file']);
+    if (pem !== undefined) {
+      try {
+        parsePrivateKey(pem, 'gateway_key_file');
+        out['gateway_key'] = pem;
+      } catch (err) {
+        ctx.errorAt(out, 'gateway_key_file', (err as Error).message);
+      }
+    }
+  }
+  delete out['gateway_key_file'];
   out['state_file'] = resolveFrom(ctx, String(out['state_file']));
 }
 

@@ -52,6 +52,7 @@ export interface DemandResponseConfig {
   command_topic: string;
   ack_topic: string;
   public_keys: string[];           // Ed25519 public keys (PEM or base64 raw 32 bytes), resolved from *_file too
+  gateway_key?: string;            // the gateway's Ed25519 private key (PKCS#8 PEM) from gateway_key_file: acks are signed with it
   max_clock_skew_ms: number;       // default 30s
   state_file: string;              // where active commands and seen command ids persist; default .state/dr-state.json
   max_concurrency: number;         // controllers commanded at once; default 64

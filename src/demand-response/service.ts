@@ -14,14 +14,14 @@ import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { rateLimitedLogger, type RateLimitedLogger } from '../runtime/rate-limit.js';
 import { METRIC_ATTRS, METRIC_UNITS, METRICS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
-import type { DrAck } from './ack.js';
+import { ackMessage, type DrAck } from './ack.js';
 import { LIMITS, type RejectReason } from './command.js';
 import { DrCoordinator } from './coordinator.js';
 import { ControllerExecutor, type EndpointLookup } from './executor.js';
 import { admit, type Admission } from './intake.js';
 import { zoneControllers, type LoadProvider } from './planner.js';
 import { RejectAnswers, type Held } from './reject-answers.js';
-import { parsePublicKey } from './signing.js';
+import { parsePrivateKey, parsePublicKey } from './signing.js';
 import { DrStateStore, type ActiveCommandRecord } from './state-store.js';
 import { contextFromTraceparent, userProperty } from './trace-context.js';
 
@@ -75,6 +75,8 @@ export interface DemandResponseStatus {
 export class DemandResponseService {
   private readonly deps: DemandResponseDeps;
   private keys: KeyObject[] = [];
+  /** The gateway's own key: every ack is signed with it (undefined: acks go unsigned). */
+  private ackKey: KeyObject | undefined;
   private zones = new Set<string>();
   private store: DrStateStore | undefined;
   private coordinator: DrCoordinator | undefined;
@@ -105,6 +107,8 @@ export class DemandResponseService {
     this.noise = new RejectAnswers(deps.clock, this.noiseIntervalMs, (held) => this.publishHeld(held));
     this.keys = deps.config.public_keys.map((k, i) => parsePublicKey(k, `mqtt.demand_response.public_keys[${i}]`));
     if (this.keys.length === 0) throw new Error('mqtt.demand_response.public_keys: at least one Ed25519 public key is required');
+    this.ackKey = deps.config.gateway_key === undefined ? undefined : parsePrivateKey(deps.config.gateway_key, 'mqtt.demand_response.gateway_key_file');
+    if (this.ackKey === undefined) log.warn('DR acks are not signed (no mqtt.demand_response.gateway_key_file): anyone who may publish on the ack topic can answer in the gateway\'s name');
     this.zones = new Set(zoneControllers(deps.site.devices, deps.profiles).map((c) => c.device.zone));
     this.commands = deps.meter.createCounter(METRICS.drCommands, { unit: METRIC_UNITS.drCommands, description: 'DR commands received, by type and result (accepted or the rejection reason)' });
     this.acksSuppressed = deps.meter.createCounter(METRICS.drAcksSuppressed, {
@@ -285,7 +289,7 @@ export class DemandResponseService {
       return;
     }
     // QoS 1, never retained: an ack is an event, not a state a late subscriber should see as current.
-    client.publish(topic, JSON.stringify(ack), { qos: 1, retain: false }, (err) => {
+    client.publish(topic, ackMessage(ack, this.ackKey), { qos: 1, retain: false }, (err) => {
       if (err) this.deps.logger.warn({ err, command_id: ack.command_id, status: ack.status }, 'DR ack publish failed');
     });
   }

@@ -1,11 +1,14 @@
-// Ed25519 signatures of DR commands (node:crypto). The gateway holds only public keys, so a stolen
-// gateway cannot forge commands. The signed bytes are SIGNING_PREFIX followed by the exact UTF-8
-// bytes of the envelope's `command` string: the prefix separates this use of the EMS key from any
-// other thing it might sign (domain separation), and signing the text as sent avoids JSON
+// Ed25519 signatures of DR commands and acks (node:crypto). The gateway holds only the EMS's
+// public keys, so a stolen gateway cannot forge commands; it signs its acks with its own key, so
+// nobody else on the broker can tell the EMS a curtailment happened. The signed bytes are a prefix
+// followed by the exact UTF-8 bytes of the envelope's text: the prefix separates each use of a key
+// from any other thing it might sign (domain separation), and signing the text as sent avoids JSON
 // canonicalisation differences between the EMS's language and ours.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 
 export const SIGNING_PREFIX = 'ems-dr-cmd-v1\n';
+/** The gateway's acks are signed with its own key under another prefix: neither can pass for the other. */
+export const ACK_SIGNING_PREFIX = 'ems-dr-ack-v1\n';
 
 // DER SubjectPublicKeyInfo header of an Ed25519 key (RFC 8410): the 32 raw key bytes follow it.
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -53,21 +56,17 @@ export function parsePrivateKey(pem: string, where = 'private key'): KeyObject {
   return key;
 }
 
-function signedBytes(commandText: string): Buffer {
-  return Buffer.from(SIGNING_PREFIX + commandText, 'utf8');
+/** Base64 signature over `prefix` + text. */
+function signText(prefix: string, text: string, privateKey: KeyObject): string {
+  return sign(null, Buffer.from(prefix + text, 'utf8'), privateKey).toString('base64');
 }
 
-/** Base64 signature over SIGNING_PREFIX + commandText. */
-export function signCommand(commandText: string, privateKey: KeyObject): string {
-  return sign(null, signedBytes(commandText), privateKey).toString('base64');
-}
-
-/** True when any of the keys verifies the signature. Never throws on hostile input. */
-export function verifyCommand(commandText: string, signatureB64: string, keys: readonly KeyObject[]): boolean {
+/** True when any of the keys verifies the signature over `prefix` + text. Never throws on hostile input. */
+function verifyText(prefix: string, text: string, signatureB64: string, keys: readonly KeyObject[]): boolean {
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(signatureB64)) return false;
   const sig = Buffer.from(signatureB64, 'base64');
   if (sig.length !== 64) return false;
-  const data = signedBytes(commandText);
+  const data = Buffer.from(prefix + text, 'utf8');
   for (const key of keys) {
     try {
       if (verify(null, data, key, sig)) return true;
@@ -76,6 +75,24 @@ export function verifyCommand(commandText: string, signatureB64: string, keys: r
     }
   }
   return false;
+}
+
+/** Base64 signature over SIGNING_PREFIX + commandText (the EMS's side). */
+export function signCommand(commandText: string, privateKey: KeyObject): string {
+  return signText(SIGNING_PREFIX, commandText, privateKey);
+}
+
+export function verifyCommand(commandText: string, signatureB64: string, keys: readonly KeyObject[]): boolean {
+  return verifyText(SIGNING_PREFIX, commandText, signatureB64, keys);
+}
+
+/** Base64 signature over ACK_SIGNING_PREFIX + ackText (the gateway's side). */
+export function signAck(ackText: string, privateKey: KeyObject): string {
+  return signText(ACK_SIGNING_PREFIX, ackText, privateKey);
+}
+
+export function verifyAck(ackText: string, signatureB64: string, keys: readonly KeyObject[]): boolean {
+  return verifyText(ACK_SIGNING_PREFIX, ackText, signatureB64, keys);
 }
 
 export interface GeneratedKeyPair {

@@ -7,10 +7,10 @@
 // Each step prints one `»` line so the viewer knows what to look for.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { LoadedSite } from '../config/site-types.js';
 import { buildCommand, sendCommand, signedMessage } from '../demand-response/sender.js';
-import { generateKeyPair, parsePrivateKey } from '../demand-response/signing.js';
+import { generateKeyPair, parsePrivateKey, parsePublicKey } from '../demand-response/signing.js';
 import { zoneControllers } from '../demand-response/planner.js';
 import type { DemoFleet } from './demo-site.js';
 import type { SiteSimulators } from '../../simulators/modbus/site.js';
@@ -23,12 +23,20 @@ export interface DemoKey {
   publicPem?: string;
 }
 
-/** The demo's DR signing key: a private key under config/keys/ when one is shipped, else one made now. */
-export function demoSigningKey(keysDir: string): DemoKey {
+/**
+ * The demo's DR signing key: a private key under config/keys/ whose public half the site trusts
+ * (`trusted`: its public_keys; the gateway's own ack key is there too and must not be taken), else
+ * one made now.
+ */
+export function demoSigningKey(keysDir: string, trusted: readonly string[]): DemoKey {
+  const raw = (k: KeyObject): string => k.export({ format: 'der', type: 'spki' }).toString('base64');
+  const trustedRaw = new Set(trusted.map((t) => raw(parsePublicKey(t))));
   try {
     for (const f of readdirSync(keysDir).sort()) {
       const text = readFileSync(join(keysDir, f), 'utf8');
-      if (text.includes('PRIVATE KEY')) return { key: parsePrivateKey(text, join(keysDir, f)), source: `config/keys/${f}` };
+      if (!text.includes('PRIVATE KEY')) continue;
+      const key = parsePrivateKey(text, join(keysDir, f));
+      if (trustedRaw.has(raw(createPublicKey(key)))) return { key, source: `config/keys/${f}` };
     }
   } catch {
     // No keys folder: fall through to an ephemeral key.
@@ -94,9 +102,11 @@ export class DemoScenario {
     const reductionMw = Math.max(0.001, Math.round((capacityKw * 0.3) / 10) / 100);
     const cmd = buildCommand({ siteId: site.site.id, zone, type: 'curtail', reductionMw, durationMinutes: 2, commandId: `demo-curtail-${Date.now().toString(36)}` });
     this.deps.print(`» DR: sending a signed curtailment ${cmd.command_id}: ${reductionMw} MW in ${zone} for 2 min (${controllers.length} controllers)`);
+    // The EMS side verifies the gateway's signed acks (the demo site names the gateway's key).
+    const gatewayKeys = dr.gateway_key === undefined ? undefined : [createPublicKey(parsePrivateKey(dr.gateway_key))];
     const res = await sendCommand({
       mqtt: { ...site.mqtt, client_id: `${site.mqtt.client_id}-demo-ems` }, dr, siteId: site.site.id, commandId: cmd.command_id,
-      message: signedMessage(cmd, this.deps.key), timeoutMs: 15_000,
+      message: signedMessage(cmd, this.deps.key), timeoutMs: 15_000, ...(gatewayKeys ? { gatewayKeys } : {}),
     });
     const f = res.final;
     if (!f) this.deps.print(`» DR: no final ack within 15 s (${res.acks.length} acks)`);

@@ -26,12 +26,13 @@ describe('dr CLI and MQTT v5 trace propagation (mosquitto)', () => {
     const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
     try {
       expect(await run(['keygen', '--out', `${dir}/ems`])).toBe(0);
+      expect(await run(['keygen', '--out', `${dir}/gateway`])).toBe(0);
     } finally {
       out.mockRestore();
     }
     rig = await Rig.start({
       profile: loadControllerProfile(), servers: [[1, 2]], clock: systemClock, mqttUrl: broker.url, protocolVersion: 5,
-      dr: { public_keys: [readFileSync(`${dir}/ems.pub`, 'utf8')] },
+      dr: { public_keys: [readFileSync(`${dir}/ems.pub`, 'utf8')], gateway_key: readFileSync(`${dir}/gateway.key`, 'utf8') },
     });
     writeFileSync(`${dir}/site.yaml`, [
       'version: 1',
@@ -69,7 +70,8 @@ describe('dr CLI and MQTT v5 trace propagation (mosquitto)', () => {
     let code: number;
     try {
       code = await run(['send', '--config', `${dir}/site.yaml`, '--key', `${dir}/ems.key`, '--zone', 'zone-a', '--reduction-mw', '0.1',
-        '--duration', '15m', '--command-id', 'cli-1', '--traceparent', `00-${traceId}-1111111111111111-01`, '--timeout', '10s']);
+        '--duration', '15m', '--command-id', 'cli-1', '--traceparent', `00-${traceId}-1111111111111111-01`, '--timeout', '10s',
+        '--gateway-key', `${dir}/gateway.pub`]);
     } finally {
       out.mockRestore();
       err.mockRestore();
@@ -108,7 +110,8 @@ describe('dr CLI and MQTT v5 trace propagation (mosquitto)', () => {
     const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { errs.push(String(chunk)); return true; });
     let code: number;
     try {
-      code = await run(['send', '--config', `${dir}/site.yaml`, '--key', `${dir}/ems.key`, '--zone', 'zone-nowhere', '--reduction-mw', '1', '--timeout', '10s']);
+      code = await run(['send', '--config', `${dir}/site.yaml`, '--key', `${dir}/ems.key`, '--zone', 'zone-nowhere', '--reduction-mw', '1', '--timeout', '10s',
+        '--gateway-key', `${dir}/gateway.pub`]);
     } finally {
       out.mockRestore();
       err.mockRestore();

@@ -2,7 +2,7 @@
 // its rejection reason, and the simulated controllers record zero writes.
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DrAck } from '../../src/demand-response/ack.js';
+import { readAck, type DrAck } from '../../src/demand-response/ack.js';
 import { buildCommand, signedMessage } from '../../src/demand-response/sender.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../simulators/broker.js';
@@ -34,7 +34,10 @@ describe('hostile DR commands (aedes)', () => {
     broker = await startEmbeddedBroker();
     rig = await Rig.start({ profile: loadControllerProfile(), servers: [[1, 2]], clock: systemClock, mqttUrl: broker.url, noiseAnswerIntervalMs: 0 });
     ems = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: 'ems-hostile' });
-    ems.on('message', (_t, p) => received.push(JSON.parse(p.toString()) as DrAck));
+    ems.on('message', (_t, p) => {
+      const r = readAck(p, undefined);
+      if (r.ok) received.push(r.ack);
+    });
     await ems.subscribeAsync(`ems/${SITE_ID}/dr/ack/+`, { qos: 1 });
     const ack = await publishAndWaitAck(original);
     expect(ack).toMatchObject({ status: 'completed', ack_count: 2 });

@@ -3,7 +3,7 @@
 // exports OTLP/HTTP protobuf to a receiver started here, which decodes the bytes with protobufjs
 // against the vendored official OTLP .proto files (never the SDK's in-memory objects). Asserts
 // every seed metric and span: exact names, units, kinds, attribute keys, and the resource.
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -103,9 +103,10 @@ describe('end-to-end OTLP export of a running site', () => {
     // One signed curtailment for zone-a (the demo key: config/keys/README.md).
     const key = createPrivateKey(readFileSync(path.join(ROOT, 'config/keys/demo-dr.key')));
     const cmd = buildCommand({ siteId: site.site.id, zone: 'zone-a', type: 'curtail', reductionMw: 0.1, durationMinutes: 5 });
+    const gatewayKey = createPublicKey(createPrivateKey(readFileSync(path.join(ROOT, 'config/keys/demo-gateway.key'))));
     const res = await sendCommand({
       mqtt: { ...mqtt, client_id: 'e2e-ems' }, dr: mqtt.demand_response, siteId: site.site.id, commandId: cmd.command_id,
-      message: signedMessage(cmd, key), timeoutMs: 10_000,
+      message: signedMessage(cmd, key), timeoutMs: 10_000, gatewayKeys: [gatewayKey],
     });
     expect(res.timedOut).toBe(false);
 

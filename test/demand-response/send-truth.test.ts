@@ -1,0 +1,99 @@
+// `ems-gateway dr send --gateway-key` exits with the truth while someone else on the broker replays
+// the command, publishes `{}` to the command topic and forges acks, on a site with one ack topic for
+// every command (the README's layout): the command ran, so it exits 0, and prints only the
+// gateway's signed answers to it (real mosquitto, MQTT v5).
+import mqtt, { type MqttClient } from 'mqtt';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { run } from '../../src/cli/dr.js';
+import type { DrAck } from '../../src/demand-response/ack.js';
+import { generateKeyPair, parsePrivateKey, signAck } from '../../src/demand-response/signing.js';
+import { systemClock } from '../../src/runtime/clock.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { SITE_ID, loadControllerProfile, tempDir } from './fixtures.js';
+import { Rig } from './harness.js';
+
+describe('dr send tells the truth under a hostile broker client (mosquitto, one ack topic)', () => {
+  let broker: Mosquitto;
+  let rig: Rig;
+  let attacker: MqttClient;
+  const tmp = tempDir();
+  const dir = tmp.dir;
+  const commandTopic = `ems/${SITE_ID}/dr/command`;
+  const ackTopic = `ems/${SITE_ID}/dr/acks`;
+
+  beforeAll(async () => {
+    broker = await startMosquitto();
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      expect(await run(['keygen', '--out', `${dir}/ems`])).toBe(0);
+      expect(await run(['keygen', '--out', `${dir}/gateway`])).toBe(0);
+    } finally {
+      out.mockRestore();
+    }
+    // A slow read-back (400 ms) leaves time for the attack between `accepted` and `completed`.
+    rig = await Rig.start({
+      profile: loadControllerProfile({ verify: { tolerance: 0.1, delay_ms: 400, timeout_ms: 2000 } }), servers: [[1]], clock: systemClock,
+      mqttUrl: broker.url, protocolVersion: 5,
+      dr: { public_keys: [readFileSync(`${dir}/ems.pub`, 'utf8')], gateway_key: readFileSync(`${dir}/gateway.key`, 'utf8'), ack_topic: 'ems/{site}/dr/acks' },
+    });
+    writeFileSync(`${dir}/site.yaml`, [
+      'version: 1', `site: { id: ${SITE_ID}, region: r1, nominal_frequency_hz: 50 }`, 'devices:',
+      '  - { id: lc1, profile: generic-load-controller, host: 127.0.0.1, port: 1502, unit_id: 1, zone: zone-a, capacity_kw: 100 }',
+      'mqtt:', `  url: ${broker.url}`, '  client_id: ems-operator', '  protocol_version: 5', '  demand_response:',
+      '    command_topic: ems/{site}/dr/command', '    ack_topic: ems/{site}/dr/acks', '    public_key_file: ems.pub', '',
+    ].join('\n'));
+    // The attacker may publish anywhere and sees every command: it replays each one, publishes {},
+    // and forges a "rejected" and a "completed with nothing acknowledged" in the gateway's name.
+    const forger = parsePrivateKey(generateKeyPair().privatePem);
+    attacker = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'attacker' });
+    await attacker.subscribeAsync(commandTopic, { qos: 1 });
+    let attacked = false;
+    const send = (topic: string, payload: Buffer | string): void => { attacker.publishAsync(topic, payload, { qos: 1 }).catch(() => undefined); };
+    attacker.on('message', (_topic, payload) => {
+      const env = JSON.parse(payload.toString()) as { command?: string };
+      if (attacked || typeof env.command !== 'string') return;
+      const id = (JSON.parse(env.command) as { command_id: string }).command_id;
+      if (id !== 'truth-1') return;
+      attacked = true; // its own replay comes back to it too
+      const lie = JSON.stringify({ v: 1, command_id: id, site_id: SITE_ID, status: 'rejected', at: new Date().toISOString(), reason: 'expired', detail: 'forged', authenticated: true });
+      const empty = JSON.stringify({ v: 1, command_id: id, site_id: SITE_ID, status: 'completed', at: new Date().toISOString(), ack_count: 0, controller_count: 1, controllers: [] });
+      send(commandTopic, payload);
+      send(commandTopic, '{}');
+      send(ackTopic, JSON.stringify({ ack: lie }));
+      send(ackTopic, JSON.stringify({ ack: lie, signature: signAck(lie, forger) }));
+      send(ackTopic, JSON.stringify({ ack: empty, signature: signAck(empty, forger) }));
+    });
+  });
+  afterAll(async () => {
+    await attacker.endAsync();
+    await rig.stop();
+    await broker.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('exits 0 for the command that ran, prints only its accepted and completed, and notes what it ignored', async () => {
+    const lines: string[] = [];
+    const errs: string[] = [];
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => { lines.push(String(c)); return true; });
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => { errs.push(String(c)); return true; });
+    let code: number;
+    try {
+      code = await run(['send', '--config', `${dir}/site.yaml`, '--key', `${dir}/ems.key`, '--zone', 'zone-a', '--reduction-mw', '0.05',
+        '--duration', '15m', '--command-id', 'truth-1', '--timeout', '10s', '--gateway-key', `${dir}/gateway.pub`]);
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+    const acks = lines.join('').trim().split('\n').map((l) => JSON.parse(l) as DrAck);
+    expect(acks.map((a) => [a.command_id, a.status])).toEqual([['truth-1', 'accepted'], ['truth-1', 'completed']]);
+    expect(code).toBe(0);
+    const notes = errs.join('');
+    expect(notes).toMatch(/ignored a message on the ack topic: unsigned/);
+    expect(notes).toMatch(/signature does not verify with the gateway key/);
+    // The gateway did answer the replay, on the same topic, between accepted and completed.
+    const mine = rig.acks.filter((a) => a.command_id === 'truth-1').map((a) => (a.status === 'rejected' ? `rejected:${a.reason}` : a.status));
+    expect(mine).toEqual(['accepted', 'rejected:replayed', 'completed']);
+    expect(rig.writes()).toBe(1);
+  });
+});

@@ -32,9 +32,9 @@ export function device(id: string, port: number, unitId: number, zone = 'zone-a'
   return { id, profile: 'test-load-controller', host: '127.0.0.1', port, unit_id: unitId, zone, poll_interval_ms: 1000, labels: {}, capacity_kw: capacityKw, enabled: true };
 }
 
-export function siteWith(devices: DeviceConfig[]): SiteConfig {
+export function siteWith(devices: DeviceConfig[], siteId = SITE_ID): SiteConfig {
   return {
-    version: 1, site: { id: SITE_ID, region: 'r1', nominal_frequency_hz: 50 }, devices,
+    version: 1, site: { id: siteId, region: 'r1', nominal_frequency_hz: 50 }, devices,
     telemetry: { service_name: 't', otlp_headers: {}, export_interval_ms: 10_000, export_timeout_ms: 5000, resource_attributes: {}, cardinality_limit: 2000, span_queue_size: 2048, span_batch_size: 512, enabled: false },
     grid: { update_interval_ms: 5000, stale_after_ms: 10_000 },
     alerts: { evaluate_interval_ms: 15_000, stale_meter_data_age_ms: 900_000, drop_ratio: 0.001, dr_ack_rate_min: 0.9, frequency_deviation_hz: 0.5, ingestion_latency_p99_ms: 5000 },

@@ -28,6 +28,10 @@ export interface RigOptions {
   dr?: Partial<DemandResponseConfig>;
   capacityKw?: number;
   checkIntervalMs?: number;
+  /** site.id; default SITE_ID. */
+  siteId?: string;
+  /** Broker credentials of the gateway (mqtt.username / mqtt.password). */
+  mqttAuth?: { username: string; password: string };
   /** DemandResponseDeps.noiseAnswerIntervalMs (0: every rejection answered, for tests of each reason). */
   noiseAnswerIntervalMs?: number;
 }
@@ -73,6 +77,7 @@ export class Rig {
     return {
       url: this.opts.mqttUrl, client_id: 'gw-test', protocol_version: this.opts.protocolVersion ?? 4, session_expiry_ms: 60_000,
       keepalive_ms: 30_000, reconnect_min_ms: 100, reconnect_max_ms: 500, demand_response: this.drConfig(),
+      ...(this.opts.mqttAuth ?? {}),
     };
   }
 
@@ -84,7 +89,7 @@ export class Rig {
     const profiles = new Map([[this.opts.profile.profile, this.opts.profile]]);
     const mqtt = this.mqttConfig();
     const service = new DemandResponseService({
-      config: this.drConfig(), site: siteWith(this.devices), profiles,
+      config: this.drConfig(), site: siteWith(this.devices, this.opts.siteId), profiles,
       endpoints: (d) => this.pool.forDevice(d, this.opts.profile),
       meter: this.meterProvider.getMeter('dr-test'), tracer: this.tracerProvider.getTracer('dr-test'),
       clock: this.opts.clock, logger: silentLogger(), onAck: (a) => this.acks.push(a),

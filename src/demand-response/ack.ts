@@ -35,6 +35,8 @@ export interface RejectedAck extends AckBase {
   /** Rejections of unauthenticated messages and replays held back (rate limit) since the last one answered. */
   suppressed?: number;
   suppressed_reasons?: Partial<Record<RejectReason, number>>;
+  /** True on the answer that closes a burst: it stands for the `suppressed` messages only, not for one of its own. */
+  aggregate?: true;
 }
 
 export interface AcceptedAck extends AckBase {

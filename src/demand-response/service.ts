@@ -273,7 +273,7 @@ export class DemandResponseService {
     this.publish({
       v: 1, command_id: null, site_id: this.deps.site.site.id, status: 'rejected', at: new Date(this.deps.clock.now()).toISOString(),
       reason: top, detail: `${held.total} rejected messages (unauthenticated or replays) were not answered one by one (at most one answer per ${this.noiseIntervalMs} ms)`,
-      authenticated: false, suppressed: held.total, suppressed_reasons: held.byReason,
+      authenticated: false, suppressed: held.total, suppressed_reasons: held.byReason, aggregate: true,
     });
   }
 

@@ -22,6 +22,8 @@ export interface RigOptions {
   profile: DeviceProfile;
   /** Unit ids per server; one server per entry. */
   servers: number[][];
+  /** A Modbus server the test runs itself (e.g. pymodbus): `servers` then names its unit ids, and no simulator starts. */
+  externalPort?: number;
   clock: Clock;
   mqttUrl?: string;
   protocolVersion?: 4 | 5;
@@ -56,6 +58,10 @@ export class Rig {
     const rig = new Rig(opts);
     let n = 0;
     for (const unitIds of opts.servers) {
+      if (opts.externalPort !== undefined) {
+        for (const u of unitIds) rig.devices.push({ ...device(`lc${++n}`, opts.externalPort, u, 'zone-a', opts.capacityKw ?? 100), profile: opts.profile.profile });
+        continue;
+      }
       const units = new Map<number, SimulatedDevice>();
       for (const u of unitIds) units.set(u, createSimulatedDevice(opts.profile, { clock: opts.clock, tickMs: 0 }));
       const server = await startModbusServer({ units });

@@ -1,6 +1,6 @@
 // `ems-gateway dr keygen` and `dr send` against a real mosquitto speaking MQTT v5: the traceparent
 // travels as a user property and the gateway's spans carry the EMS's trace id.
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/cli/dr.js';
 import type { DrAck } from '../../src/demand-response/ack.js';
@@ -9,7 +9,8 @@ import { parsePrivateKey } from '../../src/demand-response/signing.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { SPANS } from '../../src/telemetry/semconv.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
-import { SITE_ID, loadControllerProfile } from './fixtures.js';
+import { keygenBoth, writeCliSite } from './cli-fixture.js';
+import { SITE_ID, loadControllerProfile, tempDir } from './fixtures.js';
 import { Rig } from './harness.js';
 
 describe('dr CLI and MQTT v5 trace propagation (mosquitto)', () => {
@@ -19,36 +20,12 @@ describe('dr CLI and MQTT v5 trace propagation (mosquitto)', () => {
 
   beforeAll(async () => {
     broker = await startMosquitto();
-    // keygen first: the gateway is configured with the public half.
-    const { tempDir } = await import('./fixtures.js');
+    // keygen first: the gateway is configured with the EMS's public half and its own private key.
     const t = tempDir();
     dir = t.dir;
-    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    try {
-      expect(await run(['keygen', '--out', `${dir}/ems`])).toBe(0);
-      expect(await run(['keygen', '--out', `${dir}/gateway`])).toBe(0);
-    } finally {
-      out.mockRestore();
-    }
-    rig = await Rig.start({
-      profile: loadControllerProfile(), servers: [[1, 2]], clock: systemClock, mqttUrl: broker.url, protocolVersion: 5,
-      dr: { public_keys: [readFileSync(`${dir}/ems.pub`, 'utf8')], gateway_key: readFileSync(`${dir}/gateway.key`, 'utf8') },
-    });
-    writeFileSync(`${dir}/site.yaml`, [
-      'version: 1',
-      `site: { id: ${SITE_ID}, region: r1, nominal_frequency_hz: 50 }`,
-      'devices:',
-      '  - { id: lc1, profile: generic-load-controller, host: 127.0.0.1, port: 1502, unit_id: 1, zone: zone-a, capacity_kw: 100 }',
-      'mqtt:',
-      `  url: ${broker.url}`,
-      '  client_id: ems-operator',
-      '  protocol_version: 5',
-      '  demand_response:',
-      '    command_topic: ems/{site}/dr/command',
-      '    ack_topic: ems/{site}/dr/ack/{command_id}',
-      '    public_key_file: ems.pub',
-      '',
-    ].join('\n'));
+    const dr = await keygenBoth(dir);
+    rig = await Rig.start({ profile: loadControllerProfile(), servers: [[1, 2]], clock: systemClock, mqttUrl: broker.url, protocolVersion: 5, dr });
+    writeCliSite(dir, broker.url, 'ems/{site}/dr/ack/{command_id}');
   });
   afterAll(async () => {
     await rig.stop();

@@ -3,13 +3,14 @@
 // every command (the README's layout): the command ran, so it exits 0, and prints only the
 // gateway's signed answers to it (real mosquitto, MQTT v5).
 import mqtt, { type MqttClient } from 'mqtt';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/cli/dr.js';
 import type { DrAck } from '../../src/demand-response/ack.js';
 import { generateKeyPair, parsePrivateKey, signAck } from '../../src/demand-response/signing.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { keygenBoth, writeCliSite } from './cli-fixture.js';
 import { SITE_ID, loadControllerProfile, tempDir } from './fixtures.js';
 import { Rig } from './harness.js';
 
@@ -24,25 +25,13 @@ describe('dr send tells the truth under a hostile broker client (mosquitto, one 
 
   beforeAll(async () => {
     broker = await startMosquitto();
-    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    try {
-      expect(await run(['keygen', '--out', `${dir}/ems`])).toBe(0);
-      expect(await run(['keygen', '--out', `${dir}/gateway`])).toBe(0);
-    } finally {
-      out.mockRestore();
-    }
+    const dr = await keygenBoth(dir);
     // A slow read-back (400 ms) leaves time for the attack between `accepted` and `completed`.
     rig = await Rig.start({
       profile: loadControllerProfile({ verify: { tolerance: 0.1, delay_ms: 400, timeout_ms: 2000 } }), servers: [[1]], clock: systemClock,
-      mqttUrl: broker.url, protocolVersion: 5,
-      dr: { public_keys: [readFileSync(`${dir}/ems.pub`, 'utf8')], gateway_key: readFileSync(`${dir}/gateway.key`, 'utf8'), ack_topic: 'ems/{site}/dr/acks' },
+      mqttUrl: broker.url, protocolVersion: 5, dr: { ...dr, ack_topic: 'ems/{site}/dr/acks' },
     });
-    writeFileSync(`${dir}/site.yaml`, [
-      'version: 1', `site: { id: ${SITE_ID}, region: r1, nominal_frequency_hz: 50 }`, 'devices:',
-      '  - { id: lc1, profile: generic-load-controller, host: 127.0.0.1, port: 1502, unit_id: 1, zone: zone-a, capacity_kw: 100 }',
-      'mqtt:', `  url: ${broker.url}`, '  client_id: ems-operator', '  protocol_version: 5', '  demand_response:',
-      '    command_topic: ems/{site}/dr/command', '    ack_topic: ems/{site}/dr/acks', '    public_key_file: ems.pub', '',
-    ].join('\n'));
+    writeCliSite(dir, broker.url, 'ems/{site}/dr/acks');
     // The attacker may publish anywhere and sees every command: it replays each one, publishes {},
     // and forges a "rejected" and a "completed with nothing acknowledged" in the gateway's name.
     const forger = parsePrivateKey(generateKeyPair().privatePem);

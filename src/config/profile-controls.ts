@@ -5,7 +5,7 @@
 // codec, decoded back, and bounds / never_write checked on what the register will really hold
 // (after rounding to its scale), failing closed on anything it cannot check. ModbusEndpoint.write
 // accepts only a CheckedWrite, and verifies at run time that it was made here.
-import { decodePoint, encodePoint, CodecError } from '../modbus/codec.js';
+import { CodecError, decodePoint, encodePoint, numericValue } from '../modbus/codec.js';
 import type { WriteRequest } from '../modbus/types.js';
 import type { ControlDef, DeviceProfile, PointDef, WordOrder } from './profile-types.js';
 import { wireAddress } from './profile-types.js';
@@ -33,12 +33,6 @@ export function boundsProblem(control: Pick<ControlDef, 'min' | 'max' | 'never_w
   if (typeof value !== 'number' || !Number.isFinite(value)) return `value ${String(value)} is not a finite number`;
   if (value < control.min - EPS || value > control.max + EPS) return `value ${value} outside [${control.min}, ${control.max}]`;
   if (control.never_write?.some((v) => Math.abs(v - value) <= EPS)) return `value ${value} is on the never_write list`;
-  return undefined;
-}
-
-function asNumber(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
-  if (typeof v === 'boolean') return v ? 1 : 0;
   return undefined;
 }
 
@@ -138,7 +132,7 @@ export class WritableControl {
       throw err;
     }
     const back = decodePoint(this.#order, this.def, words, 0, sf);
-    const wire = back.ok ? asNumber(back.value) : undefined;
+    const wire = numericValue(back);
     if (wire === undefined) {
       return { ok: false, problem: `value ${value} cannot be read back from its encoding (${back.ok ? typeof back.value : back.reason}): refused, as it cannot be checked` };
     }

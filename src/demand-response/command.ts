@@ -78,8 +78,7 @@ export class CommandRejection extends Error {
   }
 }
 
-export const COMMAND_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
-const ID_RE = COMMAND_ID_RE;
+const ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const TRACEPARENT_RE = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 // RFC 3339 with an explicit zone: a zone-less time would be read in the gateway's local zone.
 const RFC3339_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(?:Z|([+-])(\d{2}):(\d{2}))$/;

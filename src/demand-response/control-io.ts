@@ -5,7 +5,7 @@
 import type { DeviceProfile, PointDef } from '../config/profile-types.js';
 import { pointWidth, wireAddress } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
-import { decodePoint } from '../modbus/codec.js';
+import { decodePoint, numericValue } from '../modbus/codec.js';
 import type { ModbusEndpointClient } from '../modbus/types.js';
 
 /** A point or control of the profile, to read (scale factors, read-back points). */
@@ -16,16 +16,7 @@ export function findReadPoint(profile: DeviceProfile, id: string): PointDef | un
 /** A decoded value as a number; undefined for sentinels ("not implemented") and non-numbers. */
 export function decodeControl(profile: DeviceProfile, point: PointDef, words: Uint16Array | Uint8Array, sf: number | undefined): number | undefined {
   if (point.table === 'coil' || point.table === 'discrete') return words[0] === undefined ? undefined : words[0] ? 1 : 0;
-  const v: unknown = decodePoint(profile, point, Uint16Array.from(words), 0, sf);
-  return asNumber(v);
-}
-
-function asNumber(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
-  if (typeof v === 'boolean') return v ? 1 : 0;
-  if (typeof v === 'bigint') return Number(v);
-  if (typeof v === 'object' && v !== null && 'value' in v) return asNumber((v as { value: unknown }).value);
-  return undefined;
+  return numericValue(decodePoint(profile, point, Uint16Array.from(words), 0, sf));
 }
 
 /** Reads one point with DR's priority (ahead of queued polls) and decodes it. */

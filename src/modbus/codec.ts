@@ -167,6 +167,13 @@ function decodeNumeric(
   return { ok: true, value, raw };
 }
 
+/** A decoded value as a number (booleans as 0/1); undefined for sentinels, malformed reads, strings and infinities. */
+export function numericValue(d: DecodedValue): number | undefined {
+  if (!d.ok) return undefined;
+  if (typeof d.value === 'boolean') return d.value ? 1 : 0;
+  return typeof d.value === 'number' && Number.isFinite(d.value) ? d.value : undefined;
+}
+
 /**
  * Encode a commanded value (scaled units) into the registers to write: the inverse of decode.
  * Integers round to the nearest raw value, ties away from zero. Throws CodecError when the

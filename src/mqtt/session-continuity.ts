@@ -1,5 +1,6 @@
 // A lost broker session is an event. Every MQTT client of the gateway asks for a persistent
-// session (clean start off; MQTT 5: a session expiry above 0), so that QoS 1 messages published
+// session (clean start off; MQTT 5: a session expiry above 0; the DR client over MQTT 3.1.1 is
+// clean on purpose, see src/demand-response/service.ts), so that QoS 1 messages published
 // while it is away are queued for it. When the broker answers a reconnect with
 // session_present: false after a session existed, those messages are gone: the broker restarted
 // without having saved its sessions (mosquitto saves them only at a clean shutdown or every

@@ -1,38 +1,52 @@
-// The DR command subscription's broker session: a broker that comes back without it (the embedded
-// broker replaced on the same port, as a broker restarted without its saved sessions) is counted
-// for the `dr` client and shown in the service's status; the subscription is made again and a
-// command sent afterwards is answered.
+// The DR command subscription's broker session: a broker that comes back without it (mosquitto
+// restarted on the same port without persistence, as a broker restarted without its saved
+// sessions) is counted for the `dr` client and shown in the service's status; the subscription is
+// made again and a command sent afterwards is answered. The DR client keeps a persistent session
+// over MQTT v5 only: over 3.1.1 it is clean on purpose (docs/demand-response.md, "Retained commands
+// and the MQTT version"), and its status says so.
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/runtime/clock.js';
 import { brokerSession } from '../../src/status/adapters.js';
 import { METRICS } from '../../src/telemetry/semconv.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../simulators/broker.js';
+import { startEmbeddedBroker } from '../../simulators/broker.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { buildCommand, sendCommand, signedMessage } from '../../src/demand-response/sender.js';
 import { KEYS, SITE_ID, loadControllerProfile } from './fixtures.js';
 import { Rig } from './harness.js';
 
 describe('DR client: lost broker session', () => {
-  let broker: EmbeddedBroker | undefined;
+  let broker: Mosquitto | undefined;
   let rig: Rig | undefined;
   afterEach(async () => {
     await rig?.stop();
-    await broker?.close();
+    await broker?.stop();
     rig = undefined;
     broker = undefined;
   });
 
+  it('over MQTT 3.1.1 the DR session is clean on purpose: status says it is not persistent', async () => {
+    const embedded = await startEmbeddedBroker();
+    try {
+      const r = await Rig.start({ profile: loadControllerProfile(), servers: [[1]], clock: systemClock, mqttUrl: embedded.url, protocolVersion: 4 });
+      rig = r;
+      expect(r.service?.status().session).toEqual({ persistent: false, lost: 0 });
+      await r.stop();
+      rig = undefined;
+    } finally {
+      await embedded.close();
+    }
+  });
+
   it('counted as ems.mqtt.session_lost{client="dr"} and in status; commands flow again', async () => {
-    broker = await startEmbeddedBroker();
-    const r = await Rig.start({ profile: loadControllerProfile(), servers: [[1]], clock: systemClock, mqttUrl: broker.url });
+    broker = await startMosquitto();
+    const r = await Rig.start({ profile: loadControllerProfile(), servers: [[1]], clock: systemClock, mqttUrl: broker.url, protocolVersion: 5 });
     rig = r;
     const service = r.service;
     if (!service) throw new Error('no DR service');
     expect(service.status().session).toEqual({ persistent: true, lost: 0 });
     expect(await r.counter(METRICS.mqttSessionLost)).toEqual([{ attrs: { client: 'dr' }, value: 0 }]);
 
-    const port = broker.port;
-    await broker.close();
-    broker = await startEmbeddedBroker({ port });
+    await broker.restart(); // persistence off: the sessions are gone
     await r.waitFor(() => (service.status().session?.lost ?? 0) === 1 && service.connected, 'the DR client back without its session');
     expect(await r.counter(METRICS.mqttSessionLost)).toEqual([{ attrs: { client: 'dr' }, value: 1 }]);
     const shown = service.status().session;

@@ -1,10 +1,12 @@
 // The composition root: builds every part of the gateway from the validated site and hands each
 // exactly what it needs (config slice, Clock, Logger, Meter/Tracer). No part reads config or
 // environment on its own; nothing here is module-level. Start order (stop is the reverse):
-//   telemetry -> status -> meter ingest (MQTT) -> Modbus endpoints + pollers -> grid state -> alerts -> demand response
-// so on stop: DR persists its active commands first, alerts and grid stop, pollers stop, meter ingest
-// stops acknowledging (unacknowledged QoS 1 readings are redelivered by the broker), the status
-// endpoint closes, and telemetry flushes last so the parts' final figures are exported.
+//   telemetry -> status -> delivery (spool, sinks) -> meter ingest (MQTT) -> Modbus endpoints + pollers
+//   -> grid state -> alerts -> demand response
+// so on stop: DR persists its active commands first, alerts and grid stop, pollers stop (their last
+// device samples committed), meter ingest stops acknowledging (unacknowledged QoS 1 readings are
+// redelivered by the broker), the spool closes after everything handed to it is committed, the
+// status endpoint closes, and telemetry flushes last so the parts' final figures are exported.
 import type { DeviceConfig, LoadedSite } from './config/site-types.js';
 import { AlertEvaluator, AlertMetricReader, type AlertOverview } from './alerts/evaluator.js';
 import { snapshotLoadProvider } from './demand-response/load-provider.js';
@@ -15,11 +17,13 @@ import { systemClock, type Clock } from './runtime/clock.js';
 import { Lifecycle, type Part, type StopReport } from './runtime/lifecycle.js';
 import { componentLogger, type Logger } from './runtime/logger.js';
 import { gatewayVersion } from './runtime/version.js';
+import { DeliveryService } from './delivery/delivery-service.js';
+import { DeviceSampleRecorder } from './delivery/device-samples.js';
 import { MeterIngest } from './meters/ingest.js';
 import type { EndpointPool } from './modbus/endpoint-pool.js';
 import { PollerSet } from './modbus/poller-set.js';
 import type { ModbusEndpointClient } from './modbus/types.js';
-import { alertStatus, deviceStatus, DrTally, drStatus, exporterStatus, gridStatus, meterStatus } from './status/adapters.js';
+import { alertStatus, deliveryStatus, deviceStatus, DrTally, drStatus, exporterStatus, gridStatus, meterStatus } from './status/adapters.js';
 import { gatherStatus, type StatusContext, type StatusProviders, type StatusReport } from './status/status-model.js';
 import { StatusServer } from './status/status-server.js';
 import { createTelemetry, type Telemetry, type TelemetryOptions } from './telemetry/setup.js';
@@ -45,6 +49,8 @@ export interface Gateway {
   readonly grid: GridState;
   readonly alerts: AlertEvaluator;
   readonly meters: MeterIngest | undefined;
+  /** The spool and sinks (site `delivery:`); undefined when the site has none. */
+  readonly delivery: DeliveryService | undefined;
   readonly demandResponse: DemandResponseService | undefined;
   readonly endpoints: EndpointPool;
   readonly pollers: PollerSet;
@@ -115,11 +121,23 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     parts.push(statusServer);
   }
 
-  // --- 3. meter ingest over MQTT: only when the site has mqtt.meters ---
+  // --- 3. delivery: the spool opens before anything hands readings to it, and closes after ---
+  let delivery: DeliveryService | undefined;
+  if (site.delivery) {
+    delivery = new DeliveryService({
+      config: site.delivery, site, env: opts.env, meter: telemetry.meter, clock, logger, resourceAttributes: telemetry.settings.resourceAttributes,
+    });
+    parts.push(delivery);
+    const d = delivery;
+    providers.delivery = () => deliveryStatus(d.status());
+  }
+
+  // --- 4. meter ingest over MQTT: only when the site has mqtt.meters ---
   let meters: MeterIngest | undefined;
   if (site.mqtt?.meters) {
     const ingest = new MeterIngest({
       mqtt: site.mqtt, clock, logger, meter: telemetry.meter, tracer: telemetry.tracer, stateFile: site.mqtt.meters.state_file,
+      ...(delivery ? { sink: delivery } : {}),
     });
     meters = ingest;
     gridSources.push(ingest);
@@ -127,8 +145,16 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     providers.meters = () => meterStatus(ingest.status(), alertsOverview());
   }
 
-  // --- 4. Modbus: pollers on one endpoint per host:port, shared with DR writes ---
-  const pollers = new PollerSet(loaded, { clock, logger, meter: telemetry.meter, gaugeProducer: telemetry.gaugeProducer });
+  // --- 5. Modbus: pollers on one endpoint per host:port, shared with DR writes ---
+  const holderPollers: { set?: PollerSet } = {};
+  const recorder = delivery
+    ? new DeviceSampleRecorder(site.devices, () => (holderPollers.set as PollerSet).snapshot, delivery, clock, componentLogger(logger, 'delivery'))
+    : undefined;
+  const pollers = new PollerSet(loaded, {
+    clock, logger, meter: telemetry.meter, gaugeProducer: telemetry.gaugeProducer,
+    ...(recorder?.enabled ? { onCycle: (id: string) => recorder.cycleDone(id) } : {}),
+  });
+  holderPollers.set = pollers;
   const pool = pollers.pool;
   const endpointOf = (d: DeviceConfig): ModbusEndpointClient | undefined => {
     const profile = loaded.profiles.get(d.profile);
@@ -136,24 +162,24 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   };
   if (site.devices.some((d) => d.enabled)) {
     gridSources.push(pollers);
-    parts.push(part('modbus', async () => pollers.start(), () => pollers.stop()));
+    parts.push(part('modbus', async () => pollers.start(), async () => { await pollers.stop(); await recorder?.stop(); }));
     providers.devices = () => deviceStatus(pollers.status(), site.devices);
   }
 
-  // --- 5. grid state: reads the pollers' snapshot and the meter power table ---
+  // --- 6. grid state: reads the pollers' snapshot and the meter power table ---
   const grid = new GridState({
     config: site.grid, site: site.site, sources: gridSources, meter: telemetry.meter, tracer: telemetry.tracer, clock, logger,
   });
   parts.push(grid);
   providers.grid = () => gridStatus(grid.status(), site.site.nominal_frequency_hz, clock.now());
 
-  // --- 6. alerts: the five seed alerts evaluated locally (the uplink may be down) ---
+  // --- 7. alerts: the five seed alerts and the delivery backlog evaluated locally (the uplink may be down) ---
   const alerts = new AlertEvaluator({ config: site.alerts, site: site.site, reader: alertReader, meter: telemetry.meter, clock, logger });
   parts.push(part('alerts', () => alerts.start(), () => alerts.stop()));
   providers.alerts = () => alertStatus(alerts.status());
   alertsOverview = () => alerts.status();
 
-  // --- 7. demand response: only when the site has mqtt.demand_response ---
+  // --- 8. demand response: only when the site has mqtt.demand_response ---
   let dr: DemandResponseService | undefined;
   if (site.mqtt?.demand_response) {
     const tally = new DrTally();
@@ -175,6 +201,7 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     grid,
     alerts,
     meters,
+    delivery,
     demandResponse: dr,
     endpoints: pool,
     pollers,

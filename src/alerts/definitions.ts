@@ -1,13 +1,16 @@
-// The five alerts of the source design, and the gateway's own, as the local evaluator computes
-// them. Windows and `for` durations are the ones in config/alerts/ems.rules.yaml, so the edge box
-// and the central Prometheus agree on when an alert fires; thresholds come from the site's
-// `alerts:` section.
+// The five alerts of the source design, and the gateway's own (broker session lost, delivery
+// backlog), as the local evaluator computes them. Windows and `for` durations are the ones in
+// config/alerts/ems.rules.yaml, so the edge box and the central Prometheus agree on when an alert
+// fires; thresholds come from the site's `alerts:` section.
 import type { AlertConfig, SiteInfo } from '../config/site-types.js';
 import { DR_OUTCOMES } from '../telemetry/semconv.js';
 import { histogramQuantile, type MetricSnapshot } from './metric-window.js';
 
 export type AlertId = 'stale_meter_data' | 'ingestion_drops' | 'dr_not_acknowledged' | 'frequency_excursion' | 'slow_ingestion'
-  | 'broker_session_lost';
+  | 'broker_session_lost' | 'delivery_backlog';
+
+/** Default of alerts.delivery_backlog_age (the schema sets it; fixtures written before it may not). */
+export const DELIVERY_BACKLOG_AGE_MS = 3_600_000;
 
 /** What some alerts need beyond the window's increases. */
 export interface AlertContext {
@@ -30,7 +33,7 @@ export interface AlertDefinition {
   /** One value per label set (region, or '' for site-wide); null when there is nothing to judge. */
   values(window: MetricSnapshot, site: SiteInfo, ctx: AlertContext): Map<string, number | null>;
   /** The label the instances of values() are keyed by, for summaries; default region. */
-  label?: 'region' | 'client';
+  label?: 'region' | 'client' | 'sink';
   /** true when the value is in breach. */
   breached(value: number, threshold: number): boolean;
 }
@@ -106,6 +109,14 @@ export const ALERTS: readonly AlertDefinition[] = [
     id: 'broker_session_lost', prometheusName: 'EmsBrokerSessionLost', windowMs: 15 * MIN, forMs: 0, unit: 'sessions', label: 'client',
     threshold: () => 0,
     values: (w) => new Map(w.sessionLost),
+    breached: (v, t) => v > t,
+  },
+  {
+    // One instance per sink: its oldest unconfirmed reading is older than the threshold, so the
+    // upstream has been down (or too slow) that long.
+    id: 'delivery_backlog', prometheusName: 'EmsDeliveryBacklog', windowMs: 0, forMs: 5 * MIN, unit: 's', label: 'sink',
+    threshold: (c) => (c.delivery_backlog_age_ms ?? DELIVERY_BACKLOG_AGE_MS) / 1000,
+    values: (w) => new Map(w.deliveryOldestAgeS),
     breached: (v, t) => v > t,
   },
 ];

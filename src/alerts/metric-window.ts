@@ -22,10 +22,15 @@ export interface MetricSnapshot {
   sessionLost: Map<string, number>;       // MQTT client -> cumulative lost broker sessions
   /** Latest grid frequency, when the gauge was observed in this collection. */
   frequencyHz: number | null;
+  /** sink -> latest age of its oldest pending reading, s (delivery backlog). */
+  deliveryOldestAgeS: Map<string, number>;
 }
 
 export function emptySnapshot(atMs: number): MetricSnapshot {
-  return { atMs, ingested: new Map(), dropped: new Map(), latency: new Map(), dataAge: new Map(), drCommands: new Map(), sessionLost: new Map(), frequencyHz: null };
+  return {
+    atMs, ingested: new Map(), dropped: new Map(), latency: new Map(), dataAge: new Map(), drCommands: new Map(), sessionLost: new Map(),
+    frequencyHz: null, deliveryOldestAgeS: new Map(),
+  };
 }
 
 const attr = (attrs: Record<string, unknown>, key: string): string => {
@@ -71,6 +76,8 @@ export function snapshotFrom(rm: ResourceMetrics, atMs: number): MetricSnapshot 
     } else if (metric.dataPointType === DataPointType.GAUGE && name === METRICS.gridFrequency) {
       const p = metric.dataPoints[metric.dataPoints.length - 1];
       if (p) s.frequencyHz = p.value;
+    } else if (metric.dataPointType === DataPointType.GAUGE && name === METRICS.deliveryOldestAge) {
+      for (const p of metric.dataPoints) s.deliveryOldestAgeS.set(attr(p.attributes, METRIC_ATTRS.sink), p.value);
     }
   }
   return s;
@@ -104,6 +111,7 @@ export function increase(now: MetricSnapshot, base: MetricSnapshot): MetricSnaps
     drCommands: diffCounts(now.drCommands, base.drCommands),
     sessionLost: diffCounts(now.sessionLost, base.sessionLost),
     frequencyHz: now.frequencyHz,
+    deliveryOldestAgeS: now.deliveryOldestAgeS,
   };
 }
 

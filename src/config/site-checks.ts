@@ -11,6 +11,7 @@ export function checkSite(site: SiteConfig, profiles: ReadonlyMap<string, Device
   checkFrequencySource(site, profiles, ctx);
   checkDemandResponse(site, profiles, ctx);
   checkMeters(site, ctx);
+  checkDelivery(site, ctx);
   checkPollBudget(site, profiles, ctx);
   applyDerivedDefaults(site, profiles);
 }
@@ -98,11 +99,19 @@ function checkMeters(site: SiteConfig, ctx: FileCtx): void {
   });
 }
 
+function checkDelivery(site: SiteConfig, ctx: FileCtx): void {
+  if (site.delivery) return;
+  for (const d of site.devices) {
+    if (d.record === true) ctx.errorAt(d, 'record', 'record: true needs a delivery: section (a spool and at least one sink)');
+  }
+}
+
 function applyDerivedDefaults(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>): void {
   if (site.mqtt && site.mqtt.client_id === undefined) site.mqtt.client_id = `ems-gateway-${site.site.id}`;
   for (const d of site.devices) {
     const kind = profiles.get(d.profile)?.kind;
     if (d.role === undefined && kind !== undefined) d.role = kind;
+    if (site.delivery?.record_devices === true) d.record = true;
   }
   if (site.grid.stale_after_ms === undefined) {
     const slowest = Math.max(0, ...site.devices.filter((d) => d.enabled && profiles.has(d.profile)).map((d) => d.poll_interval_ms));

@@ -22,6 +22,7 @@ export const deviceSchema = obj({
   labels: { s: record(str()), default: {}, doc: 'extra low-cardinality labels' },
   capacity_kw: { s: num({ exclusiveMin: 0 }), doc: 'load controllers: the sheddable load, for DR planning' },
   enabled: { s: bool(), default: true, doc: 'false: configured but not polled or commanded' },
+  record: { s: bool(), default: false, doc: "true: each poll's values go through the delivery spool to the sinks (needs delivery:)" },
 }, { doc: 'A Modbus TCP device wired to a profile.' });
 
 const tls = obj({
@@ -152,7 +153,112 @@ const alerts = obj({
   dr_ack_rate_min: { s: num({ min: 0, max: 1 }), default: 0.9, doc: 'DR not acknowledged: ack rate below this' },
   frequency_deviation_hz: { s: num({ exclusiveMin: 0 }), default: 0.5, doc: 'frequency excursion: |frequency - nominal| above this' },
   ingestion_latency_p99: { s: duration(), default: 5000, doc: 'slow ingestion: ingestion latency P99 above this' },
-}, { doc: "Thresholds of the five alerts; defaults are the source design's." });
+  delivery_backlog_age: { s: duration({ min_ms: 1000 }), default: 3_600_000, doc: "delivery backlog: a sink's oldest pending reading older than this" },
+}, { doc: "Thresholds of the five alerts of the source design (defaults are its own) and of the delivery backlog alert." });
+
+const sinkTls = obj({
+  ca_file: { s: str({ minLength: 1 }), doc: 'CA bundle (PEM) to trust, relative to the site file' },
+  cert_file: { s: str({ minLength: 1 }), doc: 'client certificate (PEM)' },
+  key_file: { s: str({ minLength: 1 }), doc: 'client private key (PEM)' },
+  reject_unauthorized: { s: bool(), default: true, doc: 'false only for a lab server' },
+}, {
+  post(out, ctx) { for (const k of ['ca_file', 'cert_file', 'key_file']) checkPathOption(ctx, out, k); },
+});
+
+/** Keys every sink has; each sink adds its own. */
+const sinkCommon = {
+  batch_max_size: { s: num({ int: true, min: 1, max: 100_000 }), default: 5000, doc: 'readings per upstream request' },
+  batch_max_wait: { s: duration(), default: 200, doc: 'a partial batch waits this long for more readings' },
+  max_rate: { s: num({ min: 0 }), default: 20_000, doc: 'readings/s at most, also while catching up after an outage; 0 = unlimited' },
+  retry_min: { s: duration({ min_ms: 10 }), default: 1000, doc: 'first retry delay (exponential backoff with full jitter)' },
+  retry_max: { s: duration({ min_ms: 10 }), default: 60_000, doc: 'retry delay ceiling' },
+  timeout: { s: duration({ min_ms: 100 }), default: 10_000, doc: 'one upstream request' },
+};
+
+/** `secret` or `secret_file`: at most one; the file's content replaces it. */
+function resolveSecret(out: Obj, ctx: FileCtx, key: string): void {
+  const fileKey = `${key}_file`;
+  if (exclusive(ctx, out, key, fileKey) && typeof out[fileKey] === 'string') {
+    const v = readSecretFile(ctx, out, fileKey, out[fileKey]);
+    if (v !== undefined) out[key] = v;
+  }
+  delete out[fileKey];
+}
+
+function checkRetry(out: Obj, ctx: FileCtx): void {
+  if ((out['retry_min_ms'] as number) > (out['retry_max_ms'] as number)) ctx.errorAt(out, 'retry_min', 'retry_min is longer than retry_max');
+}
+
+const SQL_NAME = { pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)?$', patternHint: 'a table name (letters, digits, "_", optionally schema.table)' };
+const MEASUREMENT = { pattern: '^[A-Za-z_][A-Za-z0-9_.-]*$', patternHint: 'a measurement name (letters, digits, "_", ".", "-")' };
+
+const otlpLogsSink = obj({
+  ...sinkCommon,
+  endpoint: { s: str({ pattern: '^https?://', patternHint: 'an http(s):// URL' }), doc: 'the full logs URL; default OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, else the OTLP base + /v1/logs' },
+  headers: { s: record(str()), default: {}, doc: 'extra HTTP headers; OTEL_EXPORTER_OTLP_LOGS_HEADERS wins' },
+}, { doc: 'Each reading an OTLP log record (event ems.meter.reading) to the collector.', post: checkRetry });
+
+const influxSink = obj({
+  ...sinkCommon,
+  url: { s: str({ pattern: '^https?://', patternHint: 'an http(s):// URL' }), required: true, doc: 'base URL, e.g. http://influx:8086' },
+  api: { s: oneOf(['v1', 'v2'] as const), default: 'v1', doc: 'v1: /write?db= (InfluxDB 1.x, VictoriaMetrics); v2: /api/v2/write with a token (InfluxDB 2.x, 3.x)' },
+  database: { s: str({ minLength: 1 }), doc: 'v1: the database' },
+  retention_policy: { s: str({ minLength: 1 }), doc: 'v1: the retention policy; default the database default' },
+  username: { s: str({ minLength: 1 }), doc: 'v1: user (HTTP basic auth)' },
+  password: { s: str(), doc: 'v1: prefer ${ENV_VAR} or password_file' },
+  password_file: { s: str({ minLength: 1 }), doc: 'file holding the password, relative to the site file' },
+  org: { s: str({ minLength: 1 }), doc: 'v2: the organisation' },
+  bucket: { s: str({ minLength: 1 }), doc: 'v2: the bucket' },
+  token: { s: str(), doc: 'v2: API token; prefer ${ENV_VAR} or token_file' },
+  token_file: { s: str({ minLength: 1 }), doc: 'file holding the token, relative to the site file' },
+  measurement: { s: str(MEASUREMENT), default: 'meter_reading', doc: 'measurement of meter readings' },
+  device_measurement: { s: str(MEASUREMENT), default: 'device_sample', doc: 'measurement of device samples' },
+  tls: { s: sinkTls, doc: 'TLS files for https://' },
+}, {
+  doc: 'InfluxDB line protocol over HTTP (InfluxDB 1.x/2.x/3.x, VictoriaMetrics).',
+  post(out, ctx) {
+    checkRetry(out, ctx);
+    resolveSecret(out, ctx, 'password');
+    resolveSecret(out, ctx, 'token');
+    if (out['api'] === 'v1' && out['database'] === undefined) ctx.errorAt(out, 'api', 'api v1 needs database:');
+    if (out['api'] === 'v2') for (const k of ['org', 'bucket']) if (out[k] === undefined) ctx.errorAt(out, 'api', `api v2 needs ${k}:`);
+  },
+});
+
+const postgresSink = obj({
+  ...sinkCommon,
+  url: { s: str({ pattern: '^postgres(ql)?://', patternHint: 'a postgres:// URL' }), doc: 'connection URL (keep the password out of it: password / password_file)' },
+  host: { s: str({ minLength: 1 }), default: '127.0.0.1', doc: 'server host (when no url)' },
+  port: { s: num({ int: true, min: 1, max: 65535 }), default: 5432, doc: 'server port (when no url)' },
+  database: { s: str({ minLength: 1 }), default: 'ems', doc: 'database (when no url)' },
+  user: { s: str({ minLength: 1 }), default: 'ems', doc: 'user (when no url)' },
+  password: { s: str(), doc: 'prefer ${ENV_VAR} or password_file' },
+  password_file: { s: str({ minLength: 1 }), doc: 'file holding the password, relative to the site file' },
+  table: { s: str(SQL_NAME), default: 'meter_readings', doc: 'meter readings table (primary key meter_id, ts)' },
+  device_table: { s: str(SQL_NAME), default: 'device_samples', doc: 'device samples table (primary key device_id, point, ts)' },
+  create_table: { s: bool(), default: true, doc: 'CREATE TABLE IF NOT EXISTS at start' },
+  tls: { s: sinkTls, doc: 'TLS (sslmode=verify-full with ca_file)' },
+}, {
+  doc: 'PostgreSQL or TimescaleDB: batched INSERT ... ON CONFLICT DO NOTHING, exactly once per (meter_id, ts).',
+  post(out, ctx) { checkRetry(out, ctx); resolveSecret(out, ctx, 'password'); },
+});
+
+const delivery = obj({
+  spool: { s: obj({
+    directory: { s: str({ minLength: 1 }), default: '.state/spool', doc: 'the spool folder (LMDB), relative to the site file' },
+    max_size_mb: { s: num({ min: 1 }), default: 1024, doc: 'bound of the spooled readings in MiB (about 110 bytes per reading)' },
+    max_age: { s: duration({ min_ms: 1000 }), default: 7 * 86_400_000, doc: 'bound of the oldest reading held' },
+    policy: { s: oneOf(['backpressure', 'drop_oldest'] as const), default: 'backpressure', doc: 'when full: stop acknowledging (the broker keeps the readings) or evict the oldest (counted as spool_evicted)' },
+  }, { post(out, ctx) { out['directory'] = resolveFrom(ctx, String(out['directory'])); } }), defaults: true, doc: 'the durable queue on the box' },
+  sinks: { s: obj({
+    otlp_logs: { s: otlpLogsSink, doc: 'OTLP logs to the collector' },
+    influx: { s: influxSink, doc: 'InfluxDB line protocol' },
+    postgres: { s: postgresSink, doc: 'PostgreSQL / TimescaleDB' },
+  }, {
+    post(out, ctx) { if (Object.keys(out).length === 0) ctx.errorAt(out, undefined, 'needs at least one sink (otlp_logs, influx or postgres): readings would have nowhere to go'); },
+  }), required: true, doc: 'where readings go; each sink has its own position in the spool' },
+  record_devices: { s: bool(), default: false, doc: "true: every device's polls are recorded (as record: true on each device)" },
+}, { doc: 'Reading delivery: a durable spool on the box and upstream stores (docs/delivery.md).' });
 
 const status = obj({
   host: { s: str({ minLength: 1 }), default: '127.0.0.1', doc: 'listen address (loopback by default)' },
@@ -171,6 +277,7 @@ export const siteSchema = obj({
   }), required: true, doc: 'who this site is' },
   devices: { s: arr(deviceSchema), default: [], doc: 'Modbus TCP devices' },
   mqtt: { s: mqtt, doc: 'omitted: no MQTT (no meter ingest, no DR)' },
+  delivery: { s: delivery, doc: 'omitted: readings are counted and feed the grid load, but are not stored or forwarded' },
   telemetry: { s: telemetry, defaults: true, doc: 'OpenTelemetry export; OTEL_* environment variables win' },
   grid: { s: grid, defaults: true, doc: 'the grid state' },
   alerts: { s: alerts, defaults: true },

@@ -24,6 +24,7 @@ export interface DeviceConfig {
   labels: Record<string, string>;
   capacity_kw?: number;            // load controllers: the sheddable load, for DR planning
   enabled: boolean;                // default true
+  record?: boolean;                // default false: each poll's values go through the delivery spool and sinks
 }
 
 export interface MqttTls {
@@ -101,6 +102,78 @@ export interface AlertConfig {
   dr_ack_rate_min: number;         // default 0.9
   frequency_deviation_hz: number;  // default 0.5
   ingestion_latency_p99_ms: number;// default 5000
+  delivery_backlog_age_ms?: number; // delivery backlog: a sink's oldest pending reading older than this; default 1h
+}
+
+/** TLS of a sink's connection (files resolved relative to the site file). */
+export interface SinkTlsConfig {
+  ca_file?: string;
+  cert_file?: string;
+  key_file?: string;
+  reject_unauthorized: boolean;    // default true
+}
+
+/** What every sink has: batching, catch-up rate, retry backoff. */
+export interface SinkCommonConfig {
+  batch_max_size: number;          // readings per upstream request; default 5000
+  batch_max_wait_ms: number;       // a partial batch waits this long for more; default 200ms
+  max_rate: number;                // readings/s at most (catch-up after an outage); 0 = unlimited; default 20000
+  retry_min_ms: number;            // first retry delay (exponential backoff with full jitter); default 1s
+  retry_max_ms: number;            // retry ceiling; default 60s
+  timeout_ms: number;              // one request; default 10s
+}
+
+export interface OtlpLogsSinkConfig extends SinkCommonConfig {
+  endpoint?: string;               // full logs URL; default OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, else <OTLP base>/v1/logs
+  headers: Record<string, string>; // OTEL_EXPORTER_OTLP_LOGS_HEADERS / OTEL_EXPORTER_OTLP_HEADERS win
+}
+
+export interface InfluxSinkConfig extends SinkCommonConfig {
+  url: string;                     // base URL, e.g. http://influx:8086
+  api: 'v1' | 'v2';                // v1: /write?db=; v2: /api/v2/write?org=&bucket= with a token
+  database?: string;               // v1
+  retention_policy?: string;       // v1
+  username?: string;               // v1
+  password?: string;               // v1, resolved from password / password_file / ${ENV}
+  org?: string;                    // v2
+  bucket?: string;                 // v2
+  token?: string;                  // v2, resolved from token / token_file / ${ENV}
+  measurement: string;             // meter readings; default meter_reading
+  device_measurement: string;      // device samples; default device_sample
+  tls?: SinkTlsConfig;
+}
+
+export interface PostgresSinkConfig extends SinkCommonConfig {
+  url?: string;                    // postgres://user@host:port/db (no password in it: use password / password_file)
+  host: string;                    // default 127.0.0.1
+  port: number;                    // default 5432
+  database: string;                // default ems
+  user: string;                    // default ems
+  password?: string;               // resolved from password / password_file / ${ENV}
+  table: string;                   // meter readings; default meter_readings
+  device_table: string;            // device samples; default device_samples
+  create_table: boolean;           // CREATE TABLE IF NOT EXISTS at start; default true
+  tls?: SinkTlsConfig;
+}
+
+export interface DeliverySinksConfig {
+  otlp_logs?: OtlpLogsSinkConfig;
+  influx?: InfluxSinkConfig;
+  postgres?: PostgresSinkConfig;
+}
+
+export interface SpoolConfig {
+  directory: string;               // absolute (relative to the site file in YAML); default .state/spool
+  max_size_mb: number;             // bound of the spooled data; default 1024
+  max_age_ms: number;              // bound of the oldest reading; default 7d
+  policy: 'backpressure' | 'drop_oldest'; // default backpressure
+}
+
+/** Where readings go: the durable spool on the box and the upstream sinks. */
+export interface DeliveryConfig {
+  spool: SpoolConfig;
+  sinks: DeliverySinksConfig;
+  record_devices: boolean;         // every device's polls are recorded (as record: true on each); default false
 }
 
 export interface StatusConfig {
@@ -118,6 +191,7 @@ export interface SiteConfig {
   site: SiteInfo;
   devices: DeviceConfig[];
   mqtt?: MqttConfig;
+  delivery?: DeliveryConfig;
   telemetry: TelemetryConfig;
   grid: GridConfig;
   alerts: AlertConfig;

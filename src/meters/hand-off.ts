@@ -141,7 +141,7 @@ export class HandOffPipeline {
     this.writing = true;
     let write: Promise<void>;
     try {
-      write = batch.readings.length > 0 ? this.deps.sink.write(batch.readings) : Promise.resolve();
+      write = batch.readings.length > 0 || batch.rejections.length > 0 ? this.deps.sink.write(batch.readings, batch.rejections) : Promise.resolve();
     } catch (err) {
       write = Promise.reject(err); // a sink that throws instead of rejecting must not break the pump
     }

@@ -1,4 +1,5 @@
 // The shapes that leave the meter ingest: a validated reading and the hand-off target.
+import type { Rejection } from './validate.js';
 
 /** One reading that passed validation and deduplication. Timestamps are normalised to epoch ms. */
 export interface ValidReading {
@@ -20,7 +21,8 @@ export interface ValidReading {
  * Where readings are handed on. The at-least-once boundary: a QoS 1 message is acknowledged to the
  * broker only after `write()` resolved for every reading it carried. A rejected write is retried
  * (the message stays unacknowledged meanwhile), so a sink must tolerate seeing a batch twice.
+ * `dropped` are the batch's rejected readings (a durable sink commits their counts with the batch).
  */
 export interface ReadingSink {
-  write(batch: readonly ValidReading[]): Promise<void>;
+  write(batch: readonly ValidReading[], dropped?: readonly Pick<Rejection, 'region' | 'error_type'>[]): Promise<void>;
 }

@@ -20,6 +20,7 @@ export const METER_ERROR_TYPES = [
   'unknown_region',    // the region is not one of the site's regions (or not a plain name)
   'duplicate',         // same meter_id and timestamp as a reading accepted within dedupe_window_ms
   'kwh_decreasing',    // kwh lower than the meter's latest reading with an earlier timestamp
+  'spool_evicted',     // evicted from a full delivery spool (policy drop_oldest) before every sink had it
 ] as const;
 export type MeterErrorType = (typeof METER_ERROR_TYPES)[number];
 

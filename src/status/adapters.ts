@@ -6,13 +6,14 @@ import type { DrAck } from '../demand-response/ack.js';
 import type { DemandResponseStatus } from '../demand-response/service.js';
 import type { GridSnapshot } from '../grid/grid-state.js';
 import type { DeviceConfig } from '../config/site-types.js';
+import type { DeliveryStatus } from '../delivery/delivery-service.js';
 import type { MeterIngestStatus } from '../meters/ingest-stats.js';
 import type { SessionStatus } from '../mqtt/session-continuity.js';
 import type { DeviceStatus as PollerStatus } from '../modbus/poller.js';
 import type { ExporterHealth } from '../telemetry/export-health.js';
 import type { TelemetrySettings } from '../telemetry/settings.js';
 import type { SpanBooks } from '../telemetry/span-accounting.js';
-import type { AlertStatus, BrokerSessionStatus, DeviceStatus, DrStatus, ExporterStatus, GridStatus, MeterStatus } from './status-model.js';
+import type { AlertStatus, BrokerSessionStatus, DeliveryStatusSection, DeviceStatus, DrStatus, ExporterStatus, GridStatus, MeterStatus } from './status-model.js';
 
 export function gridStatus(snap: GridSnapshot | undefined, nominalHz: number, nowMs: number): GridStatus {
   if (!snap) return { frequency_hz: null, nominal_frequency_hz: nominalHz, generation_mw: null, load_mw: null, updated_age_s: null };
@@ -142,4 +143,18 @@ export function deviceStatus(pollers: PollerStatus[], devices: readonly DeviceCo
     if (p.identity !== undefined) out.identity = p.identity;
     return out;
   });
+}
+
+/** The spool and each sink: state, backlog, oldest pending age and drain estimate. */
+export function deliveryStatus(s: DeliveryStatus | undefined): DeliveryStatusSection {
+  if (s === undefined) throw new Error('delivery not started');
+  const sp = s.spool;
+  return {
+    spool: { directory: sp.directory, policy: sp.policy, bytes: sp.bytes, max_bytes: sp.max_bytes, readings: sp.readings, full: sp.full, disk_full: sp.disk_full },
+    sinks: s.sinks.map((f) => ({
+      name: f.name, target: f.target, state: f.state, backlog: f.pending, oldest_pending_age_s: f.oldest_pending_age_s,
+      delivered_total: f.delivered_total, rejected_total: f.rejected_total, evicted_total: f.evicted_total, rate_per_s: f.rate_per_s,
+      drain_estimate_s: f.drain_estimate_s, ...(f.last_error !== undefined ? { last_error: f.last_error } : {}),
+    })),
+  };
 }

@@ -115,6 +115,28 @@ export interface SpanQueueStatus {
   dropped_by_reason: Record<string, number>;
 }
 
+export interface SinkStatus {
+  name: string;
+  /** Where it delivers (URL or host, no credentials). */
+  target: string;
+  state: 'starting' | 'idle' | 'sending' | 'retrying' | 'stopped';
+  /** Readings in the spool this sink has not confirmed. */
+  backlog: number;
+  oldest_pending_age_s: number;
+  delivered_total: number;
+  rejected_total: number;
+  evicted_total: number;
+  rate_per_s: number;
+  /** Seconds until the backlog is delivered at the current rate; null when nothing drains. */
+  drain_estimate_s: number | null;
+  last_error?: string;
+}
+
+export interface DeliveryStatusSection {
+  spool: { directory: string; policy: string; bytes: number; max_bytes: number; readings: number; full: boolean; disk_full: boolean };
+  sinks: SinkStatus[];
+}
+
 /** Each accessor is cheap and does no I/O. A missing accessor = the part is absent. */
 export interface StatusProviders {
   devices?: () => DeviceStatus[];
@@ -123,9 +145,10 @@ export interface StatusProviders {
   alerts?: () => AlertStatus[];
   demand_response?: () => DrStatus;
   exporter?: () => ExporterStatus;
+  delivery?: () => DeliveryStatusSection;
 }
 
-export const SECTIONS = ['devices', 'meters', 'grid', 'alerts', 'demand_response', 'exporter'] as const;
+export const SECTIONS = ['devices', 'meters', 'grid', 'alerts', 'demand_response', 'exporter', 'delivery'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 
 /** A section whose accessor threw: shown as such, never crashes the endpoint. */
@@ -147,6 +170,7 @@ export interface StatusReport {
   alerts: AlertStatus[] | SectionError | null;
   demand_response: DrStatus | SectionError | null;
   exporter: ExporterStatus | SectionError | null;
+  delivery: DeliveryStatusSection | SectionError | null;
 }
 
 export interface StatusContext {
@@ -184,5 +208,6 @@ export function gatherStatus(ctx: StatusContext): StatusReport {
     alerts: section(p.alerts),
     demand_response: section(p.demand_response),
     exporter: section(p.exporter),
+    delivery: section(p.delivery),
   };
 }

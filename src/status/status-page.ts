@@ -66,6 +66,9 @@ function render(s){
   var e=s.exporter;h=absent(e,'Telemetry export');
   if(h===null){h='<dl class="kv"><dt>OTLP export</dt><dd>'+(!e.enabled?pill('unknown','OFF'):e.healthy===null?pill('unknown','PENDING'):e.healthy?pill('ok','OK'):pill('down','FAILING'))+'</dd><dt>endpoint</dt><dd>'+esc(e.endpoint||'\\u2014')+'</dd><dt>failures</dt><dd>'+esc(e.failures_total===undefined?'\\u2014':e.failures_total)+'</dd>'+(e.spans?'<dt>span queue</dt><dd>'+esc(e.spans.queued)+' / '+esc(e.spans.queue_size)+'</dd><dt>spans dropped</dt><dd>'+(e.spans.dropped_total>0?pill('down',String(e.spans.dropped_total)):'0')+(e.spans.dropped_total>0?' <span class="muted">'+Object.keys(e.spans.dropped_by_reason).filter(function(k){return e.spans.dropped_by_reason[k]>0}).map(function(k){return esc(k.replace('_',' '))+' '+esc(e.spans.dropped_by_reason[k])}).join(', ')+'</span>':'')+'</dd>':'')+'</dl>'+(e.last_error?'<p class="err">'+esc(e.last_error)+'</p>':'')}
   $('exporter').innerHTML=h;
+  var dl=s.delivery;h=absent(dl,'Reading delivery');
+  if(h===null){var sp=dl.spool;h='<dl class="kv"><dt>spool</dt><dd>'+(sp.disk_full?pill('down','DISK FULL'):sp.full?pill('pending','FULL'):pill('ok','OK'))+' '+esc(sp.readings)+' readings, '+num(sp.bytes/1048576,1)+' of '+num(sp.max_bytes/1048576,0)+' MiB ('+esc(sp.policy)+')</dd></dl><table><tr><th>sink</th><th>state</th><th>backlog</th><th>oldest</th><th>drains in</th><th>delivered</th><th>target</th></tr>'+dl.sinks.map(function(k){return '<tr><td><b>'+esc(k.name)+'</b></td><td>'+pill(k.state==='retrying'?'down':k.state==='stopped'?'stopped':'ok',k.state.toUpperCase())+'</td><td>'+esc(k.backlog)+'</td><td>'+(k.backlog>0?age(k.oldest_pending_age_s):'\u2014')+'</td><td>'+(k.drain_estimate_s===null?'\u2014':until(k.drain_estimate_s))+'</td><td>'+esc(k.delivered_total)+'</td><td class="err" style="color:#374151">'+esc(k.target)+(k.last_error?'<br><span class="err">'+esc(k.last_error)+'</span>':'')+'</td></tr>'}).join('')+'</table>'}
+  $('delivery').innerHTML=h;
   $('parts').innerHTML=s.parts.map(function(p){return pill(p.state,p.name+': '+p.state)+(p.error?' <span class="err">'+esc(p.error)+'</span>':'')}).join(' ');
 }
 function tick(){
@@ -90,6 +93,7 @@ export function renderStatusPage(site: { id: string; region: string; name?: stri
 <section><h2>Grid</h2><div id="grid"></div></section>
 <section><h2>Demand response</h2><div id="dr"></div></section>
 <section><h2>Telemetry export</h2><div id="exporter"></div></section>
+<section class="wide"><h2>Reading delivery</h2><div id="delivery"></div></section>
 <section class="wide"><h2>Gateway parts</h2><div id="parts"></div></section>
 </main>
 <noscript><p style="padding:0 24px">This page needs JavaScript to refresh; the raw figures are at <a href="/status">/status</a>.</p></noscript>

@@ -31,6 +31,16 @@ export const METRICS = {
   telemetrySpansDropped: 'ems.telemetry.spans_dropped',            // counter {reason} (gateway): spans that never reached the collector
   mqttSessionLost: 'ems.mqtt.session_lost',                        // counter {client} (gateway): broker answered a reconnect without our persistent session
   alertFiring: 'ems.alert.firing',                                 // gauge 0/1 {alert} (gateway)
+  // --- delivery (spool and sinks, gateway) ---
+  deliveryDelivered: 'ems.delivery.delivered',                     // counter {sink}: readings the upstream confirmed
+  deliveryPending: 'ems.delivery.pending',                         // gauge {sink}: readings in the spool not yet confirmed
+  deliveryOldestAge: 'ems.delivery.oldest_pending_age_seconds',    // gauge s {sink}: the backlog alert
+  deliveryLatency: 'ems.delivery.latency_ms',                      // histogram ms {sink}: arrival to upstream confirm
+  deliveryFailures: 'ems.delivery.failures',                       // counter {sink, error_type}: failed upstream requests
+  deliveryRejected: 'ems.delivery.rejected',                       // counter {sink, error_type}: poison readings dropped alone
+  deliveryEvicted: 'ems.delivery.evicted',                         // counter {sink}: evicted before this sink had them
+  spoolBytes: 'ems.spool.bytes',                                   // gauge By
+  spoolReadings: 'ems.spool.readings',                             // gauge: readings held
 } as const;
 
 /**
@@ -64,6 +74,15 @@ export const METRIC_UNITS = {
   modbusPollCycleDuration: 'ms',
   modbusPollOverruns: '{cycle}',
   modbusMalformedFrames: '{frame}',
+  deliveryDelivered: '{reading}',
+  deliveryPending: '{reading}',
+  deliveryOldestAge: 's',
+  deliveryLatency: 'ms',
+  deliveryFailures: '{request}',
+  deliveryRejected: '{reading}',
+  deliveryEvicted: '{reading}',
+  spoolBytes: 'By',
+  spoolReadings: '{reading}',
   alertFiring: '{alert}',   // not '1': the Prometheus exporter would append _ratio to a gauge with unit 1
 } as const satisfies Partial<Record<keyof typeof METRICS, string>>;
 
@@ -135,6 +154,28 @@ export const SPAN_ATTRS = {
   gridSourcesExcluded: 'ems.grid.sources_excluded',         // (gateway)
 } as const;
 
+/** Event names of the per-reading OTLP log records (the otlp_logs sink). */
+export const LOG_EVENTS = {
+  meterReading: 'ems.meter.reading',
+  deviceSample: 'ems.device.sample',
+} as const;
+
+/** Attribute keys of those log records (per-reading: meter_id belongs here, never on a metric). */
+export const LOG_ATTRS = {
+  meterId: 'ems.meter_id',
+  region: 'ems.region',
+  kwh: 'ems.kwh',
+  voltage: 'ems.voltage',
+  current: 'ems.current',
+  powerFactor: 'ems.power_factor',
+  powerW: 'ems.power_w',
+  deviceId: 'ems.device_id',
+  zone: 'ems.zone',
+  role: 'ems.role',
+  /** A device sample's point values: `ems.point.<point id>`. */
+  pointPrefix: 'ems.point.',
+} as const;
+
 /** Metric attribute keys: low cardinality only. `meter_id` is never one of them. */
 export const METRIC_ATTRS = {
   region: 'region',
@@ -154,6 +195,7 @@ export const METRIC_ATTRS = {
   kind: 'kind',
   reason: 'reason',
   client: 'client',
+  sink: 'sink',
 } as const;
 
 /** Resource attribute keys (beyond the OTel standard service.* / host.name). */
@@ -172,6 +214,8 @@ export const BUCKETS = {
   dataAgeSeconds: [1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 86400],
   modbusRequestMs: [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
   pollCycleMs: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
+  // Arrival to upstream confirm: milliseconds when all is well, hours to a day after an outage.
+  deliveryLatencyMs: [10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 900000, 3600000, 21600000, 86400000],
 } as const;
 
 /**

@@ -57,6 +57,7 @@ describe('rule file metric names', () => {
       prometheusName(METRICS.drControllerCommands, METRIC_UNITS.drControllerCommands, 'counter'),
       prometheusName(METRICS.gridFrequency, METRIC_UNITS.gridFrequency, 'gauge'),
       prometheusName(METRICS.mqttSessionLost, METRIC_UNITS.mqttSessionLost, 'counter'),
+      prometheusName(METRICS.deliveryOldestAge, METRIC_UNITS.deliveryOldestAge, 'gauge'),
     ]);
     expect(used.size).toBe(exported.size);
     for (const name of used) expect(exported, name ?? '').toContain(name);

@@ -1,0 +1,158 @@
+// The delivery part of the gateway: the spool, one forwarder per configured sink, and the seam to
+// the meter ingest (a ReadingSink whose write() resolves after the durable commit, so the QoS 1
+// PUBACKs wait for it) and to the pollers (device samples). Started before the meter ingest and
+// stopped after it, so every reading handed off before the stop is committed.
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { Meter } from '@opentelemetry/api';
+import type { DeliveryConfig, SiteConfig } from '../config/site-types.js';
+import type { ReadingSink, ValidReading } from '../meters/types.js';
+import type { MeterErrorType, Rejection } from '../meters/validate.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import { DeliveryTelemetry } from './delivery-telemetry.js';
+import { SinkForwarder, type ForwarderStatus } from './forwarder.js';
+import type { MeterRecord, SpoolRecord } from './records.js';
+import { InfluxSink } from './sinks/influx.js';
+import { OtlpLogsSink } from './sinks/otlp-logs.js';
+import { PostgresSink } from './sinks/postgres.js';
+import type { DeliverySink } from './sinks/sink.js';
+import { Spool, type SpoolState } from './spool.js';
+import { LmdbSpoolStore, type SpoolStore } from './spool-store.js';
+import type { IngestDelta, SpoolTotals } from './totals.js';
+
+/** error_type of ems.meter.readings_dropped for readings evicted from a full spool (drop_oldest). */
+export const SPOOL_EVICTED: MeterErrorType = 'spool_evicted';
+
+export interface DeliveryDeps {
+  config: DeliveryConfig;
+  site: SiteConfig;
+  env: NodeJS.ProcessEnv;
+  meter: Meter;
+  clock: Clock;
+  logger: Logger;
+  /** Resource attributes of the log records (the telemetry settings' resource). */
+  resourceAttributes?: Record<string, string>;
+  /** Tests: another store (fault injection) or sinks of their own. */
+  store?: () => SpoolStore;
+  sinks?: DeliverySink[];
+  random?: () => number;
+}
+
+export interface DeliveryStatus {
+  spool: SpoolState & { directory: string; max_bytes: number; policy: string };
+  sinks: ForwarderStatus[];
+}
+
+export function buildSinks(config: DeliveryConfig, site: SiteConfig, env: NodeJS.ProcessEnv, resourceAttributes: Record<string, string>): DeliverySink[] {
+  const out: DeliverySink[] = [];
+  const s = config.sinks;
+  if (s.otlp_logs) out.push(new OtlpLogsSink(s.otlp_logs, site.telemetry, env, resourceFromAttributes(resourceAttributes)));
+  if (s.influx) out.push(new InfluxSink(s.influx, site.site.id));
+  if (s.postgres) out.push(new PostgresSink(s.postgres, site.site.id));
+  return out;
+}
+
+export class DeliveryService implements ReadingSink {
+  readonly name = 'delivery';
+  private spool: Spool | undefined;
+  private forwarders: SinkForwarder[] = [];
+  private telemetry: DeliveryTelemetry | undefined;
+  private readonly sinks: DeliverySink[];
+  private readonly log: Logger;
+
+  constructor(private readonly deps: DeliveryDeps) {
+    this.log = deps.logger.child({ component: 'delivery' });
+    this.sinks = deps.sinks ?? buildSinks(deps.config, deps.site, deps.env, deps.resourceAttributes ?? { 'service.name': deps.site.telemetry.service_name });
+  }
+
+  async start(): Promise<void> {
+    const { config, clock } = this.deps;
+    const maxBytes = config.spool.max_size_mb * 1024 * 1024;
+    const store = this.deps.store?.() ?? new LmdbSpoolStore(config.spool.directory);
+    const spool = Spool.open(store, {
+      maxBytes, maxAgeMs: config.spool.max_age_ms, policy: config.spool.policy, sinks: this.sinks.map((s) => s.type), clock, logger: this.log,
+      onEvicted: (byRegion, bySink) => {
+        this.telemetry?.recordSpoolEvicted(byRegion, SPOOL_EVICTED);
+        for (const [sink, n] of bySink) this.telemetry?.recordEvicted(sink, n);
+      },
+    });
+    this.spool = spool;
+    this.telemetry = new DeliveryTelemetry(this.deps.meter, {
+      sinks: () => this.forwarders.map((f) => { const s = f.status(); return { name: s.name, pending: s.pending, oldestAgeS: s.oldest_pending_age_s }; }),
+      spool: () => { const st = spool.state(); return { bytes: st.bytes, readings: st.readings }; },
+    });
+    const telemetry = this.telemetry;
+    this.forwarders = this.sinks.map((sink) => new SinkForwarder({
+      sink, name: sink.type, config: sinkCommon(config, sink.type), spool, telemetry, clock, logger: this.log,
+      ...(this.deps.random ? { random: this.deps.random } : {}),
+    }));
+    for (const f of this.forwarders) f.start();
+    const st = spool.state();
+    this.log.info({
+      directory: config.spool.directory, spool_readings: st.readings, spool_bytes: st.bytes, policy: config.spool.policy,
+      sinks: this.sinks.map((s) => `${s.type} -> ${s.target}`),
+    }, 'delivery started');
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.forwarders.map((f) => f.stop()));
+    await Promise.all(this.sinks.map((s) => s.close().catch(() => undefined)));
+    this.telemetry?.close();
+    await this.spool?.close();
+    this.spool = undefined;
+  }
+
+  /** The meter ingest's hand-off: resolves once the batch and its counts are committed and fsynced. */
+  async write(batch: readonly ValidReading[], dropped: readonly Pick<Rejection, 'region' | 'error_type'>[] = []): Promise<void> {
+    const spool = this.requireSpool();
+    const offset = this.deps.clock.now() - this.deps.clock.monotonic();
+    const records: MeterRecord[] = batch.map((r) => ({
+      kind: 'meter', meter_id: r.meter_id, region: r.region, timestamp_ms: r.timestamp_ms, kwh: r.kwh, voltage: r.voltage,
+      current: r.current, power_factor: r.power_factor, power_w: r.power_w, arrived_ms: r.arrived_at + offset,
+    }));
+    const delta: IngestDelta = { ingested: new Map(), dropped: new Map() };
+    for (const r of batch) delta.ingested.set(r.region, (delta.ingested.get(r.region) ?? 0) + 1);
+    for (const d of dropped) {
+      let m = delta.dropped.get(d.region);
+      if (m === undefined) delta.dropped.set(d.region, (m = new Map()));
+      m.set(d.error_type, (m.get(d.error_type) ?? 0) + 1);
+    }
+    await spool.append(records, delta);
+    this.notify();
+  }
+
+  /** Device samples (and anything else not acknowledged to a broker): committed like readings. */
+  async append(records: readonly SpoolRecord[]): Promise<void> {
+    await this.requireSpool().append(records);
+    this.notify();
+  }
+
+  /** The totals committed with the spool (cumulative ingested/dropped and per-sink delivery). */
+  totals(): SpoolTotals | undefined { return this.spool?.totalsSnapshot(); }
+
+  status(): DeliveryStatus | undefined {
+    const spool = this.spool;
+    if (!spool) return undefined;
+    const cfg = this.deps.config.spool;
+    return {
+      spool: { ...spool.state(), directory: cfg.directory, max_bytes: cfg.max_size_mb * 1024 * 1024, policy: cfg.policy },
+      sinks: this.forwarders.map((f) => f.status()),
+    };
+  }
+
+  /** For tests and the benchmark: the spool itself. */
+  get spoolForTests(): Spool | undefined { return this.spool; }
+
+  private notify(): void { for (const f of this.forwarders) f.notify(); }
+
+  private requireSpool(): Spool {
+    if (!this.spool) throw new Error('delivery: the spool is not open (started?)');
+    return this.spool;
+  }
+}
+
+function sinkCommon(config: DeliveryConfig, type: DeliverySink['type']) {
+  const c = config.sinks[type];
+  if (c === undefined) throw new Error(`delivery: no configuration for sink ${type}`);
+  return c;
+}

@@ -1,0 +1,405 @@
+// The spool: the box's durable queue between the meter ingest (and device polls) and the sinks.
+// append() resolves once a batch is committed and fsynced (the meter ingest sends its PUBACKs
+// then); each sink reads from its own position and confirms what the upstream took; an entry is
+// deleted once every sink is past it. Bounded by bytes and age: under `backpressure` append()
+// waits for room (the broker keeps what is unacknowledged), under `drop_oldest` the oldest
+// entries are evicted and every reading a sink had not confirmed is counted. The cumulative
+// totals (ingested and dropped per region and error type, per-sink delivery) are committed in the
+// same transaction as the batch or the position they describe.
+import type { Clock, ClockTimer } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import { decodeEntry, encodeEntry, entryCount, firstArrivedMs, recordRegion, type Sequenced, type SpoolRecord } from './records.js';
+import { isDiskFull, type SpoolStore } from './spool-store.js';
+import { emptyTotals, type IngestDelta, type SinkTotals, type SpoolTotals } from './totals.js';
+
+export type SpoolPolicy = 'backpressure' | 'drop_oldest';
+
+export interface SpoolOptions {
+  maxBytes: number;
+  maxAgeMs: number;
+  policy: SpoolPolicy;
+  /** The configured sinks: each gets a position; positions of sinks no longer configured are dropped. */
+  sinks: readonly string[];
+  clock: Clock;
+  logger: Logger;
+  /** Readings evicted before every sink had them (drop_oldest, or the age bound): region -> count. */
+  onEvicted?: (byRegion: Map<string, number>, bySink: Map<string, number>) => void;
+}
+
+/** LMDB's per-entry overhead beyond key and value, roughly (node header and page slack). */
+const ENTRY_OVERHEAD = 24;
+const RECHECK_MS = 1000;
+
+interface IndexEntry { key: number; count: number; bytes: number; arrivedMs: number }
+
+export interface ReadResult {
+  records: Sequenced[];
+  /** Sequence numbers in the range whose records failed their checksum. */
+  corrupt: number[];
+  /** The position after this read (exclusive). */
+  next: number;
+}
+
+export interface SpoolState {
+  bytes: number;
+  readings: number;
+  entries: number;
+  full: boolean;
+  disk_full: boolean;
+  oldest_arrived_ms: number | undefined;
+}
+
+export class Spool {
+  private readonly index: IndexEntry[] = [];
+  private indexStart = 0;
+  private head = 0;
+  private bytes = 0;
+  private readonly positions = new Map<string, number>();
+  private totals: SpoolTotals = emptyTotals();
+  private full = false;
+  private diskFull = false;
+  private diskRetryAt = 0;
+  private closed = false;
+  private spaceWaiters: Array<() => void> = [];
+  private recheck: ClockTimer | undefined;
+  private writes = new Set<Promise<unknown>>();
+
+  private constructor(private readonly store: SpoolStore, private readonly opts: SpoolOptions) {}
+
+  /** Opens (or creates) the spool in `store`, rebuilding its index from what is committed. */
+  static open(store: SpoolStore, opts: SpoolOptions): Spool {
+    const s = new Spool(store, opts);
+    s.load();
+    return s;
+  }
+
+  private load(): void {
+    const { store } = this;
+    this.index.length = 0;
+    this.indexStart = 0;
+    this.bytes = 0;
+    const raw: Array<{ key: number; bytes: number; arrivedMs: number; count: number }> = [];
+    for (const e of store.entries()) {
+      raw.push({ key: e.key, bytes: e.value.length + 8 + ENTRY_OVERHEAD, arrivedMs: firstArrivedMs(e.value) ?? this.opts.clock.now(), count: entryCount(e.value) });
+    }
+    const storedHead = store.getMeta('head');
+    const last = raw[raw.length - 1];
+    this.head = Math.max(typeof storedHead === 'number' ? storedHead : 0, last ? last.key + last.count : 0);
+    // An entry covers the sequence numbers up to the next entry's key (or the head): a corrupt
+    // header cannot shift the numbering of anything after it.
+    raw.forEach((e, i) => {
+      const end = raw[i + 1]?.key ?? this.head;
+      this.index.push({ key: e.key, count: Math.max(0, end - e.key), bytes: e.bytes, arrivedMs: e.arrivedMs });
+      this.bytes += e.bytes;
+    });
+    const t = store.getMeta('totals');
+    this.totals = isTotals(t) ? t : emptyTotals();
+    const oldest = this.oldestKey();
+    this.positions.clear();
+    for (const name of this.opts.sinks) {
+      const p = store.getMeta(`pos/${name}`);
+      // A sink new to this spool starts at the oldest reading still held (it gets the backlog).
+      const pos = typeof p === 'number' ? Math.min(Math.max(p, oldest), this.head) : oldest;
+      this.positions.set(name, pos);
+      if (this.totals.sinks[name] === undefined) this.totals.sinks[name] = { ingested: this.head - pos, delivered: 0, rejected: {}, evicted: 0 };
+    }
+    for (const k of store.metaKeys()) {
+      if (k.startsWith('pos/') && !this.positions.has(k.slice(4))) void this.track(store.removeMeta(k));
+    }
+    for (const name of Object.keys(this.totals.sinks)) if (!this.positions.has(name)) delete this.totals.sinks[name];
+    this.removeConfirmed();
+  }
+
+  /** The cumulative totals as committed (for resuming exported counters after a restart). */
+  totalsSnapshot(): SpoolTotals { return structuredClone(this.totals); }
+
+  position(sink: string): number { return this.positions.get(sink) ?? this.head; }
+  get headSeq(): number { return this.head; }
+
+  pending(sink: string): number { return this.head - this.position(sink); }
+
+  sinkTotals(sink: string): SinkTotals | undefined { return this.totals.sinks[sink]; }
+
+  state(): SpoolState {
+    const first = this.index[this.indexStart];
+    return {
+      bytes: this.bytes, readings: first ? this.head - first.key : 0, entries: this.index.length - this.indexStart,
+      full: this.full, disk_full: this.diskFull, oldest_arrived_ms: first?.arrivedMs,
+    };
+  }
+
+  /** Wall-clock arrival of the oldest reading `sink` has not confirmed; undefined when none. */
+  oldestPendingArrivedMs(sink: string): number | undefined {
+    const pos = this.position(sink);
+    if (pos >= this.head) return undefined;
+    const i = this.findEntry(pos);
+    const e = this.index[i];
+    if (e === undefined) return undefined;
+    if (pos === e.key) return e.arrivedMs;
+    const value = this.store.getEntry(e.key);
+    const rec = value ? decodeEntry(value, e.key).records.find((r) => r.seq >= pos) : undefined;
+    return rec?.record.arrived_ms ?? e.arrivedMs;
+  }
+
+  /**
+   * Commits one batch durably, with the ingest counts it carries. Resolves after the fsync. While
+   * the spool (or the disk) is full: waits under `backpressure`, evicts under `drop_oldest`.
+   */
+  async append(records: readonly SpoolRecord[], delta: IngestDelta = { ingested: new Map(), dropped: new Map() }): Promise<void> {
+    if (records.length === 0 && delta.ingested.size === 0 && delta.dropped.size === 0) return;
+    const value = records.length > 0 ? encodeEntry(records) : undefined;
+    const size = value ? value.length + 8 + ENTRY_OVERHEAD : 0;
+    for (;;) {
+      for (;;) {
+        if (this.closed) throw new Error('spool closed');
+        if (!this.wouldOverflow(size)) break;
+        if (this.opts.policy === 'drop_oldest' && this.evictFor(size)) break;
+        if (!this.diskFull) this.setFull(true);
+        await this.waitForSpace();
+      }
+      if (!this.diskFull) this.setFull(false);
+      try {
+        await this.commit(records, value, size, delta);
+        this.setDiskFull(false);
+        return;
+      } catch (err) {
+        // The transaction did not commit: the disk is the truth, rebuild the index from it.
+        await this.settle();
+        this.load();
+        if (!isDiskFull(err)) throw err;
+        // A full disk is a full spool: wait (backpressure) or evict (drop_oldest), then try again.
+        this.setDiskFull(true);
+        this.diskRetryAt = this.opts.clock.now() + RECHECK_MS;
+      }
+    }
+  }
+
+  private commit(records: readonly SpoolRecord[], value: Buffer | undefined, size: number, delta: IngestDelta): Promise<unknown> {
+    const writes: Array<Promise<unknown>> = [];
+    if (value !== undefined) {
+      const key = this.head;
+      this.head += records.length;
+      this.index.push({ key, count: records.length, bytes: size, arrivedMs: records[0]?.arrived_ms ?? this.opts.clock.now() });
+      this.bytes += size;
+      for (const t of Object.values(this.totals.sinks)) t.ingested += records.length;
+      writes.push(this.store.putEntry(key, value), this.store.putMeta('head', this.head));
+    }
+    addDelta(this.totals, delta);
+    writes.push(this.store.putMeta('totals', this.totals));
+    return this.track(Promise.all(writes));
+  }
+
+  /** Up to `max` records of `sink` from its position on, in sequence order. */
+  read(sink: string, max: number): ReadResult {
+    const from = this.position(sink);
+    const out: ReadResult = { records: [], corrupt: [], next: from };
+    let i = this.findEntry(from);
+    while (out.next < this.head && out.next - from < max) {
+      const e = this.index[i++];
+      if (e === undefined) break;
+      const value = this.store.getEntry(e.key);
+      const decoded = value ? decodeEntry(value, e.key) : { records: [], corrupt: e.count };
+      const end = Math.min(e.key + e.count, from + max);
+      let seq = Math.max(out.next, e.key);
+      for (const r of decoded.records) {
+        if (r.seq < seq || r.seq >= end) continue;
+        while (seq < r.seq) out.corrupt.push(seq++);
+        out.records.push(r);
+        seq = r.seq + 1;
+      }
+      while (seq < end) out.corrupt.push(seq++);
+      out.next = end;
+    }
+    return out;
+  }
+
+  /**
+   * Moves `sink` to `next`: every reading in [from, next) was taken by the upstream except the
+   * `rejected` ones (sequence number -> error_type). Readings an eviction already took from this
+   * sink are not counted twice. Returns the number counted as delivered.
+   */
+  async confirm(sink: string, from: number, next: number, rejected: ReadonlyMap<number, string> = new Map()): Promise<number> {
+    const pos = this.position(sink);
+    const t = this.totals.sinks[sink];
+    if (t === undefined || next <= pos) return 0;
+    const start = Math.max(pos, from);
+    let rejectedHere = 0;
+    for (const [seq, type] of rejected) {
+      if (seq < start || seq >= next) continue;
+      t.rejected[type] = (t.rejected[type] ?? 0) + 1;
+      rejectedHere++;
+    }
+    const delivered = next - start - rejectedHere;
+    t.delivered += delivered;
+    this.positions.set(sink, next);
+    const writes = [this.store.putMeta(`pos/${sink}`, next), this.store.putMeta('totals', this.totals), ...this.removeConfirmed()];
+    await this.track(Promise.all(writes));
+    return delivered;
+  }
+
+  /** Stops waiting appends (they reject; their messages stay unacknowledged) and closes the store. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.recheck !== undefined) this.opts.clock.clearTimeout(this.recheck);
+    this.recheck = undefined;
+    for (const w of this.spaceWaiters.splice(0)) w();
+    await this.settle();
+    await this.store.close();
+  }
+
+  private oldestKey(): number { return this.index[this.indexStart]?.key ?? this.head; }
+
+  private minPosition(): number {
+    let min = this.head;
+    for (const p of this.positions.values()) min = Math.min(min, p);
+    return min;
+  }
+
+  /** Index of the entry holding `seq` (or the first after it). */
+  private findEntry(seq: number): number {
+    let lo = this.indexStart, hi = this.index.length - 1, ans = this.index.length;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const e = this.index[mid];
+      if (e === undefined) break;
+      if (e.key + e.count > seq) { ans = mid; hi = mid - 1; } else lo = mid + 1;
+    }
+    return ans;
+  }
+
+  /** Removes the entries every sink is past; returns their delete writes. */
+  private removeConfirmed(): Array<Promise<unknown>> {
+    const min = this.minPosition();
+    const writes: Array<Promise<unknown>> = [];
+    while (this.indexStart < this.index.length) {
+      const e = this.index[this.indexStart];
+      if (e === undefined || e.key + e.count > min) break;
+      writes.push(this.store.removeEntry(e.key));
+      this.dropFront();
+    }
+    if (writes.length > 0) this.spaceFreed();
+    return writes;
+  }
+
+  private dropFront(): void {
+    const e = this.index[this.indexStart];
+    if (e !== undefined) this.bytes -= e.bytes;
+    this.indexStart++;
+    if (this.indexStart > 1024 && this.indexStart * 2 > this.index.length) {
+      this.index.splice(0, this.indexStart);
+      this.indexStart = 0;
+    }
+  }
+
+  private wouldOverflow(size: number): boolean {
+    if (this.diskFull && this.opts.clock.now() < this.diskRetryAt) return true;
+    // An empty spool takes any batch, however large: it would never fit otherwise.
+    if (this.indexStart >= this.index.length) return false;
+    if (this.bytes + size > this.opts.maxBytes) return true;
+    const first = this.index[this.indexStart];
+    return first !== undefined && this.opts.clock.now() - first.arrivedMs > this.opts.maxAgeMs;
+  }
+
+  /** drop_oldest: evicts from the front until `size` fits; false when nothing is left to evict. */
+  private evictFor(size: number): boolean {
+    const byRegion = new Map<string, number>();
+    const bySink = new Map<string, number>();
+    const writes: Array<Promise<unknown>> = [];
+    const min = this.minPosition();
+    let evicted = 0;
+    while (this.indexStart < this.index.length && (this.bytes + size > this.opts.maxBytes || this.tooOld() || (this.diskFull && evicted === 0))) {
+      evicted++;
+      const e = this.index[this.indexStart];
+      if (e === undefined) break;
+      const end = e.key + e.count;
+      const value = this.store.getEntry(e.key);
+      const from = Math.max(e.key, min);
+      let counted = 0;
+      if (value) {
+        for (const r of decodeEntry(value, e.key).records) {
+          if (r.seq < from) continue;
+          const region = recordRegion(r.record);
+          byRegion.set(region, (byRegion.get(region) ?? 0) + 1);
+          counted++;
+        }
+      }
+      const lost = Math.max(0, end - from) - counted;
+      if (lost > 0) byRegion.set('unknown', (byRegion.get('unknown') ?? 0) + lost);
+      for (const [name, pos] of this.positions) {
+        if (pos >= end) continue;
+        const t = this.totals.sinks[name];
+        const n = end - Math.max(pos, e.key);
+        if (t) t.evicted += n;
+        bySink.set(name, (bySink.get(name) ?? 0) + n);
+        this.positions.set(name, end);
+        writes.push(this.store.putMeta(`pos/${name}`, end));
+      }
+      writes.push(this.store.removeEntry(e.key));
+      this.dropFront();
+    }
+    if (byRegion.size > 0) {
+      addDelta(this.totals, { ingested: new Map(), dropped: new Map([...byRegion].map(([r, n]) => [r, new Map([['spool_evicted', n]])])) });
+      this.opts.logger.warn({ evicted: [...byRegion.values()].reduce((a, b) => a + b, 0), spool_bytes: this.bytes }, 'spool full (drop_oldest): oldest readings evicted');
+      this.opts.onEvicted?.(byRegion, bySink);
+    }
+    void this.track(Promise.all(writes)).catch(() => undefined); // a failure shows in the next commit
+    if (this.diskFull && evicted > 0) this.diskRetryAt = 0;
+    return evicted > 0 && !this.wouldOverflow(size);
+  }
+
+  private tooOld(): boolean {
+    const first = this.index[this.indexStart];
+    return first !== undefined && this.opts.clock.now() - first.arrivedMs > this.opts.maxAgeMs;
+  }
+
+  private setFull(full: boolean): void {
+    if (full === this.full) return;
+    this.full = full;
+    if (full) this.opts.logger.warn({ spool_bytes: this.bytes, max_bytes: this.opts.maxBytes, policy: this.opts.policy }, 'spool full: readings stay unacknowledged until a sink catches up (backpressure)');
+    else this.opts.logger.info({ spool_bytes: this.bytes }, 'spool has room again');
+  }
+
+  private setDiskFull(full: boolean): void {
+    if (full === this.diskFull) return;
+    this.diskFull = full;
+    if (full) this.opts.logger.error({ spool_bytes: this.bytes }, 'disk full: the spool cannot commit; readings stay unacknowledged until space is freed');
+    else this.opts.logger.info({ spool_bytes: this.bytes }, 'disk has room again: spool commits resumed');
+  }
+
+  private waitForSpace(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.spaceWaiters.push(resolve);
+      // Age bounds and a full disk clear without a delete: look again now and then.
+      if (this.recheck === undefined) {
+        this.recheck = this.opts.clock.setTimeout(() => { this.recheck = undefined; this.spaceFreed(); }, RECHECK_MS);
+      }
+    });
+  }
+
+  private spaceFreed(): void {
+    for (const w of this.spaceWaiters.splice(0)) w();
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.writes.add(p);
+    const done = (): void => { this.writes.delete(p); };
+    p.then(done, done);
+    return p;
+  }
+
+  private async settle(): Promise<void> {
+    await Promise.allSettled([...this.writes]);
+  }
+}
+
+function addDelta(t: SpoolTotals, d: IngestDelta): void {
+  for (const [region, n] of d.ingested) t.ingested[region] = (t.ingested[region] ?? 0) + n;
+  for (const [region, types] of d.dropped) {
+    const r = (t.dropped[region] ??= {});
+    for (const [type, n] of types) r[type] = (r[type] ?? 0) + n;
+  }
+}
+
+function isTotals(v: unknown): v is SpoolTotals {
+  return typeof v === 'object' && v !== null && 'ingested' in v && 'dropped' in v && 'sinks' in v;
+}

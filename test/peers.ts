@@ -45,6 +45,10 @@ export const PEERS: readonly Peer[] = [
   { name: 'chromium', debian: 'chromium', command: '/usr/bin/chromium', args: ['--version'] },
   { name: 'openssl', debian: 'openssl', command: '/usr/bin/openssl', args: ['version'] },
   { name: 'systemd-analyze', debian: 'systemd', command: '/usr/bin/systemd-analyze', args: ['--version'] },
+  // Real upstream stores for reading delivery (bench/lib/store-peers.ts starts each on a free port).
+  { name: 'postgres', debian: 'postgresql', command: '/usr/lib/postgresql/15/bin/postgres', args: ['--version'] },
+  { name: 'influxd', debian: 'influxdb', command: '/usr/bin/influxd', args: ['version'] },
+  { name: 'victoria-metrics', debian: 'victoria-metrics', command: '/usr/bin/victoria-metrics', args: ['--version'] },
   // The status page screenshot needs a real font; Chromium renders boxes without one.
   { name: 'fonts-liberation', debian: 'fonts-liberation', command: '/usr/bin/test', args: ['-d', '/usr/share/fonts/truetype/liberation'] },
 ];

@@ -53,6 +53,8 @@ export class Spool {
   private readonly index: IndexEntry[] = [];
   private indexStart = 0;
   private head = 0;
+  /** Readers see entries only up to here: an entry is in the index before its commit resolves. */
+  private committed = 0;
   private bytes = 0;
   private readonly positions = new Map<string, number>();
   private totals: SpoolTotals = emptyTotals();
@@ -85,6 +87,7 @@ export class Spool {
     const storedHead = store.getMeta('head');
     const last = raw[raw.length - 1];
     this.head = Math.max(typeof storedHead === 'number' ? storedHead : 0, last ? last.key + last.count : 0);
+    this.committed = this.head;
     // An entry covers the sequence numbers up to the next entry's key (or the head): a corrupt
     // header cannot shift the numbering of anything after it.
     raw.forEach((e, i) => {
@@ -186,7 +189,8 @@ export class Spool {
     }
     addDelta(this.totals, delta);
     writes.push(this.store.putMeta('totals', this.totals));
-    return this.track(Promise.all(writes));
+    const end = this.head;
+    return this.track(Promise.all(writes)).then(() => { this.committed = Math.max(this.committed, end); });
   }
 
   /** Up to `max` records of `sink` from its position on, in sequence order. */
@@ -194,11 +198,12 @@ export class Spool {
     const from = this.position(sink);
     const out: ReadResult = { records: [], corrupt: [], next: from };
     let i = this.findEntry(from);
-    while (out.next < this.head && out.next - from < max) {
+    while (out.next < this.committed && out.next - from < max) {
       const e = this.index[i++];
       if (e === undefined) break;
       const value = this.store.getEntry(e.key);
       const decoded = value ? decodeEntry(value, e.key) : { records: [], corrupt: e.count };
+      if (e.key + e.count > this.committed) break;
       const end = Math.min(e.key + e.count, from + max);
       let seq = Math.max(out.next, e.key);
       for (const r of decoded.records) {

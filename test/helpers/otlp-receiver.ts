@@ -1,4 +1,4 @@
-// A minimal OTLP/HTTP collector for tests: POST /v1/metrics and /v1/traces on a loopback port 0,
+// A minimal OTLP/HTTP collector for tests: POST /v1/metrics, /v1/traces and /v1/logs on a loopback port 0,
 // each body decoded with protobufjs against the official OTLP .proto files vendored under
 // test/fixtures/otlp-proto (Apache-2.0, from open-telemetry/opentelemetry-proto). The decoding is
 // independent of the SDK's own serializer, so a test asserting on this sees what a collector sees.
@@ -108,7 +108,18 @@ function decodeMetric(m: PbObject, resource: Attrs, scope: string): ReceivedMetr
   }
 }
 
-export interface OtlpReceiverStats { metricsRequests: number; tracesRequests: number; rejected: number; bytes: number }
+export interface ReceivedLog {
+  eventName: string;
+  /** Epoch ms of time_unix_nano / observed_time_unix_nano (exact to the millisecond for ms inputs). */
+  timeMs: number;
+  observedMs: number;
+  severityNumber: number;
+  attributes: Attrs;
+  resource: Attrs;
+  scope: string;
+}
+
+export interface OtlpReceiverStats { metricsRequests: number; tracesRequests: number; logsRequests: number; rejected: number; bytes: number }
 
 export class OtlpReceiver {
   private server: http.Server | undefined;
@@ -116,11 +127,15 @@ export class OtlpReceiver {
   private readonly receivedMetrics: ReceivedMetric[] = [];
   private readonly receivedSpans: ReceivedSpan[] = [];
   private readonly resources: Attrs[] = [];
-  readonly stats: OtlpReceiverStats = { metricsRequests: 0, tracesRequests: 0, rejected: 0, bytes: 0 };
+  private readonly receivedLogs: ReceivedLog[] = [];
+  readonly stats: OtlpReceiverStats = { metricsRequests: 0, tracesRequests: 0, logsRequests: 0, rejected: 0, bytes: 0 };
   /** The raw protobuf bodies accepted, by path (for cross-checks with another decoder, e.g. protoc). */
   readonly bodies: Array<{ path: string; body: Buffer }> = [];
   private readonly metricsType: protobuf.Type;
   private readonly tracesType: protobuf.Type;
+  private readonly logsType: protobuf.Type;
+  /** Answer a logs export whose records carry this attribute value with 400 (a poison record). */
+  rejectLogsWith: ((log: ReceivedLog) => boolean) | undefined;
   port = 0;
 
   private constructor() {
@@ -129,7 +144,9 @@ export class OtlpReceiver {
     root.loadSync([
       'opentelemetry/proto/collector/metrics/v1/metrics_service.proto',
       'opentelemetry/proto/collector/trace/v1/trace_service.proto',
+      'opentelemetry/proto/collector/logs/v1/logs_service.proto',
     ], { keepCase: true });
+    this.logsType = root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest');
     this.metricsType = root.lookupType('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest');
     this.tracesType = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
   }
@@ -163,12 +180,14 @@ export class OtlpReceiver {
   metric(name: string): ReceivedMetric[] { return this.receivedMetrics.filter((m) => m.name === name); }
   spans(): ReceivedSpan[] { return [...this.receivedSpans]; }
   spanNames(): Set<string> { return new Set(this.receivedSpans.map((s) => s.name)); }
+  logs(): ReceivedLog[] { return [...this.receivedLogs]; }
   /** The resource attributes of every request received, in order. */
   resourceAttributes(): Attrs[] { return [...this.resources]; }
 
   clear(): void {
     this.receivedMetrics.length = 0;
     this.receivedSpans.length = 0;
+    this.receivedLogs.length = 0;
     this.resources.length = 0;
   }
 
@@ -206,6 +225,7 @@ export class OtlpReceiver {
           if (req.method !== 'POST' || req.headers['content-type'] !== 'application/x-protobuf') status = 415;
           else if (req.url === '/v1/metrics') this.onMetrics(body);
           else if (req.url === '/v1/traces') this.onTraces(body);
+          else if (req.url === '/v1/logs') status = this.onLogs(body);
           else status = 404;
           if (status === 200 && this.bodies.length < 1000) this.bodies.push({ path: req.url ?? '', body });
         }
@@ -232,6 +252,32 @@ export class OtlpReceiver {
         for (const m of arr(sm['metrics'])) this.receivedMetrics.push(decodeMetric(m, resource, scope));
       }
     }
+  }
+
+  /** 400 (nothing kept) when rejectLogsWith matches a record of the request. */
+  private onLogs(body: Buffer): number {
+    this.stats.logsRequests += 1;
+    const batch: ReceivedLog[] = [];
+    for (const rl of arr(this.toObject(this.logsType, body)['resource_logs'])) {
+      const resource = attrs((rl['resource'] as PbObject | undefined)?.['attributes']);
+      for (const sl of arr(rl['scope_logs'])) {
+        const scope = String((sl['scope'] as PbObject | undefined)?.['name'] ?? '');
+        for (const l of arr(sl['log_records'])) {
+          batch.push({
+            eventName: String(l['event_name'] ?? ''),
+            timeMs: Number(BigInt(String(l['time_unix_nano'] ?? '0')) / 1_000_000n),
+            observedMs: Number(BigInt(String(l['observed_time_unix_nano'] ?? '0')) / 1_000_000n),
+            severityNumber: Number(l['severity_number'] ?? 0),
+            attributes: attrs(l['attributes']),
+            resource,
+            scope,
+          });
+        }
+      }
+    }
+    if (this.rejectLogsWith && batch.some(this.rejectLogsWith)) { this.stats.rejected += 1; return 400; }
+    this.receivedLogs.push(...batch);
+    return 200;
   }
 
   private onTraces(body: Buffer): void {

@@ -242,6 +242,30 @@ describe('AlertEvaluator', () => {
     expect(logged).toEqual([['alert firing', 'meters'], ['alert resolved', 'meters']]);
   });
 
+  it('delivery backlog: a sink whose oldest pending reading is older than the threshold fires after 5 min; a keeping-up sink does not', async () => {
+    const t = setup({}, { delivery_backlog_age_ms: 3_600_000 }); stop = t.stop;
+    const ages: Record<string, number> = { postgres: 3000, otlp_logs: 1 };
+    t.meter.createObservableGauge(METRICS.deliveryOldestAge, { unit: METRIC_UNITS.deliveryOldestAge })
+      .addCallback((r) => { for (const [sink, age] of Object.entries(ages)) r.observe(age, { sink }); });
+    await t.ev.start();
+    const seen: string[] = [];
+    for (let minute = 0; minute <= 20; minute++) {
+      ages['postgres'] = 3000 + minute * 60;
+      await t.ev.evaluate();
+      seen.push(t.state('delivery_backlog', 'postgres')?.state ?? 'none');
+      expect(t.state('delivery_backlog', 'otlp_logs')?.state).toBe('inactive');
+      t.clock.advance(MIN);
+    }
+    // Above 3600 s from minute 11; firing 5 minutes later.
+    expect(seen.indexOf('pending')).toBe(11);
+    expect(seen.indexOf('firing')).toBe(16);
+    expect(t.ev.overview().find((o) => o.name === 'delivery_backlog')).toMatchObject({ state: 'firing', summary: 'EmsDeliveryBacklog in postgres: 4200 s (threshold 3600 s)' });
+    ages['postgres'] = 0;
+    await t.ev.evaluate();
+    expect(t.state('delivery_backlog', 'postgres')?.state).toBe('inactive');
+    expect(t.lines.filter((l) => l.alert === 'delivery_backlog').map((l) => l.msg)).toEqual(['alert firing', 'alert resolved']);
+  });
+
   it.each([[50, 49.3, 'firing'], [50, 50.4, 'inactive'], [60, 59.4, 'firing'], [60, 60.2, 'inactive']] as const)(
     'frequency excursion: nominal %i Hz, measured %f Hz -> %s after 30 s', async (nominal, hz, expected) => {
       const t = setup({ nominal_frequency_hz: nominal }); stop = t.stop;

@@ -83,6 +83,16 @@ export function summary(loaded: LoadedSite, _cwd: string): string {
       for (const [z, ids] of [...zones].sort()) out.push(`  DR zone ${z}: ${ids.join(', ')}`);
     }
   }
+  const dl = site.delivery;
+  if (dl) {
+    out.push(`delivery spool: ${dl.spool.directory} (at most ${dl.spool.max_size_mb} MiB, ${formatDuration(dl.spool.max_age_ms)}, when full: ${dl.spool.policy})`);
+    const s = dl.sinks;
+    if (s.otlp_logs) out.push(`  sink otlp_logs: ${s.otlp_logs.endpoint ?? 'OTLP endpoint + /v1/logs (OTEL_EXPORTER_OTLP_LOGS_ENDPOINT wins)'}`);
+    if (s.influx) out.push(`  sink influx: ${s.influx.url} (api ${s.influx.api}, ${s.influx.api === 'v1' ? `database ${s.influx.database ?? ''}` : `org ${s.influx.org ?? ''}, bucket ${s.influx.bucket ?? ''}`}, measurement ${s.influx.measurement})`);
+    if (s.postgres) out.push(`  sink postgres: ${s.postgres.url ?? `${s.postgres.user}@${s.postgres.host}:${s.postgres.port}/${s.postgres.database}`} (table ${s.postgres.table})`);
+    const recorded = site.devices.filter((d) => d.enabled && d.record === true).map((d) => d.id);
+    if (recorded.length) out.push(`  device samples recorded: ${recorded.join(', ')}`);
+  }
   if (site.grid.frequency_source) out.push(`grid frequency from ${site.grid.frequency_source}`);
   out.push(`status page: ${site.status.enabled ? `http://${site.status.host}:${site.status.port}/` : 'off'}`);
   return `${out.join('\n')}\n`;

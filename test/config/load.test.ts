@@ -42,7 +42,7 @@ describe('loadSite', () => {
     expect(site.mqtt?.meters).toMatchObject({ topics: ['meters/+/readings'], region_topic_level: 1, regions: ['north', 'south', 'east'], qos: 1, batch_max_wait_ms: 50 });
     expect(site.mqtt?.demand_response?.public_keys[0]).toMatch(/^-----BEGIN PUBLIC KEY-----/);
     expect(site.mqtt?.demand_response).toMatchObject({ command_topic: 'ems/demo-substation/dr/commands', ack_topic: 'ems/demo-substation/dr/acks', max_clock_skew_ms: 30_000 });
-    expect(site.alerts).toEqual({ evaluate_interval_ms: 15_000, stale_meter_data_age_ms: 900_000, drop_ratio: 0.001, dr_ack_rate_min: 0.9, frequency_deviation_hz: 0.5, ingestion_latency_p99_ms: 5000 });
+    expect(site.alerts).toEqual({ evaluate_interval_ms: 15_000, stale_meter_data_age_ms: 900_000, drop_ratio: 0.001, dr_ack_rate_min: 0.9, frequency_deviation_hz: 0.5, ingestion_latency_p99_ms: 5000, delivery_backlog_age_ms: 3_600_000 });
     expect(site.grid).toEqual({ update_interval_ms: 5000, frequency_source: 'grid-meter-1', stale_after_ms: 10_000 });
     expect(site.status).toEqual({ host: '127.0.0.1', port: 8780, enabled: true });
     expect(site.source).toBe(join(ROOT, 'config/demo-site.yaml'));
@@ -56,7 +56,7 @@ describe('loadSite', () => {
 
   it('fills defaults of a minimal site', async () => {
     const { site } = await loadSiteFromString(`${HEAD}devices:\n  - { id: m, profile: generic-grid-meter, host: h, poll_interval: 4s }\n`, { file: 'x.yaml', env: {} });
-    expect(site.devices[0]).toEqual({ id: 'm', profile: 'generic-grid-meter', host: 'h', port: 502, unit_id: 1, zone: 'default', role: 'grid_meter', poll_interval_ms: 4000, labels: {}, enabled: true });
+    expect(site.devices[0]).toEqual({ id: 'm', profile: 'generic-grid-meter', host: 'h', port: 502, unit_id: 1, zone: 'default', role: 'grid_meter', poll_interval_ms: 4000, labels: {}, enabled: true, record: false });
     expect(site.mqtt).toBeUndefined();
     expect(site.telemetry).toEqual({ service_name: 'ems-gateway', otlp_headers: {}, export_interval_ms: 10_000, export_timeout_ms: 5000, resource_attributes: {}, cardinality_limit: 2000, span_queue_size: 2048, span_batch_size: 512, enabled: true });
     expect(site.grid.stale_after_ms).toBe(12_000);

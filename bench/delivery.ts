@@ -133,6 +133,7 @@ async function main(): Promise<void> {
     };
     const drain: Record<string, number> = {};
     let rssMax = 0;
+    let rssAnonMax = 0;
     for (const [name, yaml] of Object.entries(sinks)) {
       const copy = join(work, `drain-${name}`);
       cpSync(spoolDir, copy, { recursive: true });
@@ -143,7 +144,8 @@ async function main(): Promise<void> {
       rmSync(copy, { recursive: true, force: true });
       drain[name] = Math.round(d['readings_per_s'] as number);
       rssMax = Math.max(rssMax, d['rss_mb'] as number);
-      log(`(b) drain ${name}: ${d['backlog']} readings in ${(d['seconds'] as number).toFixed(1)} s = ${drain[name]} readings/s, rss max ${(d['rss_mb'] as number).toFixed(0)} MB, pending after ${d['pending']}`);
+      rssAnonMax = Math.max(rssAnonMax, d['rss_anon_mb'] as number);
+      log(`(b) drain ${name}: ${d['backlog']} readings in ${(d['seconds'] as number).toFixed(1)} s = ${drain[name]} readings/s, rss max ${(d['rss_mb'] as number).toFixed(0)} MB (anonymous ${(d['rss_anon_mb'] as number).toFixed(0)} MB; the rest is the spool file mapped by LMDB), pending after ${d['pending']}`);
     }
 
     // (c) kill -9 under load, restart, every acknowledged reading in PostgreSQL exactly once.
@@ -184,6 +186,7 @@ async function main(): Promise<void> {
       drain_readings_per_s: drain,
       backlog_readings: backlog,
       rss_mb_max: Math.round(rssMax),
+      rss_anon_mb_max: Math.round(rssAnonMax),
       spool_bytes_per_reading: Number(bytesPerReading.toFixed(1)),
       lost,
       duplicates_postgres: rows.n - rows.d,

@@ -4,6 +4,7 @@
 //   fill:   more readings written straight into the spool until the backlog reaches a size;
 //   drain:  one sink forwarding the spool's backlog to a real store, reporting readings/s and RSS;
 //   live:   the whole path (broker -> spool -> PostgreSQL) for the kill -9 drill.
+import { readFileSync } from 'node:fs';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import type { MqttConfig, SiteConfig } from '../../src/config/site-types.js';
@@ -14,6 +15,16 @@ import type { ReadingSink, ValidReading } from '../../src/meters/types.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { silentLogger } from '../../src/runtime/logger.js';
 import { sleep, type Msg } from './child.js';
+
+/** Resident anonymous memory (heap, buffers): RSS without the file pages LMDB maps from the spool. */
+function rssAnon(): number {
+  try {
+    const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) * 1024 : process.memoryUsage().rss;
+  } catch {
+    return process.memoryUsage().rss;
+  }
+}
 
 export interface IngestParams { url: string; topic: string; clientId: string; readings: number; site?: SiteConfig }
 
@@ -30,7 +41,8 @@ export function mqttConfig(url: string, topic: string, clientId: string): MqttCo
 class CountingSink implements ReadingSink {
   count = 0;
   onCount: (() => void) | undefined;
-  constructor(private readonly inner: ReadingSink) {}
+  readonly concurrentWrites: number | undefined;
+  constructor(private readonly inner: ReadingSink) { this.concurrentWrites = inner.concurrentWrites; }
   async write(batch: readonly ValidReading[], dropped?: Parameters<ReadingSink['write']>[1]): Promise<void> {
     await this.inner.write(batch, dropped);
     this.count += batch.length;
@@ -83,7 +95,7 @@ export async function runFill(p: { site: SiteConfig; target: number }): Promise<
   while (held < p.target) {
     const batch: ValidReading[] = [];
     for (let k = 0; k < 500; k++, i++) {
-      batch.push({ meter_id: `fill-${String(i % 100_000).padStart(6, '0')}`, region: 'north', timestamp_ms: now - 3_600_000 + Math.floor(i / 100_000), kwh: 1000 + i / 1000, voltage: 230 + (i % 7), current: 4 + (i % 5) / 10, power_factor: 0.95, power_w: 900 + (i % 50), arrived_at: performance.now() });
+      batch.push({ meter_id: `fill-${String(i % 10_000).padStart(6, '0')}`, region: 'north', timestamp_ms: now - 3_600_000 + Math.floor(i / 10_000), kwh: 1000 + i / 1000, voltage: 230 + (i % 7), current: 4 + (i % 5) / 10, power_factor: 0.95, power_w: 900 + (i % 50), arrived_at: performance.now() });
     }
     await service.write(batch);
     held = service.status()?.spool.readings ?? held;
@@ -99,7 +111,8 @@ export async function runDrain(p: { site: SiteConfig; sink: string }): Promise<M
   const t = telemetry();
   const service = delivery(p.site, t.meter);
   let peak = process.memoryUsage().rss;
-  const rss = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 200);
+  let peakAnon = rssAnon();
+  const rss = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); peakAnon = Math.max(peakAnon, rssAnon()); }, 200);
   await service.start();
   const status = (): { pending: number; delivered: number } => {
     const s = service.status()?.sinks.find((x) => x.name === p.sink);
@@ -114,7 +127,7 @@ export async function runDrain(p: { site: SiteConfig; sink: string }): Promise<M
   const end = status();
   await service.stop();
   await t.meter.shutdown();
-  return { type: 'result', sink: p.sink, backlog, delivered: end.delivered, pending: end.pending, seconds, readings_per_s: backlog / seconds, rss_mb: Math.max(peak, process.memoryUsage().rss) / 2 ** 20 };
+  return { type: 'result', sink: p.sink, backlog, delivered: end.delivered, pending: end.pending, seconds, readings_per_s: backlog / seconds, rss_mb: Math.max(peak, process.memoryUsage().rss) / 2 ** 20, rss_anon_mb: peakAnon / 2 ** 20 };
 }
 
 /** The full path for the kill -9 drill: runs until killed, or until told to stop. */

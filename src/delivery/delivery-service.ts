@@ -54,6 +54,9 @@ export function buildSinks(config: DeliveryConfig, site: SiteConfig, env: NodeJS
 
 export class DeliveryService implements ReadingSink {
   readonly name = 'delivery';
+  // LMDB commits every write issued while the previous commit's fsync runs in one transaction:
+  // batches in flight together share one fsync (docs/delivery.md, bench:delivery).
+  readonly concurrentWrites = 4;
   private spool: Spool | undefined;
   private forwarders: SinkForwarder[] = [];
   private telemetry: DeliveryTelemetry | undefined;

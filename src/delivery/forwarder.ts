@@ -58,6 +58,10 @@ export class SinkForwarder {
   private tokens: number;
   private tokensAt: number;
   private readonly buckets: Array<{ second: number; n: number }> = [];
+  /** The next sequence number to send: ahead of the spool position while a confirm commits. */
+  private cursor = 0;
+  /** The confirm in flight: the next batch is sent while it commits, confirms stay in order. */
+  private confirming: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: ForwarderDeps) {
     this.tokens = deps.config.max_rate;
@@ -83,6 +87,7 @@ export class SinkForwarder {
     this.running = false;
     this.wake();
     await this.loop;
+    await this.confirming;
     this.state = 'stopped';
   }
 
@@ -117,8 +122,10 @@ export class SinkForwarder {
           continue;
         }
       }
-      let batch = spool.read(this.name, config.batch_max_size);
-      if (batch.next === spool.position(this.name)) {
+      this.cursor = Math.max(this.cursor, spool.position(this.name));
+      let batch = spool.readFrom(this.cursor, config.batch_max_size);
+      if (batch.next === this.cursor) {
+        await this.confirming;
         this.state = 'idle';
         this.idleWait = true;
         await this.sleep(IDLE_POLL_MS);
@@ -127,26 +134,43 @@ export class SinkForwarder {
       }
       // A partial batch waits a little for more (fewer, larger requests), unless it is old already.
       const first = batch.records[0]?.record.arrived_ms;
-      if (batch.next - spool.position(this.name) < config.batch_max_size && first !== undefined) {
+      if (batch.next - this.cursor < config.batch_max_size && first !== undefined) {
         const wait = first + config.batch_max_wait_ms - this.deps.clock.now();
         if (wait > 0) {
           await this.sleep(wait);
           if (!this.running) break;
-          batch = spool.read(this.name, config.batch_max_size);
+          batch = spool.readFrom(this.cursor, config.batch_max_size);
         }
       }
-      const from = spool.position(this.name);
+      const from = this.cursor;
       await this.throttle(batch.next - from);
       if (!this.running) break;
       this.state = 'sending';
+      let rejected: Map<number, string>;
       try {
-        const rejected = await this.deliver(batch.records);
-        for (const seq of batch.corrupt) rejected.set(seq, 'spool_corrupt');
-        const delivered = await spool.confirm(this.name, from, batch.next, rejected);
-        this.confirmed(batch.records, rejected, delivered);
+        rejected = await this.deliver(batch.records);
       } catch (err) {
+        await this.confirming;
+        this.cursor = spool.position(this.name);
         await this.failed(err);
+        continue;
       }
+      for (const seq of batch.corrupt) rejected.set(seq, 'spool_corrupt');
+      // The previous confirm has (nearly always) committed by now; this one commits while the
+      // next batch is read and sent.
+      await this.confirming;
+      // The previous confirm failed and moved the cursor back: this batch is sent again from there.
+      if (this.cursor !== from) continue;
+      this.cursor = batch.next;
+      const records = batch.records;
+      this.confirming = spool.confirm(this.name, from, batch.next, rejected).then(
+        (delivered) => this.confirmed(records, rejected, delivered),
+        (err: unknown) => {
+          // Not committed: the position stays, the batch is sent again (at-least-once).
+          this.cursor = spool.position(this.name);
+          this.deps.logger.warn({ sink: this.name, err: { message: (err as Error).message } }, 'sink position not committed; resending from the last committed position');
+        },
+      );
     }
   }
 

@@ -195,7 +195,11 @@ export class Spool {
 
   /** Up to `max` records of `sink` from its position on, in sequence order. */
   read(sink: string, max: number): ReadResult {
-    const from = this.position(sink);
+    return this.readFrom(this.position(sink), max);
+  }
+
+  /** Up to `max` committed records from sequence number `from` on (a forwarder reading ahead of its confirms). */
+  readFrom(from: number, max: number): ReadResult {
     const out: ReadResult = { records: [], corrupt: [], next: from };
     let i = this.findEntry(from);
     while (out.next < this.committed && out.next - from < max) {

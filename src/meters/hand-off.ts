@@ -5,8 +5,11 @@
 // PUBACK is held back; here the PUBACKs of a batch are sent, in arrival order, after the sink's
 // write() for that batch resolved. A batch closes when it reaches batch_max_size, when the inbound
 // packets already received are parsed and no hand-off is in flight, or after batch_max_wait_ms.
-// One hand-off at a time keeps PUBACKs in order (MQTT 3.1.1 §4.6). When BACKLOG_BATCHES batches'
-// worth of readings wait, the inbound pump is paused: backpressure reaches the broker.
+// PUBACKs go out in order (MQTT 3.1.1 §4.6): a batch is acknowledged only once it and every batch
+// before it were handed off. A sink that commits in groups (the delivery spool: one fsync for
+// every write issued meanwhile) says how many writes it takes at once (`concurrentWrites`); others
+// get one at a time. When BACKLOG_BATCHES batches' worth of readings wait, the inbound pump is
+// paused: backpressure reaches the broker.
 import type { AckToken, MqttConnection } from '../mqtt/connection.js';
 import { backoffDelay, type Clock, type ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -36,10 +39,17 @@ export interface HandOffDeps {
   random?: () => number;
 }
 
+interface InFlight {
+  batch: OpenBatch;
+  done: boolean;
+}
+
 export class HandOffPipeline {
   private current: OpenBatch | undefined;
   private readonly queue: OpenBatch[] = [];
-  private writing = false;
+  /** Batches being written, in arrival order; acknowledged from the front once done. */
+  private readonly inflight: InFlight[] = [];
+  private retrying: InFlight | undefined;
   private paused: Array<() => void> = [];
   private timer: ClockTimer | undefined;
   private immediate: NodeJS.Immediate | undefined;
@@ -47,12 +57,21 @@ export class HandOffPipeline {
   private retryAttempt = 0;
   private drainWaiters: Array<() => void> = [];
 
-  constructor(private readonly deps: HandOffDeps) {}
+  private readonly maxInFlight: number;
+
+  constructor(private readonly deps: HandOffDeps) {
+    this.maxInFlight = Math.max(1, Math.floor(deps.sink.concurrentWrites ?? 1));
+  }
+
+  private get writing(): boolean { return this.inflight.length > 0; }
+  /** Every write slot taken (or a retry pending): readings ride along in the open batch. */
+  private get busy(): boolean { return this.retrying !== undefined || this.inflight.length >= this.maxInFlight; }
 
   /** Readings received but not yet handed off (their messages are not acknowledged yet). */
   get queued(): number {
     let n = this.current?.size ?? 0;
     for (const b of this.queue) n += b.size;
+    for (const f of this.inflight) n += f.batch.size;
     return n;
   }
 
@@ -109,6 +128,8 @@ export class HandOffPipeline {
   discard(): void {
     this.current = undefined;
     this.queue.length = 0;
+    this.inflight.length = 0;
+    this.retrying = undefined;
     this.paused = [];
     this.close();
   }
@@ -123,39 +144,56 @@ export class HandOffPipeline {
 
   private scheduleSeal(): void {
     // Close the batch once the packets already received are parsed (setImmediate runs after the
-    // pump's nextTick chain), unless a hand-off is in flight: then more readings ride along.
-    if (this.immediate !== undefined || this.writing) return;
+    // pump's nextTick chain), unless every write slot is taken: then more readings ride along.
+    if (this.immediate !== undefined || this.busy) return;
     this.immediate = setImmediate(() => {
       this.immediate = undefined;
-      if (!this.writing) this.seal();
+      if (!this.busy) this.seal();
     });
   }
 
   private pump(): void {
-    if (this.writing) return;
-    const batch = this.queue[0];
-    if (batch === undefined) {
-      for (const w of this.drainWaiters.splice(0)) w();
-      return;
+    while (this.retrying === undefined && this.inflight.length < this.maxInFlight) {
+      const batch = this.queue.shift();
+      if (batch === undefined) break;
+      const slot: InFlight = { batch, done: false };
+      this.inflight.push(slot);
+      this.write(slot);
     }
-    this.writing = true;
+    if (this.inflight.length === 0 && this.queue.length === 0) for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  private write(slot: InFlight): void {
+    const { batch } = slot;
     let write: Promise<void>;
     try {
       write = batch.readings.length > 0 || batch.rejections.length > 0 ? this.deps.sink.write(batch.readings, batch.rejections) : Promise.resolve();
     } catch (err) {
       write = Promise.reject(err); // a sink that throws instead of rejecting must not break the pump
     }
-    write.then(() => this.handedOff(batch), (err: unknown) => this.handOffFailed(err)).catch((err: unknown) => {
+    write.then(() => { slot.done = true; this.ackFront(); }, (err: unknown) => this.handOffFailed(slot, err)).catch((err: unknown) => {
       // A bug after the hand-off must not stall the pipeline: log it and go on with the next batch.
       this.deps.logger.error({ err }, 'meter hand-off bookkeeping failed');
-      this.writing = false;
+      const i = this.inflight.indexOf(slot);
+      if (i >= 0) this.inflight.splice(i, 1);
       this.pump();
     });
   }
 
+  /** Acknowledges the done batches at the front, in order; a later batch waits for an earlier one. */
+  private ackFront(): void {
+    while (this.inflight[0]?.done === true) {
+      const slot = this.inflight.shift() as InFlight;
+      this.handedOff(slot.batch);
+    }
+    if (this.queued < (BACKLOG_BATCHES - 1) * this.deps.batchMaxSize) this.releasePaused();
+    // Readings that arrived during the hand-off form the next batch right away.
+    if (this.queue.length === 0 && this.current !== undefined && !this.busy) this.seal();
+    else this.pump();
+  }
+
   private handedOff(batch: OpenBatch): void {
     const { clock, logger } = this.deps;
-    this.queue.shift();
     this.retryAttempt = 0;
     const mono = clock.monotonic();
     const now = clock.now();
@@ -169,20 +207,18 @@ export class HandOffPipeline {
     const stale = this.deps.connection.ackMany(batch.acks);
     this.deps.stats.batch(batch.readings, batch.rejections, stale);
     if (stale > 0) logger.info({ stale_acks: stale }, 'connection changed before hand-off: the broker redelivers these messages (counted as duplicates)');
-    this.writing = false;
-    if (this.queued < (BACKLOG_BATCHES - 1) * this.deps.batchMaxSize) this.releasePaused();
-    // Readings that arrived during the hand-off form the next batch right away.
-    if (this.queue.length === 0 && this.current !== undefined) this.seal();
-    else this.pump();
   }
 
-  private handOffFailed(err: unknown): void {
+  /** The failed batch is written again after a backoff; nothing new starts meanwhile (acks stay in order). */
+  private handOffFailed(slot: InFlight, err: unknown): void {
     this.deps.stats.sinkError();
     const delay = backoffDelay(this.retryAttempt++, 100, 5000, this.deps.random);
     this.deps.logger.warn({ err, retry_in_ms: delay }, 'reading hand-off failed; retrying (messages stay unacknowledged)');
+    this.retrying = slot;
     this.retryTimer = this.deps.clock.setTimeout(() => {
       this.retryTimer = undefined;
-      this.writing = false;
+      this.retrying = undefined;
+      if (this.inflight.includes(slot)) this.write(slot);
       this.pump();
     }, delay);
   }

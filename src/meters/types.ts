@@ -24,5 +24,10 @@ export interface ValidReading {
  * `dropped` are the batch's rejected readings (a durable sink commits their counts with the batch).
  */
 export interface ReadingSink {
+  /**
+   * Writes the sink takes at once (default 1). A sink that commits in groups says more: the ingest
+   * then hands it the next batches while one commits, and still acknowledges them in order.
+   */
+  readonly concurrentWrites?: number;
   write(batch: readonly ValidReading[], dropped?: readonly Pick<Rejection, 'region' | 'error_type'>[]): Promise<void>;
 }

@@ -77,6 +77,30 @@ describe('hand-off', () => {
     expect(sink.writes).toBeLessThan(n / 5);
   });
 
+  it('a sink that takes several writes at once: they overlap, a failed one is retried, every reading is handed off once', async () => {
+    class GroupSink extends FlakySink {
+      readonly concurrentWrites = 4;
+      inFlight = 0;
+      maxInFlight = 0;
+      override async write(batch: readonly ValidReading[]): Promise<void> {
+        this.inFlight++;
+        this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+        try { await super.write(batch); } finally { this.inFlight--; }
+      }
+    }
+    const sink = new GroupSink(1, 30);
+    const { ingest, pub } = await setup(sink, 20);
+    const n = 400;
+    await Promise.all(Array.from({ length: n }, (_, i) => pub.publishAsync(`meters/north/m-${i}`, reading(i), { qos: 1 })));
+    await waitFor(() => ingest.status().readings_ingested === n, 15_000, 'all handed off');
+    expect(sink.maxInFlight).toBeGreaterThan(1);
+    expect(sink.maxInFlight).toBeLessThanOrEqual(4);
+    expect(ingest.status().sink_errors).toBe(1);
+    expect(sink.seen.size).toBe(n);
+    expect([...sink.seen.values()].every((c) => c === 1)).toBe(true);
+    expect(ingest.status().queued_readings).toBe(0);
+  });
+
   it('a QoS 0 subscription ingests too (at-most-once: nothing to acknowledge)', async () => {
     const sink = new FlakySink(0, 0);
     const { ingest, pub } = await setup(sink, 500, 0);

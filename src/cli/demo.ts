@@ -58,7 +58,7 @@ export async function run(args: string[]): Promise<number> {
   const logger = createLogger({ level: original.site.logging.level, env, destination: logStream });
 
   const key = demoSigningKey(packagePath('config', 'keys'), original.site.mqtt?.demand_response?.public_keys ?? []);
-  const demo = await startDemoSite(original, { freePorts, logger }).catch((err: unknown) => err as Error);
+  const demo = await startDemoSite(original, { freePorts, logger, env }).catch((err: unknown) => err as Error);
   if (demo instanceof Error) {
     process.stderr.write(`ems-gateway demo: cannot start the simulated site: ${errorText(demo)}\n`);
     return 1;

@@ -190,7 +190,11 @@ export class Spool {
     addDelta(this.totals, delta);
     writes.push(this.store.putMeta('totals', this.totals));
     const end = this.head;
-    return this.track(Promise.all(writes)).then(() => { this.committed = Math.max(this.committed, end); });
+    return this.track(Promise.all(writes)).then(() => {
+      this.committed = Math.max(this.committed, end);
+      // No sink takes anything: the entry has served its purpose once committed.
+      if (this.positions.size === 0) void this.track(Promise.all(this.removeConfirmed())).catch(() => undefined);
+    });
   }
 
   /** Up to `max` records of `sink` from its position on, in sequence order. */

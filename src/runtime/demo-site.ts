@@ -10,13 +10,32 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../simulators/broker.js';
 import { FleetGenerator, type GeneratorReport } from '../../simulators/meter-fleet/generator.js';
 import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
-import type { LoadedSite, SiteConfig } from '../config/site-types.js';
+import type { DeliveryConfig, LoadedSite, SiteConfig } from '../config/site-types.js';
 import type { Logger } from './logger.js';
 
 export interface DemoSiteOptions {
   /** Use kernel-chosen ports for everything instead of the site file's. */
   freePorts: boolean;
   logger: Logger;
+  /** The environment (an OTLP endpoint there adds the otlp_logs sink to the demo's spool). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The demo's delivery: the site's own `delivery:` with its spool moved into the demo's temp folder,
+ * or a spool there with the otlp_logs sink when an OTLP endpoint is set (environment or site file),
+ * or a spool without sinks (readings committed, nothing to forward).
+ */
+export function demoDelivery(site: SiteConfig, stateDir: string, env: NodeJS.ProcessEnv): DeliveryConfig {
+  const spool = { directory: join(stateDir, 'spool'), max_size_mb: 256, max_age_ms: 86_400_000, policy: 'backpressure' as const };
+  if (site.delivery) return { ...site.delivery, spool: { ...site.delivery.spool, directory: spool.directory } };
+  const endpoint = ['OTEL_EXPORTER_OTLP_LOGS_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'].some((k) => (env[k] ?? '').trim() !== '') || site.telemetry.otlp_endpoint !== undefined;
+  return {
+    spool, record_devices: false,
+    sinks: endpoint ? {
+      otlp_logs: { headers: {}, batch_max_size: 5000, batch_max_wait_ms: 200, max_rate: 20_000, retry_min_ms: 1000, retry_max_ms: 30_000, timeout_ms: 10_000 },
+    } : {},
+  };
 }
 
 export interface DemoSite {
@@ -89,6 +108,7 @@ export async function startDemoSite(original: LoadedSite, opts: DemoSiteOptions)
         ...(site.mqtt.demand_response ? { demand_response: { ...site.mqtt.demand_response, state_file: join(stateDir, 'dr-state.json') } } : {}),
       },
     } : {}),
+    delivery: demoDelivery(site, stateDir, opts.env ?? {}),
   };
   return {
     loaded: { ...original, site: rewritten },

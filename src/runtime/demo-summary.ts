@@ -89,6 +89,11 @@ export function formatSummary(inp: SummaryInput): string[] {
   const pendingText = pending.length ? ` (pending: ${pending.join(', ')})` : '';
   const alertText = alerts ? `${firing.length ? `alerts FIRING: ${firing.join(', ')}` : 'alerts: none firing'}${pendingText}` : 'alerts (not evaluated)';
   lines.push(`${pad} ${drText}  ${alertText}`);
+  const dl = s.delivery !== null && s.delivery !== undefined && !('error' in s.delivery) ? s.delivery : undefined;
+  if (dl) {
+    const sinks = dl.sinks.map((k) => `${k.name} ${k.state}, backlog ${n0(k.backlog)}${k.backlog > 0 ? ` (oldest ${fx(k.oldest_pending_age_s, 0)} s)` : ''}, delivered ${n0(k.delivered_total)}`).join('; ');
+    lines.push(`${pad} spool    ${n0(dl.spool.readings)} readings, ${fx(dl.spool.bytes / 1048576, 1)} MiB${dl.spool.full ? ' FULL' : ''}  ${sinks || 'no sinks (set OTEL_EXPORTER_OTLP_ENDPOINT for otlp_logs)'}`);
+  }
   return lines;
 }
 

@@ -119,6 +119,37 @@ describe('spool', () => {
     expect(s.totalsSnapshot().dropped['north']?.['spool_evicted']).toBe(evicted.get('north'));
   });
 
+  it('a full disk (ENOSPC) is a full spool: the commit waits and retries, nothing is lost, logged once per state change', async () => {
+    const clock = new ManualClock();
+    const dir = tempDir();
+    const inner = new LmdbSpoolStore(dir);
+    let failing = true;
+    // ENOSPC cannot be made on a shared CI disk: the real store, with its entry writes refused
+    // the way LMDB refuses them when the file cannot grow.
+    const store: SpoolStore = Object.assign(Object.create(inner) as SpoolStore, {
+      putEntry: (key: number, value: Uint8Array) => (failing
+        ? Promise.reject(Object.assign(new Error('MDB_MAP_FULL: No space left on device'), { code: 'ENOSPC' }))
+        : inner.putEntry(key, value)),
+    });
+    const lines: string[] = [];
+    const logger = { ...silentLogger(), warn: (_o: unknown, m: string) => { lines.push(`warn ${m}`); }, error: (_o: unknown, m: string) => { lines.push(`error ${m}`); }, info: (_o: unknown, m: string) => { lines.push(`info ${m}`); } } as unknown as ReturnType<typeof silentLogger>;
+    const s = openSpool(dir, clock, { sinks: ['a'], logger }, store);
+    let done = false;
+    const p = s.append(meterRecords(10)).then(() => { done = true; });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(done).toBe(false);
+    expect(s.state().disk_full).toBe(true);
+    for (let i = 0; i < 3; i++) { clock.advance(1000); await new Promise((r) => setTimeout(r, 30)); }
+    expect(done).toBe(false); // still full: retried, still waiting, not acknowledged
+    failing = false;
+    clock.advance(1000);
+    await p;
+    expect(s.state().disk_full).toBe(false);
+    expect(s.read('a', 100).records).toHaveLength(10);
+    expect(lines.filter((l) => l.includes('disk full'))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes('disk has room again'))).toHaveLength(1);
+  });
+
   it('a corrupted record at the tail is detected, counted as corrupt and skipped; its neighbours are read exactly', async () => {
     const clock = new ManualClock();
     const dir = tempDir();

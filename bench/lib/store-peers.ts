@@ -86,7 +86,10 @@ export async function startPostgres(opts: { fsync?: boolean } = {}): Promise<Pos
     }, child, 30_000, () => log);
   };
   const stopServer = async (): Promise<void> => {
-    // SIGINT = fast shutdown (runuser passes it on to postgres).
+    // pg_ctl's fast shutdown: a signal to the runuser wrapper would not reach postgres itself.
+    const [c, a] = pgCommand('pg_ctl', ['-D', data, 'stop', '-m', 'fast', '-w', '-t', '30']);
+    const r = spawnSync(c, a, { encoding: 'utf8' });
+    if (r.status !== 0 && !/not running|No such process/i.test(`${r.stdout}${r.stderr}`)) throw new Error(`pg_ctl stop failed: ${r.stderr || r.stdout}`);
     if (child) await stopChild(child, 'SIGINT');
     child = undefined;
   };

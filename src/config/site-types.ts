@@ -94,7 +94,7 @@ export interface GridConfig {
   frequency_source?: string;       // device id whose 'frequency' point is the grid frequency
 }
 
-/** Thresholds of the five alerts of the source design; defaults are the seed's. */
+/** Thresholds of the five alerts of the source design (defaults are the seed's) and of the delivery backlog. */
 export interface AlertConfig {
   evaluate_interval_ms: number;    // default 15s
   stale_meter_data_age_ms: number; // default 15m

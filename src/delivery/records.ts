@@ -3,22 +3,15 @@
 // [u32 body length][u32 crc32(body)][body]. A record whose checksum does not match (a torn or
 // corrupted write) is detected, counted and skipped; it is never decoded into wrong values.
 import { crc32 } from 'node:zlib';
+import type { ValidReading } from '../meters/types.js';
 
 export const ENTRY_FORMAT = 1;
 const KIND_METER = 1;
 const KIND_DEVICE = 2;
 
-/** One valid meter reading as spooled (times are wall-clock epoch ms: they survive a restart). */
-export interface MeterRecord {
+/** One valid meter reading as spooled: its arrival in wall-clock epoch ms (monotonic time does not survive a restart). */
+export interface MeterRecord extends Omit<ValidReading, 'arrived_at'> {
   kind: 'meter';
-  meter_id: string;
-  region: string;
-  timestamp_ms: number;
-  kwh: number;
-  voltage: number;
-  current: number;
-  power_factor: number;
-  power_w: number;
   /** Wall-clock epoch ms when the reading's message arrived (delivery latency, oldest pending age). */
   arrived_ms: number;
 }

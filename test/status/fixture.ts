@@ -30,6 +30,13 @@ export function sampleProviders(now: number): StatusProviders {
       enabled: true, endpoint: 'http://127.0.0.1:4318', healthy: false, last_error: 'ECONNREFUSED', failures_total: 3,
       spans: { queue_size: 2048, batch_size: 512, queued: 2048, dropped_total: 3644, dropped_by_reason: { queue_full: 1180, export_failed: 2464 } },
     }),
+    delivery: () => ({
+      spool: { directory: '/var/lib/ems-gateway/spool', policy: 'backpressure', bytes: 52_428_800, max_bytes: 1_073_741_824, readings: 624_000, full: false, disk_full: false },
+      sinks: [
+        { name: 'otlp_logs', target: 'http://127.0.0.1:4318/v1/logs', state: 'idle', backlog: 0, oldest_pending_age_s: 0, delivered_total: 1_204_311, rejected_total: 0, evicted_total: 0, rate_per_s: 212, drain_estimate_s: null },
+        { name: 'postgres', target: 'postgres://ems@db:5432/ems', state: 'retrying', backlog: 624_000, oldest_pending_age_s: 2950, delivered_total: 580_311, rejected_total: 1, evicted_total: 0, rate_per_s: 0, drain_estimate_s: null, last_error: 'unreachable: ECONNREFUSED' },
+      ],
+    }),
   };
 }
 

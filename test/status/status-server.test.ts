@@ -37,7 +37,7 @@ describe('status server', () => {
     }, [{ name: 'modbus', state: 'failed', error: 'socket exploded', since_ms: 0 }]);
     const s = await serve(ctx);
     const st = (await (await fetch(`${s.url}status`)).json()) as StatusReport;
-    expect(st.absent).toEqual(['meters', 'alerts', 'demand_response', 'exporter']);
+    expect(st.absent).toEqual(['meters', 'alerts', 'demand_response', 'exporter', 'delivery']);
     expect(st.meters).toBeNull();
     expect(st.grid).toEqual({ error: 'grid snapshot broken' });
     const ready = await fetch(`${s.url}readyz`);

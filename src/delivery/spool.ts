@@ -110,7 +110,8 @@ export class Spool {
       if (k.startsWith('pos/') && !this.positions.has(k.slice(4))) void this.track(store.removeMeta(k));
     }
     for (const name of Object.keys(this.totals.sinks)) if (!this.positions.has(name)) delete this.totals.sinks[name];
-    this.removeConfirmed();
+    // A sink removed from the site file no longer holds entries back.
+    void this.track(Promise.all(this.removeConfirmed())).catch(() => undefined);
   }
 
   /** The cumulative totals as committed (for resuming exported counters after a restart). */

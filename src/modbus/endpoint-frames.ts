@@ -1,14 +1,12 @@
-// Modbus TCP framing for the endpoint client: MBAP request encoding, a stream reader that
-// cuts frames out of partial and coalesced TCP chunks, and strict response checks.
+// The PDU level of the endpoint client, the same on every framing (framing-mbap.ts, framing-rtu.ts):
+// argument checks, request encoding, and strict response checks.
 // Nothing here throws on device input: every check returns a value (node-red-contrib-modbus#480:
 // a short frame must never escape as a RangeError).
 
 import type { RegisterTable } from '../config/profile-types.js';
+import type { RequestPdu } from './framing.js';
 import type { ModbusErrorType, ReadRequest, WriteRequest } from './types.js';
 
-export const MBAP_HEADER = 7;          // tid(2) protocol(2) length(2) unit(1)
-/** Largest PDU (253) plus the unit byte: a length field above this is garbage, not a frame. */
-const MAX_MBAP_LENGTH = 254;
 export const MAX_READ_REGISTERS = 125;
 export const MAX_READ_BITS = 2000;
 export const MAX_WRITE_REGISTERS = 123;
@@ -23,30 +21,6 @@ export function readFunctionCode(table: RegisterTable): number {
   }
 }
 
-/** A request ready for the wire, minus its transaction id (written at send time). */
-export interface EncodedRequest {
-  unitId: number;
-  functionCode: number;
-  /** MBAP header + PDU; bytes 0-1 (transaction id) are filled in by the sender. */
-  frame: Buffer;
-  /** What the response must echo or contain. */
-  address: number;
-  count: number;
-  /** FC5/FC6 echo the written value. */
-  echoValue?: number;
-}
-
-function frameFor(unitId: number, pdu: number[] | Buffer): Buffer {
-  const buf = Buffer.allocUnsafe(MBAP_HEADER + pdu.length);
-  buf.writeUInt16BE(0, 0);
-  buf.writeUInt16BE(0, 2);
-  buf.writeUInt16BE(pdu.length + 1, 4);
-  buf[6] = unitId;
-  if (Buffer.isBuffer(pdu)) pdu.copy(buf, MBAP_HEADER);
-  else for (let i = 0; i < pdu.length; i++) buf[MBAP_HEADER + i] = pdu[i] ?? 0;
-  return buf;
-}
-
 /** Checks the caller's arguments; returns a message naming the bad value, or undefined. */
 export function checkRead(req: ReadRequest): string | undefined {
   const bits = req.table === 'coil' || req.table === 'discrete';
@@ -59,10 +33,12 @@ export function checkRead(req: ReadRequest): string | undefined {
   return undefined;
 }
 
-export function encodeRead(req: ReadRequest): EncodedRequest {
+export function encodeRead(req: ReadRequest): RequestPdu {
   const fc = readFunctionCode(req.table);
-  const frame = frameFor(req.unitId, [fc, req.address >> 8, req.address & 0xff, req.count >> 8, req.count & 0xff]);
-  return { unitId: req.unitId, functionCode: fc, frame, address: req.address, count: req.count };
+  const bits = fc === 1 || fc === 2;
+  const pdu = Buffer.from([fc, req.address >> 8, req.address & 0xff, req.count >> 8, req.count & 0xff]);
+  const answerLength = 2 + (bits ? Math.ceil(req.count / 8) : req.count * 2);
+  return { unitId: req.unitId, functionCode: fc, pdu, address: req.address, count: req.count, answerLength };
 }
 
 export function checkWrite(req: WriteRequest): string | undefined {
@@ -76,13 +52,17 @@ export function checkWrite(req: WriteRequest): string | undefined {
   return undefined;
 }
 
-export function encodeWrite(req: WriteRequest): EncodedRequest {
+/** Every write is answered by a 5-byte echo (function code, address, value or count). */
+const WRITE_ANSWER = 5;
+
+export function encodeWrite(req: WriteRequest): RequestPdu {
   const a = req.address;
+  const u = req.unitId;
   if (req.table === 'holding') {
     const v = req.values;
     if (v.length === 1) {
       const w = v[0] ?? 0;
-      return { unitId: req.unitId, functionCode: 6, frame: frameFor(req.unitId, [6, a >> 8, a & 0xff, w >> 8, w & 0xff]), address: a, count: 1, echoValue: w };
+      return { unitId: u, functionCode: 6, pdu: Buffer.from([6, a >> 8, a & 0xff, w >> 8, w & 0xff]), address: a, count: 1, echoValue: w, answerLength: WRITE_ANSWER };
     }
     const pdu = Buffer.allocUnsafe(6 + v.length * 2);
     pdu[0] = 16;
@@ -90,12 +70,12 @@ export function encodeWrite(req: WriteRequest): EncodedRequest {
     pdu.writeUInt16BE(v.length, 3);
     pdu[5] = v.length * 2;
     for (let i = 0; i < v.length; i++) pdu.writeUInt16BE(v[i] ?? 0, 6 + i * 2);
-    return { unitId: req.unitId, functionCode: 16, frame: frameFor(req.unitId, pdu), address: a, count: v.length };
+    return { unitId: u, functionCode: 16, pdu, address: a, count: v.length, answerLength: WRITE_ANSWER };
   }
   const bits = req.values;
   if (bits.length === 1) {
     const w = bits[0] === true ? 0xff00 : 0x0000;
-    return { unitId: req.unitId, functionCode: 5, frame: frameFor(req.unitId, [5, a >> 8, a & 0xff, w >> 8, w & 0xff]), address: a, count: 1, echoValue: w };
+    return { unitId: u, functionCode: 5, pdu: Buffer.from([5, a >> 8, a & 0xff, w >> 8, w & 0xff]), address: a, count: 1, echoValue: w, answerLength: WRITE_ANSWER };
   }
   const byteCount = Math.ceil(bits.length / 8);
   const pdu = Buffer.alloc(6 + byteCount);
@@ -104,7 +84,7 @@ export function encodeWrite(req: WriteRequest): EncodedRequest {
   pdu.writeUInt16BE(bits.length, 3);
   pdu[5] = byteCount;
   for (let i = 0; i < bits.length; i++) if (bits[i] === true) pdu[6 + (i >> 3)] = (pdu[6 + (i >> 3)] ?? 0) | (1 << (i & 7));
-  return { unitId: req.unitId, functionCode: 15, frame: frameFor(req.unitId, pdu), address: a, count: bits.length };
+  return { unitId: u, functionCode: 15, pdu, address: a, count: bits.length, answerLength: WRITE_ANSWER };
 }
 
 /** Exception code -> error_type (docs/modbus.md has the table and what the endpoint does with each). */
@@ -121,65 +101,9 @@ export function classifyException(code: number): ModbusErrorType {
   }
 }
 
-export interface Frame {
-  tid: number;
-  unitId: number;
-  /** A view into the reader's buffer: valid until the next push(). */
-  pdu: Buffer;
-  bytes: number;
-}
-
-/**
- * Cuts MBAP frames out of a TCP byte stream. Handles frames split across chunks and several
- * frames in one chunk. A header with a non-zero protocol id or an impossible length means the
- * stream is out of step: next() returns 'garbled' and the caller drops the connection, the only
- * safe way to find frame boundaries again.
- */
-export class FrameReader {
-  private buf: Buffer = Buffer.alloc(0);
-  private pos = 0;
-
-  push(chunk: Buffer): void {
-    if (this.pos >= this.buf.length) {
-      this.buf = chunk;
-    } else {
-      this.buf = Buffer.concat([this.buf.subarray(this.pos), chunk]);
-    }
-    this.pos = 0;
-  }
-
-  next(): Frame | 'garbled' | undefined {
-    const avail = this.buf.length - this.pos;
-    if (avail < 6) return undefined;
-    const p = this.pos;
-    const protocol = this.buf.readUInt16BE(p + 2);
-    const length = this.buf.readUInt16BE(p + 4);
-    if (protocol !== 0 || length < 2 || length > MAX_MBAP_LENGTH) return 'garbled';
-    if (avail < 6 + length) return undefined;
-    const frame: Frame = {
-      tid: this.buf.readUInt16BE(p),
-      unitId: this.buf[p + 6] ?? 0,
-      pdu: this.buf.subarray(p + MBAP_HEADER, p + 6 + length),
-      bytes: 6 + length,
-    };
-    this.pos += 6 + length;
-    return frame;
-  }
-
-  /** Bytes of an incomplete frame waiting for the rest. */
-  get pending(): number {
-    return this.buf.length - this.pos;
-  }
-
-  clear(): void {
-    this.buf = Buffer.alloc(0);
-    this.pos = 0;
-  }
-}
-
 export type ResponseCheck<T> = { ok: true; value: T } | { ok: false; code: ModbusErrorType; exceptionCode?: number; detail: string };
 
-function exceptionOrWrongFc<T>(req: EncodedRequest, pdu: Buffer): ResponseCheck<T> | undefined {
+function exceptionOrWrongFc<T>(req: RequestPdu, pdu: Buffer): ResponseCheck<T> | undefined {
   const fc = pdu[0] ?? 0;
   if (fc === (req.functionCode | 0x80)) {
     if (pdu.length !== 2) return { ok: false, code: 'malformed_response', detail: `exception frame of ${pdu.length} bytes` };
@@ -190,7 +114,7 @@ function exceptionOrWrongFc<T>(req: EncodedRequest, pdu: Buffer): ResponseCheck<
   return undefined;
 }
 
-export function parseReadResponse(req: EncodedRequest, pdu: Buffer): ResponseCheck<Uint16Array | Uint8Array> {
+export function parseReadResponse(req: RequestPdu, pdu: Buffer): ResponseCheck<Uint16Array | Uint8Array> {
   const bad = exceptionOrWrongFc<Uint16Array | Uint8Array>(req, pdu);
   if (bad) return bad;
   const byteCount = pdu[1] ?? -1;
@@ -209,7 +133,7 @@ export function parseReadResponse(req: EncodedRequest, pdu: Buffer): ResponseChe
   return { ok: true, value: out };
 }
 
-export function parseWriteResponse(req: EncodedRequest, pdu: Buffer): ResponseCheck<void> {
+export function parseWriteResponse(req: RequestPdu, pdu: Buffer): ResponseCheck<void> {
   const bad = exceptionOrWrongFc<void>(req, pdu);
   if (bad) return bad;
   if (pdu.length !== 5) return { ok: false, code: 'malformed_response', detail: `write echo of ${pdu.length} bytes, expected 5` };

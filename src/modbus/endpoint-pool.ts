@@ -6,7 +6,8 @@ import type { DeviceProfile } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
-import { ModbusEndpoint, type EndpointObserver, type EndpointOptions } from './endpoint.js';
+import { ModbusEndpoint, type EndpointObserver, type EndpointTuning } from './endpoint.js';
+import { targetKey, type EndpointTarget } from './transport.js';
 
 export interface EndpointPoolDeps {
   clock: Clock;
@@ -14,19 +15,24 @@ export interface EndpointPoolDeps {
   observer?: EndpointObserver;
 }
 
-export type EndpointDefaults = Omit<EndpointOptions, 'host' | 'port'>;
+export type EndpointDefaults = EndpointTuning;
 
 export class EndpointPool {
   private readonly endpoints = new Map<string, ModbusEndpoint>();
 
   constructor(private readonly deps: EndpointPoolDeps, private readonly defaults: EndpointDefaults = {}) {}
 
-  /** The shared endpoint for host:port, created on first use. */
+  /** The shared Modbus TCP endpoint for host:port, created on first use. */
   get(host: string, port: number): ModbusEndpoint {
-    const key = `${host}:${port}`;
+    return this.forTarget({ transport: 'tcp', host, port });
+  }
+
+  /** The shared endpoint of a target (its key: host:port, or the serial port), created on first use. */
+  forTarget(target: EndpointTarget): ModbusEndpoint {
+    const key = targetKey(target);
     let ep = this.endpoints.get(key);
     if (ep === undefined) {
-      ep = new ModbusEndpoint({ ...this.defaults, host, port }, this.deps);
+      ep = new ModbusEndpoint({ ...this.defaults, ...target }, this.deps);
       this.endpoints.set(key, ep);
     }
     return ep;

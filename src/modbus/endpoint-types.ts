@@ -3,6 +3,7 @@
 import type { RegisterTable } from '../config/profile-types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import type { EndpointTarget } from './transport.js';
 import type { ModbusErrorType } from './types.js';
 import type { UnitBackoffOptions } from './unit-backoff.js';
 
@@ -23,9 +24,9 @@ export interface RequestEvent {
 
 export interface EndpointObserver {
   requestDone(ev: RequestEvent): void;
-  /** A response whose transaction id matches nothing in flight (late reply to a timed-out request). */
+  /** A well-formed frame that answers nothing in flight (late, duplicated, unsolicited, another unit's). */
   stray(endpoint: string, bytes: number): void;
-  /** Bytes that could not be framed at all (garbled header, partial frame left at a timeout). */
+  /** Bytes that could not be framed at all (garbage, a broken header, a partial frame left at a timeout). */
   malformed(endpoint: string, detail: string): void;
 }
 
@@ -35,20 +36,22 @@ export interface UnitSettings {
   requestGapMs?: number;
 }
 
-export interface EndpointOptions {
-  host: string;
-  port: number;
-  connectTimeoutMs?: number;       // default 3000
-  /** Pause after TCP connect before the first request (profile quirk connect_delay_ms). */
+/** Tuning shared by every transport (defaults in brackets). */
+export interface EndpointTuning {
+  connectTimeoutMs?: number;       // [3000]
+  /** Pause after the link opens before the first request (profile quirk connect_delay_ms). */
   connectDelayMs?: number;
-  reconnectBaseMs?: number;        // default 500
-  reconnectMaxMs?: number;         // default 30000
-  defaultTimeoutMs?: number;       // default 1000
-  /** Consecutive timeouts with no answer in between before the connection is presumed dead. Default 3. */
+  reconnectBaseMs?: number;        // [500]
+  reconnectMaxMs?: number;         // [30000]
+  defaultTimeoutMs?: number;       // [1000]
+  /** Consecutive timeouts with no answer in between before the link is presumed dead. [3] */
   timeoutsBeforeReconnect?: number;
   unitBackoff?: UnitBackoffOptions;
   random?: () => number;
 }
+
+/** Where the endpoint connects (Modbus TCP by default) and how it is tuned. */
+export type EndpointOptions = EndpointTarget & EndpointTuning;
 
 export interface EndpointDeps {
   clock: Clock;

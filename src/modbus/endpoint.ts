@@ -1,6 +1,9 @@
-// One Modbus TCP connection per host:port, shared by every unit id behind it.
+// One Modbus endpoint: a TCP connection per host:port, shared by every unit id behind it. It owns the queue (writes and read-backs first), one request in flight, the timeouts,
+// the per-unit backoff, reconnects and the stray counting; the transport under it (transport.ts) is
+// a link (a TCP socket) and a framing (MBAP) that cuts the expected answer out of the bytes that
+// come back.
 //
-// Why our own MBAP client on node:net instead of wrapping modbus-serial 8.0.25's TcpPort:
+// Why our own client on node:net instead of wrapping modbus-serial 8.0.25's TcpPort:
 // - TcpPort numbers transactions modulo 256 (MAX_TRANSACTIONS) and ModbusRTU matches a reply by
 //   looking that number up in `_transactions`, so after a device freezes its backlog of stale
 //   replies is matched to newer requests (node-modbus-serial#264; field notes measured 100
@@ -10,55 +13,60 @@
 // - A garbled length field makes TcpPort wait forever for bytes that never come; a short PDU
 //   reaches readUInt16BE in index.js (the RangeError class of node-red-contrib-modbus#480).
 // - Its reconnect/timeout handling is per-client, with no priority queue and no per-unit state.
-// Wrapping would mean re-parsing every frame ourselves anyway, so the client below owns the
-// socket, the 16-bit transaction ids, the frame reader and the queue (about 300 lines), and
-// modbus-serial stays in the repo as the bare baseline of `npm run bench:modbus`.
 // Everything that leaves this module is a ModbusError with a stable `code`.
 
-import net from 'node:net';
 import { CheckedWrite } from '../config/profile-controls.js';
 import type { RegisterTable } from '../config/profile-types.js';
 import { backoffDelay, type ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
-import {
-  FrameReader, checkRead, checkWrite, encodeRead, encodeWrite, parseReadResponse, parseWriteResponse,
-  type EncodedRequest, type Frame,
-} from './endpoint-frames.js';
+import { rateLimitedLogger, type RateLimitedLogger } from '../runtime/rate-limit.js';
+import { checkRead, checkWrite, encodeRead, encodeWrite, parseReadResponse, parseWriteResponse } from './endpoint-frames.js';
+import type { EndpointDeps, EndpointOptions, EndpointStats, UnitSettings } from './endpoint-types.js';
+import type { Expect, Framing, Link, LinkConn, RequestPdu, RxEvent } from './framing.js';
+import { makeTransport, targetKey } from './transport.js';
 import {
   ModbusError, type ModbusEndpointClient, type ModbusErrorType, type ReadRequest, type ReadResult,
   type RequestOptions,
 } from './types.js';
-import type { EndpointDeps, EndpointOptions, EndpointStats, UnitSettings } from './endpoint-types.js';
 import { UnitBackoff, type UnitHealth } from './unit-backoff.js';
 
-export type { EndpointDeps, EndpointObserver, EndpointOptions, EndpointStats, RequestEvent, UnitSettings } from './endpoint-types.js';
+export type { EndpointDeps, EndpointObserver, EndpointOptions, EndpointStats, EndpointTuning, RequestEvent, UnitSettings } from './endpoint-types.js';
 
 interface Pending {
-  enc: EncodedRequest;
+  req: RequestPdu;
+  /** The wire frame (built once; per-send fields stamped at send). */
+  frame: Buffer;
   write: boolean;
   table: RegisterTable;
   deviceId: string | undefined;
   high: boolean;
   timeoutMs: number;
-  tid: number;
+  expect: Expect | undefined;
   sentAt: number;
   timer: ClockTimer | undefined;
   resolve: (v: ReadResult | undefined) => void;
   reject: (e: ModbusError) => void;
 }
 
+/** An answer that passed every check, held until the line settles (bytes stuck to it make it suspect). */
+interface Held { p: Pending; value: ReadResult | undefined; bytes: number }
+
 type State = 'idle' | 'connecting' | 'ready' | 'waiting' | 'closed';
 
 export class ModbusEndpoint implements ModbusEndpointClient {
   readonly key: string;
   private state: State = 'idle';
-  private socket: net.Socket | undefined;
-  private readonly reader = new FrameReader();
+  private conn: LinkConn | undefined;
+  private readonly link: Link;
+  private readonly framing: Framing;
   private readonly high: Pending[] = [];
   private readonly normal: Pending[] = [];
   private inFlight: Pending | undefined;
-  private nextTid = 1;
-  private gapTimer: ClockTimer | undefined;
+  private held: Held | undefined;
+  /** Monotonic ms before which no request goes out (request gap, RTU inter-frame silence). */
+  private notBefore = 0;
+  private sendTimer: ClockTimer | undefined;
+  private settleTimer: ClockTimer | undefined;
   private connectTimer: ClockTimer | undefined;
   private reconnectTimer: ClockTimer | undefined;
   private attempt = 0;
@@ -67,12 +75,15 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   private readonly unitSettings = new Map<number, UnitSettings>();
   private readonly backoff: UnitBackoff;
   private readonly log: Logger;
+  private readonly limited: RateLimitedLogger;
   private counters = { connects: 0, disconnects: 0, strays: 0, malformed: 0 };
 
   constructor(private readonly opts: EndpointOptions, private readonly deps: EndpointDeps) {
-    this.key = `${opts.host}:${opts.port}`;
+    this.key = targetKey(opts);
+    ({ link: this.link, framing: this.framing } = makeTransport(opts));
     this.backoff = new UnitBackoff({ random: opts.random, ...opts.unitBackoff });
     this.log = deps.logger.child({ component: 'modbus', endpoint: this.key });
+    this.limited = rateLimitedLogger(this.log, deps.clock, { intervalMs: 60_000 });
   }
 
   get connected(): boolean {
@@ -106,7 +117,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   }
 
   read(req: ReadRequest, opts: RequestOptions = {}): Promise<ReadResult> {
-    const bad = checkRead(req);
+    const bad = checkRead(req) ?? this.framing.checkUnit(req.unitId);
     if (bad !== undefined) return Promise.reject(this.error('invalid_request', `read ${bad}`, req.unitId, opts.deviceId));
     return this.enqueue(encodeRead(req), false, req.table, opts) as Promise<ReadResult>;
   }
@@ -115,7 +126,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     // A look-alike object (a copy, a cast) is refused at run time too, not only by the type checker.
     if (!CheckedWrite.isGenuine(value)) throw this.error('invalid_request', 'write: not a checked value of a writable control', unitId, opts.deviceId);
     const req = value.request(unitId);
-    const bad = checkWrite(req);
+    const bad = checkWrite(req) ?? this.framing.checkUnit(req.unitId);
     if (bad !== undefined) throw this.error('invalid_request', `write ${bad}`, req.unitId, opts.deviceId);
     await this.enqueue(encodeWrite(req), true, req.table, opts);
   }
@@ -123,32 +134,31 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    for (const t of [this.gapTimer, this.connectTimer, this.reconnectTimer]) if (t !== undefined) this.deps.clock.clearTimeout(t);
-    this.gapTimer = this.connectTimer = this.reconnectTimer = undefined;
+    this.clearTimers();
+    if (this.reconnectTimer !== undefined) this.deps.clock.clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
     this.failAll('closed', 'endpoint closed');
-    const sock = this.socket;
-    this.socket = undefined;
-    if (sock !== undefined && !sock.destroyed) {
-      await new Promise<void>((resolve) => {
-        sock.once('close', () => resolve());
-        sock.destroy();
-      });
-    }
+    const conn = this.conn;
+    this.conn = undefined;
+    await conn?.destroy();
   }
 
   // ---------------------------------------------------------------- queue
 
-  private enqueue(enc: EncodedRequest, write: boolean, table: RegisterTable, opts: RequestOptions): Promise<ReadResult | undefined> {
+  private enqueue(req: RequestPdu, write: boolean, table: RegisterTable, opts: RequestOptions): Promise<ReadResult | undefined> {
     return new Promise((resolve, reject) => {
       const high = opts.priority === 'high';
-      const timeoutMs = opts.timeoutMs ?? this.unitSettings.get(enc.unitId)?.timeoutMs ?? this.opts.defaultTimeoutMs ?? 1000;
-      const p: Pending = { enc, write, table, deviceId: opts.deviceId, high, timeoutMs, tid: 0, sentAt: 0, timer: undefined, resolve, reject };
+      const timeoutMs = opts.timeoutMs ?? this.unitSettings.get(req.unitId)?.timeoutMs ?? this.opts.defaultTimeoutMs ?? 1000;
+      const p: Pending = {
+        req, frame: this.framing.frame(req), write, table, deviceId: opts.deviceId, high, timeoutMs,
+        expect: undefined, sentAt: 0, timer: undefined, resolve, reject,
+      };
       if (this.state === 'closed') return this.refuse(p, 'closed', 'endpoint closed');
       // Fail fast while waiting to reconnect: queued polls would only pile up behind a dead line.
       if (this.state === 'waiting') return this.refuse(p, 'disconnected', `not connected (reconnect attempt ${this.attempt})`);
       // Writes and read-backs may probe a backed-off unit; polls may not.
-      if (!high && this.backoff.isBackedOff(enc.unitId, this.deps.clock.monotonic())) {
-        return this.refuse(p, 'unit_backed_off', `unit backed off for ${Math.round(this.backoff.remainingMs(enc.unitId, this.deps.clock.monotonic()))} ms`);
+      if (!high && this.backoff.isBackedOff(req.unitId, this.deps.clock.monotonic())) {
+        return this.refuse(p, 'unit_backed_off', `unit backed off for ${Math.round(this.backoff.remainingMs(req.unitId, this.deps.clock.monotonic()))} ms`);
       }
       (high ? this.high : this.normal).push(p);
       this.kick();
@@ -160,10 +170,19 @@ export class ModbusEndpoint implements ModbusEndpointClient {
       this.connect();
       return;
     }
-    while (this.state === 'ready' && this.inFlight === undefined && this.gapTimer === undefined) {
-      const p = this.high.shift() ?? this.normal.shift();
-      if (p === undefined) return;
-      if (!p.high && this.backoff.isBackedOff(p.enc.unitId, this.deps.clock.monotonic())) {
+    while (this.state === 'ready' && this.inFlight === undefined && this.held === undefined && this.sendTimer === undefined) {
+      if (this.high.length === 0 && this.normal.length === 0) return;
+      const wait = this.notBefore - this.deps.clock.monotonic();
+      if (wait > 0) {
+        // Timers fire late, never early: the pause is at least what the line needs.
+        this.sendTimer = this.deps.clock.setTimeout(() => {
+          this.sendTimer = undefined;
+          this.kick();
+        }, Math.ceil(wait));
+        return;
+      }
+      const p = (this.high.shift() ?? this.normal.shift()) as Pending;
+      if (!p.high && this.backoff.isBackedOff(p.req.unitId, this.deps.clock.monotonic())) {
         this.refuse(p, 'unit_backed_off', 'unit backed off');
         continue;
       }
@@ -172,83 +191,140 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   }
 
   private send(p: Pending): void {
-    const sock = this.socket;
-    if (sock === undefined) return this.refuse(p, 'disconnected', 'not connected');
-    p.tid = this.nextTid;
-    this.nextTid = this.nextTid === 0xffff ? 1 : this.nextTid + 1;
-    p.enc.frame.writeUInt16BE(p.tid, 0);
+    const conn = this.conn;
+    if (conn === undefined) return this.refuse(p, 'disconnected', 'not connected');
+    const rx = this.framing.receiver;
+    if (this.framing.flushBeforeSend && rx.pending > 0) {
+      // Bytes received before the request went out can never be its answer.
+      this.noteMalformed(`${rx.pending} bytes left on the line before a request`);
+      rx.clear();
+    }
+    const tid = this.framing.stamp(p.frame);
+    p.expect = { tid, unitId: p.req.unitId, functionCode: p.req.functionCode, answerLength: p.req.answerLength, from: rx.received };
     p.sentAt = this.deps.clock.monotonic();
     this.inFlight = p;
-    p.timer = this.deps.clock.setTimeout(() => this.onTimeout(p), p.timeoutMs);
-    sock.write(p.enc.frame);
+    p.timer = this.deps.clock.setTimeout(() => this.onTimeout(p), p.timeoutMs + this.framing.wireMs(p.req));
+    conn.write(p.frame);
   }
 
   private onTimeout(p: Pending): void {
     if (this.inFlight !== p) return;
     this.inFlight = undefined;
-    if (this.reader.pending > 0) {
+    const rx = this.framing.receiver;
+    if (rx.pending > 0) {
       // Half a frame and then silence: those bytes can never be completed correctly.
-      this.reader.clear();
-      this.noteMalformed('partial frame discarded at timeout');
+      this.noteMalformed(`partial frame of ${rx.pending} bytes discarded at timeout`);
+      rx.clear();
     }
     this.consecutiveTimeouts += 1;
-    const backedOffMs = this.backoff.failed(p.enc.unitId, this.deps.clock.monotonic());
-    if (backedOffMs > 0) this.log.debug({ unit_id: p.enc.unitId, device: p.deviceId, backoff_ms: backedOffMs }, 'unit backed off after timeouts');
+    const backedOffMs = this.backoff.failed(p.req.unitId, this.deps.clock.monotonic());
+    if (backedOffMs > 0) this.log.debug({ unit_id: p.req.unitId, device: p.deviceId, backoff_ms: backedOffMs }, 'unit backed off after timeouts');
     // Drop a dead line before finishing, so nothing more is sent into it.
-    if (this.consecutiveTimeouts >= (this.opts.timeoutsBeforeReconnect ?? 3) && this.socket !== undefined) {
+    if (this.consecutiveTimeouts >= (this.opts.timeoutsBeforeReconnect ?? 3) && this.conn !== undefined) {
       this.log.warn({ timeouts: this.consecutiveTimeouts }, 'no answer from any unit: reconnecting');
-      this.drop(this.socket);
+      this.drop(this.conn, 'no answer from any unit');
     }
-    this.finish(p, undefined, this.error('timeout', `no response within ${p.timeoutMs} ms`, p.enc.unitId, p.deviceId, p), 0);
+    this.finish(p, undefined, this.error('timeout', `no response within ${p.timeoutMs} ms`, p.req.unitId, p.deviceId, p), 0);
+    this.kick();
   }
 
-  private onData(sock: net.Socket, chunk: Buffer): void {
-    if (sock !== this.socket) return;
-    this.reader.push(chunk);
+  // ---------------------------------------------------------------- receiving
+
+  private onData(conn: LinkConn, chunk: Buffer): void {
+    if (conn !== this.conn) return;
+    const now = this.deps.clock.monotonic();
+    this.framing.receiver.push(chunk);
+    this.drain();
+    if (this.framing.settleMs > 0) {
+      // RTU: nothing goes out until the line has been quiet; an answer is released, and a damaged
+      // one declared, once it has been quiet.
+      this.notBefore = Math.max(this.notBefore, now + this.framing.quietMs);
+      if (this.held !== undefined || this.inFlight !== undefined) this.armSettle();
+    } else if (this.held !== undefined) {
+      // TCP: the rest of the chunk carried no garbage: the answer stands.
+      this.release();
+    }
+    this.kick();
+  }
+
+  /** Everything the receiver can make of the bytes so far. */
+  private drain(): void {
+    const rx = this.framing.receiver;
     for (;;) {
-      const f = this.reader.next();
-      if (f === undefined) return;
-      if (f === 'garbled') {
-        this.noteMalformed('garbled MBAP header');
-        const p = this.inFlight;
-        if (p !== undefined) {
-          this.inFlight = undefined;
-          this.finish(p, undefined, this.error('malformed_response', 'garbled MBAP header: reconnecting to resynchronise', p.enc.unitId, p.deviceId, p), chunk.length);
-        }
-        this.reader.clear();
-        this.drop(sock);
+      const p = this.held === undefined ? this.inFlight : undefined;
+      const ev = rx.next(p?.expect);
+      if (ev === undefined) return;
+      this.onEvent(ev, p);
+    }
+  }
+
+  private onEvent(ev: RxEvent, p: Pending | undefined): void {
+    switch (ev.kind) {
+      case 'answer': {
+        if (p === undefined) return;
+        this.inFlight = undefined;
+        this.lineAlive();
+        const r = p.write ? parseWriteResponse(p.req, ev.pdu) : parseReadResponse(p.req, ev.pdu);
+        if (r.ok) this.held = { p, value: r.value === undefined ? undefined : r.value, bytes: ev.bytes };
+        else this.finish(p, undefined, this.error(r.code, r.detail, p.req.unitId, p.deviceId, p, r.exceptionCode), ev.bytes);
         return;
       }
-      this.onFrame(f);
+      case 'bad_answer':
+        if (p === undefined) return;
+        this.inFlight = undefined;
+        this.lineAlive();
+        if (ev.code === 'malformed_response') this.noteMalformed(ev.detail);
+        this.finish(p, undefined, this.error(ev.code, ev.detail, p.req.unitId, p.deviceId, p), ev.bytes);
+        return;
+      case 'stray':
+        this.counters.strays += 1;
+        this.deps.observer?.stray(this.key, ev.bytes);
+        this.limited.warn('stray', { detail: ev.detail, bytes: ev.bytes },
+          'stray response discarded: it answers no request in flight (late, duplicated, unsolicited, or tagged with another unit id or function code)');
+        return;
+      case 'garbage': {
+        this.noteMalformed(ev.detail);
+        this.limited.warn('garbage', { detail: ev.detail }, 'bytes that are no frame discarded');
+        const h = this.held;
+        if (h !== undefined) {
+          // Bytes stuck to an answer belong to whoever sent it: absent beats wrong.
+          this.held = undefined;
+          this.finish(h.p, undefined, this.error('malformed_response', `answer followed by ${ev.detail}`, h.p.req.unitId, h.p.deviceId, h.p), h.bytes + ev.bytes);
+        }
+        return;
+      }
     }
   }
 
-  private onFrame(f: Frame): void {
-    const p = this.inFlight;
-    if (p === undefined || f.tid !== p.tid) {
-      // A late answer to a request that already timed out: never the answer to the next one.
-      this.counters.strays += 1;
-      this.deps.observer?.stray(this.key, f.bytes);
-      return;
-    }
-    this.inFlight = undefined;
+  private armSettle(): void {
+    if (this.settleTimer !== undefined) this.deps.clock.clearTimeout(this.settleTimer);
+    this.settleTimer = this.deps.clock.setTimeout(() => {
+      this.settleTimer = undefined;
+      if (this.held !== undefined) this.release();
+      const p = this.inFlight;
+      const ev = p?.expect === undefined ? undefined : this.framing.receiver.quiet(p.expect);
+      if (ev !== undefined) this.onEvent(ev, p);
+      this.kick();
+    }, Math.ceil(this.framing.settleMs));
+  }
+
+  private release(): void {
+    const h = this.held;
+    if (h === undefined) return;
+    this.held = undefined;
+    this.finish(h.p, h.value, undefined, h.bytes);
+  }
+
+  /** Something answered: the line works (reconnect and timeout streaks end). */
+  private lineAlive(): void {
     this.attempt = 0;
     this.consecutiveTimeouts = 0;
-    if (p.write) {
-      const r = parseWriteResponse(p.enc, f.pdu);
-      if (r.ok) this.finish(p, undefined, undefined, f.bytes);
-      else this.finish(p, undefined, this.error(r.code, r.detail, p.enc.unitId, p.deviceId, p, r.exceptionCode), f.bytes);
-    } else {
-      const r = parseReadResponse(p.enc, f.pdu);
-      if (r.ok) this.finish(p, r.value, undefined, f.bytes);
-      else this.finish(p, undefined, this.error(r.code, r.detail, p.enc.unitId, p.deviceId, p, r.exceptionCode), f.bytes);
-    }
   }
 
   private finish(p: Pending, value: ReadResult | undefined, err: ModbusError | undefined, bytesIn: number): void {
     if (p.timer !== undefined) this.deps.clock.clearTimeout(p.timer);
     const now = this.deps.clock.monotonic();
-    const unit = p.enc.unitId;
+    const unit = p.req.unitId;
     if (err === undefined || err.code.startsWith('exception_')) {
       // The unit answered (even an exception proves the path), unless the gateway says otherwise.
       if (err?.code === 'exception_gateway_path' || err?.code === 'exception_gateway_target') {
@@ -260,39 +336,27 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     }
     this.deps.observer?.requestDone({
       endpoint: this.key, deviceId: p.deviceId, unitId: unit, table: p.table, write: p.write, sent: true,
-      durationMs: now - p.sentAt, bytesOut: p.enc.frame.length, bytesIn, error: err?.code,
+      durationMs: now - p.sentAt, bytesOut: p.frame.length, bytesIn, error: err?.code,
     });
     const gap = this.unitSettings.get(unit)?.requestGapMs ?? 0;
-    if (gap > 0 && this.state === 'ready') {
-      this.gapTimer = this.deps.clock.setTimeout(() => {
-        this.gapTimer = undefined;
-        this.kick();
-      }, gap);
-    }
+    if (gap > 0) this.notBefore = Math.max(this.notBefore, now + gap);
     if (err === undefined) p.resolve(value);
     else p.reject(err);
-    this.kick();
   }
 
   private refuse(p: Pending, code: ModbusErrorType, detail: string): void {
     this.deps.observer?.requestDone({
-      endpoint: this.key, deviceId: p.deviceId, unitId: p.enc.unitId, table: p.table, write: p.write, sent: false,
+      endpoint: this.key, deviceId: p.deviceId, unitId: p.req.unitId, table: p.table, write: p.write, sent: false,
       durationMs: 0, bytesOut: 0, bytesIn: 0, error: code,
     });
-    p.reject(this.error(code, detail, p.enc.unitId, p.deviceId, p));
+    p.reject(this.error(code, detail, p.req.unitId, p.deviceId, p));
   }
 
   private failAll(code: ModbusErrorType, detail: string): void {
-    const p = this.inFlight;
-    this.inFlight = undefined;
-    if (p !== undefined) {
-      if (p.timer !== undefined) this.deps.clock.clearTimeout(p.timer);
-      this.deps.observer?.requestDone({
-        endpoint: this.key, deviceId: p.deviceId, unitId: p.enc.unitId, table: p.table, write: p.write, sent: true,
-        durationMs: this.deps.clock.monotonic() - p.sentAt, bytesOut: p.enc.frame.length, bytesIn: 0, error: code,
-      });
-      p.reject(this.error(code, detail, p.enc.unitId, p.deviceId, p));
+    for (const p of [this.held?.p, this.inFlight]) {
+      if (p !== undefined) this.finish(p, undefined, this.error(code, detail, p.req.unitId, p.deviceId, p), 0);
     }
+    this.held = this.inFlight = undefined;
     for (const q of this.high.splice(0).concat(this.normal.splice(0))) this.refuse(q, code, detail);
   }
 
@@ -302,7 +366,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   }
 
   private error(code: ModbusErrorType, detail: string, unitId: number, deviceId: string | undefined, p?: Pending, exceptionCode?: number): ModbusError {
-    const what = p === undefined ? '' : ` ${p.write ? 'write' : 'read'} ${p.table} ${p.enc.address}+${p.enc.count}`;
+    const what = p === undefined ? '' : ` ${p.write ? 'write' : 'read'} ${p.table} ${p.req.address}+${p.req.count}`;
     const who = deviceId === undefined ? `unit ${unitId}` : `${deviceId} (unit ${unitId})`;
     return new ModbusError(code, `${who} at ${this.key}${what}: ${detail}`, { device: deviceId, exceptionCode });
   }
@@ -312,33 +376,33 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   private connect(): void {
     if (this.state === 'closed') return;
     this.state = 'connecting';
-    this.reader.clear();
-    const sock = net.connect({ host: this.opts.host, port: this.opts.port });
-    this.socket = sock;
-    sock.setNoDelay(true);
+    this.framing.receiver.clear();
+    const conn: LinkConn = this.link({
+      open: () => this.onOpen(conn),
+      data: (chunk) => this.onData(conn, chunk),
+      close: (reason) => this.onClose(conn, reason),
+    });
+    this.conn = conn;
+    const ms = this.opts.connectTimeoutMs ?? 3000;
     this.connectTimer = this.deps.clock.setTimeout(() => {
       this.connectTimer = undefined;
-      if (sock === this.socket && this.state === 'connecting') sock.destroy(new Error(`connect timeout after ${this.opts.connectTimeoutMs ?? 3000} ms`));
-    }, this.opts.connectTimeoutMs ?? 3000);
-    sock.on('data', (chunk: Buffer) => this.onData(sock, chunk));
-    sock.on('error', (err) => {
-      if (sock === this.socket) this.log.debug({ err: err.message }, 'socket error');
-    });
-    sock.on('close', () => this.onClose(sock));
-    sock.once('connect', () => {
-      if (sock !== this.socket) return;
-      const delay = this.opts.connectDelayMs ?? 0;
-      // Some devices drop requests that arrive right after the handshake (profile connect_delay_ms).
-      if (this.connectTimer !== undefined) this.deps.clock.clearTimeout(this.connectTimer);
-      this.connectTimer = undefined;
-      if (delay > 0) this.connectTimer = this.deps.clock.setTimeout(() => this.becomeReady(sock), delay);
-      else this.becomeReady(sock);
-    });
+      if (conn === this.conn && this.state === 'connecting') this.drop(conn, `connect timeout after ${ms} ms`);
+    }, ms);
   }
 
-  private becomeReady(sock: net.Socket): void {
+  private onOpen(conn: LinkConn): void {
+    if (conn !== this.conn) return;
+    const delay = this.opts.connectDelayMs ?? 0;
+    // Some devices drop requests that arrive right after the handshake (profile connect_delay_ms).
+    if (this.connectTimer !== undefined) this.deps.clock.clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
-    if (sock !== this.socket || this.state !== 'connecting') return;
+    if (delay > 0) this.connectTimer = this.deps.clock.setTimeout(() => this.becomeReady(conn), delay);
+    else this.becomeReady(conn);
+  }
+
+  private becomeReady(conn: LinkConn): void {
+    this.connectTimer = undefined;
+    if (conn !== this.conn || this.state !== 'connecting') return;
     this.state = 'ready';
     this.counters.connects += 1;
     this.consecutiveTimeouts = 0;
@@ -354,29 +418,34 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     this.kick();
   }
 
-  /** Give up on this socket now (not at its 'close' event): nothing more is sent into it. */
-  private drop(sock: net.Socket): void {
-    sock.destroy();
-    this.onClose(sock);
+  /** Give up on this connection now (not at its close event): nothing more is sent into it. */
+  private drop(conn: LinkConn, reason: string): void {
+    void conn.destroy();
+    this.onClose(conn, reason);
   }
 
-  private onClose(sock: net.Socket): void {
-    if (sock !== this.socket) return;
-    this.socket = undefined;
+  /** The timers of one connection (the reconnect timer belongs to the endpoint). */
+  private clearTimers(): void {
+    for (const t of [this.sendTimer, this.settleTimer, this.connectTimer]) if (t !== undefined) this.deps.clock.clearTimeout(t);
+    this.sendTimer = this.settleTimer = this.connectTimer = undefined;
+  }
+
+  private onClose(conn: LinkConn, reason: string | undefined): void {
+    if (conn !== this.conn) return;
+    this.conn = undefined;
     const wasReady = this.state === 'ready';
-    if (this.connectTimer !== undefined) this.deps.clock.clearTimeout(this.connectTimer);
-    if (this.gapTimer !== undefined) this.deps.clock.clearTimeout(this.gapTimer);
-    this.connectTimer = this.gapTimer = undefined;
-    this.reader.clear();
+    this.clearTimers();
+    this.framing.receiver.clear();
     if (this.state === 'closed') return;
     if (wasReady) this.counters.disconnects += 1;
     const delay = backoffDelay(this.attempt, this.opts.reconnectBaseMs ?? 500, this.opts.reconnectMaxMs ?? 30_000, this.opts.random);
     this.attempt += 1;
     this.state = 'waiting';
     const code: ModbusErrorType = wasReady ? 'disconnected' : 'connect_failed';
-    if (wasReady || this.attempt === 1) this.log.warn({ retry_in_ms: delay }, wasReady ? 'connection lost' : 'connect failed');
-    else this.log.debug({ attempt: this.attempt, retry_in_ms: delay }, 'connect failed');
-    this.failAll(code, wasReady ? 'connection lost' : 'connect failed');
+    const what = wasReady ? 'connection lost' : 'connect failed';
+    if (wasReady || this.attempt === 1) this.log.warn({ retry_in_ms: delay, err: reason }, what);
+    else this.log.debug({ attempt: this.attempt, retry_in_ms: delay, err: reason }, what);
+    this.failAll(code, reason === undefined ? what : `${what}: ${reason}`);
     this.reconnectTimer = this.deps.clock.setTimeout(() => {
       this.reconnectTimer = undefined;
       if (this.state === 'waiting') this.connect();

@@ -17,7 +17,7 @@ export type ModbusErrorType =
   | 'exception_gateway_path'          // exception 10: back off this unit only
   | 'exception_gateway_target'        // exception 11: back off this unit only
   | 'exception_other'
-  | 'malformed_response'              // short/garbled frame, wrong function code or byte count
+  | 'malformed_response'              // the answer's header, length, byte count or echo is wrong, or garbage stuck to it
   | 'unit_backed_off'                 // request refused locally: the unit is in backoff
   | 'rejected_write'                  // a write refused before the wire (bounds, never_write, undeclared)
   | 'invalid_request'                 // (endpoint) address/count/unit id outside Modbus limits: a caller bug, never sent
@@ -61,11 +61,12 @@ export interface RequestOptions {
 }
 
 /**
- * One TCP connection to host:port, shared by every unit id behind it; one request in flight;
- * responses matched by transaction id. Pollers and demand response both go through it.
+ * One TCP connection to host:port (or one serial line), shared by every unit id behind it; one
+ * request in flight; answers matched on transaction id, unit id and function code. Pollers and
+ * demand response both go through it.
  */
 export interface ModbusEndpointClient {
-  readonly key: string;  // "host:port"
+  readonly key: string;  // "host:port", or the serial port
   read(req: ReadRequest, opts?: RequestOptions): Promise<ReadResult>;
   /**
    * Writes one checked value of a profile's writable control (src/config/profile-controls.ts) to
@@ -73,7 +74,7 @@ export interface ModbusEndpointClient {
    * after rounding, can reach the wire.
    */
   write(unitId: number, value: CheckedWrite, opts?: RequestOptions): Promise<void>;
-  /** True while a TCP connection is established. */
+  /** True while the TCP connection or the serial port is open. */
   readonly connected: boolean;
   /** Called after every (re)connect: DR re-asserts active commands from here. */
   onConnect(listener: () => void): () => void;

@@ -1,0 +1,15 @@
+// Which transport an endpoint talks through: the endpoint key (devices with the same key share
+// one connection, one request at a time), the link (a TCP socket) and the framing (MBAP).
+import type { Framing, Link } from './framing.js';
+import { mbapFraming } from './framing-mbap.js';
+import { tcpLink } from './link-tcp.js';
+
+export type EndpointTarget = { transport?: 'tcp'; host: string; port: number };
+
+export function targetKey(t: EndpointTarget): string {
+  return `${t.host}:${t.port}`;
+}
+
+export function makeTransport(t: EndpointTarget): { link: Link; framing: Framing } {
+  return { link: tcpLink(t.host, t.port), framing: mbapFraming() };
+}

@@ -47,6 +47,7 @@ export interface EndpointTuning {
   /** Consecutive timeouts with no answer in between before the link is presumed dead. [3] */
   timeoutsBeforeReconnect?: number;
   unitBackoff?: UnitBackoffOptions;
+  /** Jitter of the reconnect and unit backoffs; when given, also the key of the transaction ids (tests: deterministic). */
   random?: () => number;
 }
 

@@ -48,9 +48,6 @@ interface Pending {
   reject: (e: ModbusError) => void;
 }
 
-/** An answer that passed every check, held until the line settles (bytes stuck to it make it suspect). */
-interface Held { p: Pending; value: ReadResult | undefined; bytes: number }
-
 type State = 'idle' | 'connecting' | 'ready' | 'waiting' | 'closed';
 
 export class ModbusEndpoint implements ModbusEndpointClient {
@@ -62,11 +59,10 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   private readonly high: Pending[] = [];
   private readonly normal: Pending[] = [];
   private inFlight: Pending | undefined;
-  private held: Held | undefined;
   /** Monotonic ms before which no request goes out (request gap, RTU inter-frame silence). */
   private notBefore = 0;
   private sendTimer: ClockTimer | undefined;
-  private settleTimer: ClockTimer | undefined;
+  private quietTimer: ClockTimer | undefined;
   private connectTimer: ClockTimer | undefined;
   private reconnectTimer: ClockTimer | undefined;
   private attempt = 0;
@@ -80,7 +76,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
 
   constructor(private readonly opts: EndpointOptions, private readonly deps: EndpointDeps) {
     this.key = targetKey(opts);
-    ({ link: this.link, framing: this.framing } = makeTransport(opts));
+    ({ link: this.link, framing: this.framing } = makeTransport(opts, opts.random));
     this.backoff = new UnitBackoff({ random: opts.random, ...opts.unitBackoff });
     this.log = deps.logger.child({ component: 'modbus', endpoint: this.key });
     this.limited = rateLimitedLogger(this.log, deps.clock, { intervalMs: 60_000 });
@@ -170,7 +166,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
       this.connect();
       return;
     }
-    while (this.state === 'ready' && this.inFlight === undefined && this.held === undefined && this.sendTimer === undefined) {
+    while (this.state === 'ready' && this.inFlight === undefined && this.sendTimer === undefined) {
       if (this.high.length === 0 && this.normal.length === 0) return;
       const wait = this.notBefore - this.deps.clock.monotonic();
       if (wait > 0) {
@@ -233,29 +229,21 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   private onData(conn: LinkConn, chunk: Buffer): void {
     if (conn !== this.conn) return;
     const now = this.deps.clock.monotonic();
-    this.framing.receiver.push(chunk);
-    this.drain();
-    if (this.framing.settleMs > 0) {
-      // RTU: nothing goes out until the line has been quiet; an answer is released, and a damaged
-      // one declared, once it has been quiet.
-      this.notBefore = Math.max(this.notBefore, now + this.framing.quietMs);
-      if (this.held !== undefined || this.inFlight !== undefined) this.armSettle();
-    } else if (this.held !== undefined) {
-      // TCP: the rest of the chunk carried no garbage: the answer stands.
-      this.release();
-    }
-    this.kick();
-  }
-
-  /** Everything the receiver can make of the bytes so far. */
-  private drain(): void {
     const rx = this.framing.receiver;
+    rx.push(chunk);
     for (;;) {
-      const p = this.held === undefined ? this.inFlight : undefined;
+      const p = this.inFlight;
       const ev = rx.next(p?.expect);
-      if (ev === undefined) return;
+      if (ev === undefined) break;
       this.onEvent(ev, p);
     }
+    if (this.framing.quietMs > 0) {
+      // RTU: nothing goes out until the line has been quiet; a damaged answer is declared once it is.
+      this.notBefore = Math.max(this.notBefore, now + this.framing.quietMs);
+      if (this.inFlight !== undefined) this.armQuiet();
+    }
+    // Only now, with the whole chunk read: none of its bytes can be taken for the next request's answer.
+    this.kick();
   }
 
   private onEvent(ev: RxEvent, p: Pending | undefined): void {
@@ -265,7 +253,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
         this.inFlight = undefined;
         this.lineAlive();
         const r = p.write ? parseWriteResponse(p.req, ev.pdu) : parseReadResponse(p.req, ev.pdu);
-        if (r.ok) this.held = { p, value: r.value === undefined ? undefined : r.value, bytes: ev.bytes };
+        if (r.ok) this.finish(p, r.value ?? undefined, undefined, ev.bytes);
         else this.finish(p, undefined, this.error(r.code, r.detail, p.req.unitId, p.deviceId, p, r.exceptionCode), ev.bytes);
         return;
       }
@@ -282,37 +270,26 @@ export class ModbusEndpoint implements ModbusEndpointClient {
         this.limited.warn('stray', { detail: ev.detail, bytes: ev.bytes },
           'stray response discarded: it answers no request in flight (late, duplicated, unsolicited, or tagged with another unit id or function code)');
         return;
-      case 'garbage': {
+      case 'garbage':
+        // Charged to nobody: on a byte stream, whose bytes they were cannot be known (the tail of a
+        // late answer may arrive stuck to a neighbour's). A request whose answer drowned in them
+        // times out, on its own unit.
         this.noteMalformed(ev.detail);
         this.limited.warn('garbage', { detail: ev.detail }, 'bytes that are no frame discarded');
-        const h = this.held;
-        if (h !== undefined) {
-          // Bytes stuck to an answer belong to whoever sent it: absent beats wrong.
-          this.held = undefined;
-          this.finish(h.p, undefined, this.error('malformed_response', `answer followed by ${ev.detail}`, h.p.req.unitId, h.p.deviceId, h.p), h.bytes + ev.bytes);
-        }
         return;
-      }
     }
   }
 
-  private armSettle(): void {
-    if (this.settleTimer !== undefined) this.deps.clock.clearTimeout(this.settleTimer);
-    this.settleTimer = this.deps.clock.setTimeout(() => {
-      this.settleTimer = undefined;
-      if (this.held !== undefined) this.release();
+  /** RTU: once the line has been quiet, bytes since the request may amount to a CRC error. */
+  private armQuiet(): void {
+    if (this.quietTimer !== undefined) this.deps.clock.clearTimeout(this.quietTimer);
+    this.quietTimer = this.deps.clock.setTimeout(() => {
+      this.quietTimer = undefined;
       const p = this.inFlight;
       const ev = p?.expect === undefined ? undefined : this.framing.receiver.quiet(p.expect);
       if (ev !== undefined) this.onEvent(ev, p);
       this.kick();
-    }, Math.ceil(this.framing.settleMs));
-  }
-
-  private release(): void {
-    const h = this.held;
-    if (h === undefined) return;
-    this.held = undefined;
-    this.finish(h.p, h.value, undefined, h.bytes);
+    }, Math.ceil(this.framing.quietMs));
   }
 
   /** Something answered: the line works (reconnect and timeout streaks end). */
@@ -353,10 +330,9 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   }
 
   private failAll(code: ModbusErrorType, detail: string): void {
-    for (const p of [this.held?.p, this.inFlight]) {
-      if (p !== undefined) this.finish(p, undefined, this.error(code, detail, p.req.unitId, p.deviceId, p), 0);
-    }
-    this.held = this.inFlight = undefined;
+    const p = this.inFlight;
+    this.inFlight = undefined;
+    if (p !== undefined) this.finish(p, undefined, this.error(code, detail, p.req.unitId, p.deviceId, p), 0);
     for (const q of this.high.splice(0).concat(this.normal.splice(0))) this.refuse(q, code, detail);
   }
 
@@ -426,8 +402,8 @@ export class ModbusEndpoint implements ModbusEndpointClient {
 
   /** The timers of one connection (the reconnect timer belongs to the endpoint). */
   private clearTimers(): void {
-    for (const t of [this.sendTimer, this.settleTimer, this.connectTimer]) if (t !== undefined) this.deps.clock.clearTimeout(t);
-    this.sendTimer = this.settleTimer = this.connectTimer = undefined;
+    for (const t of [this.sendTimer, this.quietTimer, this.connectTimer]) if (t !== undefined) this.deps.clock.clearTimeout(t);
+    this.sendTimer = this.quietTimer = this.connectTimer = undefined;
   }
 
   private onClose(conn: LinkConn, reason: string | undefined): void {

@@ -19,23 +19,35 @@ export const MBAP_HEADER = 7;          // tid(2) protocol(2) length(2) unit(1)
 /** Largest PDU (253) plus the unit byte: a length field above this is garbage, not a frame. */
 const MAX_MBAP_LENGTH = 254;
 
-/** 16-bit transaction ids: a 4-round Feistel permutation (random S-box and keys) of a counter, 0 skipped. */
+/**
+ * A fixed byte permutation (Fisher-Yates driven by a constant-seeded xorshift): the Feistel rounds'
+ * non-linear part. The secret is the per-endpoint round keys, not this table.
+ */
+const SBOX = (() => {
+  const box = Uint8Array.from({ length: 256 }, (_, i) => i);
+  let x = 0x9e3779b9;
+  for (let i = 255; i > 0; i--) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    const j = (x >>> 0) % (i + 1);
+    const t = box[i] ?? 0;
+    box[i] = box[j] ?? 0;
+    box[j] = t;
+  }
+  return box;
+})();
+
+const ROUNDS = 6;
+
+/** 16-bit transaction ids: a keyed Feistel permutation of a counter (0 skipped). */
 export class TransactionIds {
   private counter = 0;
-  private readonly sbox: Uint8Array;
   private readonly keys: Uint8Array;
 
-  constructor(seed: Buffer = randomBytes(260)) {
-    this.keys = Uint8Array.from(seed.subarray(256, 260));
-    // Fisher-Yates over 0..255 driven by the seed: a random byte permutation.
-    const box = Uint8Array.from({ length: 256 }, (_, i) => i);
-    for (let i = 255; i > 0; i--) {
-      const j = (seed[i] ?? 0) % (i + 1);
-      const t = box[i] ?? 0;
-      box[i] = box[j] ?? 0;
-      box[j] = t;
-    }
-    this.sbox = box;
+  /** `random`: a seeded source for tests (deterministic ids); default a cryptographic key. */
+  constructor(random?: () => number) {
+    this.keys = random === undefined
+      ? Uint8Array.from(randomBytes(ROUNDS))
+      : Uint8Array.from({ length: ROUNDS }, () => Math.floor(random() * 256) & 0xff);
   }
 
   next(): number {
@@ -43,8 +55,8 @@ export class TransactionIds {
       this.counter = (this.counter + 1) & 0xffff;
       let l = this.counter >>> 8;
       let r = this.counter & 0xff;
-      for (let i = 0; i < 4; i++) {
-        const t = l ^ (this.sbox[(r + (this.keys[i] ?? 0)) & 0xff] ?? 0);
+      for (let i = 0; i < ROUNDS; i++) {
+        const t = l ^ (SBOX[r ^ (this.keys[i] ?? 0)] ?? 0);
         l = r;
         r = t;
       }
@@ -58,7 +70,6 @@ export function mbapFraming(ids = new TransactionIds()): Framing {
   return {
     receiver: new MbapReceiver(),
     quietMs: 0,
-    settleMs: 0,
     flushBeforeSend: false,
     frame(req: RequestPdu): Buffer {
       const buf = Buffer.allocUnsafe(MBAP_HEADER + req.pdu.length);

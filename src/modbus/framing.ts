@@ -58,13 +58,11 @@ export interface Receiver {
 
 export interface Framing {
   readonly receiver: Receiver;
-  /** Silence after the last byte before the next request may go out (RTU: 3.5 characters + turnaround); 0 for MBAP. */
-  readonly quietMs: number;
   /**
-   * After an answer, bytes arriving within this time make it suspect (RTU: 3.5 characters);
-   * 0: the rest of the same chunk.
+   * Silence after the last byte before the next request may go out, and before a damaged answer
+   * is declared (RTU: 3.5 characters + turnaround); 0 for MBAP.
    */
-  readonly settleMs: number;
+  readonly quietMs: number;
   /** RTU: bytes still waiting when a request goes out are dropped (no frame of them can be an answer). */
   readonly flushBeforeSend: boolean;
   /** The wire frame of a request, built once; per-send fields are filled by stamp(). */

@@ -98,6 +98,9 @@ export async function startRawServer(handler: Handler = answerFromMap, port = 0)
     state.accepted += 1;
     state.connectTimes.push(performance.now());
     sockets.add(sock);
+    // Each write its own segment, at once: split and dribbled answers arrive as the test wrote them
+    // (with Nagle, a 1-byte write can wait for the delayed ACK of the previous one, ~40 ms).
+    sock.setNoDelay(true);
     sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => undefined);
     let buf = Buffer.alloc(0);

@@ -40,6 +40,8 @@ export const PEERS: readonly Peer[] = [
   { name: 'mosquitto', debian: 'mosquitto', command: '/usr/sbin/mosquitto', args: ['-h'], okExit: [0, 3] },
   { name: 'mosquitto_passwd', debian: 'mosquitto', command: '/usr/bin/mosquitto_passwd', args: ['-h'], okExit: [0, 1] },
   { name: 'mbpoll', debian: 'mbpoll', command: '/usr/bin/mbpoll', args: ['-h'], okExit: [0, 1] },
+  // Pseudo-terminal pairs for Modbus RTU tests (the gateway on one end, a simulator or pymodbus on the other).
+  { name: 'socat', debian: 'socat', command: '/usr/bin/socat', args: ['-V'] },
   { name: 'promtool', debian: 'prometheus', command: '/usr/bin/promtool', args: ['--version'] },
   { name: 'protoc', debian: 'protobuf-compiler', command: '/usr/bin/protoc', args: ['--version'] },
   { name: 'chromium', debian: 'chromium', command: '/usr/bin/chromium', args: ['--version'] },

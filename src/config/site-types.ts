@@ -12,12 +12,28 @@ export interface SiteInfo {
   name?: string;
 }
 
+/** How a device is reached: Modbus TCP, RTU on a serial port, or RTU frames through a serial device server. */
+export type ModbusTransport = 'tcp' | 'rtu' | 'rtu_over_tcp';
+
+/** A serial line (RS-485/RS-232): the port for `rtu`, and the line timing for both RTU transports. */
+export interface SerialSettings {
+  device?: string;                 // rtu: the serial port, e.g. /dev/ttyUSB0 (absent for rtu_over_tcp)
+  baud: number;                    // required: 1200..115200 and the usual higher rates
+  parity: 'none' | 'even' | 'odd'; // default even (the Modbus spec's default; many meters ship 8N1)
+  stop_bits: 1 | 2;                // default 1
+  data_bits: 8;                    // RTU frames are 8-bit (7 is Modbus ASCII)
+  turnaround_ms: number;           // default 0: extra silence after each answer, for slow RS-485 transceivers
+}
+
 export interface DeviceConfig {
   id: string;                      // unique within the site
   profile: string;                 // devices/<profile>.yaml
-  host: string;
-  port: number;                    // default 502
-  unit_id: number;                 // 0..255 (default 1)
+  /** Absent in configs built in code: tcp. The loader always sets it. */
+  transport?: ModbusTransport;     // default tcp
+  host?: string;                   // tcp, rtu_over_tcp (required there)
+  port: number;                    // default 502 (tcp, rtu_over_tcp)
+  serial?: SerialSettings;         // rtu, rtu_over_tcp (required there)
+  unit_id: number;                 // 0..255 (default 1); 1..247 on an RTU line
   zone: string;                    // DR zone / feeder
   role?: string;                   // free text role label (e.g. pv-array-east); default the profile's kind
   poll_interval_ms: number;        // default 1000

@@ -1,13 +1,14 @@
-// The one place that hands out endpoints: exactly one ModbusEndpoint (one TCP connection) per
-// host:port, shared by every unit id behind it, by the pollers and by demand-response writes.
-// Many devices accept only 1 to 4 connections (SolarEdge: one), so a second connection to the
-// same host:port is never opened, whichever part asks.
+// The one place that hands out endpoints: exactly one ModbusEndpoint per host:port (one TCP
+// connection, Modbus TCP or RTU over TCP) or per serial port (one RTU line), shared by every unit
+// id behind it, by the pollers and by demand-response writes. Many devices accept only 1 to 4
+// connections (SolarEdge: one) and a serial line carries one request at a time, so a second
+// connection is never opened, whichever part asks.
 import type { DeviceProfile } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { ModbusEndpoint, type EndpointObserver, type EndpointTuning } from './endpoint.js';
-import { targetKey, type EndpointTarget } from './transport.js';
+import { deviceTarget, endpointKey, targetKey, type EndpointTarget } from './transport.js';
 
 export interface EndpointPoolDeps {
   clock: Clock;
@@ -41,9 +42,10 @@ export class EndpointPool {
   /**
    * The endpoint of a device, with its profile's quirks applied: per-unit timeout and request
    * gap, and a pause after connect that is the longest any device behind this endpoint needs.
+   * Devices sharing an endpoint share its transport (the site checks make sure they agree).
    */
-  forDevice(device: Pick<DeviceConfig, 'host' | 'port' | 'unit_id'>, profile: Pick<DeviceProfile, 'quirks'>): ModbusEndpoint {
-    const ep = this.get(device.host, device.port);
+  forDevice(device: Pick<DeviceConfig, 'transport' | 'host' | 'port' | 'serial' | 'unit_id'>, profile: Pick<DeviceProfile, 'quirks'>): ModbusEndpoint {
+    const ep = this.endpoints.get(endpointKey(device)) ?? this.forTarget(deviceTarget(device));
     ep.configureUnit(device.unit_id, { timeoutMs: profile.quirks.timeout_ms, requestGapMs: profile.quirks.request_gap_ms });
     if (profile.quirks.connect_delay_ms > 0) ep.requireConnectDelay(profile.quirks.connect_delay_ms);
     return ep;

@@ -1,7 +1,9 @@
-// One Modbus endpoint: a TCP connection per host:port, shared by every unit id behind it. It owns the queue (writes and read-backs first), one request in flight, the timeouts,
+// One Modbus endpoint: a TCP connection per host:port, or one serial line, shared by every unit id
+// behind it. It owns the queue (writes and read-backs first), one request in flight, the timeouts,
 // the per-unit backoff, reconnects and the stray counting; the transport under it (transport.ts) is
-// a link (a TCP socket) and a framing (MBAP) that cuts the expected answer out of the bytes that
-// come back.
+// a link (TCP socket or serial port) and a framing (MBAP or RTU) that cuts the expected answer out
+// of the bytes that come back. So every transport gets the same isolation of a dead unit, and one
+// profile works on all of them.
 //
 // Why our own client on node:net instead of wrapping modbus-serial 8.0.25's TcpPort:
 // - TcpPort numbers transactions modulo 256 (MAX_TRANSACTIONS) and ModbusRTU matches a reply by
@@ -13,6 +15,8 @@
 // - A garbled length field makes TcpPort wait forever for bytes that never come; a short PDU
 //   reaches readUInt16BE in index.js (the RangeError class of node-red-contrib-modbus#480).
 // - Its reconnect/timeout handling is per-client, with no priority queue and no per-unit state.
+// For RTU, see framing-rtu.ts and docs/modbus.md ("Modbus RTU"): modbus-serial's RTU client has no
+// queue either and keeps stale bytes across requests; only the serial port package it uses is used.
 // Everything that leaves this module is a ModbusError with a stable `code`.
 
 import { CheckedWrite } from '../config/profile-controls.js';

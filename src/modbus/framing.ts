@@ -33,8 +33,8 @@ export interface Expect {
 export type RxEvent =
   /** The expected answer, framing checked (MBAP header or RTU CRC); its PDU is checked by the caller. */
   | { kind: 'answer'; pdu: Buffer; bytes: number }
-  /** Unmistakably the expected answer's header, but broken (MBAP length or protocol id). */
-  | { kind: 'bad_answer'; code: 'malformed_response'; detail: string; bytes: number }
+  /** Unmistakably the expected answer's header, but broken (MBAP length or protocol id, RTU CRC). */
+  | { kind: 'bad_answer'; code: 'malformed_response' | 'crc_error'; detail: string; bytes: number }
   /** A well-formed frame that answers nothing in flight (late, duplicated, unsolicited, another unit's). */
   | { kind: 'stray'; detail: string; bytes: number }
   /** Bytes that are no frame at all. */

@@ -18,6 +18,7 @@ export type ModbusErrorType =
   | 'exception_gateway_target'        // exception 11: back off this unit only
   | 'exception_other'
   | 'malformed_response'              // the answer's MBAP length or protocol id, byte count or write echo is wrong
+  | 'crc_error'                       // (RTU) an answer with the right unit, function code and length failed its CRC
   | 'unit_backed_off'                 // request refused locally: the unit is in backoff
   | 'rejected_write'                  // a write refused before the wire (bounds, never_write, undeclared)
   | 'invalid_request'                 // (endpoint) address/count/unit id outside Modbus limits: a caller bug, never sent

@@ -6,6 +6,7 @@ import { loadSite } from '../config/load.js';
 import type { DeviceProfile } from '../config/profile-types.js';
 import type { LoadedSite } from '../config/site-types.js';
 import { planIdentityReads, planReads, type ReadPlan } from '../modbus/read-plan.js';
+import { describeLink, endpointKey } from '../modbus/transport.js';
 
 const USAGE = 'usage: ems-gateway validate <site.yaml> [--devices <dir>] [--quiet]\n';
 
@@ -54,7 +55,7 @@ export function summary(loaded: LoadedSite, _cwd: string): string {
   out.push(`devices: ${site.devices.length}`);
   for (const d of site.devices) {
     const p = profiles.get(d.profile);
-    out.push(`  ${d.id}: ${d.profile} at ${d.host}:${d.port} unit ${d.unit_id}, zone ${d.zone}, every ${formatDuration(d.poll_interval_ms)}${d.enabled ? '' : ' (disabled)'}`);
+    out.push(`  ${d.id}: ${d.profile} at ${describeLink(d)} unit ${d.unit_id}, zone ${d.zone}, every ${formatDuration(d.poll_interval_ms)}${d.enabled ? '' : ' (disabled)'}`);
     if (!p) continue;
     const plan = planReads(p);
     const regs = plan.requests.reduce((n, r) => n + r.count, 0);
@@ -64,10 +65,13 @@ export function summary(loaded: LoadedSite, _cwd: string): string {
     if (ident.requests.length) out.push(`    at start-up: ${ident.requests.length} identity request${ident.requests.length === 1 ? '' : 's'}`);
     if (p.controls.length) out.push(`    controls: ${p.controls.map((c) => `${c.id} [${c.min}..${c.max}${c.unit ? ` ${c.unit}` : ''}]`).join(', ')}`);
   }
-  const endpoints = new Map<string, string[]>();
-  for (const d of site.devices) endpoints.set(`${d.host}:${d.port}`, [...(endpoints.get(`${d.host}:${d.port}`) ?? []), d.id]);
-  const shared = [...endpoints].filter(([, ids]) => ids.length > 1);
-  for (const [ep, ids] of shared) out.push(`shared connection ${ep}: ${ids.join(', ')}`);
+  const endpoints = new Map<string, { serial: boolean; ids: string[] }>();
+  for (const d of site.devices) {
+    const e = endpoints.get(endpointKey(d)) ?? { serial: d.transport === 'rtu', ids: [] };
+    e.ids.push(d.id);
+    endpoints.set(endpointKey(d), e);
+  }
+  for (const [ep, e] of endpoints) if (e.ids.length > 1) out.push(`shared ${e.serial ? 'serial line' : 'connection'} ${ep}: ${e.ids.join(', ')}`);
   const m = site.mqtt;
   if (m) {
     out.push(`mqtt: ${m.url} as ${m.client_id} (MQTT ${m.protocol_version === 5 ? '5' : '3.1.1'})`);

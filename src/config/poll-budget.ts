@@ -1,21 +1,35 @@
-// Poll budget: one connection per host:port carries one request at a time, so the requests per
-// second of every unit behind it must fit in what one connection can carry. A rough estimate,
+// Poll budget: one connection per host:port, or one serial line, carries one request at a time, so
+// the requests per second of every unit behind it must fit in what it can carry. A rough estimate,
 // reported as a warning: a device answering slower than assumed is reported at run time.
-import { planReads } from '../modbus/read-plan.js';
+import { lineTiming, rtuBytes } from '../modbus/framing-rtu.js';
+import { planReads, type PlannedRead } from '../modbus/read-plan.js';
+import { endpointKey } from '../modbus/transport.js';
 import type { DeviceProfile } from './profile-types.js';
 import type { DeviceConfig } from './site-types.js';
 
 /** Assumed round trip of one Modbus TCP request on a LAN, before the device's own request_gap. */
 export const ASSUMED_REQUEST_MS = 20;
+/** Assumed time an RTU device takes to start answering, on top of the bytes and silences on the line. */
+export const ASSUMED_RTU_TURNAROUND_MS = 5;
 /** Warn above this share of the connection's time: retries and slow replies need headroom. */
 export const BUDGET_WARN_UTILISATION = 0.5;
 
 export interface EndpointLoad {
-  endpoint: string;           // host:port
+  endpoint: string;           // host:port, or the serial port
   devices: string[];
   requests_per_s: number;
   capacity_per_s: number;     // requests one connection carries at the assumed timing
   utilisation: number;        // requests_per_s / capacity_per_s
+}
+
+/** Time one planned read holds the line: a LAN round trip, or (RTU) its bytes at the line's baud, two silences and a turnaround. */
+export function requestCostMs(d: Pick<DeviceConfig, 'transport' | 'serial'>, r: Pick<PlannedRead, 'table' | 'count'>): number {
+  const s = d.serial;
+  if ((d.transport ?? 'tcp') === 'tcp' || s === undefined) return ASSUMED_REQUEST_MS;
+  const t = lineTiming(s);
+  const bits = r.table === 'coil' || r.table === 'discrete';
+  const n = rtuBytes(5, 2 + (bits ? Math.ceil(r.count / 8) : 2 * r.count));
+  return (n.request + n.answer) * t.charMs + 2 * t.silenceMs + s.turnaround_ms + ASSUMED_RTU_TURNAROUND_MS;
 }
 
 export function endpointLoads(devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>): EndpointLoad[] {
@@ -23,14 +37,13 @@ export function endpointLoads(devices: readonly DeviceConfig[], profiles: Readon
   for (const d of devices) {
     const p = profiles.get(d.profile);
     if (!d.enabled || !p) continue;
-    const reqs = planReads(p).requests.length;
-    const perS = (reqs * 1000) / d.poll_interval_ms;
-    const costMs = ASSUMED_REQUEST_MS + p.quirks.request_gap_ms;
-    const key = `${d.host}:${d.port}`;
+    const reqs = planReads(p).requests;
+    const cycleMs = reqs.reduce((sum, r) => sum + requestCostMs(d, r) + p.quirks.request_gap_ms, 0);
+    const key = endpointKey(d);
     const e = by.get(key) ?? { devices: [], busyMsPerS: 0, requestsPerS: 0 };
     e.devices.push(d.id);
-    e.busyMsPerS += perS * costMs;
-    e.requestsPerS += perS;
+    e.busyMsPerS += (cycleMs * 1000) / d.poll_interval_ms;
+    e.requestsPerS += (reqs.length * 1000) / d.poll_interval_ms;
     by.set(key, e);
   }
   return [...by.entries()].map(([endpoint, e]) => {

@@ -18,6 +18,8 @@ export interface Field {
   doc?: string;
   /** Appended to the "missing required key" message: why the key matters. */
   why?: string;
+  /** With `required`: not required when another key of the same mapping holds one of these values. */
+  requiredUnless?: { key: string; values: readonly string[] };
 }
 
 export type Fields = Record<string, Field>;
@@ -57,6 +59,13 @@ function defaultOf(key: string, f: Field, path: string, ctx: FileCtx, at: Node |
   return undefined;
 }
 
+function exempt(f: Field, pairs: ReadonlyMap<string, { value: Node | null | undefined }>): boolean {
+  const u = f.requiredUnless;
+  if (u === undefined) return false;
+  const v = pairs.get(u.key)?.value;
+  return isScalar(v) && u.values.includes(String(v.value));
+}
+
 export function obj(fields: Fields, o: ObjOpts = {}): ObjSchema {
   const keys = Object.keys(fields);
   const build = (pairs: Map<string, { pair: Pair; value: Node | null | undefined }>, node: Node | undefined, path: string, ctx: FileCtx): Out<Obj> => {
@@ -65,7 +74,7 @@ export function obj(fields: Fields, o: ObjOpts = {}): ObjSchema {
     for (const [key, f] of Object.entries(fields)) {
       const got = pairs.get(key);
       if (got === undefined) {
-        if (f.required) { ctx.error(node, path, `missing required key ${JSON.stringify(key)}${f.why ? `: ${f.why}` : ''}`); bad = true; continue; }
+        if (f.required && !exempt(f, pairs)) { ctx.error(node, path, `missing required key ${JSON.stringify(key)}${f.why ? `: ${f.why}` : ''}`); bad = true; continue; }
         const d = defaultOf(key, f, path, ctx, node);
         if (d !== undefined) out[outKey(key, f)] = d;
         continue;
@@ -107,14 +116,21 @@ export function obj(fields: Fields, o: ObjOpts = {}): ObjSchema {
     json(): Json {
       const properties: Json = {};
       const required: string[] = [];
+      const conditional: Json[] = [];
       for (const [key, f] of Object.entries(fields)) {
         const j = { ...f.s.json() };
         if (f.doc) j['description'] = f.doc;
         if (f.default !== undefined) j['default'] = f.s.kind === 'duration' && typeof f.default === 'number' ? formatDuration(f.default) : f.default;
         properties[key] = j;
-        if (f.required) required.push(key);
+        const u = f.requiredUnless;
+        if (f.required && u !== undefined) {
+          conditional.push({ if: { properties: { [u.key]: { not: { enum: [...u.values] } } } }, then: { required: [key] } });
+        } else if (f.required) required.push(key);
       }
-      return { type: 'object', additionalProperties: false, properties, ...(required.length ? { required } : {}), ...(o.doc ? { description: o.doc } : {}) };
+      return {
+        type: 'object', additionalProperties: false, properties, ...(required.length ? { required } : {}),
+        ...(conditional.length ? { allOf: conditional } : {}), ...(o.doc ? { description: o.doc } : {}),
+      };
     },
   };
 }

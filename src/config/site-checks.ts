@@ -1,5 +1,6 @@
 // Cross-section checks of a site: devices against profiles, unique ids and addresses, the grid
 // frequency source, demand-response zones, the poll budget, and derived defaults.
+import { endpointKey } from '../modbus/transport.js';
 import { hint } from './did-you-mean.js';
 import { BUDGET_WARN_UTILISATION, endpointLoads } from './poll-budget.js';
 import type { DeviceProfile } from './profile-types.js';
@@ -16,23 +17,48 @@ export function checkSite(site: SiteConfig, profiles: ReadonlyMap<string, Device
   applyDerivedDefaults(site, profiles);
 }
 
-/** Unique ids and addresses, known profiles: also run on the valid devices of an invalid site. */
+/** Unique ids and addresses, one transport per line, known profiles: also run on the valid devices of an invalid site. */
 export function checkDevices(devices: readonly DeviceConfig[], available: readonly string[], ctx: FileCtx): void {
   const ids = new Map<string, string>();
   const addresses = new Map<string, string>();
+  const lines = new Map<string, DeviceConfig>();
   for (const d of devices) {
     if (ids.has(d.id)) ctx.errorAt(d, 'id', `duplicate device id ${JSON.stringify(d.id)}`);
     ids.set(d.id, d.id);
-    const addr = `${d.host}:${d.port} unit ${d.unit_id}`;
+    const key = endpointKey(d);
+    const addr = `${key} unit ${d.unit_id}`;
     const other = addresses.get(addr);
     if (other !== undefined && d.enabled) {
-      const key = ['unit_id', 'port', 'host'].find((k) => ctx.hasKey(d, k)) ?? 'host';
-      ctx.errorAt(d, key, `${addr} is also device ${JSON.stringify(other)}`);
+      const at = ['unit_id', 'port', 'host'].find((k) => ctx.hasKey(d, k)) ?? (d.transport === 'rtu' ? 'serial' : 'host');
+      ctx.errorAt(d, at, `${addr} is also device ${JSON.stringify(other)}`);
     }
     if (d.enabled) addresses.set(addr, d.id);
+    const first = lines.get(key);
+    if (first === undefined) lines.set(key, d);
+    else checkSameLine(d, first, key, ctx);
     if (!available.includes(d.profile)) {
       ctx.errorAt(d, 'profile', `unknown profile ${JSON.stringify(d.profile)}${hint(d.profile, available)}`);
     }
+  }
+}
+
+const LINE_KEYS = ['baud', 'parity', 'stop_bits', 'data_bits', 'turnaround_ms'] as const;
+
+/** Devices on one connection or serial line share its transport and its serial settings. */
+function checkSameLine(d: DeviceConfig, first: DeviceConfig, key: string, ctx: FileCtx): void {
+  const t = d.transport ?? 'tcp';
+  const ft = first.transport ?? 'tcp';
+  if (t !== ft) {
+    ctx.errorAt(d, 'transport', `${key} is also device ${JSON.stringify(first.id)} with transport ${ft}: one endpoint, one transport`);
+    return;
+  }
+  const s = d.serial;
+  const fs = first.serial;
+  if (s === undefined || fs === undefined) return;
+  for (const k of LINE_KEYS) {
+    if (s[k] === fs[k]) continue;
+    const name = k === 'turnaround_ms' ? 'turnaround' : k;
+    ctx.errorAt(s, name, `serial.${name} ${String(s[k])} differs from device ${JSON.stringify(first.id)} on the same line ${key} (${String(fs[k])}): one line, one setting`);
   }
 }
 
@@ -40,8 +66,9 @@ function checkPollBudget(site: SiteConfig, profiles: ReadonlyMap<string, DeviceP
   for (const e of endpointLoads(site.devices, profiles)) {
     if (e.utilisation <= BUDGET_WARN_UTILISATION) continue;
     const first = site.devices.find((d) => d.id === e.devices[0]);
+    const line = first?.transport === 'rtu' || first?.transport === 'rtu_over_tcp' ? `the serial line at ${first.serial?.baud ?? '?'} baud` : 'one connection';
     const msg = `poll budget: ${e.endpoint} (${e.devices.join(', ')}) needs ${e.requests_per_s.toFixed(1)} requests/s, `
-      + `about ${Math.round(e.utilisation * 100)}% of one connection: raise poll_interval or merge reads`;
+      + `about ${Math.round(e.utilisation * 100)}% of ${line}: raise poll_interval or merge reads`;
     if (first) ctx.warnAt(first, 'poll_interval', msg);
   }
 }

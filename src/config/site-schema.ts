@@ -10,12 +10,25 @@ import type { FileCtx } from './yaml-source.js';
 const ID = { pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', patternHint: 'an id of letters, digits, ".", "_" and "-"' };
 const TOPIC_FILTER = { pattern: '^[^#+]*(/?[+#]?[^#+]*)*$', patternHint: 'an MQTT topic filter' };
 
+const serialSchema = obj({
+  device: { s: str({ minLength: 1 }), doc: 'rtu: the serial port, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...; not for rtu_over_tcp' },
+  baud: { s: num({ int: true, min: 300, max: 4_000_000 }), required: true, doc: "the line's speed (rtu_over_tcp: the serial side's, for the timing)", why: 'every device on the line must use the same' },
+  parity: { s: oneOf(['none', 'even', 'odd'] as const), default: 'even', doc: "the Modbus spec's default is even; many meters ship with none (8N1)" },
+  stop_bits: { s: oneOf([1, 2] as const), default: 1, doc: '1 or 2' },
+  data_bits: { s: oneOf([8] as const), default: 8, doc: 'RTU frames are 8-bit (7 data bits is Modbus ASCII, not supported)' },
+  turnaround: { s: duration(), default: 0, doc: 'extra silence after each answer before the next request (slow RS-485 transceivers)' },
+}, { doc: 'A serial line (RS-485/RS-232). Devices on one line share it: write it once with a YAML anchor (&line-a) and refer to it (*line-a).' });
+
+const RTU = ['rtu', 'rtu_over_tcp'];
+
 export const deviceSchema = obj({
   id: { s: str(ID), required: true, doc: 'unique within the site' },
   profile: { s: str({ pattern: '^[a-z0-9]+(-[a-z0-9]+)*$', patternHint: 'a profile name (devices/<name>.yaml)' }), required: true, doc: 'device profile name: <profiles folder>/<profile>.yaml' },
-  host: { s: str({ minLength: 1 }), required: true, doc: 'IP address or host name of the Modbus TCP endpoint' },
-  port: { s: num({ int: true, min: 1, max: 65535 }), default: 502, doc: 'devices with the same host:port share one connection' },
-  unit_id: { s: num({ int: true, min: 0, max: 255 }), default: 1, doc: 'Modbus unit (slave) id behind the endpoint' },
+  transport: { s: oneOf(['tcp', 'rtu', 'rtu_over_tcp'] as const), default: 'tcp', doc: 'tcp: Modbus TCP; rtu: Modbus RTU on a serial port (serial.device); rtu_over_tcp: RTU frames through a serial device server at host:port' },
+  host: { s: str({ minLength: 1 }), required: true, requiredUnless: { key: 'transport', values: ['rtu'] }, doc: 'IP address or host name of the Modbus TCP endpoint or serial device server (not for rtu)' },
+  port: { s: num({ int: true, min: 1, max: 65535 }), default: 502, doc: 'devices with the same host:port share one connection (not for rtu)' },
+  serial: { s: serialSchema, doc: 'rtu and rtu_over_tcp: the serial line; devices on the same serial.device (or host:port) share it' },
+  unit_id: { s: num({ int: true, min: 0, max: 255 }), default: 1, doc: 'Modbus unit (slave) id behind the endpoint; 1..247 on an RTU line' },
   zone: { s: str(ID), default: 'default', doc: 'DR zone / feeder' },
   role: { s: str(), doc: "free-text role label; default: the profile's kind" },
   poll_interval: { s: duration({ min_ms: 50 }), default: 1000, doc: 'time between two polls of the read plan' },
@@ -23,7 +36,27 @@ export const deviceSchema = obj({
   capacity_kw: { s: num({ exclusiveMin: 0 }), doc: 'load controllers: the sheddable load, for DR planning' },
   enabled: { s: bool(), default: true, doc: 'false: configured but not polled or commanded' },
   record: { s: bool(), default: false, doc: "true: each poll's values go through the delivery spool to the sinks (needs delivery:)" },
-}, { doc: 'A Modbus TCP device wired to a profile.' });
+}, { doc: 'A Modbus device wired to a profile: over Modbus TCP, on a serial line (RTU), or through a serial device server.', post: checkTransport });
+
+/** The keys each transport needs, and none it cannot use. */
+function checkTransport(out: Obj, ctx: FileCtx): void {
+  const transport = out['transport'] as string;
+  const serial = out['serial'] as Obj | undefined;
+  if (!RTU.includes(transport)) {
+    if (serial !== undefined) ctx.errorAt(out, 'serial', 'serial is for transport rtu or rtu_over_tcp (this device is Modbus TCP)');
+    return;
+  }
+  if (serial === undefined) ctx.errorAt(out, 'transport', `transport ${transport} needs serial (at least its baud)`);
+  if (transport === 'rtu') {
+    for (const k of ['host', 'port']) if (ctx.hasKey(out, k)) ctx.errorAt(out, k, `${k} is for tcp and rtu_over_tcp: an rtu device is on serial.device`);
+    if (serial !== undefined && serial['device'] === undefined) ctx.errorAt(serial, undefined, 'transport rtu needs serial.device (the serial port, e.g. /dev/ttyUSB0)');
+  } else if (serial !== undefined && serial['device'] !== undefined) {
+    ctx.errorAt(serial, 'device', 'serial.device is for transport rtu: rtu_over_tcp reaches the line through host:port');
+  }
+  const unit = out['unit_id'] as number;
+  if (unit === 0) ctx.errorAt(out, ctx.hasKey(out, 'unit_id') ? 'unit_id' : 'transport', 'unit id 0 is broadcast on a serial line: no device answers it (use 1..247)');
+  else if (unit > 247) ctx.errorAt(out, 'unit_id', `unit id ${unit} is reserved on a serial line (use 1..247)`);
+}
 
 const tls = obj({
   ca_file: { s: str({ minLength: 1 }), doc: 'CA bundle (PEM) to trust, relative to the site file' },
@@ -275,7 +308,7 @@ export const siteSchema = obj({
     nominal_frequency_hz: { s: oneOf([50, 60] as const), required: true, doc: 'the frequency-excursion alert measures from it' },
     name: { s: str(), doc: 'display name' },
   }), required: true, doc: 'who this site is' },
-  devices: { s: arr(deviceSchema), default: [], doc: 'Modbus TCP devices' },
+  devices: { s: arr(deviceSchema), default: [], doc: 'Modbus devices (TCP, RTU on a serial line, RTU over TCP)' },
   mqtt: { s: mqtt, doc: 'omitted: no MQTT (no meter ingest, no DR)' },
   delivery: { s: delivery, doc: 'omitted: readings are counted and feed the grid load, but are not stored or forwarded' },
   telemetry: { s: telemetry, defaults: true, doc: 'OpenTelemetry export; OTEL_* environment variables win' },

@@ -8,6 +8,7 @@ import type { DeviceProfile } from '../config/profile-types.js';
 import type { DemandResponseConfig, DeviceConfig, SiteConfig } from '../config/site-types.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import { endpointKey } from '../modbus/transport.js';
 import { METRIC_ATTRS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
 import { achievedMw, ackRate, type DrAck, type EndReason, type ResultAck } from './ack.js';
 import type { CommandType, DrCommand } from './command.js';
@@ -264,7 +265,7 @@ export class DrCoordinator {
     for (const rec of this.deps.store.activeCommands()) {
       if (rec.restore_pending) { await this.end(rec, 'ended_while_down'); continue; }
       const tasks = this.tasksFor(rec, 'reassert', rec.controllers.map((c) => c.device_id));
-      const ordered = interleaveBy(tasks, (t) => `${t.device.host}:${t.device.port}`);
+      const ordered = interleaveBy(tasks, (t) => endpointKey(t.device));
       const held = await runBounded(ordered, this.deps.config.max_concurrency, async (task) => {
         try {
           const current = await this.deps.executor.readCurrent(task);
@@ -316,7 +317,7 @@ export class DrCoordinator {
   private async runSend(attrs: SendAttrs, tasks: ControllerTask[], parent: Context): Promise<ControllerResult[]> {
     const span = this.startSend(attrs, tasks.length, parent);
     const ctx = trace.setSpan(parent, span);
-    const ordered = interleaveBy(tasks, (t) => `${t.device.host}:${t.device.port}`);
+    const ordered = interleaveBy(tasks, (t) => endpointKey(t.device));
     const results = await runBounded(ordered, this.deps.config.max_concurrency, async (t) => {
       const r = await this.deps.executor.execute(t, ctx);
       this.commandedAt.set(t.device.id, this.deps.clock.monotonic());

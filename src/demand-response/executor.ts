@@ -8,6 +8,7 @@ import { context as otelContext, SpanStatusCode, trace, type Context, type Count
 import { CheckedWrite, WritableControl, boundsProblem } from '../config/profile-controls.js';
 import { wireAddress, type DeviceProfile, type PointDef } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
+import { endpointKey } from '../modbus/transport.js';
 import { ModbusError, type ModbusEndpointClient } from '../modbus/types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -144,7 +145,7 @@ export class ControllerExecutor {
       return;
     }
     const endpoint = this.deps.endpoints(device);
-    if (!endpoint) throw new ModbusError('disconnected', `${device.id}: no Modbus endpoint ${device.host}:${device.port}`, { device: device.id });
+    if (!endpoint) throw new ModbusError('disconnected', `${device.id}: no Modbus endpoint ${endpointKey(device)}`, { device: device.id });
 
     const undoRateLimit = await this.rateLimit(task);
     // Scale factors first (reads), then every value encoded and checked after rounding: one that

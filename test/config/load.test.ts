@@ -56,7 +56,7 @@ describe('loadSite', () => {
 
   it('fills defaults of a minimal site', async () => {
     const { site } = await loadSiteFromString(`${HEAD}devices:\n  - { id: m, profile: generic-grid-meter, host: h, poll_interval: 4s }\n`, { file: 'x.yaml', env: {} });
-    expect(site.devices[0]).toEqual({ id: 'm', profile: 'generic-grid-meter', host: 'h', port: 502, unit_id: 1, zone: 'default', role: 'grid_meter', poll_interval_ms: 4000, labels: {}, enabled: true, record: false });
+    expect(site.devices[0]).toEqual({ id: 'm', profile: 'generic-grid-meter', transport: 'tcp', host: 'h', port: 502, unit_id: 1, zone: 'default', role: 'grid_meter', poll_interval_ms: 4000, labels: {}, enabled: true, record: false });
     expect(site.mqtt).toBeUndefined();
     expect(site.telemetry).toEqual({ service_name: 'ems-gateway', otlp_headers: {}, export_interval_ms: 10_000, export_timeout_ms: 5000, resource_attributes: {}, cardinality_limit: 2000, span_queue_size: 2048, span_batch_size: 512, enabled: true });
     expect(site.grid.stale_after_ms).toBe(12_000);

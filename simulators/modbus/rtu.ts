@@ -31,26 +31,31 @@ export class RtuRequestReader {
     let dropped = 0;
     let p = 0;
     while (b.length - p >= 4) {
-      let len = requestLength(b, p);
-      if (len < 0) len = this.byCrc(b, p);
-      if (len === 0 || p + len > b.length) {
-        if (b.length - p < MAX_RTU) break;
-        p++;
-        dropped++;
+      const len = this.frameAt(b, p);
+      if (len > 0) {
+        onRequest(rtuToAdu(b.subarray(p, p + len)));
+        p += len;
         continue;
       }
-      if (!crcOk(b, p, p + len)) {
-        p++;
-        dropped++;
-        continue;
-      }
-      onRequest(rtuToAdu(b.subarray(p, p + len)));
-      p += len;
+      // Not a whole request here (yet): skip to a whole one further on, else wait for more bytes.
+      let q = p + 1;
+      while (q + 4 <= b.length && this.frameAt(b, q) <= 0) q++;
+      if (q + 4 > b.length && b.length - p < MAX_RTU && len === 0) break;
+      dropped += Math.min(q, b.length) - p;
+      p = Math.min(q, b.length);
     }
     b = b.subarray(p);
     // Copy: the caller's chunk buffer may be reused.
     this.buf = b.length === 0 ? Buffer.alloc(0) : Buffer.from(b);
     return dropped;
+  }
+
+  /** Length of the whole, CRC-valid request at p; 0 when it may still become one, -1 when it cannot. */
+  private frameAt(b: Buffer, p: number): number {
+    let len = requestLength(b, p);
+    if (len < 0) len = this.byCrc(b, p);
+    if (len === 0 || p + len > b.length) return 0;
+    return crcOk(b, p, p + len) ? len : -1;
   }
 
   private byCrc(b: Buffer, p: number): number {

@@ -4,16 +4,20 @@ import { ConfigError, loadSite } from '../config/load.js';
 import { formatProblems } from '../config/errors.js';
 import { handleShutdownSignals } from '../runtime/signals.js';
 import type { ModbusFault } from '../../simulators/modbus/server.js';
-import { SiteSimulatorError, startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
+import { SiteSimulatorError, startSiteSimulators, type SiteEndpoint, type SiteSerialLine, type SiteSimulators } from '../../simulators/modbus/site.js';
 
 const USAGE = `usage: ems-gateway simulate <site.yaml> [--host 127.0.0.1] [--any-port] [--port-offset N]
        [--devices-dir <dir>] [--enforce-max-connections] [--json] [--fault <device>:<fault>[,<fault>...]]...
+       [--serial <site serial.device>=<path>]... [--pty]
   Serves every Modbus device of the site from its profile (devices/<profile>.yaml), one server per
-  host:port of the site file with its unit ids, on loopback. --any-port listens on free ports
-  (printed); --port-offset adds N to every site port (run beside a real device on 502).
+  host:port of the site file with its unit ids, on loopback (raw RTU frames for rtu_over_tcp).
+  --any-port listens on free ports (printed); --port-offset adds N to every site port (run beside a
+  real device on 502). A serial line of the site (transport rtu) is served on the path --serial
+  names (e.g. one end of a socat pseudo-terminal pair), or with --pty on a new pseudo-terminal pair
+  (needs socat): the gateway end is printed.
   --json prints the endpoints as one JSON line. Stops cleanly on Ctrl-C / SIGTERM.
   --fault injects a fault into one device (its unit id on its endpoint): latency=<ms>, drop,
-  exception=<code>, disconnect-after=<n>, single-client, garble, short, late=<ms>.
+  exception=<code>, disconnect-after=<n>, single-client, garble, short, late=<ms>, crc (RTU).
   e.g. --fault inverter-2:exception=6   --fault bms-1:latency=300,disconnect-after=50
 `;
 
@@ -26,6 +30,9 @@ export interface SimulateArgs {
   enforceMaxConnections: boolean;
   json: boolean;
   faults: { device: string; fault: ModbusFault }[];
+  /** Site serial.device -> where to serve that line. */
+  serial: Map<string, string>;
+  pty: boolean;
 }
 
 /** `latency=200,drop,exception=6,...` -> a ModbusFault, or an error message. */
@@ -40,18 +47,22 @@ export function parseFault(spec: string): ModbusFault | string {
       case 'single-client': fault.singleClient = true; break;
       case 'garble': fault.garble = true; break;
       case 'short': fault.short = true; break;
+      case 'crc': fault.crc = true; break;
       case 'latency': if (!needN(0)) return `latency needs milliseconds: ${JSON.stringify(item)}`; fault.latencyMs = n; break;
       case 'late': if (!needN(1)) return `late needs milliseconds: ${JSON.stringify(item)}`; fault.late = { delayMs: n }; break;
       case 'exception': if (!needN(1) || n > 255) return `exception needs a code 1..255: ${JSON.stringify(item)}`; fault.exception = n; break;
       case 'disconnect-after': if (!needN(1)) return `disconnect-after needs a count: ${JSON.stringify(item)}`; fault.disconnectAfter = n; break;
-      default: return `unknown fault ${JSON.stringify(item)}: latency=<ms>, drop, exception=<code>, disconnect-after=<n>, single-client, garble, short, late=<ms>`;
+      default: return `unknown fault ${JSON.stringify(item)}: latency=<ms>, drop, exception=<code>, disconnect-after=<n>, single-client, garble, short, late=<ms>, crc`;
     }
   }
   return fault;
 }
 
 export function parseSimulateArgs(args: string[]): SimulateArgs | string {
-  const out: SimulateArgs = { site: '', host: '127.0.0.1', anyPort: false, portOffset: 0, devicesDir: undefined, enforceMaxConnections: false, json: false, faults: [] };
+  const out: SimulateArgs = {
+    site: '', host: '127.0.0.1', anyPort: false, portOffset: 0, devicesDir: undefined, enforceMaxConnections: false, json: false, faults: [],
+    serial: new Map(), pty: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? '';
     const value = (): string | undefined => args[++i];
@@ -62,6 +73,14 @@ export function parseSimulateArgs(args: string[]): SimulateArgs | string {
       case '--devices-dir': out.devicesDir = value(); break;
       case '--enforce-max-connections': out.enforceMaxConnections = true; break;
       case '--json': out.json = true; break;
+      case '--pty': out.pty = true; break;
+      case '--serial': {
+        const v = value() ?? '';
+        const eq = v.indexOf('=');
+        if (eq <= 0 || eq === v.length - 1) return `--serial needs <site serial.device>=<path>, got ${JSON.stringify(v)}\n${USAGE}`;
+        out.serial.set(v.slice(0, eq), v.slice(eq + 1));
+        break;
+      }
       case '--fault': {
         const v = value() ?? '';
         const colon = v.indexOf(':');
@@ -90,29 +109,35 @@ export async function startSimulate(a: SimulateArgs, out: NodeJS.WritableStream)
     host: a.host,
     port: a.anyPort ? 0 : (sitePort) => sitePort + a.portOffset,
     enforceMaxConnections: a.enforceMaxConnections,
+    serial: a.serial,
+    pty: a.pty,
   });
+  const where = (e: SiteEndpoint | SiteSerialLine): string => ('port' in e.server ? `${e.server.host}:${e.server.port}` : e.server.path);
   for (const f of a.faults) {
-    const e = sims.endpoints.find((x) => x.devices.some((d) => d.id === f.device));
+    const e = [...sims.endpoints, ...sims.lines].find((x) => x.devices.some((d) => d.id === f.device));
     const unit = e?.devices.find((d) => d.id === f.device)?.unitId;
     if (!e || unit === undefined) {
       await sims.close();
       throw new Error(`--fault: no device ${JSON.stringify(f.device)} in ${a.site}`);
     }
     e.server.setFault(unit, f.fault);
-    if (!a.json) out.write(`fault on ${f.device} (unit ${unit} at ${e.server.host}:${e.server.port}): ${JSON.stringify(f.fault)}\n`);
+    if (!a.json) out.write(`fault on ${f.device} (unit ${unit} at ${where(e)}): ${JSON.stringify(f.fault)}\n`);
   }
   if (a.json) {
     out.write(`${JSON.stringify({
-      endpoints: sims.endpoints.map((e) => ({ key: e.key, host: e.server.host, port: e.server.port, units: e.devices })),
+      endpoints: sims.endpoints.map((e) => ({ key: e.key, transport: e.transport, host: e.server.host, port: e.server.port, units: e.devices })),
+      lines: sims.lines.map((l) => ({ key: l.key, path: l.server.path, ...(l.gateway === undefined ? {} : { gateway: l.gateway }), units: l.devices })),
       faults: a.faults,
     })}\n`);
   } else {
-    for (const e of sims.endpoints) {
-      const units = e.devices.map((d) => `unit ${d.unitId} ${d.id} (${d.profile})`).join(', ');
-      out.write(`modbus ${e.server.host}:${e.server.port} [site ${e.key}]: ${units}\n`);
+    const units = (e: SiteEndpoint | SiteSerialLine): string => e.devices.map((d) => `unit ${d.unitId} ${d.id} (${d.profile})`).join(', ');
+    for (const e of sims.endpoints) out.write(`modbus${e.transport === 'rtu_over_tcp' ? ' rtu over tcp' : ''} ${where(e)} [site ${e.key}]: ${units(e)}\n`);
+    for (const l of sims.lines) {
+      out.write(`modbus rtu on ${l.server.path} [site ${l.key}]${l.gateway === undefined ? '' : `, gateway end ${l.gateway}`}: ${units(l)}\n`);
     }
-    const n = sims.endpoints.reduce((s, e) => s + e.devices.length, 0);
-    out.write(`simulating ${n} device${n === 1 ? '' : 's'} on ${sims.endpoints.length} endpoint${sims.endpoints.length === 1 ? '' : 's'}; Ctrl-C to stop\n`);
+    const n = [...sims.endpoints, ...sims.lines].reduce((s, e) => s + e.devices.length, 0);
+    const m = sims.endpoints.length + sims.lines.length;
+    out.write(`simulating ${n} device${n === 1 ? '' : 's'} on ${m} endpoint${m === 1 ? '' : 's'}; Ctrl-C to stop\n`);
   }
   return sims;
 }

@@ -11,6 +11,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../../simulators/broke
 import { FleetGenerator, type GeneratorReport } from '../../simulators/meter-fleet/generator.js';
 import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
 import type { DeliveryConfig, LoadedSite, SiteConfig } from '../config/site-types.js';
+import { endpointKey } from '../modbus/transport.js';
 import type { Logger } from './logger.js';
 
 export interface DemoSiteOptions {
@@ -97,7 +98,7 @@ export async function startDemoSite(original: LoadedSite, opts: DemoSiteOptions)
   const site = original.site;
   const rewritten: SiteConfig = {
     ...site,
-    devices: site.devices.map((d) => ({ ...d, host: '127.0.0.1', port: ports.get(`${d.host}:${d.port}`) ?? d.port })),
+    devices: site.devices.map((d) => ({ ...d, host: '127.0.0.1', port: ports.get(endpointKey(d)) ?? d.port })),
     ...(site.mqtt ? {
       mqtt: {
         ...site.mqtt,

@@ -1,16 +1,28 @@
 #!/usr/bin/python3
-"""An independent Modbus TCP server (pymodbus 3.0, Debian python3-pymodbus) for interop tests.
+"""An independent Modbus server (pymodbus 3.0, Debian python3-pymodbus) for interop tests.
 
-Usage: /usr/bin/python3 pymodbus-server.py PORT
-Serves unit 1 on 127.0.0.1:PORT with the register map below and prints "ready PORT" once listening.
-The expected decoded values live in test/interop/pymodbus.test.ts; keep both in step.
+Usage: /usr/bin/python3 pymodbus-server.py SPEC [SPEC ...]
+  PORT or tcp:PORT          Modbus TCP on 127.0.0.1:PORT
+  rtu-tcp:PORT              raw RTU frames over TCP on 127.0.0.1:PORT (a serial device server)
+  rtu-serial:PATH:BAUD:PAR  Modbus RTU on the serial port PATH (e.g. a socat pty), parity N, E or O
+Each SPEC may end with @UNITS (comma-separated unit ids, default 1); every unit serves the same
+register map below. Prints "ready SPEC ..." once every server is up (for a bare PORT: "ready PORT").
+The expected decoded values live in test/interop/pymodbus-fixture.ts; keep both in step.
+
+pymodbus 3.0 API used (pymodbus/server/async_io.py): StartAsyncTcpServer(context, address, framer,
+defer_start=True) returns a ModbusTcpServer whose serve_forever() runs it; StartAsyncSerialServer
+(context, framer, port, baudrate, parity, stopbits, bytesize, defer_start=True) returns a
+ModbusSerialServer whose start() opens the port (its framer defaults to ASCII: RTU is passed).
+A request for a unit that is not in the context gets no answer (the RTU framer drops it).
 """
 import asyncio
 import struct
 import sys
 
 from pymodbus.datastore import ModbusSequentialDataBlock, ModbusServerContext, ModbusSlaveContext
-from pymodbus.server.async_io import StartAsyncTcpServer
+from pymodbus.framer.rtu_framer import ModbusRtuFramer
+from pymodbus.framer.socket_framer import ModbusSocketFramer
+from pymodbus.server.async_io import StartAsyncSerialServer, StartAsyncTcpServer
 
 
 def words_abcd(fmt, value):
@@ -53,22 +65,44 @@ def holding_map():
     return regs
 
 
-async def main(port):
+def unit_context():
     # pymodbus 3.0 data blocks are 1-based unless zero_mode: wire address 0 reads block address 1,
     # so each block starts at 1 and the lists above are indexed by wire address.
-    unit = ModbusSlaveContext(
+    return ModbusSlaveContext(
         hr=ModbusSequentialDataBlock(1, holding_map()),
         ir=ModbusSequentialDataBlock(1, [500, 6001] + [0] * 8),   # input 1: 60.01 Hz (scale 0.01)
         co=ModbusSequentialDataBlock(1, [0] * 16),
         di=ModbusSequentialDataBlock(1, [1, 0, 1] + [0] * 13),
     )
-    context = ModbusServerContext(slaves={1: unit}, single=False)
-    server = await StartAsyncTcpServer(context=context, address=('127.0.0.1', port), defer_start=True)
-    task = asyncio.ensure_future(server.serve_forever())
-    await server.serving
-    print(f'ready {port}', flush=True)
-    await task
+
+
+async def start(spec):
+    body, _, units = spec.partition('@')
+    unit_ids = [int(u) for u in units.split(',')] if units else [1]
+    context = ModbusServerContext(slaves={u: unit_context() for u in unit_ids}, single=False)
+    if body.isdigit() or body.startswith('tcp:') or body.startswith('rtu-tcp:'):
+        port = int(body.rsplit(':', 1)[-1])
+        framer = ModbusRtuFramer if body.startswith('rtu-tcp:') else ModbusSocketFramer
+        server = await StartAsyncTcpServer(context=context, address=('127.0.0.1', port), framer=framer, defer_start=True)
+        task = asyncio.ensure_future(server.serve_forever())
+        await server.serving
+        return task
+    if body.startswith('rtu-serial:'):
+        _, path, baud, parity = body.split(':')
+        server = await StartAsyncSerialServer(context=context, framer=ModbusRtuFramer, port=path, baudrate=int(baud),
+                                              parity=parity, stopbits=1, bytesize=8, defer_start=True)
+        await server.start()
+        if server.transport is None:
+            raise RuntimeError(f'cannot open {path}')
+        return asyncio.ensure_future(server.serve_forever())
+    raise ValueError(f'unknown spec {spec!r}: PORT, tcp:PORT, rtu-tcp:PORT or rtu-serial:PATH:BAUD:PARITY')
+
+
+async def main(specs):
+    tasks = [await start(s) for s in specs]
+    print('ready ' + ' '.join(specs), flush=True)
+    await asyncio.gather(*tasks)
 
 
 if __name__ == '__main__':
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(sys.argv[1:]))

@@ -15,18 +15,18 @@
 // - A garbled length field makes TcpPort wait forever for bytes that never come; a short PDU
 //   reaches readUInt16BE in index.js (the RangeError class of node-red-contrib-modbus#480).
 // - Its reconnect/timeout handling is per-client, with no priority queue and no per-unit state.
-// For RTU, see framing-rtu.ts and docs/modbus.md ("Modbus RTU"): modbus-serial's RTU client has no
-// queue either and keeps stale bytes across requests; only the serial port package it uses is used.
+// For RTU: docs/modbus.md ("Why not modbus-serial's RTU client", test/modbus/rtu-client-choice.test.ts).
 // Everything that leaves this module is a ModbusError with a stable `code`.
 
 import { CheckedWrite } from '../config/profile-controls.js';
 import type { RegisterTable } from '../config/profile-types.js';
-import { backoffDelay, type ClockTimer } from '../runtime/clock.js';
+import type { ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { rateLimitedLogger, type RateLimitedLogger } from '../runtime/rate-limit.js';
 import { checkRead, checkWrite, encodeRead, encodeWrite, parseReadResponse, parseWriteResponse } from './endpoint-frames.js';
+import { Connection } from './endpoint-connection.js';
 import type { EndpointDeps, EndpointOptions, EndpointStats, UnitSettings } from './endpoint-types.js';
-import type { Expect, Framing, Link, LinkConn, RequestPdu, RxEvent } from './framing.js';
+import type { Expect, Framing, RequestPdu, RxEvent } from './framing.js';
 import { makeTransport, targetKey } from './transport.js';
 import {
   ModbusError, type ModbusEndpointClient, type ModbusErrorType, type ReadRequest, type ReadResult,
@@ -52,13 +52,9 @@ interface Pending {
   reject: (e: ModbusError) => void;
 }
 
-type State = 'idle' | 'connecting' | 'ready' | 'waiting' | 'closed';
-
 export class ModbusEndpoint implements ModbusEndpointClient {
   readonly key: string;
-  private state: State = 'idle';
-  private conn: LinkConn | undefined;
-  private readonly link: Link;
+  private readonly link: Connection;
   private readonly framing: Framing;
   private readonly high: Pending[] = [];
   private readonly normal: Pending[] = [];
@@ -67,27 +63,30 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   private notBefore = 0;
   private sendTimer: ClockTimer | undefined;
   private quietTimer: ClockTimer | undefined;
-  private connectTimer: ClockTimer | undefined;
-  private reconnectTimer: ClockTimer | undefined;
-  private attempt = 0;
   private consecutiveTimeouts = 0;
   private readonly listeners = new Set<() => void>();
   private readonly unitSettings = new Map<number, UnitSettings>();
   private readonly backoff: UnitBackoff;
   private readonly log: Logger;
   private readonly limited: RateLimitedLogger;
-  private counters = { connects: 0, disconnects: 0, strays: 0, malformed: 0 };
+  private counters = { strays: 0, malformed: 0 };
 
   constructor(private readonly opts: EndpointOptions, private readonly deps: EndpointDeps) {
     this.key = targetKey(opts);
-    ({ link: this.link, framing: this.framing } = makeTransport(opts, opts.random));
-    this.backoff = new UnitBackoff({ random: opts.random, ...opts.unitBackoff });
     this.log = deps.logger.child({ component: 'modbus', endpoint: this.key });
+    const t = makeTransport(opts, opts.random);
+    this.framing = t.framing;
+    this.link = new Connection(t.link, opts, { clock: deps.clock, log: this.log }, {
+      ready: () => this.onReady(),
+      data: (chunk) => this.onData(chunk),
+      lost: (code, detail) => this.onLost(code, detail),
+    });
+    this.backoff = new UnitBackoff({ random: opts.random, ...opts.unitBackoff });
     this.limited = rateLimitedLogger(this.log, deps.clock, { intervalMs: 60_000 });
   }
 
   get connected(): boolean {
-    return this.state === 'ready';
+    return this.link.ready;
   }
 
   /** Per-unit timeout and request gap (from the device's profile quirks). */
@@ -106,8 +105,8 @@ export class ModbusEndpoint implements ModbusEndpointClient {
 
   stats(): EndpointStats {
     return {
-      connected: this.connected, ...this.counters, queued: this.high.length + this.normal.length,
-      reconnectAttempt: this.attempt,
+      connected: this.connected, connects: this.link.connects, disconnects: this.link.disconnects, ...this.counters,
+      queued: this.high.length + this.normal.length, reconnectAttempt: this.link.attempt,
     };
   }
 
@@ -132,15 +131,11 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   }
 
   async close(): Promise<void> {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
+    if (this.link.state === 'closed') return;
+    const closing = this.link.close();
     this.clearTimers();
-    if (this.reconnectTimer !== undefined) this.deps.clock.clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
     this.failAll('closed', 'endpoint closed');
-    const conn = this.conn;
-    this.conn = undefined;
-    await conn?.destroy();
+    await closing;
   }
 
   // ---------------------------------------------------------------- queue
@@ -153,9 +148,10 @@ export class ModbusEndpoint implements ModbusEndpointClient {
         req, frame: this.framing.frame(req), write, table, deviceId: opts.deviceId, high, timeoutMs,
         expect: undefined, sentAt: 0, timer: undefined, resolve, reject,
       };
-      if (this.state === 'closed') return this.refuse(p, 'closed', 'endpoint closed');
+      const state = this.link.state;
+      if (state === 'closed') return this.refuse(p, 'closed', 'endpoint closed');
       // Fail fast while waiting to reconnect: queued polls would only pile up behind a dead line.
-      if (this.state === 'waiting') return this.refuse(p, 'disconnected', `not connected (reconnect attempt ${this.attempt})`);
+      if (state === 'waiting') return this.refuse(p, 'disconnected', `not connected (reconnect attempt ${this.link.attempt})`);
       // Writes and read-backs may probe a backed-off unit; polls may not.
       if (!high && this.backoff.isBackedOff(req.unitId, this.deps.clock.monotonic())) {
         return this.refuse(p, 'unit_backed_off', `unit backed off for ${Math.round(this.backoff.remainingMs(req.unitId, this.deps.clock.monotonic()))} ms`);
@@ -166,11 +162,8 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   }
 
   private kick(): void {
-    if (this.state === 'idle') {
-      this.connect();
-      return;
-    }
-    while (this.state === 'ready' && this.inFlight === undefined && this.sendTimer === undefined) {
+    this.link.start();
+    while (this.link.ready && this.inFlight === undefined && this.sendTimer === undefined) {
       if (this.high.length === 0 && this.normal.length === 0) return;
       const wait = this.notBefore - this.deps.clock.monotonic();
       if (wait > 0) {
@@ -191,8 +184,6 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   }
 
   private send(p: Pending): void {
-    const conn = this.conn;
-    if (conn === undefined) return this.refuse(p, 'disconnected', 'not connected');
     const rx = this.framing.receiver;
     if (this.framing.flushBeforeSend && rx.pending > 0) {
       // Bytes received before the request went out can never be its answer.
@@ -204,7 +195,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     p.sentAt = this.deps.clock.monotonic();
     this.inFlight = p;
     p.timer = this.deps.clock.setTimeout(() => this.onTimeout(p), p.timeoutMs + this.framing.wireMs(p.req));
-    conn.write(p.frame);
+    this.link.write(p.frame);
   }
 
   private onTimeout(p: Pending): void {
@@ -220,9 +211,9 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     const backedOffMs = this.backoff.failed(p.req.unitId, this.deps.clock.monotonic());
     if (backedOffMs > 0) this.log.debug({ unit_id: p.req.unitId, device: p.deviceId, backoff_ms: backedOffMs }, 'unit backed off after timeouts');
     // Drop a dead line before finishing, so nothing more is sent into it.
-    if (this.consecutiveTimeouts >= (this.opts.timeoutsBeforeReconnect ?? 3) && this.conn !== undefined) {
+    if (this.consecutiveTimeouts >= (this.opts.timeoutsBeforeReconnect ?? 3) && this.link.ready) {
       this.log.warn({ timeouts: this.consecutiveTimeouts }, 'no answer from any unit: reconnecting');
-      this.drop(this.conn, 'no answer from any unit');
+      this.link.drop('no answer from any unit');
     }
     this.finish(p, undefined, this.error('timeout', `no response within ${p.timeoutMs} ms`, p.req.unitId, p.deviceId, p), 0);
     this.kick();
@@ -230,8 +221,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
 
   // ---------------------------------------------------------------- receiving
 
-  private onData(conn: LinkConn, chunk: Buffer): void {
-    if (conn !== this.conn) return;
+  private onData(chunk: Buffer): void {
     const now = this.deps.clock.monotonic();
     const rx = this.framing.receiver;
     rx.push(chunk);
@@ -298,7 +288,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
 
   /** Something answered: the line works (reconnect and timeout streaks end). */
   private lineAlive(): void {
-    this.attempt = 0;
+    this.link.attempt = 0;
     this.consecutiveTimeouts = 0;
   }
 
@@ -353,40 +343,8 @@ export class ModbusEndpoint implements ModbusEndpointClient {
 
   // ---------------------------------------------------------------- connection
 
-  private connect(): void {
-    if (this.state === 'closed') return;
-    this.state = 'connecting';
-    this.framing.receiver.clear();
-    const conn: LinkConn = this.link({
-      open: () => this.onOpen(conn),
-      data: (chunk) => this.onData(conn, chunk),
-      close: (reason) => this.onClose(conn, reason),
-    });
-    this.conn = conn;
-    const ms = this.opts.connectTimeoutMs ?? 3000;
-    this.connectTimer = this.deps.clock.setTimeout(() => {
-      this.connectTimer = undefined;
-      if (conn === this.conn && this.state === 'connecting') this.drop(conn, `connect timeout after ${ms} ms`);
-    }, ms);
-  }
-
-  private onOpen(conn: LinkConn): void {
-    if (conn !== this.conn) return;
-    const delay = this.opts.connectDelayMs ?? 0;
-    // Some devices drop requests that arrive right after the handshake (profile connect_delay_ms).
-    if (this.connectTimer !== undefined) this.deps.clock.clearTimeout(this.connectTimer);
-    this.connectTimer = undefined;
-    if (delay > 0) this.connectTimer = this.deps.clock.setTimeout(() => this.becomeReady(conn), delay);
-    else this.becomeReady(conn);
-  }
-
-  private becomeReady(conn: LinkConn): void {
-    this.connectTimer = undefined;
-    if (conn !== this.conn || this.state !== 'connecting') return;
-    this.state = 'ready';
-    this.counters.connects += 1;
+  private onReady(): void {
     this.consecutiveTimeouts = 0;
-    if (this.counters.connects > 1) this.log.info({ attempt: this.attempt }, 'reconnected');
     for (const l of this.listeners) {
       try {
         const r: unknown = l();
@@ -398,37 +356,14 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     this.kick();
   }
 
-  /** Give up on this connection now (not at its close event): nothing more is sent into it. */
-  private drop(conn: LinkConn, reason: string): void {
-    void conn.destroy();
-    this.onClose(conn, reason);
-  }
-
-  /** The timers of one connection (the reconnect timer belongs to the endpoint). */
-  private clearTimers(): void {
-    for (const t of [this.sendTimer, this.quietTimer, this.connectTimer]) if (t !== undefined) this.deps.clock.clearTimeout(t);
-    this.sendTimer = this.quietTimer = this.connectTimer = undefined;
-  }
-
-  private onClose(conn: LinkConn, reason: string | undefined): void {
-    if (conn !== this.conn) return;
-    this.conn = undefined;
-    const wasReady = this.state === 'ready';
+  private onLost(code: ModbusErrorType, detail: string): void {
     this.clearTimers();
     this.framing.receiver.clear();
-    if (this.state === 'closed') return;
-    if (wasReady) this.counters.disconnects += 1;
-    const delay = backoffDelay(this.attempt, this.opts.reconnectBaseMs ?? 500, this.opts.reconnectMaxMs ?? 30_000, this.opts.random);
-    this.attempt += 1;
-    this.state = 'waiting';
-    const code: ModbusErrorType = wasReady ? 'disconnected' : 'connect_failed';
-    const what = wasReady ? 'connection lost' : 'connect failed';
-    if (wasReady || this.attempt === 1) this.log.warn({ retry_in_ms: delay, err: reason }, what);
-    else this.log.debug({ attempt: this.attempt, retry_in_ms: delay, err: reason }, what);
-    this.failAll(code, reason === undefined ? what : `${what}: ${reason}`);
-    this.reconnectTimer = this.deps.clock.setTimeout(() => {
-      this.reconnectTimer = undefined;
-      if (this.state === 'waiting') this.connect();
-    }, delay);
+    this.failAll(code, detail);
+  }
+
+  private clearTimers(): void {
+    for (const t of [this.sendTimer, this.quietTimer]) if (t !== undefined) this.deps.clock.clearTimeout(t);
+    this.sendTimer = this.quietTimer = undefined;
   }
 }

@@ -18,7 +18,7 @@ export interface ConnectionHooks {
 
 export class Connection {
   state: ConnectionState = 'idle';
-  /** Failed attempts since the link last worked (the reconnect backoff's exponent). */
+  /** Attempts since the link last worked (the reconnect backoff's exponent). */
   attempt = 0;
   connects = 0;
   disconnects = 0;
@@ -36,6 +36,11 @@ export class Connection {
 
   get ready(): boolean {
     return this.state === 'ready';
+  }
+
+  /** A unit answered: the link works, the next reconnect starts from the shortest backoff again. */
+  answered(): void {
+    this.attempt = 0;
   }
 
   /** Opens the link when nothing has been tried yet. */

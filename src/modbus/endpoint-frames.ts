@@ -36,7 +36,10 @@ export function checkRead(req: ReadRequest): string | undefined {
 export function encodeRead(req: ReadRequest): RequestPdu {
   const fc = readFunctionCode(req.table);
   const bits = fc === 1 || fc === 2;
-  const pdu = Buffer.from([fc, req.address >> 8, req.address & 0xff, req.count >> 8, req.count & 0xff]);
+  const pdu = Buffer.allocUnsafe(5);
+  pdu[0] = fc;
+  pdu.writeUInt16BE(req.address, 1);
+  pdu.writeUInt16BE(req.count, 3);
   const answerLength = 2 + (bits ? Math.ceil(req.count / 8) : req.count * 2);
   return { unitId: req.unitId, functionCode: fc, pdu, address: req.address, count: req.count, answerLength };
 }

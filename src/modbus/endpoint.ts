@@ -36,7 +36,8 @@ import { UnitBackoff, type UnitHealth } from './unit-backoff.js';
 
 export type { EndpointDeps, EndpointObserver, EndpointOptions, EndpointStats, EndpointTuning, RequestEvent, UnitSettings } from './endpoint-types.js';
 
-interface Pending {
+/** A request in the queue or on the wire; it is also what its answer must match (Expect, filled at send). */
+interface Pending extends Expect {
   req: RequestPdu;
   /** The wire frame (built once; per-send fields stamped at send). */
   frame: Buffer;
@@ -45,7 +46,6 @@ interface Pending {
   deviceId: string | undefined;
   high: boolean;
   timeoutMs: number;
-  expect: Expect | undefined;
   sentAt: number;
   timer: ClockTimer | undefined;
   resolve: (v: ReadResult | undefined) => void;
@@ -146,7 +146,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
       const timeoutMs = opts.timeoutMs ?? this.unitSettings.get(req.unitId)?.timeoutMs ?? this.opts.defaultTimeoutMs ?? 1000;
       const p: Pending = {
         req, frame: this.framing.frame(req), write, table, deviceId: opts.deviceId, high, timeoutMs,
-        expect: undefined, sentAt: 0, timer: undefined, resolve, reject,
+        tid: 0, from: 0, sentAt: 0, timer: undefined, resolve, reject,
       };
       const state = this.link.state;
       if (state === 'closed') return this.refuse(p, 'closed', 'endpoint closed');
@@ -165,14 +165,17 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     this.link.start();
     while (this.link.ready && this.inFlight === undefined && this.sendTimer === undefined) {
       if (this.high.length === 0 && this.normal.length === 0) return;
-      const wait = this.notBefore - this.deps.clock.monotonic();
-      if (wait > 0) {
-        // Timers fire late, never early: the pause is at least what the line needs.
-        this.sendTimer = this.deps.clock.setTimeout(() => {
-          this.sendTimer = undefined;
-          this.kick();
-        }, Math.ceil(wait));
-        return;
+      if (this.notBefore !== 0) {
+        const wait = this.notBefore - this.deps.clock.monotonic();
+        if (wait > 0) {
+          // Rounded up: a timer on a 1 ms grain may fire up to 1 ms early; the pause is at least what the line needs.
+          this.sendTimer = this.deps.clock.setTimeout(() => {
+            this.sendTimer = undefined;
+            this.kick();
+          }, Math.ceil(wait));
+          return;
+        }
+        this.notBefore = 0;
       }
       const p = (this.high.shift() ?? this.normal.shift()) as Pending;
       if (!p.high && this.backoff.isBackedOff(p.req.unitId, this.deps.clock.monotonic())) {
@@ -190,8 +193,8 @@ export class ModbusEndpoint implements ModbusEndpointClient {
       this.noteMalformed(`${rx.pending} bytes left on the line before a request`);
       rx.clear();
     }
-    const tid = this.framing.stamp(p.frame);
-    p.expect = { tid, unitId: p.req.unitId, functionCode: p.req.functionCode, answerLength: p.req.answerLength, from: rx.received };
+    p.tid = this.framing.stamp(p.frame);
+    p.from = rx.received;
     p.sentAt = this.deps.clock.monotonic();
     this.inFlight = p;
     p.timer = this.deps.clock.setTimeout(() => this.onTimeout(p), p.timeoutMs + this.framing.wireMs(p.req));
@@ -222,18 +225,17 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   // ---------------------------------------------------------------- receiving
 
   private onData(chunk: Buffer): void {
-    const now = this.deps.clock.monotonic();
     const rx = this.framing.receiver;
     rx.push(chunk);
     for (;;) {
       const p = this.inFlight;
-      const ev = rx.next(p?.expect);
+      const ev = rx.next(p);
       if (ev === undefined) break;
       this.onEvent(ev, p);
     }
     if (this.framing.quietMs > 0) {
       // RTU: nothing goes out until the line has been quiet; a damaged answer is declared once it is.
-      this.notBefore = Math.max(this.notBefore, now + this.framing.quietMs);
+      this.notBefore = Math.max(this.notBefore, this.deps.clock.monotonic() + this.framing.quietMs);
       if (this.inFlight !== undefined) this.armQuiet();
     }
     // Only now, with the whole chunk read: none of its bytes can be taken for the next request's answer.
@@ -280,7 +282,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     this.quietTimer = this.deps.clock.setTimeout(() => {
       this.quietTimer = undefined;
       const p = this.inFlight;
-      const ev = p?.expect === undefined ? undefined : this.framing.receiver.quiet(p.expect);
+      const ev = p === undefined ? undefined : this.framing.receiver.quiet(p);
       if (ev !== undefined) this.onEvent(ev, p);
       this.kick();
     }, Math.ceil(this.framing.quietMs));
@@ -288,7 +290,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
 
   /** Something answered: the line works (reconnect and timeout streaks end). */
   private lineAlive(): void {
-    this.link.attempt = 0;
+    this.link.answered();
     this.consecutiveTimeouts = 0;
   }
 

@@ -178,8 +178,8 @@ export class MbapReceiver implements Receiver {
     const n = b.length - p;
     if (b[p] !== ex.tid >> 8) return Sig.No;
     if (n > 1 && b[p + 1] !== (ex.tid & 0xff)) return Sig.No;
-    if (n > 6 && b[p + 6] !== ex.unitId) return Sig.No;
-    if (n > 7 && b[p + 7] !== ex.functionCode && b[p + 7] !== (ex.functionCode | 0x80)) return Sig.No;
+    if (n > 6 && b[p + 6] !== ex.req.unitId) return Sig.No;
+    if (n > 7 && b[p + 7] !== ex.req.functionCode && b[p + 7] !== (ex.req.functionCode | 0x80)) return Sig.No;
     return n >= 8 ? Sig.Match : Sig.Partial;
   }
 
@@ -192,10 +192,10 @@ export class MbapReceiver implements Receiver {
 
   private answer(p: number, ex: Expect): RxEvent | undefined {
     const b = this.buf;
-    const exception = b[p + 7] !== ex.functionCode;
+    const exception = b[p + 7] !== ex.req.functionCode;
     const protocol = b.readUInt16BE(p + 2);
     const length = b.readUInt16BE(p + 4);
-    const want = (exception ? 2 : ex.answerLength) + 1;
+    const want = (exception ? 2 : ex.req.answerLength) + 1;
     if (protocol !== 0 || length !== want) {
       // The header is ours but its framing cannot be trusted: fail the request now, skip the header;
       // what follows is counted as garbage.

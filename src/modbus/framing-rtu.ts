@@ -128,11 +128,11 @@ export class RtuReceiver implements Receiver {
     const start = this.pos;
     let p = start;
     while (p < b.length) {
-      if (ex !== undefined && this.base + p >= ex.from && b[p] === ex.unitId) {
+      if (ex !== undefined && this.base + p >= ex.from && b[p] === ex.req.unitId) {
         if (p + 1 >= b.length) break;
         const fc = b[p + 1];
-        if (fc === ex.functionCode || fc === (ex.functionCode | 0x80)) {
-          const len = (fc === ex.functionCode ? ex.answerLength : 2) + 3;
+        if (fc === ex.req.functionCode || fc === (ex.req.functionCode | 0x80)) {
+          const len = (fc === ex.req.functionCode ? ex.req.answerLength : 2) + 3;
           if (p + len > b.length) {
             // Wait for the rest, unless a whole answer already follows (this was noise looking like a header).
             const q = this.wholeAnswerAfter(p, ex);
@@ -165,16 +165,16 @@ export class RtuReceiver implements Receiver {
     if (!this.badCrc) return undefined;
     const n = this.pending;
     this.clear();
-    return { kind: 'bad_answer', code: 'crc_error', bytes: n, detail: `the answer of unit ${ex.unitId} failed its CRC check` };
+    return { kind: 'bad_answer', code: 'crc_error', bytes: n, detail: `the answer of unit ${ex.req.unitId} failed its CRC check` };
   }
 
   private wholeAnswerAfter(p: number, ex: Expect): number {
     const b = this.buf;
     for (let q = p + 1; q + 5 <= b.length; q++) {
-      if (b[q] !== ex.unitId) continue;
+      if (b[q] !== ex.req.unitId) continue;
       const fc = b[q + 1];
-      if (fc !== ex.functionCode && fc !== (ex.functionCode | 0x80)) continue;
-      const len = (fc === ex.functionCode ? ex.answerLength : 2) + 3;
+      if (fc !== ex.req.functionCode && fc !== (ex.req.functionCode | 0x80)) continue;
+      const len = (fc === ex.req.functionCode ? ex.req.answerLength : 2) + 3;
       if (q + len <= b.length && crcOk(b, q, q + len)) return q;
     }
     return -1;

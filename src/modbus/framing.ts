@@ -21,11 +21,9 @@ export interface RequestPdu {
 
 /** The answer the request in flight is waiting for. */
 export interface Expect {
+  req: Pick<RequestPdu, 'unitId' | 'functionCode' | 'answerLength'>;
   /** MBAP transaction id; 0 for framings without one (RTU). */
   tid: number;
-  unitId: number;
-  functionCode: number;
-  answerLength: number;
   /** Stream offset (bytes received so far) when the request was sent: earlier bytes cannot start its answer. */
   from: number;
 }

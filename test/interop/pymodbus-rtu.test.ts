@@ -22,11 +22,13 @@ import { ABSENT, EXPECTED, pymodbusProfile, startPymodbus, type PymodbusServer }
 type RtuKind = Exclude<ModbusTransport, 'tcp'>;
 const KINDS: RtuKind[] = ['rtu', 'rtu_over_tcp'];
 const SERIAL: SerialSettings = { baud: 19200, parity: 'even', stop_bits: 1, data_bits: 8, turnaround_ms: 0 };
-const INTERVAL_MS = 400;
+// A poll a second, as on site: with the dead unit's timeout (200 ms) and the live units' reads, a
+// cycle stays well inside its interval even on a busy machine, so any loss of rate is the dead unit's.
+const INTERVAL_MS = 1000;
 const P0 = pymodbusProfile('pymodbus-base0', 0);
 const P1 = pymodbusProfile('pymodbus-base1', 1);
 /** The dead unit: a short timeout, so each of its tries holds the line less than a poll interval. */
-const PDEAD = pymodbusProfile('pymodbus-dead', 0, 250);
+const PDEAD = pymodbusProfile('pymodbus-dead', 0, 200);
 
 /** Flips one bit of the n-th answer byte after arm(): a CRC error on the line. */
 class Corrupter {
@@ -192,23 +194,24 @@ describe.skipIf(!hasPeer('socat'))('interop: our pollers read pymodbus 3.0 over 
     expect(wrong).toEqual([]);
   });
 
-  it.each(KINDS)('%s: a dead unit on the line keeps its neighbours at 90 percent or more of the good cycles of a control line', async (kind) => {
+  it('rtu and rtu_over_tcp: a dead unit on the line keeps its neighbours at 90 percent or more of the good cycles of a control line', async () => {
     const s = set!;
-    const controls = [id(kind, 'ctl-0'), id(kind, 'ctl-1')];
+    const controls = KINDS.flatMap((k) => [id(k, 'ctl-0'), id(k, 'ctl-1')]);
     const t0 = performance.now();
-    expect(await waitFor(() => controls.every((c) => (good.get(c) ?? []).filter((t) => t > t0).length >= 15), 30_000)).toBe(true);
+    expect(await waitFor(() => controls.every((c) => (good.get(c) ?? []).filter((t) => t > t0).length >= 12), 40_000)).toBe(true);
     const t1 = performance.now();
     const inWindow = (dev: string): number => (good.get(dev) ?? []).filter((t) => t > t0 && t <= t1).length;
-    const control = Math.min(...controls.map(inWindow));
-    for (const n of ['py-0', 'py-1']) expect(inWindow(id(kind, n)), `${n} vs control ${control}`).toBeGreaterThanOrEqual(0.9 * control);
-    const dead = s.status().find((x) => x.deviceId === id(kind, 'dead'));
-    expect(dead?.up).toBe(false);
     const errs = await errors();
     const of = (dev: string): string[] => errs.filter((p) => p.attrs['device_id'] === dev).map((p) => String(p.attrs['error_type']));
-    expect(new Set(of(id(kind, 'dead')))).toEqual(new Set(['timeout', 'unit_backed_off']));
-    for (const dev of [id(kind, 'py-0'), id(kind, 'py-1'), ...controls]) expect(of(dev), dev).toEqual([]);
+    for (const kind of KINDS) {
+      const control = Math.min(inWindow(id(kind, 'ctl-0')), inWindow(id(kind, 'ctl-1')));
+      for (const n of ['py-0', 'py-1']) expect(inWindow(id(kind, n)), `${kind} ${n} vs control ${control}`).toBeGreaterThanOrEqual(0.9 * control);
+      expect(s.status().find((x) => x.deviceId === id(kind, 'dead'))?.up).toBe(false);
+      expect(new Set(of(id(kind, 'dead')))).toEqual(new Set(['timeout', 'unit_backed_off']));
+      for (const dev of [id(kind, 'py-0'), id(kind, 'py-1'), id(kind, 'ctl-0'), id(kind, 'ctl-1')]) expect(of(dev), dev).toEqual([]);
+    }
     expect(wrong).toEqual([]);
-  });
+  }, 60_000);
 
   it.each(KINDS)('%s: a CRC error injected on the line is counted as crc_error, and the values stay exact', async (kind) => {
     const s = set!;

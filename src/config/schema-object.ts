@@ -124,7 +124,8 @@ export function obj(fields: Fields, o: ObjOpts = {}): ObjSchema {
         properties[key] = j;
         const u = f.requiredUnless;
         if (f.required && u !== undefined) {
-          conditional.push({ if: { properties: { [u.key]: { not: { enum: [...u.values] } } } }, then: { required: [key] } });
+          // `properties` beside `required`: ajv's strictRequired wants the key declared in the same subschema.
+          conditional.push({ if: { properties: { [u.key]: { not: { enum: [...u.values] } } } }, then: { properties: { [key]: true }, required: [key] } });
         } else if (f.required) required.push(key);
       }
       return {

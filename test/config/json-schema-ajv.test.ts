@@ -41,4 +41,12 @@ describe('JSON Schemas against real and broken files (ajv draft-07)', () => {
       devices: [{ id: 'd', profile: 'generic-grid-meter', host: '${HOST}', port: '${PORT}' }] };
     expect(site(doc), JSON.stringify(site.errors)).toBe(true);
   });
+
+  it('asks for host unless the device is on a serial line (transport rtu)', () => {
+    const siteWith = (device: object): unknown => ({ version: 1, site: { id: 's', region: 'r', nominal_frequency_hz: 50 }, devices: [{ id: 'd', profile: 'p', ...device }] });
+    expect(site(siteWith({ transport: 'rtu', serial: { device: '/dev/ttyUSB0', baud: 9600 } })), JSON.stringify(site.errors)).toBe(true);
+    expect(site(siteWith({ transport: 'rtu_over_tcp', serial: { baud: 9600 } }))).toBe(false);
+    expect(site(siteWith({}))).toBe(false);
+    expect(site(siteWith({ transport: 'rtu', serial: { device: '/dev/ttyUSB0' } }))).toBe(false); // no baud
+  });
 });

@@ -37,8 +37,11 @@ export async function startRtuSerialServer(opts: RtuSerialServerOptions): Promis
     send(adu, fault) {
       if (!port.isOpen) return 0;
       const out = aduToRtu(adu, fault?.crc === true);
-      port.write(out);
+      // Taken before the write: the port writes from libuv's thread pool, so the bytes may be on the
+      // line before write() returns; a time taken after it (this process preempted in between) made
+      // the gateway's silence look shorter than it was.
       lastAnswerAt = performance.now();
+      port.write(out);
       return out.length;
     },
     end: () => { /* a serial line cannot be hung up on */ },

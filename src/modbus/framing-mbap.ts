@@ -13,7 +13,7 @@
 // unasked right after a good reply does not produce the next unit's answer).
 
 import { randomBytes } from 'node:crypto';
-import type { Expect, Framing, Receiver, RequestPdu, RxEvent } from './framing.js';
+import { StreamReceiver, type Expect, type Framing, type RequestPdu, type RxEvent } from './framing.js';
 
 export const MBAP_HEADER = 7;          // tid(2) protocol(2) length(2) unit(1)
 /** Largest PDU (253) plus the unit byte: a length field above this is garbage, not a frame. */
@@ -97,36 +97,8 @@ const enum Sig { No, Partial, Match }
  * and tells the expected answer from strays and garbage. Memory is bounded: garbage is dropped
  * as it is scanned, and a frame is at most 260 bytes.
  */
-export class MbapReceiver implements Receiver {
-  private buf: Buffer = Buffer.alloc(0);
-  private pos = 0;
-  /** Stream offset of buf[0]. */
-  private base = 0;
-
-  push(chunk: Buffer): void {
-    if (this.pos >= this.buf.length) {
-      this.base += this.buf.length;
-      this.buf = chunk;
-    } else {
-      this.base += this.pos;
-      this.buf = Buffer.concat([this.buf.subarray(this.pos), chunk]);
-    }
-    this.pos = 0;
-  }
-
-  get received(): number {
-    return this.base + this.buf.length;
-  }
-
-  get pending(): number {
-    return this.buf.length - this.pos;
-  }
-
-  clear(): void {
-    this.base += this.buf.length;
-    this.buf = Buffer.alloc(0);
-    this.pos = 0;
-  }
+export class MbapReceiver extends StreamReceiver {
+  protected readonly frameName = 'MBAP';
 
   quiet(): RxEvent | undefined {
     return undefined; // TCP has no inter-frame silence: a missing answer is a timeout
@@ -207,10 +179,5 @@ export class MbapReceiver implements Receiver {
     if (end > b.length) return undefined;
     this.pos = end;
     return { kind: 'answer', pdu: b.subarray(p + MBAP_HEADER, end), bytes: end - p };
-  }
-
-  private garbage(from: number, to: number): RxEvent {
-    this.pos = to;
-    return { kind: 'garbage', bytes: to - from, detail: `${to - from} bytes that are no MBAP frame` };
   }
 }

@@ -11,7 +11,7 @@
 // once the line goes quiet without a good answer (noise that only looks like our header is skipped).
 
 import type { SerialSettings } from '../config/site-types.js';
-import type { Expect, Framing, Receiver, RequestPdu, RxEvent } from './framing.js';
+import { StreamReceiver, type Expect, type Framing, type RequestPdu, type RxEvent } from './framing.js';
 
 const CRC_TABLE = (() => {
   const t = new Uint16Array(256);
@@ -90,36 +90,13 @@ function anyAnswerLength(b: Buffer, p: number): number {
   return 0;
 }
 
-export class RtuReceiver implements Receiver {
-  private buf: Buffer = Buffer.alloc(0);
-  private pos = 0;
-  private base = 0;
+export class RtuReceiver extends StreamReceiver {
+  protected readonly frameName = 'RTU';
   /** A frame with the expected header and length but a wrong CRC was seen since the request went out. */
   private badCrc = false;
 
-  push(chunk: Buffer): void {
-    if (this.pos >= this.buf.length) {
-      this.base += this.buf.length;
-      this.buf = chunk;
-    } else {
-      this.base += this.pos;
-      this.buf = Buffer.concat([this.buf.subarray(this.pos), chunk]);
-    }
-    this.pos = 0;
-  }
-
-  get received(): number {
-    return this.base + this.buf.length;
-  }
-
-  get pending(): number {
-    return this.buf.length - this.pos;
-  }
-
-  clear(): void {
-    this.base += this.buf.length;
-    this.buf = Buffer.alloc(0);
-    this.pos = 0;
+  override clear(): void {
+    super.clear();
     this.badCrc = false;
   }
 
@@ -178,10 +155,5 @@ export class RtuReceiver implements Receiver {
       if (q + len <= b.length && crcOk(b, q, q + len)) return q;
     }
     return -1;
-  }
-
-  private garbage(from: number, to: number): RxEvent {
-    this.pos = to;
-    return { kind: 'garbage', bytes: to - from, detail: `${to - from} bytes that are no RTU frame` };
   }
 }

@@ -54,6 +54,56 @@ export interface Receiver {
   clear(): void;
 }
 
+/**
+ * The byte buffer under a receiver: bytes not yet cut into events, with their offset in the stream
+ * (so bytes received before a request went out are never taken for its answer). A framing adds
+ * how frames are cut (next, quiet).
+ */
+export abstract class StreamReceiver implements Receiver {
+  protected buf: Buffer = Buffer.alloc(0);
+  /** First byte not yet cut into an event. */
+  protected pos = 0;
+  /** Stream offset of buf[0]. */
+  protected base = 0;
+
+  /** For messages: "MBAP", "RTU". */
+  protected abstract readonly frameName: string;
+
+  abstract next(expect: Expect | undefined): RxEvent | undefined;
+  abstract quiet(expect: Expect): RxEvent | undefined;
+
+  push(chunk: Buffer): void {
+    if (this.pos >= this.buf.length) {
+      this.base += this.buf.length;
+      this.buf = chunk;
+    } else {
+      this.base += this.pos;
+      this.buf = Buffer.concat([this.buf.subarray(this.pos), chunk]);
+    }
+    this.pos = 0;
+  }
+
+  get received(): number {
+    return this.base + this.buf.length;
+  }
+
+  get pending(): number {
+    return this.buf.length - this.pos;
+  }
+
+  clear(): void {
+    this.base += this.buf.length;
+    this.buf = Buffer.alloc(0);
+    this.pos = 0;
+  }
+
+  /** Skips buf[from, to): bytes that are no frame of this framing. */
+  protected garbage(from: number, to: number): RxEvent {
+    this.pos = to;
+    return { kind: 'garbage', bytes: to - from, detail: `${to - from} bytes that are no ${this.frameName} frame` };
+  }
+}
+
 export interface Framing {
   readonly receiver: Receiver;
   /**

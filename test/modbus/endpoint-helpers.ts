@@ -1,6 +1,7 @@
 // A scriptable raw Modbus TCP server on node:net for endpoint/poller tests: each test decides,
 // per request, what bytes go back (a good answer, an exception, nothing, garbage, late replies).
 import net from 'node:net';
+import type { EndpointObserver, RequestEvent } from '../../src/modbus/endpoint.js';
 
 export interface RawRequest {
   tid: number;
@@ -140,4 +141,14 @@ export async function waitFor(cond: () => boolean, ms = 3000): Promise<boolean> 
     await sleep(5);
   }
   return cond();
+}
+
+/** What an endpoint reports: every request's outcome, strays and malformed bytes. */
+export class Recorder implements EndpointObserver {
+  events: RequestEvent[] = [];
+  strays = 0;
+  malformedCount = 0;
+  requestDone(ev: RequestEvent): void { this.events.push(ev); }
+  stray(): void { this.strays += 1; }
+  malformed(): void { this.malformedCount += 1; }
 }

@@ -4,24 +4,15 @@
 // without transaction ids, the inter-frame silence and turnaround, broadcast never used.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SerialSettings } from '../../src/config/site-types.js';
-import { ModbusEndpoint, type EndpointObserver, type EndpointTuning, type RequestEvent } from '../../src/modbus/endpoint.js';
+import { ModbusEndpoint, type EndpointTuning } from '../../src/modbus/endpoint.js';
 import { lineTiming } from '../../src/modbus/framing-rtu.js';
 import { ModbusError } from '../../src/modbus/types.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { silentLogger } from '../../src/runtime/logger.js';
 import { checkedWrite } from '../helpers/checked-write.js';
 import { hasPeer } from '../peers.js';
-import { mapValue, waitFor } from './endpoint-helpers.js';
+import { mapValue, Recorder, waitFor } from './endpoint-helpers.js';
 import { rtuFrame, rtuFromMap, rtuPtyLine, rtuRegisters, rtuTcpLine, type RtuHandler, type RtuLine } from './rtu-helpers.js';
-
-class Recorder implements EndpointObserver {
-  events: RequestEvent[] = [];
-  strays = 0;
-  malformedCount = 0;
-  requestDone(ev: RequestEvent): void { this.events.push(ev); }
-  stray(): void { this.strays += 1; }
-  malformed(): void { this.malformedCount += 1; }
-}
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {

@@ -1,21 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ModbusEndpoint, type EndpointObserver, type EndpointTuning, type RequestEvent } from '../../src/modbus/endpoint.js';
+import { ModbusEndpoint, type EndpointTuning } from '../../src/modbus/endpoint.js';
 import { ModbusError } from '../../src/modbus/types.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { silentLogger } from '../../src/runtime/logger.js';
 import { checkedWrite } from '../helpers/checked-write.js';
 import {
-  answerFromMap, exceptionFrame, mapValue, mbap, registersFrame, sleep, startRawServer, waitFor, type RawServer,
+  answerFromMap, exceptionFrame, mapValue, mbap, Recorder, registersFrame, sleep, startRawServer, waitFor, type RawServer,
 } from './endpoint-helpers.js';
-
-class Recorder implements EndpointObserver {
-  events: RequestEvent[] = [];
-  strays = 0;
-  malformedCount = 0;
-  requestDone(ev: RequestEvent): void { this.events.push(ev); }
-  stray(): void { this.strays += 1; }
-  malformed(): void { this.malformedCount += 1; }
-}
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {

@@ -1,10 +1,10 @@
 // What DR must not forget across a restart: every authenticated command id with the verdict it got
 // (accepted or the rejection reason), kept for as long as the command could still be valid, so no
 // id ever runs twice or runs after it was refused; and the active curtailments (so they are
-// re-asserted or ended after a restart). One JSON file, replaced atomically: written to a temp
-// file, fsynced, renamed over the old one, so a crash leaves either the old or the new state.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+// re-asserted or ended after a restart). One JSON file, replaced atomically and durably
+// (writeFileAtomicSync), so a crash or power cut leaves either the old or the new state.
+import { readFileSync } from 'node:fs';
+import { writeFileAtomicSync } from '../runtime/atomic-file.js';
 import type { Verdict } from './command.js';
 
 export interface ControllerPlanRecord {
@@ -132,17 +132,8 @@ export class DrStateStore {
 
   private save(): void {
     const data: StateFile = { version: 1, seen: Object.fromEntries(this.seen), active: [...this.active.values()] };
-    const tmp = `${this.path}.${process.pid}.tmp`;
     try {
-      mkdirSync(dirname(this.path), { recursive: true });
-      const fd = openSync(tmp, 'w', 0o600);
-      try {
-        writeSync(fd, JSON.stringify(data));
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, this.path);
+      writeFileAtomicSync(this.path, JSON.stringify(data), { mode: 0o600 });
     } catch (err) {
       throw new StateStoreError(`cannot write DR state file ${this.path}: ${(err as Error).message}`, err);
     }

@@ -2,16 +2,13 @@
 // redelivered (or re-sent) across a gateway restart are still recognised as duplicates and the kwh
 // check still knows each meter's latest register. A crash skips the write: then the state is lost
 // and redeliveries of already handed-off readings reach the sink again (at-least-once).
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../runtime/atomic-file.js';
 import type { MeterStateSnapshot } from './meter-state.js';
 
-/** Writes atomically (temp file + rename): a crash mid-write never leaves a torn file. */
+/** Writes atomically and durably (writeFileAtomic): a crash mid-write never leaves a torn file. */
 export async function saveMeterState(path: string, snap: MeterStateSnapshot): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(snap));
-  await rename(tmp, path);
+  await writeFileAtomic(path, JSON.stringify(snap));
 }
 
 /** The parsed snapshot, or undefined when there is none yet. Throws with the path on a bad file. */

@@ -1,6 +1,6 @@
 // Subcommand table. Each subcommand lives in its own module under src/cli/ and exports
 // `run(args: string[]): Promise<number>` (the exit code). Keep this table the only dispatcher.
-import { readFileSync } from 'node:fs';
+import { gatewayVersion } from '../runtime/version.js';
 
 type Command = { summary: string; load: () => Promise<{ run: (args: string[]) => Promise<number> }> };
 
@@ -15,11 +15,6 @@ const COMMANDS: Record<string, Command> = {
   dr: { summary: 'demand response: keygen, send a signed command and print its acks', load: () => import('./dr.js') },
 };
 
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
   return `usage: ems-gateway <command> [options]\n\ncommands:\n${lines.join('\n')}\n  --version  print the version\n`;
@@ -28,7 +23,7 @@ function usage(): string {
 export async function runCli(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === '--version' || name === '-v') {
-    process.stdout.write(`${packageVersion()}\n`);
+    process.stdout.write(`${gatewayVersion()}\n`);
     return 0;
   }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {

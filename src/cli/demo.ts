@@ -12,7 +12,7 @@ import type { LoadedSite } from '../config/site-types.js';
 import { buildGateway } from '../gateway.js';
 import { errorText } from '../runtime/lifecycle.js';
 import { createLogger } from '../runtime/logger.js';
-import { packageRoot } from '../runtime/version.js';
+import { packagePath } from '../runtime/package-root.js';
 import { alertTransitions, dataAgeBuckets, formatSummary, quantileOfIncrease, SummaryReader } from '../runtime/demo-summary.js';
 import { DemoFleet, portFree, startDemoSite } from '../runtime/demo-site.js';
 import { DemoScenario, demoSigningKey } from '../runtime/demo-scenario.js';
@@ -20,10 +20,6 @@ import { runUntilSignal } from './run.js';
 import { numberFlag, parseFlags, stringFlag } from './run-args.js';
 
 const USAGE = 'usage: ems-gateway demo [--config config/demo-site.yaml] [--status-port N] [--free-ports] [--meters N] [--rate MSGS_PER_S] [--duration S]';
-
-function packagePath(...parts: string[]): string {
-  return join(packageRoot(), ...parts);
-}
 
 export async function run(args: string[]): Promise<number> {
   let flags;

@@ -3,7 +3,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateSchemas } from '../config/json-schema.js';
-import { packageRoot } from '../config/package-root.js';
+import { packageRoot } from '../runtime/package-root.js';
 
 const USAGE = 'usage: ems-gateway schemas --write|--check [dir]   (default dir: the package\'s schemas/)\n';
 

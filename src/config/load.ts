@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError, sortProblems } from './errors.js';
-import { packageRoot } from './package-root.js';
+import { packageRoot } from '../runtime/package-root.js';
 import { listProfiles, loadProfile, loadProfiles, readProfile } from './profile-load.js';
 import type { DeviceProfile } from './profile-types.js';
 import { INVALID } from './schema-dsl.js';

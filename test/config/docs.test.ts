@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadSiteFromString } from '../../src/config/load.js';
-import { packageRoot } from '../../src/config/package-root.js';
+import { packageRoot } from '../../src/runtime/package-root.js';
 import { parseProfile } from '../../src/config/profile-load.js';
 import { profileSchema } from '../../src/config/profile-schema.js';
 import type { ArrSchema, Schema } from '../../src/config/schema-dsl.js';

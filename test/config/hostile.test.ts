@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
 import { loadSite, loadSiteFromString } from '../../src/config/load.js';
-import { packageRoot } from '../../src/config/package-root.js';
+import { packageRoot } from '../../src/runtime/package-root.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ems-hostile-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -6,7 +6,7 @@ import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { generateSchemas } from '../../src/config/json-schema.js';
-import { packageRoot } from '../../src/config/package-root.js';
+import { packageRoot } from '../../src/runtime/package-root.js';
 
 const ROOT = packageRoot();
 const a = new Ajv({ allErrors: true, strict: true });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
 import { DEFAULT_DEVICES_DIR, loadSite, loadSiteFromString } from '../../src/config/load.js';
-import { packageRoot } from '../../src/config/package-root.js';
+import { packageRoot } from '../../src/runtime/package-root.js';
 
 const ROOT = packageRoot();
 const HEAD = 'version: 1\nsite: { id: t, region: north, nominal_frequency_hz: 50 }\n';

@@ -1,7 +1,7 @@
 // `ems-gateway validate` and `ems-gateway schemas --check` through their run() entry points.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { packageRoot } from '../../src/config/package-root.js';
+import { packageRoot } from '../../src/runtime/package-root.js';
 import { run as schemas } from '../../src/cli/schemas.js';
 import { run as validate } from '../../src/cli/validate.js';
 

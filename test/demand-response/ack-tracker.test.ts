@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadSiteFromString } from '../../src/config/load.js';
-import { packageRoot } from '../../src/config/package-root.js';
+import { packageRoot } from '../../src/runtime/package-root.js';
 import { ackMessage, readAck, type AcceptedAck, type DrAck } from '../../src/demand-response/ack.js';
 import { AckTracker } from '../../src/demand-response/sender.js';
 import { ACK_SIGNING_PREFIX, SIGNING_PREFIX, generateKeyPair, parsePrivateKey, parsePublicKey, signAck, signCommand } from '../../src/demand-response/signing.js';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadSiteFromString } from '../../src/config/load.js';
-import { packageRoot } from '../../src/config/package-root.js';
+import { packageRoot } from '../../src/runtime/package-root.js';
 import { PEERS, PYTHON_IMPORTS } from '../peers.js';
 
 const ROOT = packageRoot();

@@ -6,6 +6,7 @@ import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, ty
 import type { MqttConfig } from '../config/site-types.js';
 import { backoffDelay, type Clock, type ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import { RepeatLimiter } from '../runtime/rate-limit.js';
 import { mqttClientOptions, type MqttClientOptionOverrides } from './options.js';
 import { SessionContinuity } from './session-continuity.js';
 
@@ -62,13 +63,14 @@ export class MqttConnection {
   private stopping = false;
   private readonly connectListeners: Array<(ev: ConnectEvent) => void> = [];
   private messageHandler: MessageHandler | undefined;
-  private lastErrorLogMs = -Infinity;
+  private readonly errorRepeats: RepeatLimiter;
   private connectedSinceMs: number | undefined;
   reconnects = 0;
   /** Lost broker sessions: detected at every CONNACK, counted, shown on /status. */
   readonly session: SessionContinuity;
 
   constructor(private readonly deps: MqttConnectionDeps) {
+    this.errorRepeats = new RepeatLimiter(deps.clock, { intervalMs: 10_000, maxKeys: 1 });
     this.session = new SessionContinuity({
       client: deps.client ?? 'mqtt', atRisk: deps.sessionAtRisk ?? 'messages', clock: deps.clock, logger: deps.logger,
       ...(deps.meter ? { meter: deps.meter } : {}),
@@ -115,10 +117,9 @@ export class MqttConnection {
     });
     client.on('error', (err) => {
       // Rate-limited: a broker refusing us every backoff step must not flood the log.
-      const now = this.deps.clock.monotonic();
-      if (now - this.lastErrorLogMs > 10_000) {
-        this.lastErrorLogMs = now;
-        this.deps.logger.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error');
+      const suppressed = this.errorRepeats.hit('error');
+      if (suppressed !== undefined) {
+        this.deps.logger.warn({ err: { message: err.message, code: (err as { code?: unknown }).code }, ...(suppressed > 0 ? { suppressed } : {}) }, 'mqtt error');
       }
     });
   }

@@ -3,6 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseDuration } from '../config/duration.js';
 import { loadSite } from '../config/load.js';
+import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { COMMAND_TYPES, type CommandType } from '../demand-response/command.js';
 import { buildCommand, sendCommand, signedMessage } from '../demand-response/sender.js';
 import { generateKeyPair, parsePrivateKey, parsePublicKey } from '../demand-response/signing.js';
@@ -74,7 +75,7 @@ function keygen(flags: Flags): number {
 }
 
 async function send(flags: Flags): Promise<number> {
-  const loaded = await loadSite(str(flags, 'config') as string);
+  const loaded = await loadSite(str(flags, 'config') as string, { metrics: DEVICE_METRICS });
   const site = loaded.site;
   const mqttCfg = site.mqtt;
   const dr = mqttCfg?.demand_response;

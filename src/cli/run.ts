@@ -4,6 +4,7 @@
 // and config errors (every config problem printed at once as file:line:col path: message).
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadSite } from '../config/load.js';
+import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { buildGateway } from '../gateway.js';
 import { StartupError, errorText } from '../runtime/lifecycle.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
@@ -40,7 +41,7 @@ export async function run(args: string[]): Promise<number> {
 
   let loaded;
   try {
-    loaded = await loadSite(configPath, { env: process.env });
+    loaded = await loadSite(configPath, { env: process.env, metrics: DEVICE_METRICS });
   } catch (err) {
     if (err instanceof ConfigError) {
       const errors = err.problems.filter((p) => p.severity === 'error');

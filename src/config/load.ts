@@ -22,6 +22,12 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Profiles folder; a site's `profiles_dir:` wins over this, this wins over DEFAULT_DEVICES_DIR. */
   devicesDir?: string;
+  /**
+   * The device metric vocabulary (name -> unit; `DEVICE_METRICS` of the telemetry layer, which
+   * this layer may not import): every profile `metric:` must be one of these, in its unit.
+   * The CLI always passes it; omitted, names are only checked against the pattern.
+   */
+  metrics?: Readonly<Record<string, string>>;
 }
 
 export async function loadSite(path: string, opts: LoadOptions = {}): Promise<LoadedSite> {
@@ -56,7 +62,7 @@ export async function loadSiteFromString(text: string, opts: LoadOptions & { fil
   if (!raw) checkDevices(devices, available, ctx);
   const wanted = new Set(devices.map((d) => d.profile).filter((p) => available.includes(p)));
   for (const name of [...wanted].sort()) {
-    const p = await readProfile(join(devicesDir, `${name}.yaml`), problems);
+    const p = await readProfile(join(devicesDir, `${name}.yaml`), problems, opts.metrics);
     if (p) profiles.set(name, p);
   }
   // Site checks run even when a profile has errors.

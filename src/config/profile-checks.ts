@@ -11,7 +11,9 @@ const MULTI_REGISTER = new Set(['int32', 'uint32', 'int64', 'uint64', 'float32',
  * `unresolved`: ids of points that exist but failed the schema (a lenient pass over a broken
  * profile): references to them are not reported again as missing.
  */
-export function checkProfile(p: DeviceProfile, ctx: FileCtx, unresolved: ReadonlySet<string> = new Set()): void {
+export function checkProfile(
+  p: DeviceProfile, ctx: FileCtx, unresolved: ReadonlySet<string> = new Set(), metrics?: Readonly<Record<string, string>>,
+): void {
   const all: PointDef[] = [...p.points, ...p.controls];
   const byId = new Map<string, PointDef>();
   for (const pt of all) {
@@ -20,6 +22,7 @@ export function checkProfile(p: DeviceProfile, ctx: FileCtx, unresolved: Readonl
   }
   const controlIds = new Set(p.controls.map((c) => c.id));
   for (const pt of all) checkPointShape(p, pt, ctx);
+  if (metrics) for (const pt of all) checkMetric(pt, metrics, ctx);
   checkOverlaps(p, p.points, ctx);
   checkOverlaps(p, p.controls, ctx);
   const known = (id: string): boolean => byId.has(id) || unresolved.has(id);
@@ -37,6 +40,17 @@ function checkSunSpecMarker(p: DeviceProfile, ctx: FileCtx): void {
   const ok = marker !== undefined && marker.role === 'identity' && ((marker.type === 'string' && marker.length === 2) || marker.type === 'uint32');
   if (!ok) {
     ctx.errorAt(p, 'sunspec_base', `sunspec_base ${p.sunspec_base} needs an identity point there: the 'SunS' marker (type string, length 2, or uint32)`);
+  }
+}
+
+/** The device metric vocabulary is closed: a listed name, in its listed unit. */
+function checkMetric(pt: PointDef, metrics: Readonly<Record<string, string>>, ctx: FileCtx): void {
+  if (pt.metric === undefined) return;
+  const unit = Object.hasOwn(metrics, pt.metric) ? metrics[pt.metric] : undefined;
+  if (unit === undefined) {
+    ctx.errorAt(pt, 'metric', `metric ${JSON.stringify(pt.metric)} is not a device metric (docs/device-profiles.md lists them)${hint(pt.metric, Object.keys(metrics))}`);
+  } else if (pt.unit !== undefined && pt.unit !== unit) {
+    ctx.errorAt(pt, 'unit', `metric ${JSON.stringify(pt.metric)} is in unit ${JSON.stringify(unit)}, not ${JSON.stringify(pt.unit)}`);
   }
 }
 

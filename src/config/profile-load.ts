@@ -13,7 +13,9 @@ import { INVALID } from './schema-dsl.js';
 import { FileCtx, parseYaml, Problems, readConfigText } from './yaml-source.js';
 
 /** Parses and checks one profile from text; problems go to `problems`. */
-export function parseProfile(text: string, file: string, problems: Problems): DeviceProfile | undefined {
+export function parseProfile(
+  text: string, file: string, problems: Problems, metrics?: Readonly<Record<string, string>>,
+): DeviceProfile | undefined {
   const src = parseYaml(text, file, problems);
   if (!src.doc) return undefined;
   const ctx = new FileCtx(src, problems, {}, dirname(file));
@@ -23,7 +25,7 @@ export function parseProfile(text: string, file: string, problems: Problems): De
   const name = basename(file).replace(/\.ya?ml$/, '');
   if (out === INVALID || problems.errorCount > before) {
     const lenient = lenientProfile(root, file, name, ctx);
-    if (lenient) checkProfile(lenient.profile, ctx, lenient.unresolved);
+    if (lenient) checkProfile(lenient.profile, ctx, lenient.unresolved, metrics);
     return undefined;
   }
   if (out['profile'] !== undefined && out['profile'] !== name) {
@@ -31,7 +33,7 @@ export function parseProfile(text: string, file: string, problems: Problems): De
   }
   const profile = { ...out, profile: name, source: file } as unknown as DeviceProfile;
   ctx.origins.set(profile, { node: src.doc.contents ?? src.doc.createNode(null), path: '' });
-  checkProfile(profile, ctx);
+  checkProfile(profile, ctx, new Set(), metrics);
   if (problems.errorCount > before) return undefined;
   try {
     planReads(profile);
@@ -54,9 +56,11 @@ export function parseProfile(text: string, file: string, problems: Problems): De
 }
 
 /** Reads one profile file into `problems`; undefined when it has errors. */
-export async function readProfile(file: string, problems: Problems): Promise<DeviceProfile | undefined> {
+export async function readProfile(
+  file: string, problems: Problems, metrics?: Readonly<Record<string, string>>,
+): Promise<DeviceProfile | undefined> {
   const text = await readConfigText(file, problems);
-  return text === undefined ? undefined : parseProfile(text, file, problems);
+  return text === undefined ? undefined : parseProfile(text, file, problems, metrics);
 }
 
 /** One profile, or a ConfigError with every problem. */

@@ -231,7 +231,7 @@ export const DEVICE_METRICS = {
   'ems.device.ac_frequency': 'Hz',
   'ems.device.apparent_power': 'VA',
   'ems.device.reactive_power': 'var',
-  'ems.device.power_factor': '%',
+  'ems.device.power_factor': '1', // -1..1 (SunSpec PF is in percent: profiles scale it by 0.01)
   'ems.device.energy_produced': 'Wh',
   'ems.device.energy_imported': 'kWh',
   'ems.device.energy_exported': 'kWh',

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_DEVICES_DIR, loadProfile, loadProfiles } from '../../src/config/load.js';
 import { pointWidth, wireAddress, type DeviceProfile, type PointDef } from '../../src/config/profile-types.js';
+import { decodePoint, encodePoint } from '../../src/modbus/codec.js';
 import { planIdentityReads, planReads } from '../../src/modbus/read-plan.js';
 import { DEVICE_METRICS } from '../../src/telemetry/semconv.js';
 
@@ -104,6 +105,19 @@ describe('reference profiles say what the field needs', () => {
     expect(lim?.revert_timer?.point).toBe('set_power_limit_revert_s');
     expect(lim?.enable).toEqual({ point: 'set_power_limit_enable', value: 1 });
     expect(p.points.find((x) => x.role === 'generation')?.metric).toBe('ems.device.ac_power');
+  });
+
+  it('SunSpec PF (model 103: int16 in Pct with PF_SF) is exported as a ratio -1..1, unit 1', async () => {
+    const p = await load('sunspec-inverter-3ph');
+    const pf = p.points.find((x) => x.name === 'PF');
+    expect(pf).toMatchObject({ metric: 'ems.device.power_factor', unit: '1', scale_factor: 'pf_sf' });
+    expect(DEVICE_METRICS['ems.device.power_factor']).toBe('1');
+    const at = (raw: number, sf: number): unknown => decodePoint(p, pf!, Uint16Array.of(raw & 0xffff), 0, sf);
+    expect(at(99, 0)).toMatchObject({ ok: true, value: 0.99 });
+    expect(at(-850, -1)).toMatchObject({ ok: true, value: -0.85 });
+    expect(at(10000, -2)).toMatchObject({ ok: true, value: 1 });
+    // and the simulators serve 0.99 as the raw 99 the device would send
+    expect(Array.from(encodePoint(p, pf!, 0.99, 0))).toEqual([99]);
   });
 
   it('BMS: float32 word-swapped input registers, SoC integrating battery power, alarm bits', async () => {

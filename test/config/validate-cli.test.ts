@@ -45,6 +45,15 @@ describe('ems-gateway validate', () => {
     expect(io.out()).toBe('');
   });
 
+  it('holds profiles to the closed metric vocabulary: name (with did-you-mean) and unit, at file:line', async () => {
+    const io = capture();
+    const dir = join(ROOT, 'test/fixtures/config-cases/metric-vocabulary');
+    expect(await validate([join(dir, 'site.yaml'), '--devices', join(dir, 'devices')])).toBe(1);
+    const err = io.err();
+    expect(err).toMatch(/test-device\.yaml:6:76 points\[0\]\.metric: metric "ems\.device\.ac_powr" is not a device metric .*\(did you mean "ems\.device\.ac_power"\?\)/);
+    expect(err).toMatch(/test-device\.yaml:7:75 points\[1\]\.unit: metric "ems\.device\.power_factor" is in unit "1", not "%"/);
+  });
+
   it('usage errors exit 2', async () => {
     const io = capture();
     expect(await validate([])).toBe(2);

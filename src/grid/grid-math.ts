@@ -20,7 +20,7 @@ export interface Exclusion {
 }
 
 export interface GridComputation {
-  /** null: generation sources exist but none is fresh (absent, not zero). 0 when the site has none. */
+  /** null: generation sources exist (read or not) but none is fresh (absent, not zero). 0 when the site has none. */
   generationMw: number | null;
   loadMw: number | null;
   imbalanceMw: number | null;
@@ -41,6 +41,8 @@ export interface GridMathInput {
   frequencySource?: string;
   /** `source/point` keys seen before: one that has disappeared counts as missing. */
   known: ReadonlySet<string>;
+  /** Roles the site's sources feed, read or not (a total fed by one is absent until fresh). */
+  expectedRoles?: ReadonlySet<string>;
 }
 
 export const sampleKey = (s: Pick<GridSample, 'source' | 'point'>): string => `${s.source}/${s.point}`;
@@ -60,7 +62,10 @@ export function computeGrid(input: GridMathInput): GridComputation {
   const excluded: Exclusion[] = [];
   const present = new Set<string>();
   let generation = 0, load = 0, contributing = 0;
-  let generationKnown = false, loadKnown = false, generationFresh = false, loadFresh = false;
+  const expected = input.expectedRoles ?? new Set<string>();
+  let generationKnown = expected.has('generation') || expected.has('battery_power');
+  let loadKnown = expected.has('load') || expected.has('battery_power');
+  let generationFresh = false, loadFresh = false;
   let chosen: { hz: number; source: string; at: number; preferred: boolean } | undefined;
 
   for (const s of input.samples) {

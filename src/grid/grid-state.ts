@@ -99,6 +99,7 @@ export class GridState {
       samples, nowMs: clock.now(), staleAfterMs: config.stale_after_ms, nominalHz: site.nominal_frequency_hz,
       ...(config.frequency_source !== undefined ? { frequencySource: config.frequency_source } : {}),
       known: this.known,
+      expectedRoles: this.expectedRoles(),
     });
     for (const s of samples) this.known.add(sampleKey(s));
     const snap: GridSnapshot = {
@@ -124,6 +125,16 @@ export class GridState {
     put(SPAN_ATTRS.gridFrequencyDeviationHz, snap.frequency_deviation_hz);
     tracer.startSpan(SPANS.gridStateUpdate, { attributes }).end();
     return snap;
+  }
+
+  private expectedRoles(): Set<string> {
+    const roles = new Set<string>();
+    for (const src of this.sources) {
+      try {
+        for (const r of src.gridRoles?.() ?? []) roles.add(r);
+      } catch { /* a broken source is logged by collect() */ }
+    }
+    return roles;
   }
 
   private collect(): GridSample[] {

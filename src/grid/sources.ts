@@ -20,4 +20,9 @@ export interface GridSample {
 
 export interface GridSampleSource {
   gridSamples(): GridSample[];
+  /**
+   * The roles this source will feed once read (e.g. the configured devices' points), read or
+   * not: a total one of them feeds is absent, not 0, until it has a fresh sample.
+   */
+  gridRoles?(): Iterable<GridRole>;
 }

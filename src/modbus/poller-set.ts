@@ -4,7 +4,7 @@
 import type { Meter } from '@opentelemetry/api';
 import type { DeviceProfile } from '../config/profile-types.js';
 import type { DeviceConfig, LoadedSite } from '../config/site-types.js';
-import type { GridSample, GridSampleSource } from '../grid/sources.js';
+import type { GridRole, GridSample, GridSampleSource } from '../grid/sources.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { GaugeProducer } from '../telemetry/gauge-producer.js';
@@ -125,5 +125,9 @@ export class PollerSet implements GridSampleSource {
 
   gridSamples(): GridSample[] {
     return this.snapshot.gridSamples();
+  }
+
+  gridRoles(): Set<GridRole> {
+    return this.snapshot.gridRoles();
   }
 }

@@ -62,6 +62,13 @@ export class DeviceSnapshot implements GridSampleSource {
     return [...this.devices.keys()];
   }
 
+  /** The grid roles of every registered device's points, read or not (src/grid: absent until read, not 0). */
+  gridRoles(): Set<GridRole> {
+    const out = new Set<GridRole>();
+    for (const e of this.devices.values()) for (const p of e.gridPoints) out.add(p.role as GridRole);
+    return out;
+  }
+
   /** Samples for src/grid: every fresh numeric value of a point whose role the grid uses. */
   gridSamples(): GridSample[] {
     const out: GridSample[] = [];

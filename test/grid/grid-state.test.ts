@@ -3,7 +3,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MeterProvider, MetricReader, type GaugeMetricData } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { GridConfig, SiteInfo } from '../../src/config/site-types.js';
+import { join } from 'node:path';
+import { DEFAULT_DEVICES_DIR, loadProfile } from '../../src/config/load.js';
+import type { DeviceConfig } from '../../src/config/site-types.js';
 import { GridState } from '../../src/grid/grid-state.js';
+import { DeviceSnapshot } from '../../src/modbus/snapshot.js';
 import type { GridSample, GridSampleSource } from '../../src/grid/sources.js';
 import { silentLogger } from '../../src/runtime/logger.js';
 import { METRICS, SPANS, SPAN_ATTRS } from '../../src/telemetry/semconv.js';
@@ -107,6 +111,23 @@ describe('GridState', () => {
     expect(g[METRICS.gridTotalGeneration]).toBeUndefined();
     expect(g[METRICS.gridFrequency]).toBeUndefined();
     expect(g[METRICS.gridTotalLoad]).toBe(0);  // the site has no load source at all: 0 is the truth
+  });
+
+  it('generation is absent, not 0, before the only generator was read and while it is down', async () => {
+    const t = setup(); stop = t.shutdown;
+    const profile = await loadProfile(join(DEFAULT_DEVICES_DIR, 'sunspec-inverter-3ph.yaml'));
+    const snapshot = new DeviceSnapshot();
+    snapshot.register({ id: 'pv-1' } as DeviceConfig, profile);
+    t.grid.addSource(snapshot);
+    await t.grid.start();                       // nothing read yet
+    expect(t.grid.snapshot()?.generation_mw).toBeNull();
+    expect((await t.gauges())[METRICS.gridTotalGeneration]).toBeUndefined();
+    snapshot.set('pv-1', 'ac_power', 2_000_000, t.clock.now());
+    expect(t.grid.update().generation_mw).toBe(2);
+    expect((await t.gauges())[METRICS.gridTotalGeneration]).toBe(2);
+    snapshot.clear('pv-1');                     // the device went down
+    expect(t.grid.update().generation_mw).toBeNull();
+    expect((await t.gauges())[METRICS.gridTotalGeneration]).toBeUndefined();
   });
 
   it.each([50, 60] as const)('deviation is measured from the %i Hz nominal', (nominal) => {

@@ -192,6 +192,23 @@ function section<T>(fn: (() => T) | undefined): T | SectionError | null {
   }
 }
 
+/**
+ * Readiness (docs/operations.md): every part runs and, when the site polls devices, at least one
+ * of them is up (its last poll cycle read something). `reasons` say what is missing.
+ */
+export function readiness(ctx: StatusContext): { ready: boolean; reasons: string[] } {
+  const partsReady = ctx.ready();
+  const reasons = partsReady ? [] : ctx.parts().filter((p) => p.state !== 'running')
+    .map((p) => `${p.name}: ${p.state}${p.error ? ` (${p.error})` : ''}`);
+  if (!partsReady && reasons.length === 0) reasons.push('gateway not running');
+  const devices = section(ctx.providers.devices);
+  if (devices !== null && !Array.isArray(devices)) reasons.push(`devices: ${devices.error}`);
+  else if (devices !== null && devices.length > 0 && !devices.some((d) => d.up)) {
+    reasons.push(`devices: none of ${devices.length} up (${devices.map((d) => `${d.id}: ${d.last_error ?? 'down'}`).join(', ')})`);
+  }
+  return { ready: reasons.length === 0, reasons };
+}
+
 export function gatherStatus(ctx: StatusContext): StatusReport {
   const p = ctx.providers;
   return {
@@ -199,7 +216,7 @@ export function gatherStatus(ctx: StatusContext): StatusReport {
     version: ctx.version,
     generated_at_ms: ctx.now(),
     uptime_s: Math.round(ctx.uptimeMs() / 1000),
-    ready: ctx.ready(),
+    ready: readiness(ctx).ready,
     parts: ctx.parts(),
     absent: SECTIONS.filter((s) => p[s] === undefined),
     devices: section(p.devices),

@@ -1,10 +1,10 @@
 // The status endpoint: node:http only, loopback by default (127.0.0.1:8780). It exposes no
-// control, only reads: /healthz (the process answers), /readyz (every part running),
+// control, only reads: /healthz (the process answers), /readyz (every part running, a device up),
 // /status (JSON), / (the page a field technician opens on a laptop).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../runtime/logger.js';
-import { gatherStatus, type StatusContext } from './status-model.js';
+import { gatherStatus, readiness, type StatusContext } from './status-model.js';
 import { renderStatusPage } from './status-page.js';
 
 export interface StatusServerOptions {
@@ -83,10 +83,8 @@ export class StatusServer {
           this.send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
           return;
         case '/readyz': {
-          const ctx = this.opts.context;
-          const ready = ctx.ready();
-          const notRunning = ctx.parts().filter((p) => p.state !== 'running').map((p) => `${p.name}: ${p.state}${p.error ? ` (${p.error})` : ''}`);
-          this.send(res, ready ? 200 : 503, 'text/plain; charset=utf-8', ready ? 'ready\n' : `not ready\n${notRunning.join('\n')}\n`);
+          const { ready, reasons } = readiness(this.opts.context);
+          this.send(res, ready ? 200 : 503, 'text/plain; charset=utf-8', ready ? 'ready\n' : `not ready\n${reasons.join('\n')}\n`);
           return;
         }
         case '/status':

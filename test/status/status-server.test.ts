@@ -45,6 +45,27 @@ describe('status server', () => {
     expect(await ready.text()).toContain('modbus: failed (socket exploded)');
   });
 
+  it('/readyz: 503 while every polled device is down (or not read yet), 200 once one is up', async () => {
+    const providers = sampleProviders(Date.now());
+    let devices = [
+      { id: 'inv-1', up: false, last_good_age_s: null, last_error: 'MB_TIMEOUT: no answer' },
+      { id: 'inv-2', up: false, last_good_age_s: 312 },
+    ];
+    const s = await serve(sampleContext({ ...providers, devices: () => devices }));
+    const down = await fetch(`${s.url}readyz`);
+    expect(down.status).toBe(503);
+    expect(await down.text()).toBe('not ready\ndevices: none of 2 up (inv-1: MB_TIMEOUT: no answer, inv-2: down)\n');
+    expect(((await (await fetch(`${s.url}status`)).json()) as StatusReport).ready).toBe(false);
+    devices = [{ ...devices[0]!, up: true }, devices[1]!];
+    expect((await fetch(`${s.url}readyz`)).status).toBe(200);
+    expect(((await (await fetch(`${s.url}status`)).json()) as StatusReport).ready).toBe(true);
+  });
+
+  it('/readyz: a site that polls no device is ready when its parts run', async () => {
+    const s = await serve(sampleContext({ ...sampleProviders(Date.now()), devices: () => [] }));
+    expect((await fetch(`${s.url}readyz`)).status).toBe(200);
+  });
+
   it('serves the page, refuses writes and answers 404 with a hint', async () => {
     const s = await serve();
     const page = await fetch(s.url);

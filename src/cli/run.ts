@@ -54,11 +54,13 @@ export async function run(args: string[]): Promise<number> {
   }
 
   const env = logLevel !== undefined ? { ...process.env, LOG_LEVEL: logLevel } : process.env;
-  const logger = createLogger({ level: loaded.site.logging.level, env });
+  const root = createLogger({ level: loaded.site.logging.level, env });
+  // The gateway adds `site` to its parts' loggers itself; this one says it on run's own lines.
+  const logger = root.child({ site: loaded.site.site.id });
   for (const w of loaded.warnings) logger.warn({ component: 'config', where: `${w.file}:${w.line}:${w.col}`, path: w.path }, w.message);
 
   const gateway = buildGateway(loaded, {
-    env: process.env, logger,
+    env: process.env, logger: root,
     ...(statusPort !== undefined ? { statusPort } : {}),
     ...(statusHost !== undefined ? { statusHost } : {}),
   });

@@ -12,6 +12,7 @@ export interface StatusServerOptions {
   /** 0 picks a free port (tests). */
   port: number;
   context: StatusContext;
+  /** The component's logger (the gateway binds `component: status`). */
   logger: Logger;
 }
 
@@ -46,10 +47,10 @@ export class StatusServer {
         resolve();
       });
     });
-    server.on('error', (err) => this.opts.logger.warn({ component: 'status', err }, 'status server error'));
+    server.on('error', (err) => this.opts.logger.warn({ err }, 'status server error'));
     this.boundPort = (server.address() as AddressInfo).port;
     this.server = server;
-    this.opts.logger.info({ component: 'status', url: this.url }, 'status page listening');
+    this.opts.logger.info({ url: this.url }, 'status page listening');
   }
 
   get port(): number {
@@ -101,7 +102,7 @@ export class StatusServer {
           this.send(res, 404, 'text/plain; charset=utf-8', 'not found: try /, /status, /healthz, /readyz\n');
       }
     } catch (err) {
-      this.opts.logger.warn({ component: 'status', err }, 'status request failed');
+      this.opts.logger.warn({ err }, 'status request failed');
       if (!res.headersSent) this.send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else res.destroy();
     }

@@ -47,6 +47,17 @@ describe('ems-gateway run (built CLI, child process)', () => {
     expect(await p.exited()).toBe(0);
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(p.stdout()).toContain('"msg":"stopped"');
+    const lines = p.stdout().split('\n').filter((l) => l.startsWith('{'));
+    // Every line names the site, the start and stop lines included; no key twice in a line.
+    for (const msg of ['gateway running', 'stopping', 'stopped', 'status page listening']) {
+      const l = lines.find((x) => x.includes(`"msg":"${msg}"`));
+      expect(l, msg).toBeDefined();
+      expect((JSON.parse(l!) as { site?: string }).site, msg).toBe('run-test');
+    }
+    for (const l of lines) {
+      const keys = [...l.matchAll(/"([a-z_]+)":/g)].map((m) => m[1]);
+      expect(keys.filter((k, i) => keys.indexOf(k) !== i), l).toEqual([]);
+    }
   }, 30_000);
 
   it('a broker that is down at boot is not fatal: the gateway runs, reports it, and stops cleanly', async () => {

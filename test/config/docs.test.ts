@@ -12,6 +12,7 @@ import type { Fields, ObjSchema } from '../../src/config/schema-object.js';
 import { siteSchema } from '../../src/config/site-schema.js';
 import { Problems } from '../../src/config/yaml-source.js';
 import { formatProblems } from '../../src/config/errors.js';
+import { validateReading } from '../../src/meters/validate.js';
 
 const ROOT = packageRoot();
 const read = (f: string): string => readFileSync(join(ROOT, f), 'utf8');
@@ -46,6 +47,21 @@ describe('docs/configuration.md', () => {
 
   it('documents every site key', () => {
     for (const k of keys(siteSchema.fields)) expect(md, `docs/configuration.md mentions \`${k}\``).toContain(`\`${k}\``);
+  });
+
+  it('config/example-site.yaml tells the truth about readings without a region', () => {
+    // The site region is not a fallback: such a reading is dropped unless a topic level carries it.
+    const ctx = { regions: new Set<string>(), regionTopicLevel: undefined, maxPayloadBytes: 65536, futureSkewMs: 60_000 };
+    const reading = { meter_id: 'm-1', timestamp: new Date(1_700_000_000_000).toISOString(), kwh: 1, voltage: 230, current: 1, power_factor: 0.9 };
+    const r = validateReading(reading, undefined, ctx, 1_700_000_000_000, 1_700_000_000_000);
+    expect(r).toMatchObject({ error_type: 'missing_field' });
+    const lines = read('config/example-site.yaml').split('\n');
+    const at = lines.findIndex((l) => /^\s+region: north\b/.test(l));
+    let end = at + 1;
+    while (/^\s+#/.test(lines[end] ?? '')) end++;
+    const line = lines.slice(at, end).join(' '); // the key's comment, continued on the lines below
+    expect(line).not.toMatch(/readings without one/);
+    expect(line).toMatch(/region_topic_level/);
   });
 
   it('config/example-site.yaml shows every site key', () => {

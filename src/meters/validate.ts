@@ -95,7 +95,7 @@ const NUMBER_FIELDS: readonly NumberField[] = ['kwh', 'voltage', 'current', 'pow
 function checkNumber(obj: Record<string, unknown>, field: keyof typeof RANGES): number | [MeterErrorType, string] {
   const v = obj[field];
   if (v === undefined || v === null) return ['missing_field', `${field} is missing`];
-  if (typeof v !== 'number') return ['wrong_type', `${field} is ${JSON.stringify(v)}, not a number`];
+  if (typeof v !== 'number') return ['wrong_type', `${field} is ${echo(v)}, not a number`];
   if (!Number.isFinite(v)) return ['non_finite', `${field} is not finite`];
   const [lo, hi] = RANGES[field];
   if (v < lo || v > hi) return ['out_of_range', `${field} ${v} outside [${lo}, ${hi}]`];
@@ -155,15 +155,15 @@ export function diagnoseReading(
   const mid = obj['meter_id'];
   const meterId = typeof mid === 'string' ? mid : undefined;
   const reject = (error_type: MeterErrorType, detail: string): Rejection =>
-    meterId !== undefined ? { error_type, region: attrRegion, meter_id: meterId, detail } : { error_type, region: attrRegion, detail };
+    meterId !== undefined ? { error_type, region: attrRegion, meter_id: clip(meterId), detail } : { error_type, region: attrRegion, detail };
 
   if (mid === undefined || mid === null) return reject('missing_field', 'meter_id is missing');
-  if (meterId === undefined) return reject('wrong_type', `meter_id is ${JSON.stringify(mid)}, not a string`);
+  if (meterId === undefined) return reject('wrong_type', `meter_id is ${echo(mid)}, not a string`);
   if (meterId.length === 0 || meterId.length > 128 || CONTROL_CHARS.test(meterId)) {
-    return reject('invalid_meter_id', `meter_id ${JSON.stringify(meterId.slice(0, 140))} is empty, too long or has control characters`);
+    return reject('invalid_meter_id', `meter_id ${echo(meterId)} is empty, too long or has control characters`);
   }
   const ts = parseTimestamp(obj['timestamp']);
-  if (typeof ts === 'string') return reject(ts, `timestamp ${JSON.stringify(obj['timestamp']) ?? 'undefined'}: ${ts}`);
+  if (typeof ts === 'string') return reject(ts, `timestamp ${obj['timestamp'] === undefined ? 'undefined' : echo(obj['timestamp'])}: ${ts}`);
   const nums: Record<NumberField, number> = { kwh: 0, voltage: 0, current: 0, power_factor: 0 };
   for (const f of NUMBER_FIELDS) {
     const r = checkNumber(obj, f);
@@ -178,13 +178,26 @@ export function diagnoseReading(
     power = r;
   }
   if (rawRegion === undefined || rawRegion === null) return reject('missing_field', 'region is missing (payload and topic)');
-  if (typeof rawRegion !== 'string') return reject('wrong_type', `region is ${JSON.stringify(rawRegion)}, not a string`);
+  if (typeof rawRegion !== 'string') return reject('wrong_type', `region is ${echo(rawRegion)}, not a string`);
   if (region === undefined) return reject('unknown_region', `region ${JSON.stringify(rawRegion.slice(0, 80))} is not a site region`);
   if (ts > nowMs + ctx.futureSkewMs) return reject('future_timestamp', `timestamp ${new Date(ts).toISOString()} is ahead of now by more than ${ctx.futureSkewMs} ms`);
   return {
     meter_id: meterId, region, timestamp_ms: ts, kwh: nums.kwh, voltage: nums.voltage, current: nums.current,
     power_factor: nums.power_factor, power_w: power, arrived_at: arrivedAt,
   };
+}
+
+/** Longest piece of an untrusted value echoed into a log line or span attribute. */
+export const ECHO_MAX_CHARS = 128;
+
+/** A string cut to ECHO_MAX_CHARS, saying how long it was: a 600,000-character id is no 600 KB log line. */
+export function clip(s: string): string {
+  return s.length <= ECHO_MAX_CHARS ? s : `${s.slice(0, ECHO_MAX_CHARS)}…(${s.length} chars)`;
+}
+
+/** An untrusted value as JSON for a message, cut like clip(). */
+function echo(v: unknown): string {
+  return clip(JSON.stringify(v) ?? String(v));
 }
 
 /** Parses one MQTT payload (one reading or an array of readings) into readings and rejections. */

@@ -46,8 +46,14 @@ function keyName(pair: Pair): string | undefined {
     ? String(pair.key.value) : undefined;
 }
 
+/** A key as it appears in a path; one with control characters quoted (a raw CR would rewrite the line). */
+function pathKey(key: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what it looks for
+  return /[\u0000-\u001f\u007f]/.test(key) ? JSON.stringify(key) : key;
+}
+
 function childPath(path: string, key: string): string {
-  return path === '' ? key : `${path}.${key}`;
+  return path === '' ? pathKey(key) : `${path}.${pathKey(key)}`;
 }
 
 function defaultOf(key: string, f: Field, path: string, ctx: FileCtx, at: Node | undefined): unknown {

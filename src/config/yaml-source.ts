@@ -1,33 +1,15 @@
 // One YAML file parsed with positions, guarded against hostile input (alias bombs, huge files,
 // prototype keys), plus the reporting context the schema DSL writes problems into.
-import { LineCounter, parseDocument, isAlias, isMap, isScalar, isSeq, visit, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isMap, isScalar, isSeq, visit, type Alias, type Document, type Node } from 'yaml';
 import type { ConfigProblem } from './site-types.js';
+import { excessiveNesting } from './yaml-nesting.js';
 
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** Aliases are handy for a few shared blocks; thousands of expansions are an attack (billion laughs). */
 export const MAX_ALIAS_EXPANSIONS = 100;
 const MAX_SYNTAX_PROBLEMS = 20;
-/** Deeper flow nesting only serves to exhaust the parser's stack; no config needs it. */
+/** Deeper nesting (block or flow) only serves to exhaust the parser's stack; no config needs it. */
 const MAX_NESTING = 64;
-
-/** Maximum depth of [ and { outside quotes and comments: a cheap guard run before the parser. */
-function flowDepth(text: string): number {
-  let depth = 0;
-  let max = 0;
-  let quote: string | undefined;
-  let comment = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (comment) { if (ch === '\n') comment = false; continue; }
-    if (quote !== undefined) { if (ch === quote) quote = undefined; continue; }
-    if (ch === '"' || ch === "'") quote = ch;
-    else if (ch === '#' && (i === 0 || text[i - 1] === ' ' || text[i - 1] === '\n')) comment = true;
-    else if (ch === '[' || ch === '{') { depth++; if (depth > max) max = depth; }
-    else if ((ch === ']' || ch === '}') && depth > 0) depth--;
-    else if (ch === '\n' && depth === 0) quote = undefined;
-  }
-  return max;
-}
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 export interface SourceFile {
@@ -145,12 +127,20 @@ export function parseYaml(text: string, file: string, problems: Problems): Sourc
       message: `file is ${size} bytes; config files are limited to ${MAX_CONFIG_BYTES} bytes (1 MiB)` });
     return { file, doc: undefined, lines };
   }
-  const depth = flowDepth(text);
-  if (depth > MAX_NESTING) {
-    problems.add({ file, line: 0, col: 0, path: '', severity: 'error', message: `YAML: brackets nest more than ${MAX_NESTING} levels deep: refusing` });
+  const deep = excessiveNesting(text, MAX_NESTING);
+  if (deep !== undefined) {
+    const what = deep.kind === 'flow' ? 'brackets nest' : 'blocks (indentation, `- `) nest';
+    problems.add({ file, line: deep.line, col: deep.col, path: '', severity: 'error', message: `YAML: ${what} more than ${MAX_NESTING} levels deep: refusing` });
     return { file, doc: undefined, lines };
   }
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
+  } catch (err) {
+    // The scan above should have refused what the parser cannot read; this is the net below it.
+    problems.add({ file, line: 0, col: 0, path: '', severity: 'error', message: `YAML: cannot be read: ${(err as Error).message}` });
+    return { file, doc: undefined, lines };
+  }
   const errs = doc.errors;
   for (const e of errs.slice(0, MAX_SYNTAX_PROBLEMS)) {
     const p = lines.linePos(e.pos[0]);
@@ -166,11 +156,21 @@ export function parseYaml(text: string, file: string, problems: Problems): Sourc
     doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS });
   } catch (err) {
     let first: Node | undefined;
-    visit(doc, { Alias(_k, n) { first = n; return visit.BREAK; } });
-    const p = first?.range ? lines.linePos(first.range[0]) : { line: 0, col: 0 };
-    const why = err instanceof ReferenceError && /alias/i.test(err.message)
-      ? `aliases expand more than ${MAX_ALIAS_EXPANSIONS} times: refusing (alias bomb?)`
-      : `cannot be read: ${(err as Error).message}`;
+    let undefinedAlias: Alias | undefined;
+    visit(doc, {
+      Alias(_k, n) {
+        first ??= n;
+        if (n.resolve(doc) === undefined) { undefinedAlias = n; return visit.BREAK; }
+        return undefined;
+      },
+    });
+    const at = undefinedAlias ?? first;
+    const p = at?.range ? lines.linePos(at.range[0]) : { line: 0, col: 0 };
+    const why = undefinedAlias !== undefined
+      ? `alias *${undefinedAlias.source} has no anchor &${undefinedAlias.source} before it`
+      : err instanceof ReferenceError && /alias/i.test(err.message)
+        ? `aliases expand more than ${MAX_ALIAS_EXPANSIONS} times: refusing (alias bomb?)`
+        : `cannot be read: ${(err as Error).message}`;
     problems.add({ file, line: p.line, col: p.col, path: '', severity: 'error', message: `YAML: ${why}` });
     return { file, doc: undefined, lines };
   }

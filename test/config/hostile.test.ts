@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
 import { loadSite, loadSiteFromString } from '../../src/config/load.js';
 import { packageRoot } from '../../src/runtime/package-root.js';
+import { excessiveNesting } from '../../src/config/yaml-nesting.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ems-hostile-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,6 +47,52 @@ describe('hostile config input', () => {
   it('refuses deep bracket nesting without exhausting the stack', async () => {
     const err = await rejection(loadSiteFromString(`version: 1\nsite: ${'['.repeat(100_000)}`, { file: 'x.yaml', env: {} }));
     expect(err.message).toMatch(/brackets nest more than 64 levels deep/);
+  });
+
+  it('refuses deep block nesting before parsing, at file:line: 3,000 `- ` levels, one line or one per line', async () => {
+    const cases = [
+      `version: 1\nsite:\n${'- '.repeat(3000)}x\n`,
+      `version: 1\nsite:\n${Array.from({ length: 1400 }, (_, i) => `${' '.repeat(i)}-`).join('\n')}\n`,
+      `version: 1\nsite:\n${Array.from({ length: 1400 }, (_, i) => `${' '.repeat(i)}a:`).join('\n')}\n`,
+    ];
+    const where = ['x.yaml:3:129', 'x.yaml:67:65', 'x.yaml:67:65'];
+    for (const [i, text] of cases.entries()) {
+      const err = await rejection(loadSiteFromString(text, { file: 'x.yaml', env: {} }));
+      expect(err.problems).toHaveLength(1);
+      expect(err.message).toContain(`${where[i]}: YAML: blocks (indentation, \`- \`) nest more than 64 levels deep: refusing`);
+    }
+  });
+
+  it('the nesting scan leaves real configs alone: block scalars, quotes, anchors, comments', () => {
+    const text = [
+      'a: |', ...Array.from({ length: 100 }, (_, i) => `${' '.repeat(2 + i)}[[[{ text ${i}`), 'b: >-', '    ]]] folded', '      "deeper',
+      'c: &x [1, [2, {d: "]]]"}]] # [[[ comment', 'e: *x', "f: 'it''s [ not a bracket'", 'g: !!str [x]', '- - - ok',
+    ].join('\n');
+    expect(excessiveNesting(text, 8)).toBeUndefined();
+    expect(excessiveNesting(`a: &x ${'['.repeat(9)}`, 8)).toEqual({ kind: 'flow', line: 1, col: 15 });
+    expect(excessiveNesting(`a: x 'y\nb: ${'['.repeat(9)}`, 8)).toEqual({ kind: 'flow', line: 2, col: 12 });
+  });
+
+  it('an apostrophe in a plain scalar does not hide later brackets', async () => {
+    const err = await rejection(loadSiteFromString(`version: 1\na: it's\nb: ${'['.repeat(3000)}\n`, { file: 'x.yaml', env: {} }));
+    expect(err.problems).toHaveLength(1);
+    expect(err.message).toMatch(/x\.yaml:3:68: YAML: brackets nest more than 64 levels deep: refusing$/);
+    // A quoted apostrophe and brackets inside quotes are no nesting at all.
+    const ok = `version: 1\nsite: { id: t, region: "it's [[[[", nominal_frequency_hz: 50, name: 'a ''[[['' b' }\n`;
+    const err2 = await rejection(loadSiteFromString(`${ok}${'x: '.repeat(1)}${'['.repeat(70)}\n`, { file: 'x.yaml', env: {} }));
+    expect(err2.message).toMatch(/x\.yaml:3:68: YAML: brackets nest/);
+  });
+
+  it('a raw carriage return in a key is escaped in the error path', async () => {
+    const err = await rejection(loadSiteFromString('version: 1\nsite: { id: t, region: r, nominal_frequency_hz: 50 }\n"bad\\rkey": 1\n', { file: 'x.yaml', env: {} }));
+    expect(err.message).not.toContain('\r');
+    expect(err.message).toMatch(/x\.yaml:3:1 "bad\\rkey": unknown key "bad\\rkey"$/);
+  });
+
+  it('an undefined alias is reported as such, at its line', async () => {
+    const err = await rejection(loadSiteFromString('version: 1\nsite: { id: t, region: r, nominal_frequency_hz: 50 }\na: *nope\n', { file: 'x.yaml', env: {} }));
+    expect(err.problems).toHaveLength(1);
+    expect(err.message).toMatch(/x\.yaml:3:4: YAML: alias \*nope has no anchor &nope before it$/);
   });
 
   it('reports binary junk as one readable problem', async () => {

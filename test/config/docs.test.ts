@@ -86,3 +86,36 @@ describe('docs/device-profiles.md', () => {
     for (const k of keys(profileSchema.fields)) expect(md, `docs/device-profiles.md mentions \`${k}\``).toContain(`\`${k}\``);
   });
 });
+
+/** Keys of a schema whose value is a duration (the loader hands them on as `<key>_ms`). */
+function durationKeys(fields: Fields, out = new Set<string>()): Set<string> {
+  for (const [k, f] of Object.entries(fields)) {
+    let s: Schema = f.s;
+    if (s.kind === 'duration') out.add(k);
+    while (s.kind === 'array') s = (s as ArrSchema<unknown>).item;
+    if (s.kind === 'object') durationKeys((s as ObjSchema).fields, out);
+  }
+  return out;
+}
+
+describe('docs name the keys a site or profile file accepts', () => {
+  const durations = new Set([...durationKeys(siteSchema.fields), ...durationKeys(profileSchema.fields)]);
+  const all = new Set([...keys(siteSchema.fields), ...keys(profileSchema.fields)]);
+  for (const f of ['docs/modbus.md', 'docs/configuration.md', 'docs/device-profiles.md', 'docs/operations.md', 'docs/meters.md', 'README.md']) {
+    it(`${f}: no internal \`<duration>_ms\` names (the file spells \`timeout: 1s\`)`, () => {
+      const bad = [...read(f).matchAll(/`([a-z_]+(?:\.[a-z_]+)*)`/g)].map((m) => m[1] ?? '')
+        .filter((k) => { const last = k.split('.').at(-1) ?? ''; return last.endsWith('_ms') && durations.has(last.slice(0, -3)) && !all.has(last); });
+      expect(bad).toEqual([]);
+    });
+  }
+
+  it('docs/modbus.md: every `quirks.<key>` and `serial.<key>` it names is a key of the profile or site file', () => {
+    const quirks = Object.keys(((profileSchema.fields['quirks']?.s) as ObjSchema).fields);
+    const named = [...read('docs/modbus.md').matchAll(/`(quirks|serial)\.([a-z_]+)`/g)];
+    expect(named.length).toBeGreaterThan(5);
+    for (const [, section, key] of named) {
+      if (section === 'quirks') expect(quirks, `quirks.${key}`).toContain(key);
+      else expect([...all], `serial.${key}`).toContain(key);
+    }
+  });
+});

@@ -35,7 +35,8 @@ export async function run(args: string[]): Promise<number> {
     if (!(err instanceof ConfigError)) throw err;
     for (const p of err.problems) process.stderr.write(`${formatProblem(p, cwd)}\n`);
     const n = err.problems.filter((p) => p.severity === 'error').length;
-    process.stderr.write(`${file}: ${n} error${n === 1 ? '' : 's'}; nothing started\n`);
+    const w = err.problems.length - n;
+    process.stderr.write(`${file}: ${n} error${n === 1 ? '' : 's'}${w > 0 ? `, ${w} warning${w === 1 ? '' : 's'}` : ''}\n`);
     return 1;
   }
 }
@@ -76,7 +77,10 @@ export function summary(loaded: LoadedSite, _cwd: string): string {
   const m = site.mqtt;
   if (m) {
     out.push(`mqtt: ${m.url} as ${m.client_id} (MQTT ${m.protocol_version === 5 ? '5' : '3.1.1'})`);
-    if (m.meters) out.push(`meter topics: ${m.meters.topics.join(', ')} (qos ${m.meters.qos}${m.meters.region_topic_level !== undefined ? `, region at level ${m.meters.region_topic_level}` : ''})`);
+    if (m.meters) {
+      const regions = m.meters.regions !== undefined ? `, regions ${m.meters.regions.join(', ')}` : ', any region';
+      out.push(`meter topics: ${m.meters.topics.join(', ')} (qos ${m.meters.qos}${m.meters.region_topic_level !== undefined ? `, region at level ${m.meters.region_topic_level}` : ''}${regions})`);
+    }
     const dr = m.demand_response;
     if (dr) {
       out.push(`demand response: commands ${dr.command_topic}, acks ${dr.ack_topic}, ${dr.public_keys.length} public key${dr.public_keys.length === 1 ? '' : 's'}${dr.dry_run ? ', DRY RUN' : ''}`);

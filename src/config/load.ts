@@ -7,10 +7,11 @@ import { packageRoot } from '../runtime/package-root.js';
 import { listProfiles, loadProfile, loadProfiles, readProfile } from './profile-load.js';
 import type { DeviceProfile } from './profile-types.js';
 import { INVALID } from './schema-dsl.js';
-import { checkDevices, checkSite } from './site-checks.js';
-import { deviceSchema, siteSchema } from './site-schema.js';
-import type { DeviceConfig, LoadedSite, SiteConfig } from './site-types.js';
-import { isMap, isScalar, isSeq, type Document } from 'yaml';
+import { checkLenientSite, checkSite } from './site-checks.js';
+import { lenientSite } from './site-lenient.js';
+import { siteSchema } from './site-schema.js';
+import type { LoadedSite, SiteConfig } from './site-types.js';
+import { isMap, isScalar, type Document } from 'yaml';
 import { FileCtx, parseYaml, Problems, readConfigText } from './yaml-source.js';
 
 export { ConfigError, loadProfile, loadProfiles };
@@ -56,11 +57,12 @@ export async function loadSiteFromString(text: string, opts: LoadOptions & { fil
   }
   const available = await listProfiles(devicesDir);
   const profiles = new Map<string, DeviceProfile>();
-  // An invalid site still gets its valid devices checked (and their profiles loaded), so one
-  // run shows every problem; the site-wide checks need the whole site and wait for it.
-  const devices = raw?.devices ?? validDevices(src.doc, ctx);
-  if (!raw) checkDevices(devices, available, ctx);
-  const wanted = new Set(devices.map((d) => d.profile).filter((p) => available.includes(p)));
+  // An invalid site still gets its valid sections checked (and their devices' profiles loaded), so
+  // one run shows every problem; a check that needs an invalid part holds back (site-lenient.ts).
+  const lenient = raw ? undefined : lenientSite(src.doc, ctx);
+  const devices = raw?.devices ?? lenient?.devices ?? [];
+  const named = [...devices.map((d) => d.profile), ...(lenient?.invalidDeviceProfiles ?? [])];
+  const wanted = new Set(named.filter((p) => available.includes(p)));
   for (const name of [...wanted].sort()) {
     const p = await readProfile(join(devicesDir, `${name}.yaml`), problems, opts.metrics);
     if (p) profiles.set(name, p);
@@ -69,7 +71,7 @@ export async function loadSiteFromString(text: string, opts: LoadOptions & { fil
   if (raw) {
     raw.source = file;
     checkSite(raw, profiles, available, ctx);
-  }
+  } else if (lenient) checkLenientSite(lenient, profiles, available, ctx);
   const sorted = sortProblems(problems.list);
   if (problems.errorCount > 0 || !raw) throw new ConfigError(sorted);
   return { site: raw, profiles, warnings: sorted.filter((p) => p.severity === 'warning') };
@@ -79,18 +81,4 @@ function topLevelString(doc: Document.Parsed, key: string): string | undefined {
   const root = doc.contents;
   const v = isMap(root) ? root.items.find((p) => isScalar(p.key) && p.key.value === key)?.value : undefined;
   return isScalar(v) && typeof v.value === 'string' ? v.value : undefined;
-}
-
-/** The devices of a site that failed validation, each parsed on its own; the invalid ones left out. */
-function validDevices(doc: Document.Parsed, ctx: FileCtx): DeviceConfig[] {
-  const root = doc.contents;
-  const seq = isMap(root) ? root.items.find((p) => isScalar(p.key) && p.key.value === 'devices')?.value : undefined;
-  if (!isSeq(seq)) return [];
-  const out: DeviceConfig[] = [];
-  seq.items.forEach((item, i) => {
-    const scratch = ctx.scratch(); // its problems are already reported by the full pass
-    const d = deviceSchema.parse(scratch.deref(item, `devices[${i}]`), `devices[${i}]`, scratch);
-    if (d !== INVALID && scratch.problems.errorCount === 0) out.push(d as unknown as DeviceConfig);
-  });
-  return out;
 }

@@ -4,17 +4,31 @@ import { endpointKey } from '../modbus/transport.js';
 import { hint } from './did-you-mean.js';
 import { BUDGET_WARN_UTILISATION, endpointLoads } from './poll-budget.js';
 import type { DeviceProfile } from './profile-types.js';
-import type { DeviceConfig, SiteConfig } from './site-types.js';
+import type { LenientSite } from './site-lenient.js';
+import type { DemandResponseConfig, DeviceConfig, GridConfig, MeterIngestConfig, SiteConfig } from './site-types.js';
 import type { FileCtx } from './yaml-source.js';
 
 export function checkSite(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>, available: readonly string[], ctx: FileCtx): void {
   checkDevices(site.devices, available, ctx);
-  checkFrequencySource(site, profiles, ctx);
-  checkDemandResponse(site, profiles, ctx);
-  checkMeters(site, ctx);
-  checkDelivery(site, ctx);
-  checkPollBudget(site, profiles, ctx);
+  checkFrequencySource(site.grid, site.devices, profiles, ctx);
+  checkDemandResponse(site.mqtt?.demand_response, site.devices, profiles, ctx, false);
+  if (site.mqtt?.meters) checkMeters(site.mqtt.meters, ctx);
+  checkDelivery(site.delivery !== undefined, site.devices, ctx);
+  checkPollBudget(site.devices, profiles, ctx);
   applyDerivedDefaults(site, profiles);
+}
+
+/**
+ * The same checks on a site that failed validation, as far as its valid sections allow: a check
+ * whose answer could depend on an invalid device or section holds back rather than guess.
+ */
+export function checkLenientSite(site: LenientSite, profiles: ReadonlyMap<string, DeviceProfile>, available: readonly string[], ctx: FileCtx): void {
+  checkDevices(site.devices, available, ctx);
+  if (site.grid) checkFrequencySource(site.grid, site.devices, profiles, ctx, site.invalidDeviceIds);
+  if (site.demandResponse !== undefined) checkDemandResponse(site.demandResponse ?? undefined, site.devices, profiles, ctx, site.devicesIncomplete);
+  if (site.meters) checkMeters(site.meters, ctx);
+  checkDelivery(site.hasDelivery, site.devices, ctx);
+  checkPollBudget(site.devices, profiles, ctx);
 }
 
 /** Unique ids and addresses, one transport per line, known profiles: also run on the valid devices of an invalid site. */
@@ -62,10 +76,10 @@ function checkSameLine(d: DeviceConfig, first: DeviceConfig, key: string, ctx: F
   }
 }
 
-function checkPollBudget(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx): void {
-  for (const e of endpointLoads(site.devices, profiles)) {
+function checkPollBudget(devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx): void {
+  for (const e of endpointLoads(devices, profiles)) {
     if (e.utilisation <= BUDGET_WARN_UTILISATION) continue;
-    const first = site.devices.find((d) => d.id === e.devices[0]);
+    const first = devices.find((d) => d.id === e.devices[0]);
     const line = first?.transport === 'rtu' || first?.transport === 'rtu_over_tcp' ? `the serial line at ${first.serial?.baud ?? '?'} baud` : 'one connection';
     const msg = `poll budget: ${e.endpoint} (${e.devices.join(', ')}) needs ${e.requests_per_s.toFixed(1)} requests/s, `
       + `about ${Math.round(e.utilisation * 100)}% of ${line}: raise poll_interval or merge reads`;
@@ -73,33 +87,38 @@ function checkPollBudget(site: SiteConfig, profiles: ReadonlyMap<string, DeviceP
   }
 }
 
-function checkFrequencySource(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx): void {
-  const src = site.grid.frequency_source;
-  if (src === undefined) return;
-  const d = site.devices.find((x) => x.id === src);
-  if (!d) { ctx.errorAt(site.grid, 'frequency_source', `unknown device ${JSON.stringify(src)}${hint(src, site.devices.map((x) => x.id))}`); return; }
+/** `invalid`: ids of devices that did not validate (a lenient pass): not reported as unknown. */
+function checkFrequencySource(
+  grid: GridConfig, devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx, invalid: ReadonlySet<string> = new Set(),
+): void {
+  const src = grid.frequency_source;
+  if (src === undefined || invalid.has(src)) return;
+  const d = devices.find((x) => x.id === src);
+  if (!d) { ctx.errorAt(grid, 'frequency_source', `unknown device ${JSON.stringify(src)}${hint(src, [...devices.map((x) => x.id), ...invalid])}`); return; }
   const p = profiles.get(d.profile);
   if (p && !p.points.some((pt) => pt.role === 'frequency')) {
-    ctx.errorAt(site.grid, 'frequency_source', `device ${JSON.stringify(src)} (profile ${p.profile}) has no point with role "frequency"`);
+    ctx.errorAt(grid, 'frequency_source', `device ${JSON.stringify(src)} (profile ${p.profile}) has no point with role "frequency"`);
   }
 }
 
-function checkDemandResponse(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx): void {
-  const dr = site.mqtt?.demand_response;
-  const controllers = site.devices.filter((d) => d.enabled && profiles.get(d.profile)?.kind === 'load_controller');
+/** `incomplete`: some devices did not validate, so zone-wide conclusions are held back. */
+function checkDemandResponse(
+  dr: DemandResponseConfig | undefined, devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx, incomplete: boolean,
+): void {
+  const controllers = devices.filter((d) => d.enabled && profiles.get(d.profile)?.kind === 'load_controller');
   for (const d of controllers) {
     const p = profiles.get(d.profile);
     if (p && p.controls.length === 0) ctx.errorAt(d, 'profile', `load controller profile ${p.profile} has no control to drive`);
     const unit = p?.controls.find((c) => c.role === 'setpoint')?.unit ?? p?.controls[0]?.unit;
     if (unit === '%' && d.capacity_kw === undefined) ctx.warnAt(d, 'id', 'a load controller with a % setpoint needs capacity_kw to turn kW reductions into %');
   }
-  if (!dr) return;
+  if (!dr || incomplete) return;
   if (controllers.length === 0) {
     ctx.errorAt(dr, undefined, 'demand_response is configured but no enabled device has a load_controller profile: no zone can act on a command');
     return;
   }
   const zones = new Set(controllers.map((d) => d.zone));
-  for (const d of site.devices) {
+  for (const d of devices) {
     if (!d.enabled || zones.has(d.zone) || d.zone === 'default') continue;
     ctx.warnAt(d, 'zone', `zone ${JSON.stringify(d.zone)} has no load controller: demand-response commands for it cannot act`);
     zones.add(d.zone); // once per zone
@@ -109,9 +128,8 @@ function checkDemandResponse(site: SiteConfig, profiles: ReadonlyMap<string, Dev
   }
 }
 
-function checkMeters(site: SiteConfig, ctx: FileCtx): void {
-  const m = site.mqtt?.meters;
-  if (!m || m.region_topic_level === undefined) return;
+function checkMeters(m: MeterIngestConfig, ctx: FileCtx): void {
+  if (m.region_topic_level === undefined) return;
   m.topics.forEach((t, i) => {
     const levels = t.replace(/^\$share\/[^/]+\//, '').split('/');
     const lvl = m.region_topic_level ?? 0;
@@ -126,9 +144,9 @@ function checkMeters(site: SiteConfig, ctx: FileCtx): void {
   });
 }
 
-function checkDelivery(site: SiteConfig, ctx: FileCtx): void {
-  if (site.delivery) return;
-  for (const d of site.devices) {
+function checkDelivery(hasDelivery: boolean, devices: readonly DeviceConfig[], ctx: FileCtx): void {
+  if (hasDelivery) return;
+  for (const d of devices) {
     if (d.record === true) ctx.errorAt(d, 'record', 'record: true needs a delivery: section (a spool and at least one sink)');
   }
 }

@@ -26,7 +26,7 @@ describe('ems-gateway validate', () => {
     expect(out).toContain('devices: 6');
     expect(out).toMatch(/inverter-1: sunspec-inverter-3ph at 127\.0\.0\.1:15020 unit 1, zone zone-a, every 1s\n {4}read plan: \d+ requests?, \d+ registers per poll\n {6}holding 40072\.\.\d+ \(wire 40072, \d+ registers, \d+ points\)/);
     expect(out).toContain('shared connection 127.0.0.1:15020: inverter-1, inverter-2');
-    expect(out).toContain('meter topics: meters/+/readings (qos 1, region at level 1)');
+    expect(out).toContain('meter topics: meters/+/readings (qos 1, region at level 1, regions north, south, east)');
     expect(out).toContain('DR zone zone-a: load-controller-a (500 kW)');
     expect(out).toContain('DR zone zone-b: load-controller-b (500 kW)');
     expect(out).toMatch(/demo-site\.yaml: OK\n$/);
@@ -41,7 +41,7 @@ describe('ems-gateway validate', () => {
     const lines = io.err().trim().split('\n');
     expect(lines).toHaveLength(5);
     expect(lines[3]).toMatch(/site\.yaml:3:1 loging: unknown key "loging" \(did you mean "logging"\?\)$/);
-    expect(lines[4]).toMatch(/site\.yaml: 4 errors; nothing started$/);
+    expect(lines[4]).toMatch(/site\.yaml: 4 errors$/);
     expect(io.out()).toBe('');
   });
 
@@ -52,6 +52,23 @@ describe('ems-gateway validate', () => {
     const err = io.err();
     expect(err).toMatch(/test-device\.yaml:6:76 points\[0\]\.metric: metric "ems\.device\.ac_powr" is not a device metric .*\(did you mean "ems\.device\.ac_power"\?\)/);
     expect(err).toMatch(/test-device\.yaml:7:75 points\[1\]\.unit: metric "ems\.device\.power_factor" is in unit "1", not "%"/);
+  });
+
+  it('lists the meter regions of the site in the summary', async () => {
+    const io = capture();
+    expect(await validate([join(ROOT, 'config/example-site.yaml')])).toBe(0);
+    expect(io.out()).toMatch(/meter topics: .*regions north, south, east\)\n/);
+  });
+
+  it('shows the cross-checks of a site with schema errors, and its profiles\' problems, in one run', async () => {
+    const io = capture();
+    const dir = join(ROOT, 'test/fixtures/config-cases/cross-checks-with-schema-errors');
+    expect(await validate([join(dir, 'site.yaml'), '--devices', join(dir, 'devices')])).toBe(1);
+    const err = io.err();
+    for (const m of ['scale factor "nope" is not a point', 'unknown device "meter-2"', 'record: true needs a delivery', 'duplicate device id', 'poll budget', 'region_topic_level 2 is beyond']) {
+      expect(err).toContain(m);
+    }
+    expect(err).toMatch(/site\.yaml: 8 errors, 1 warning\n$/);
   });
 
   it('usage errors exit 2', async () => {

@@ -28,6 +28,13 @@ interface Binding {
 
 const UP_STREAM = 0;
 
+/**
+ * How long the figures of the moment the pollers stopped are still reported: long enough for the
+ * export telemetry sends when it stops, last (the gateway's whole stop is bounded by 7 s), short
+ * enough that a modbus part stopped at run time does not report a frozen site for long.
+ */
+export const FINAL_FIGURES_MS = 15_000;
+
 interface DeviceBindings {
   deviceId: string;
   staleAfterMs: number;
@@ -56,6 +63,7 @@ export class DeviceGauges {
   private streams: GaugeStream[] = [];
   private devices: DeviceBindings[] = [];
   private observables: ObservableGauge[] = [];
+  private final: { atMs: number; emits: Array<[number, number, Attributes]> } | undefined;
   private registered: Observable[] = [];
   private source: GaugeSource | undefined;
   private readonly observe = (r: BatchObservableResult): void => {
@@ -121,6 +129,7 @@ export class DeviceGauges {
     this.registered = [];
     this.observables = [];
     this.devices = [];
+    this.final = undefined;
   }
 
   /** The metric names exported (for docs and validate). */
@@ -128,9 +137,24 @@ export class DeviceGauges {
     return this.streams.slice(UP_STREAM + 1).map((s) => s.name);
   }
 
+  /**
+   * The pollers are stopping: keep reporting the availability and values of this moment (for
+   * FINAL_FIGURES_MS), so the export sent at shutdown still carries them.
+   */
+  freeze(): void {
+    const emits: Array<[number, number, Attributes]> = [];
+    this.final = undefined;
+    this.scan((stream, value, attrs) => { emits.push([stream, value, attrs]); });
+    this.final = { atMs: this.deps.clock.now(), emits };
+  }
+
   /** Every fresh value in the snapshot, once: what one collection reports. */
   private scan(emit: GaugeEmit): void {
     const now = this.deps.clock.now();
+    if (this.final !== undefined) {
+      if (now - this.final.atMs <= FINAL_FIGURES_MS) for (const [s, v, a] of this.final.emits) emit(s, v, a);
+      return;
+    }
     const snap = this.deps.snapshot;
     for (const d of this.devices) {
       const up = this.deps.isUp(d.deviceId);

@@ -62,6 +62,8 @@ export class PollerSet implements GridSampleSource {
 
   start(): void {
     if (this.pollers.length > 0) return; // already started
+    this.gauges?.stop(); // the figures kept from a previous stop
+    this.gauges = undefined;
     const list = this.devices();
     const onCycle = this.deps.onCycle;
     const observer: PollObserver = onCycle === undefined ? this.metrics : {
@@ -109,8 +111,9 @@ export class PollerSet implements GridSampleSource {
   }
 
   async stop(): Promise<void> {
-    this.gauges?.stop();
-    this.gauges = undefined;
+    // The gauges keep the figures of this moment for the export telemetry sends when it stops,
+    // last (the pollers clear the snapshot as they stop). A later start() replaces them.
+    this.gauges?.freeze();
     // Close the endpoints first (when ours) so in-flight cycles end at once with 'closed'.
     const pollersDone = Promise.all(this.pollers.map((p) => p.stop()));
     if (this.ownsPool) await this.pool.close();

@@ -4,7 +4,7 @@
 import { MeterProvider, MetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DeviceGauges } from '../../src/modbus/device-metrics.js';
+import { DeviceGauges, FINAL_FIGURES_MS } from '../../src/modbus/device-metrics.js';
 import { DeviceSnapshot } from '../../src/modbus/snapshot.js';
 import type { Clock } from '../../src/runtime/clock.js';
 import { silentLogger } from '../../src/runtime/logger.js';
@@ -40,7 +40,7 @@ function fill(snap: DeviceSnapshot, at: number): void {
   snap.set('inv-2', 'temp', 21.5, at - 60_000); // stale: older than 5 s
 }
 
-function build(snap: DeviceSnapshot, viaProducer: boolean, limit = 2000): { collect: () => Promise<{ points: Point[]; errors: unknown[] }> } {
+function build(snap: DeviceSnapshot, viaProducer: boolean, limit = 2000): { gauges: DeviceGauges; collect: () => Promise<{ points: Point[]; errors: unknown[] }> } {
   const resource = resourceFromAttributes({ 'service.name': 'test' });
   const producer = new GaugeProducer(resource, { name: 'ems-gateway' }, limit, clock.now);
   const reader = new Reader(viaProducer ? [producer] : []);
@@ -55,6 +55,7 @@ function build(snap: DeviceSnapshot, viaProducer: boolean, limit = 2000): { coll
     await provider.shutdown();
   });
   return {
+    gauges,
     collect: async () => {
       const r = await reader.collect();
       return { points: flatten(r.resourceMetrics), errors: r.errors };
@@ -87,6 +88,18 @@ describe('device gauges through the GaugeProducer', () => {
     expect((await g.collect()).points.filter((p) => p.name !== 'ems.modbus.device.up')).toEqual([]);
     snap.set('inv-1', 'hz', 49.9, nowMs);
     expect((await g.collect()).points.filter((p) => p.name === 'ems.device.frequency').map((p) => p.value)).toEqual([49.9]);
+  });
+
+  it.each([true, false])('frozen when the pollers stop: the figures of that moment, for FINAL_FIGURES_MS (producer: %s)', async (viaProducer) => {
+    const snap = new DeviceSnapshot();
+    fill(snap, nowMs);
+    const g = build(snap, viaProducer);
+    const before = (await g.collect()).points.map(key).sort();
+    g.gauges.freeze();
+    for (const d of devices) snap.clear(d.id); // what the stopping pollers do
+    expect((await g.collect()).points.map(key).sort()).toEqual(before);
+    nowMs += FINAL_FIGURES_MS + 1;
+    expect((await g.collect()).points).toEqual([]);
   });
 
   it('keep the cardinality limit per metric and say so', async () => {

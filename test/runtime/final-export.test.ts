@@ -2,6 +2,9 @@
 // the last poll: telemetry stops last, and the pollers' figures must still be there when it does.
 // Real parts: a simulated SunSpec inverter on loopback Modbus TCP, the composition root, and an
 // OTLP receiver decoding the protobuf; the export interval is long, so the only export is the last.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadSiteFromString } from '../../src/config/load.js';
 import { buildGateway, type Gateway } from '../../src/gateway.js';
@@ -10,6 +13,7 @@ import type { StatusReport } from '../../src/status/status-model.js';
 import { DEVICE_METRICS, METRICS } from '../../src/telemetry/semconv.js';
 import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
+import { startCli } from './cli-process.js';
 
 describe('the export at shutdown', () => {
   let receiver: OtlpReceiver | undefined;
@@ -55,4 +59,42 @@ status: { host: 127.0.0.1, port: 0 }
     expect(power.map((p) => p.attributes['device_id'])).toEqual(['inverter-1']);
     expect(receiver.metric('ems.device.ac_frequency').flatMap((m) => m.points)[0]?.value).toBeGreaterThan(49);
   }, 40_000);
+
+  it('SIGTERM to `ems-gateway run` (built CLI): the last export carries them too', async () => {
+    receiver = await OtlpReceiver.start();
+    const site = (port: number): string => `version: 1
+site: { id: final-export, region: north, nominal_frequency_hz: 50 }
+devices:
+  - { id: inverter-1, profile: sunspec-inverter-3ph, host: 127.0.0.1, port: ${port}, poll_interval: 200ms }
+telemetry: { otlp_endpoint: "${receiver!.url}", export_interval: 10m, export_timeout: 5s }
+status: { host: 127.0.0.1, port: 0 }
+`;
+    const loaded = await loadSiteFromString(site(1502), { file: 'final-export.yaml', env: {}, metrics: DEVICE_METRICS });
+    sims = await startSiteSimulators(loaded, { port: 0 });
+    const dir = mkdtempSync(join(tmpdir(), 'ems-final-export-'));
+    try {
+      const file = join(dir, 'site.yaml');
+      writeFileSync(file, site(sims.endpoints[0]!.server.port));
+      const proc = startCli(['run', '--config', file], { LOG_LEVEL: 'info', OTEL_SDK_DISABLED: '', OTEL_EXPORTER_OTLP_ENDPOINT: '' });
+      try {
+        await proc.waitFor(/"msg":"gateway running"/, 20_000);
+        const url = (JSON.parse(proc.stdout().split('\n').find((l) => l.includes('"gateway running"')) ?? '{}') as { status_url: string }).status_url;
+        const deadline = Date.now() + 20_000;
+        while ((await fetch(`${url}readyz`)).status !== 200) {
+          if (Date.now() > deadline) throw new Error('inverter-1 never came up');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        await new Promise((r) => setTimeout(r, 300));
+        expect(receiver.metric(METRICS.modbusDeviceUp)).toEqual([]);
+        proc.kill('SIGTERM');
+        expect(await proc.exited()).toBe(0);
+      } finally {
+        proc.kill('SIGKILL');
+      }
+      expect(receiver.metric(METRICS.modbusDeviceUp).flatMap((m) => m.points).map((p) => [p.attributes['device_id'], p.value])).toEqual([['inverter-1', 1]]);
+      expect(receiver.metric('ems.device.ac_power').flatMap((m) => m.points).map((p) => p.attributes['device_id'])).toEqual(['inverter-1']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -125,7 +125,8 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   let delivery: DeliveryService | undefined;
   if (site.delivery) {
     delivery = new DeliveryService({
-      config: site.delivery, site, env: opts.env, meter: telemetry.meter, clock, logger, resourceAttributes: telemetry.settings.resourceAttributes,
+      config: site.delivery, site, env: opts.env, meter: telemetry.meter, producer: telemetry.cumulativeProducer, clock, logger,
+      resourceAttributes: telemetry.settings.resourceAttributes,
     });
     parts.push(delivery);
     const d = delivery;
@@ -136,7 +137,8 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   let meters: MeterIngest | undefined;
   if (site.mqtt?.meters) {
     const ingest = new MeterIngest({
-      mqtt: site.mqtt, clock, logger, meter: telemetry.meter, tracer: telemetry.tracer, stateFile: site.mqtt.meters.state_file,
+      mqtt: site.mqtt, clock, logger, meter: telemetry.meter, tracer: telemetry.tracer, producer: telemetry.cumulativeProducer,
+      stateFile: site.mqtt.meters.state_file,
       ...(delivery ? { sink: delivery } : {}),
     });
     meters = ingest;

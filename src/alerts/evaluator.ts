@@ -5,22 +5,23 @@
 // `states()` for the status endpoint, and `ems.alert.firing{alert}` 0/1 so the central side sees
 // what the edge decided.
 import type { BatchObservableResult, Meter, ObservableGauge } from '@opentelemetry/api';
-import { MetricReader } from '@opentelemetry/sdk-metrics';
 import type { AlertConfig, SiteInfo } from '../config/site-types.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import { PullMetricReader } from '../telemetry/pull-reader.js';
 import { METRICS, METRIC_ATTRS, METRIC_UNITS } from '../telemetry/semconv.js';
 import { gatewayTemporality } from '../telemetry/views.js';
 import { ALERTS, type AlertDefinition, type AlertId } from './definitions.js';
 import { IngestActivity, SnapshotHistory, increase, snapshotFrom } from './metric-window.js';
 
-/** A pull reader: register it with createTelemetry({ extraMetricReaders: [reader] }) before building the evaluator. */
-export class AlertMetricReader extends MetricReader {
+/**
+ * A pull reader: register it with createTelemetry({ extraMetricReaders: [reader] }) before building
+ * the evaluator (which also adds the cumulative producer the ems.meter.* metrics come from).
+ */
+export class AlertMetricReader extends PullMetricReader {
   constructor() {
     super({ aggregationTemporalitySelector: gatewayTemporality });
   }
-  protected override async onForceFlush(): Promise<void> {}
-  protected override async onShutdown(): Promise<void> {}
 }
 
 export type AlertPhase = 'inactive' | 'pending' | 'firing';

@@ -14,7 +14,8 @@ import { buildGateway } from '../gateway.js';
 import { errorText } from '../runtime/lifecycle.js';
 import { createLogger } from '../runtime/logger.js';
 import { packagePath } from '../runtime/package-root.js';
-import { alertTransitions, dataAgeBuckets, formatSummary, quantileOfIncrease, SummaryReader } from '../runtime/demo-summary.js';
+import { alertTransitions, dataAgeBuckets, formatSummary, quantileOfIncrease } from '../runtime/demo-summary.js';
+import { PullMetricReader } from '../telemetry/pull-reader.js';
 import { DemoFleet, portFree, startDemoSite } from '../runtime/demo-site.js';
 import { DemoScenario, demoSigningKey } from '../runtime/demo-scenario.js';
 import { runUntilSignal } from './run.js';
@@ -71,7 +72,9 @@ export async function run(args: string[]): Promise<number> {
     loaded = { ...loaded, site: { ...loaded.site, mqtt: { ...loaded.site.mqtt, demand_response: { ...drCfg, public_keys: [...drCfg.public_keys, key.publicPem] } } } };
   }
 
-  const reader = new SummaryReader();
+  // A pull-only reader on the gateway's MeterProvider (createTelemetry adds the cumulative producer
+  // the data-age histogram comes from): collect() when the summary wants figures.
+  const reader = new PullMetricReader();
   const st = loaded.site.status;
   const statusPort = numberFlag(flags, 'status-port')
     ?? (freePorts || !(await portFree(st.host, st.port)) ? 0 : undefined);

@@ -9,7 +9,8 @@ import type { ReadingSink, ValidReading } from '../meters/types.js';
 import type { MeterErrorType, Rejection } from '../meters/validate.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
-import { DeliveryTelemetry } from './delivery-telemetry.js';
+import { CumulativeProducer } from '../telemetry/cumulative-producer.js';
+import { DeliveryTelemetry, resumeCounters } from './delivery-telemetry.js';
 import { SinkForwarder, type ForwarderStatus } from './forwarder.js';
 import type { MeterRecord, SpoolRecord } from './records.js';
 import { InfluxSink } from './sinks/influx.js';
@@ -28,6 +29,11 @@ export interface DeliveryDeps {
   site: SiteConfig;
   env: NodeJS.ProcessEnv;
   meter: Meter;
+  /**
+   * The cumulative producer the committed counts are exported from (the telemetry's; the meter
+   * ingest's must be the same one). Without it they are kept in one no reader exports (tests).
+   */
+  producer?: CumulativeProducer;
   clock: Clock;
   logger: Logger;
   /** Resource attributes of the log records (the telemetry settings' resource). */
@@ -76,14 +82,18 @@ export class DeliveryService implements ReadingSink {
       maxBytes, maxAgeMs: config.spool.max_age_ms, policy: config.spool.policy, sinks: this.sinks.map((s) => s.type), clock, logger: this.log,
       onEvicted: (byRegion, bySink) => {
         this.telemetry?.recordSpoolEvicted(byRegion, SPOOL_EVICTED);
-        for (const [sink, n] of bySink) this.telemetry?.recordEvicted(sink, n);
+        for (const sink of bySink.keys()) this.telemetry?.syncTotals(sink, this.spool?.sinkTotals(sink));
       },
     });
     this.spool = spool;
+    const producer = this.deps.producer ?? new CumulativeProducer({ name: 'ems-gateway' });
+    // The exported counters go on from what was committed: a restart (kill -9 included) neither
+    // loses increments nor starts the series again from 0 (docs/telemetry.md).
+    resumeCounters(producer, spool.totalsSnapshot());
     this.telemetry = new DeliveryTelemetry(this.deps.meter, {
       sinks: () => this.forwarders.map((f) => { const s = f.status(); return { name: s.name, pending: s.pending, oldestAgeS: s.oldest_pending_age_s }; }),
       spool: () => { const st = spool.state(); return { bytes: st.bytes, readings: st.readings }; },
-    });
+    }, producer, () => clock.now());
     const telemetry = this.telemetry;
     this.forwarders = this.sinks.map((sink) => new SinkForwarder({
       sink, name: sink.type, config: sinkCommon(config, sink.type), spool, telemetry, clock, logger: this.log,

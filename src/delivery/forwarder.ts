@@ -200,10 +200,9 @@ export class SinkForwarder {
     const now = this.deps.clock.now();
     const latencies: number[] = [];
     for (const r of records) if (!rejected.has(r.seq)) latencies.push(Math.max(0, now - r.record.arrived_ms));
-    this.deps.telemetry.recordDelivered(this.name, delivered, delivered > 0 ? latencies : []);
-    const byType = new Map<string, number>();
-    for (const t of rejected.values()) byType.set(t, (byType.get(t) ?? 0) + 1);
-    for (const [t, n] of byType) this.deps.telemetry.recordRejected(this.name, t, n);
+    if (delivered > 0) this.deps.telemetry.recordLatencies(this.name, latencies);
+    // delivered and rejected as committed with the position (spool.confirm), so a restart resumes them exactly.
+    this.deps.telemetry.syncTotals(this.name, this.deps.spool.sinkTotals(this.name));
     if (this.attempt > 0) this.deps.logger.info({ sink: this.name, after_failures: this.attempt }, 'sink delivering again');
     this.attempt = 0;
     this.lastError = undefined;

@@ -57,7 +57,7 @@ export class Spool {
   private committed = 0;
   private bytes = 0;
   private readonly positions = new Map<string, number>();
-  private totals: SpoolTotals = emptyTotals();
+  private totals: SpoolTotals = emptyTotals(0);
   private full = false;
   private diskFull = false;
   private diskRetryAt = 0;
@@ -96,7 +96,8 @@ export class Spool {
       this.bytes += e.bytes;
     });
     const t = store.getMeta('totals');
-    this.totals = isTotals(t) ? t : emptyTotals();
+    this.totals = isTotals(t) ? t : emptyTotals(this.opts.clock.now());
+    if (typeof this.totals.since_ms !== 'number') this.totals.since_ms = this.opts.clock.now();
     const oldest = this.oldestKey();
     this.positions.clear();
     for (const name of this.opts.sinks) {

@@ -12,6 +12,12 @@ export interface SinkTotals {
 }
 
 export interface SpoolTotals {
+  /**
+   * Epoch ms these totals began (the spool's first open): the start time of the exported
+   * cumulative series that resume from them. Absent in spools written before it existed: set at
+   * their next open.
+   */
+  since_ms: number;
   /** Meter readings ingested, per region. */
   ingested: Record<string, number>;
   /** Readings dropped, per region and error_type (the ingest's reasons and spool_evicted). */
@@ -25,8 +31,8 @@ export interface IngestDelta {
   dropped: Map<string, Map<string, number>>;
 }
 
-export function emptyTotals(): SpoolTotals {
-  return { ingested: {}, dropped: {}, sinks: {} };
+export function emptyTotals(sinceMs: number): SpoolTotals {
+  return { since_ms: sinceMs, ingested: {}, dropped: {}, sinks: {} };
 }
 
 /** Invariant per sink: ingested = delivered + rejected + pending + evicted. */

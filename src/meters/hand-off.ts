@@ -14,9 +14,9 @@ import type { AckToken, MqttConnection } from '../mqtt/connection.js';
 import { backoffDelay, type Clock, type ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { IngestStats } from './ingest-stats.js';
-import type { DroppedReading, IngestTelemetry, SealedBatch } from './ingest-telemetry.js';
+import type { IngestTelemetry, SealedBatch } from './ingest-telemetry.js';
 import type { MeterPowerTable } from './power-table.js';
-import type { ReadingSink, ValidReading } from './types.js';
+import type { ReadingSink } from './types.js';
 
 /** Batches' worth of readings that may wait for hand-off before the inbound pump is paused. */
 export const BACKLOG_BATCHES = 4;
@@ -76,14 +76,21 @@ export class HandOffPipeline {
   }
 
   /**
-   * Adds one message's outcome. `next` lets mqtt.js parse the next packet: called now, or later
-   * when the backlog is too long.
+   * The open batch one message's readings and rejections go into (pushed by the caller, no copy),
+   * opened at `nowWall` when none is. End the message with messageAdded().
    */
-  add(readings: readonly ValidReading[], rejections: readonly DroppedReading[], token: AckToken | undefined, nowWall: number, next: () => void): void {
-    const batch = this.openBatch(nowWall);
-    for (const r of readings) batch.readings.push(r);
-    for (const d of rejections) batch.rejections.push(d);
-    batch.size += readings.length + rejections.length;
+  batchFor(nowWall: number): SealedBatch {
+    return this.openBatch(nowWall);
+  }
+
+  /**
+   * Ends one message: `n` readings and rejections were pushed into batchFor()'s batch. `next` lets
+   * mqtt.js parse the next packet: called now, or later when the backlog is too long.
+   */
+  messageAdded(n: number, token: AckToken | undefined, next: () => void): void {
+    const batch = this.current;
+    if (batch === undefined) throw new Error('HandOffPipeline: messageAdded() without batchFor()');
+    batch.size += n;
     if (token) batch.acks.push(token);
     if (batch.size >= this.deps.batchMaxSize) this.seal();
     else this.scheduleSeal();

@@ -1,13 +1,14 @@
-// The ems.meter.* instruments and spans, created once. Metrics are complete (every reading);
-// per-reading spans are sampled at reading_span_ratio; one span per batch.
-import { ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Counter, type Histogram, type Meter, type Tracer } from '@opentelemetry/api';
-import { BUCKETS, METRIC_ATTRS, METRICS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
+// The ems.meter.* metrics and spans. Metrics are complete (every reading) and aggregated per
+// region in plain typed arrays (telemetry/cumulative-producer.ts): no attribute hashing, no
+// allocation per reading; the producer emits them as the SDK's counters and histograms would.
+// Per-reading spans are sampled at reading_span_ratio; one span per batch.
+import { ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Tracer } from '@opentelemetry/api';
+import type { CumulativeHistogram, CumulativeProducer, CumulativeSum } from '../telemetry/cumulative-producer.js';
+import { BUCKETS, METRIC_ATTRS, METRICS, METRIC_UNITS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
 import type { ValidReading } from './types.js';
-import type { Rejection } from './validate.js';
+import { describeRejection, METER_ERROR_TYPES, type DroppedReading } from './validate.js';
 
-export interface DroppedReading extends Rejection {
-  arrived_at: number;
-}
+export type { DroppedReading } from './validate.js';
 
 export interface SealedBatch {
   readings: ValidReading[];
@@ -16,64 +17,92 @@ export interface SealedBatch {
   openedAtWall: number;
 }
 
+/** The ems.meter.* streams of one producer, made once per name (the spool's evictions share `dropped`). */
+export function meterStreams(producer: CumulativeProducer): { ingested: CumulativeSum; dropped: CumulativeSum; latency: CumulativeHistogram; dataAge: CumulativeHistogram } {
+  return {
+    ingested: producer.sum({ name: METRICS.meterReadingsIngested, description: 'Meter readings handed off', unit: METRIC_UNITS.meterReadingsIngested }),
+    dropped: producer.sum({ name: METRICS.meterReadingsDropped, description: 'Meter readings dropped, by error_type', unit: METRIC_UNITS.meterReadingsDropped }),
+    latency: producer.histogram({
+      name: METRICS.meterIngestionLatency, description: 'Time from the MQTT message arrival to the hand-off of its readings', unit: METRIC_UNITS.meterIngestionLatency,
+    }, BUCKETS.ingestionLatencyMs),
+    dataAge: producer.histogram({
+      name: METRICS.meterDataAge, description: 'Now minus the reading timestamp, at hand-off', unit: METRIC_UNITS.meterDataAge,
+    }, BUCKETS.dataAgeSeconds),
+  };
+}
+
+/** The key of a readings_dropped series: region and error_type (a NUL cannot occur in either). */
+export function dropKey(region: string, errorType: string): string {
+  return `${region}\u0000${errorType}`;
+}
+
+/** Opens (or finds) the readings_dropped series of (region, error_type). */
+export function dropSeries(dropped: CumulativeSum, region: string, errorType: string, startMs: number): number {
+  return dropped.series(dropKey(region, errorType), { [METRIC_ATTRS.region]: region, [METRIC_ATTRS.errorType]: errorType }, startMs);
+}
+
+const ERROR_INDEX = new Map<string, number>(METER_ERROR_TYPES.map((t, i) => [t, i]));
+
+/** The series indices of one region (-1: not opened yet, as the SDK makes a series at its first record). */
+class RegionSeries {
+  ingested = -1;
+  latency = -1;
+  dataAge = -1;
+  readonly drops = new Int32Array(METER_ERROR_TYPES.length).fill(-1);
+  constructor(readonly region: string, readonly attrs: Attributes) {}
+}
+
 export class IngestTelemetry {
-  private readonly ingested: Counter;
-  private readonly dropped: Counter;
-  private readonly latency: Histogram;
-  private readonly dataAge: Histogram;
-  private readonly regionAttrs = new Map<string, Attributes>();
-  private readonly dropAttrs = new Map<string, Attributes>();
+  private readonly ingested: CumulativeSum;
+  private readonly dropped: CumulativeSum;
+  private readonly latency: CumulativeHistogram;
+  private readonly dataAge: CumulativeHistogram;
+  private readonly regions = new Map<string, RegionSeries>();
+  private last: RegionSeries | undefined;
   private seen = 0;
 
-  constructor(meter: Meter, private readonly tracer: Tracer, private readonly readingSpanRatio: number) {
-    this.ingested = meter.createCounter(METRICS.meterReadingsIngested, { description: 'Meter readings handed off', unit: '{reading}' });
-    this.dropped = meter.createCounter(METRICS.meterReadingsDropped, { description: 'Meter readings dropped, by error_type', unit: '{reading}' });
-    this.latency = meter.createHistogram(METRICS.meterIngestionLatency, {
-      description: 'Time from the MQTT message arrival to the hand-off of its readings', unit: 'ms',
-      advice: { explicitBucketBoundaries: [...BUCKETS.ingestionLatencyMs] },
-    });
-    this.dataAge = meter.createHistogram(METRICS.meterDataAge, {
-      description: 'Now minus the reading timestamp, at hand-off', unit: 's',
-      advice: { explicitBucketBoundaries: [...BUCKETS.dataAgeSeconds] },
-    });
+  constructor(producer: CumulativeProducer, private readonly tracer: Tracer, private readonly readingSpanRatio: number) {
+    ({ ingested: this.ingested, dropped: this.dropped, latency: this.latency, dataAge: this.dataAge } = meterStreams(producer));
   }
 
-  private attrsFor(region: string): Attributes {
-    let a = this.regionAttrs.get(region);
-    if (a === undefined) {
-      a = { [METRIC_ATTRS.region]: region };
-      this.regionAttrs.set(region, a);
+  private regionSeries(region: string): RegionSeries {
+    const last = this.last;
+    if (last !== undefined && last.region === region) return last;
+    let r = this.regions.get(region);
+    if (r === undefined) {
+      r = new RegionSeries(region, { [METRIC_ATTRS.region]: region });
+      this.regions.set(region, r);
     }
-    return a;
-  }
-
-  private dropAttrsFor(region: string, errorType: string): Attributes {
-    const key = `${region}\u0000${errorType}`;
-    let a = this.dropAttrs.get(key);
-    if (a === undefined) {
-      a = { [METRIC_ATTRS.region]: region, [METRIC_ATTRS.errorType]: errorType };
-      this.dropAttrs.set(key, a);
-    }
-    return a;
+    this.last = r;
+    return r;
   }
 
   /** Records a batch handed off at `handoffMono` (monotonic ms) / `nowWall` (epoch ms). */
   record(batch: SealedBatch, handoffMono: number, nowWall: number): void {
-    const counts = new Map<string, number>();
+    // A new series starts now (as the SDK's: at its first record), unless its stream was resumed
+    // from committed totals (delivery-telemetry.ts resumeCounters): then at the totals' start.
+    const { ingested, latency, dataAge } = this;
     for (const r of batch.readings) {
-      const attrs = this.attrsFor(r.region);
-      // ROOT_CONTEXT: no active-context lookup per record (the hand-off callback has no useful context).
-      this.latency.record(Math.max(0, handoffMono - r.arrived_at), attrs, ROOT_CONTEXT);
-      this.dataAge.record(Math.max(0, (nowWall - r.timestamp_ms) / 1000), attrs, ROOT_CONTEXT);
-      counts.set(r.region, (counts.get(r.region) ?? 0) + 1);
+      const s = this.regionSeries(r.region);
+      if (s.latency < 0) {
+        if (s.ingested < 0) s.ingested = ingested.series(s.region, s.attrs, nowWall);
+        s.latency = latency.series(s.region, s.attrs, nowWall);
+        s.dataAge = dataAge.series(s.region, s.attrs, nowWall);
+      }
+      latency.record(s.latency, Math.max(0, handoffMono - r.arrived_at));
+      dataAge.record(s.dataAge, Math.max(0, (nowWall - r.timestamp_ms) / 1000));
+      ingested.add(s.ingested, 1);
     }
-    for (const [region, n] of counts) this.ingested.add(n, this.attrsFor(region));
-    const drops = new Map<Attributes, number>();
     for (const d of batch.rejections) {
-      const attrs = this.dropAttrsFor(d.region, d.error_type);
-      drops.set(attrs, (drops.get(attrs) ?? 0) + 1);
+      const s = this.regionSeries(d.region);
+      const t = ERROR_INDEX.get(d.error_type) ?? -1;
+      let i = t >= 0 ? (s.drops[t] as number) : -1;
+      if (i < 0) {
+        i = dropSeries(this.dropped, d.region, d.error_type, nowWall);
+        if (t >= 0) s.drops[t] = i;
+      }
+      this.dropped.add(i, 1);
     }
-    for (const [attrs, n] of drops) this.dropped.add(n, attrs);
     this.spans(batch, handoffMono, nowWall);
   }
 
@@ -112,7 +141,7 @@ export class IngestTelemetry {
           ...(d.meter_id !== undefined ? { [SPAN_ATTRS.meterId]: d.meter_id } : {}),
           [SPAN_ATTRS.region]: d.region, [SPAN_ATTRS.validation]: d.error_type, [SPAN_ATTRS.writeLatencyMs]: latency,
         });
-        s.setStatus({ code: SpanStatusCode.ERROR, message: d.detail });
+        s.setStatus({ code: SpanStatusCode.ERROR, message: describeRejection(d) });
         s.end(nowWall);
       }
     }

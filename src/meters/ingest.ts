@@ -3,6 +3,7 @@
 // off. The composition: MqttConnection (reconnects, deferred PUBACKs), SubscriptionKeeper
 // (resubscribe + flow probe), validation and per-meter state, HandOffPipeline, telemetry.
 import type { Meter, Tracer } from '@opentelemetry/api';
+import { CumulativeProducer } from '../telemetry/cumulative-producer.js';
 import type { IPublishPacket } from 'mqtt';
 import type { MeterIngestConfig, MqttConfig } from '../config/site-types.js';
 import type { GridSample, GridSampleSource } from '../grid/sources.js';
@@ -13,13 +14,13 @@ import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { DropLog } from './drop-log.js';
 import { HandOffPipeline } from './hand-off.js';
-import { IngestTelemetry, type DroppedReading } from './ingest-telemetry.js';
+import { IngestTelemetry } from './ingest-telemetry.js';
 import { IngestStats, type MeterIngestStatus } from './ingest-stats.js';
 import { MeterStateTable } from './meter-state.js';
 import { loadMeterState, saveMeterState } from './state-file.js';
 import { MeterPowerTable } from './power-table.js';
-import type { ReadingSink, ValidReading } from './types.js';
-import { parsePayload, type ParseResult, type ValidationContext } from './validate.js';
+import type { ReadingSink } from './types.js';
+import { parsePayload, type DroppedReading, type ParseResult, type ValidationContext } from './validate.js';
 
 export type { MeterIngestStatus } from './ingest-stats.js';
 
@@ -30,6 +31,12 @@ export interface MeterIngestDeps {
   logger: Logger;
   meter: Meter;
   tracer: Tracer;
+  /**
+   * Where the ems.meter.* counters and histograms are aggregated and exported from (the
+   * telemetry's cumulativeProducer; a reader must have it registered to see them). Without it they
+   * are counted in a producer of their own that no reader exports (benchmarks).
+   */
+  producer?: CumulativeProducer;
   /** Where readings are handed off; default the MeterPowerTable (the grid source, which is kept up to date in any case). */
   sink?: ReadingSink;
   /** Appended to the client id (default `-meters`), so DR and ingest keep separate sessions. */
@@ -56,6 +63,7 @@ export class MeterIngest implements GridSampleSource {
   private readonly filters: string[];
   private readonly keeper: SubscriptionKeeper;
   private readonly pipeline: HandOffPipeline;
+  private readonly telemetry: IngestTelemetry;
   private running = false;
   private started = false;
   private readonly scratch: ParseResult = { readings: [], rejections: [] };
@@ -74,10 +82,11 @@ export class MeterIngest implements GridSampleSource {
     });
     this.state = new MeterStateTable(cfg.dedupe_window_ms);
     this.dropLog = new DropLog(deps.logger.child({ component: 'meters' }), deps.clock);
+    this.telemetry = new IngestTelemetry(deps.producer ?? new CumulativeProducer({ name: 'ems-gateway' }), deps.tracer, cfg.reading_span_ratio);
     this.stats = new IngestStats(deps.clock);
     this.pipeline = new HandOffPipeline({
       sink: deps.sink ?? this.powerTable, powerTable: this.powerTable, connection: this.connection,
-      telemetry: new IngestTelemetry(deps.meter, deps.tracer, cfg.reading_span_ratio), stats: this.stats,
+      telemetry: this.telemetry, stats: this.stats,
       clock: deps.clock, logger: deps.logger.child({ component: 'meters' }), batchMaxSize: cfg.batch_max_size,
       batchMaxWaitMs: cfg.batch_max_wait_ms, ...(deps.random ? { random: deps.random } : {}),
     });
@@ -174,22 +183,32 @@ export class MeterIngest implements GridSampleSource {
       parsePayload(packet.payload as Buffer, packet.topic, this.ctx, now, arrived, out);
     } catch (err) {
       // parsePayload is written not to throw; this keeps a bug from stalling the pump.
-      out.rejections.push({ error_type: 'malformed_json', region: 'unknown', detail: `internal: ${(err as Error).message}` });
+      out.rejections.push({ error_type: 'malformed_json', region: 'unknown', detail: `internal: ${(err as Error).message}`, arrived_at: arrived });
     }
-    const accepted: ValidReading[] = [];
-    const dropped: DroppedReading[] = [];
+    // Straight into the open batch: no per-message arrays, and a drop's detail text is built only
+    // if the drop log prints it or a sampled span carries it.
+    const batch = this.pipeline.batchFor(now);
+    let n = 0;
     for (const r of out.readings) {
       const verdict = this.state.accept(r.meter_id, r.timestamp_ms, r.kwh, now);
-      if (verdict === undefined) accepted.push(r);
-      else dropped.push(this.dropped({ error_type: verdict, region: r.region, meter_id: r.meter_id, detail: `meter ${r.meter_id} timestamp ${r.timestamp_ms}` }, arrived, packet.topic));
+      if (verdict === undefined) batch.readings.push(r);
+      else {
+        const id = r.meter_id;
+        const ts = r.timestamp_ms;
+        batch.rejections.push(this.noteDrop({ error_type: verdict, region: r.region, meter_id: id, detail: () => `meter ${id} timestamp ${ts}`, arrived_at: arrived }, packet.topic));
+      }
+      n++;
     }
-    for (const d of out.rejections) dropped.push(this.dropped(d, arrived, packet.topic));
+    for (const d of out.rejections) {
+      batch.rejections.push(this.noteDrop(d, packet.topic));
+      n++;
+    }
     this.stats.message(now);
-    this.pipeline.add(accepted, dropped, token, now, next);
+    this.pipeline.messageAdded(n, token, next);
   }
 
-  private dropped(d: Omit<DroppedReading, 'arrived_at'>, arrived: number, topic: string): DroppedReading {
+  private noteDrop(d: DroppedReading, topic: string): DroppedReading {
     this.dropLog.note(d, topic);
-    return { ...d, arrived_at: arrived };
+    return d;
   }
 }

@@ -50,8 +50,22 @@ export interface Rejection {
   /** A known region (payload or topic) or `unknown`: safe as a metric attribute. */
   region: string;
   meter_id?: string;
-  /** What was wrong, quoting the field: for the rate-limited log line and the reading span. */
-  detail: string;
+  /**
+   * What was wrong, quoting the field: for the rate-limited log line and the sampled reading span.
+   * Built only when one of them uses it (a function then), so a flood of bad readings costs no
+   * string formatting (describeRejection).
+   */
+  detail: string | (() => string);
+}
+
+/** A rejection of one message's reading, with the monotonic ms its message arrived. */
+export interface DroppedReading extends Rejection {
+  arrived_at: number;
+}
+
+/** The rejection's detail text (built now when it was deferred). */
+export function describeRejection(r: Pick<Rejection, 'detail'>): string {
+  return typeof r.detail === 'string' ? r.detail : r.detail();
 }
 
 export interface ValidationContext {
@@ -64,7 +78,7 @@ export interface ValidationContext {
 
 export interface ParseResult {
   readings: ValidReading[];
-  rejections: Rejection[];
+  rejections: DroppedReading[];
 }
 
 function knownRegion(ctx: ValidationContext, region: unknown): string | undefined {
@@ -92,13 +106,13 @@ export function parseTimestamp(value: unknown): number | MeterErrorType {
 type NumberField = 'kwh' | 'voltage' | 'current' | 'power_factor';
 const NUMBER_FIELDS: readonly NumberField[] = ['kwh', 'voltage', 'current', 'power_factor'];
 
-function checkNumber(obj: Record<string, unknown>, field: keyof typeof RANGES): number | [MeterErrorType, string] {
+function checkNumber(obj: Record<string, unknown>, field: keyof typeof RANGES, label: string = field): number | [MeterErrorType, () => string] {
   const v = obj[field];
-  if (v === undefined || v === null) return ['missing_field', `${field} is missing`];
-  if (typeof v !== 'number') return ['wrong_type', `${field} is ${echo(v)}, not a number`];
-  if (!Number.isFinite(v)) return ['non_finite', `${field} is not finite`];
+  if (v === undefined || v === null) return ['missing_field', () => `${label} is missing`];
+  if (typeof v !== 'number') return ['wrong_type', () => `${label} is ${echo(v)}, not a number`];
+  if (!Number.isFinite(v)) return ['non_finite', () => `${label} is not finite`];
   const [lo, hi] = RANGES[field];
-  if (v < lo || v > hi) return ['out_of_range', `${field} ${v} outside [${lo}, ${hi}]`];
+  if (v < lo || v > hi) return ['out_of_range', () => `${label} ${v} outside [${lo}, ${hi}]`];
   return v;
 }
 
@@ -115,7 +129,7 @@ const [PF_LO, PF_HI] = RANGES.power_factor;
  */
 export function validateReading(
   value: unknown, topicRegion: string | undefined, ctx: ValidationContext, nowMs: number, arrivedAt: number,
-): ValidReading | Rejection {
+): ValidReading | DroppedReading {
   if (typeof value === 'object' && value !== null) {
     const o = value as Record<string, unknown>;
     const mid = o['meter_id'];
@@ -143,9 +157,9 @@ export function validateReading(
 /** The slow path of validateReading: the first failing check, in a fixed order, as a Rejection. */
 export function diagnoseReading(
   value: unknown, topicRegion: string | undefined, ctx: ValidationContext, nowMs: number, arrivedAt: number,
-): ValidReading | Rejection {
+): ValidReading | DroppedReading {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { error_type: 'not_object', region: knownRegion(ctx, topicRegion) ?? UNKNOWN_REGION, detail: 'reading is not a JSON object' };
+    return { error_type: 'not_object', region: knownRegion(ctx, topicRegion) ?? UNKNOWN_REGION, detail: 'reading is not a JSON object', arrived_at: arrivedAt };
   }
   const obj = value as Record<string, unknown>;
   // Region first: every later rejection is attributed to it when it is a known one.
@@ -154,16 +168,18 @@ export function diagnoseReading(
   const attrRegion = region ?? knownRegion(ctx, topicRegion) ?? UNKNOWN_REGION;
   const mid = obj['meter_id'];
   const meterId = typeof mid === 'string' ? mid : undefined;
-  const reject = (error_type: MeterErrorType, detail: string): Rejection =>
-    meterId !== undefined ? { error_type, region: attrRegion, meter_id: clip(meterId), detail } : { error_type, region: attrRegion, detail };
+  const reject = (error_type: MeterErrorType, detail: string | (() => string)): DroppedReading =>
+    meterId !== undefined
+      ? { error_type, region: attrRegion, meter_id: clip(meterId), detail, arrived_at: arrivedAt }
+      : { error_type, region: attrRegion, detail, arrived_at: arrivedAt };
 
   if (mid === undefined || mid === null) return reject('missing_field', 'meter_id is missing');
-  if (meterId === undefined) return reject('wrong_type', `meter_id is ${echo(mid)}, not a string`);
+  if (meterId === undefined) return reject('wrong_type', () => `meter_id is ${echo(mid)}, not a string`);
   if (meterId.length === 0 || meterId.length > 128 || CONTROL_CHARS.test(meterId)) {
-    return reject('invalid_meter_id', `meter_id ${echo(meterId)} is empty, too long or has control characters`);
+    return reject('invalid_meter_id', () => `meter_id ${echo(meterId)} is empty, too long or has control characters`);
   }
   const ts = parseTimestamp(obj['timestamp']);
-  if (typeof ts === 'string') return reject(ts, `timestamp ${obj['timestamp'] === undefined ? 'undefined' : echo(obj['timestamp'])}: ${ts}`);
+  if (typeof ts === 'string') return reject(ts, () => `timestamp ${obj['timestamp'] === undefined ? 'undefined' : echo(obj['timestamp'])}: ${ts}`);
   const nums: Record<NumberField, number> = { kwh: 0, voltage: 0, current: 0, power_factor: 0 };
   for (const f of NUMBER_FIELDS) {
     const r = checkNumber(obj, f);
@@ -173,14 +189,14 @@ export function diagnoseReading(
   let power = nums.voltage * nums.current * nums.power_factor;
   const powerField = obj['power_w'] !== undefined ? 'power_w' : obj['power'] !== undefined ? 'power' : undefined;
   if (powerField !== undefined && obj[powerField] !== null) {
-    const r = checkNumber({ power_w: obj[powerField] }, 'power_w');
-    if (typeof r !== 'number') return reject(r[0], r[1].replace('power_w', powerField));
+    const r = checkNumber({ power_w: obj[powerField] }, 'power_w', powerField);
+    if (typeof r !== 'number') return reject(r[0], r[1]);
     power = r;
   }
   if (rawRegion === undefined || rawRegion === null) return reject('missing_field', 'region is missing (payload and topic)');
-  if (typeof rawRegion !== 'string') return reject('wrong_type', `region is ${echo(rawRegion)}, not a string`);
-  if (region === undefined) return reject('unknown_region', `region ${JSON.stringify(rawRegion.slice(0, 80))} is not a site region`);
-  if (ts > nowMs + ctx.futureSkewMs) return reject('future_timestamp', `timestamp ${new Date(ts).toISOString()} is ahead of now by more than ${ctx.futureSkewMs} ms`);
+  if (typeof rawRegion !== 'string') return reject('wrong_type', () => `region is ${echo(rawRegion)}, not a string`);
+  if (region === undefined) return reject('unknown_region', () => `region ${JSON.stringify(rawRegion.slice(0, 80))} is not a site region`);
+  if (ts > nowMs + ctx.futureSkewMs) return reject('future_timestamp', () => `timestamp ${new Date(ts).toISOString()} is ahead of now by more than ${ctx.futureSkewMs} ms`);
   return {
     meter_id: meterId, region, timestamp_ms: ts, kwh: nums.kwh, voltage: nums.voltage, current: nums.current,
     power_factor: nums.power_factor, power_w: power, arrived_at: arrivedAt,
@@ -207,14 +223,15 @@ export function parsePayload(
   const topicRegionRaw = regionFromTopic(topic, ctx.regionTopicLevel);
   const topicRegion = knownRegion(ctx, topicRegionRaw);
   if (payload.length > ctx.maxPayloadBytes) {
-    out.rejections.push({ error_type: 'payload_too_large', region: topicRegion ?? UNKNOWN_REGION, detail: `payload of ${payload.length} bytes exceeds ${ctx.maxPayloadBytes}` });
+    const bytes = payload.length;
+    out.rejections.push({ error_type: 'payload_too_large', region: topicRegion ?? UNKNOWN_REGION, detail: () => `payload of ${bytes} bytes exceeds ${ctx.maxPayloadBytes}`, arrived_at: arrivedAt });
     return;
   }
   let doc: unknown;
   try {
     doc = JSON.parse(payload.toString('utf8'));
   } catch (err) {
-    out.rejections.push({ error_type: 'malformed_json', region: topicRegion ?? UNKNOWN_REGION, detail: (err as Error).message.slice(0, 200) });
+    out.rejections.push({ error_type: 'malformed_json', region: topicRegion ?? UNKNOWN_REGION, detail: () => (err as Error).message.slice(0, 200), arrived_at: arrivedAt });
     return;
   }
   // A topic region that is not a known one still counts as given: the payload may not override it
@@ -222,7 +239,7 @@ export function parsePayload(
   const fallbackRegion = topicRegion ?? topicRegionRaw;
   if (Array.isArray(doc)) {
     if (doc.length === 0) {
-      out.rejections.push({ error_type: 'empty_batch', region: topicRegion ?? UNKNOWN_REGION, detail: 'empty array of readings' });
+      out.rejections.push({ error_type: 'empty_batch', region: topicRegion ?? UNKNOWN_REGION, detail: 'empty array of readings', arrived_at: arrivedAt });
       return;
     }
     for (const item of doc) push(out, validateReading(item, fallbackRegion, ctx, nowMs, arrivedAt));
@@ -231,7 +248,7 @@ export function parsePayload(
   push(out, validateReading(doc, fallbackRegion, ctx, nowMs, arrivedAt));
 }
 
-function push(out: ParseResult, r: ValidReading | Rejection): void {
+function push(out: ParseResult, r: ValidReading | DroppedReading): void {
   if ('error_type' in r) out.rejections.push(r);
   else out.readings.push(r);
 }

@@ -1,15 +1,9 @@
 // The demo's live terminal summary: a few plain lines every ~2 s from the gateway's own status and
 // one pull collection of its metrics (for the data-age p99, which only the histogram knows).
 // Append-only text (no cursor tricks), so it reads the same in a terminal, a pipe and a CI log.
-import { DataPointType, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { DataPointType, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { METRICS } from '../telemetry/semconv.js';
 import type { StatusReport } from '../status/status-model.js';
-
-/** A pull-only reader on the gateway's MeterProvider: collect() when the summary wants figures. */
-export class SummaryReader extends MetricReader {
-  protected override async onShutdown(): Promise<void> { /* nothing buffered */ }
-  protected override async onForceFlush(): Promise<void> { /* nothing buffered */ }
-}
 
 type Buckets = { boundaries: number[]; counts: number[] };
 

@@ -10,11 +10,13 @@ import { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader, t
 import { BatchSpanProcessor, NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
 import type { SiteInfo, TelemetryConfig } from '../config/site-types.js';
 import type { Logger } from '../runtime/logger.js';
+import { CumulativeProducer } from './cumulative-producer.js';
 import { GaugeProducer } from './gauge-producer.js';
 import { ExportHealthTracker, ObservedMetricExporter, ObservedSpanExporter, type ExporterHealth } from './export-health.js';
 import { createGatewaySampler, type SpanRatios } from './sampler.js';
 import { METRICS, METRIC_UNITS } from './semconv.js';
 import { resolveTelemetrySettings, type TelemetrySettings } from './settings.js';
+import { PullMetricReader } from './pull-reader.js';
 import { AccountedSpanProcessor, SpanAccounting, type SpanBooks } from './span-accounting.js';
 import { gatewayViews } from './views.js';
 
@@ -30,7 +32,11 @@ export interface TelemetryOptions {
   env?: NodeJS.ProcessEnv;
   /** Span name -> recording ratio, e.g. `{ [SPANS.meterProcessReading]: site.mqtt.meters.reading_span_ratio }`. */
   spanRatios?: SpanRatios;
-  /** More readers on the same MeterProvider (the alert evaluator's pull reader, tests' in-memory readers). */
+  /**
+   * More readers on the same MeterProvider (the alert evaluator's pull reader, tests' in-memory
+   * readers). A PullMetricReader also gets the cumulative producer (the ems.meter.* counters and
+   * histograms); another reader sees only the SDK's instruments.
+   */
   extraMetricReaders?: MetricReader[];
   /** More span processors (tests' in-memory exporters). */
   extraSpanProcessors?: SpanProcessor[];
@@ -53,6 +59,12 @@ export interface Telemetry {
    * Registered on the OTLP reader; an extra reader that should see them needs `metricProducers: [it]`.
    */
   readonly gaugeProducer: GaugeProducer;
+  /**
+   * Cumulative counters and histograms recorded without the SDK's per-call cost (the meter
+   * ingest's and the delivery counts, MeterIngest's and DeliveryService's `producer`). Registered
+   * on the OTLP reader and on every extra PullMetricReader.
+   */
+  readonly cumulativeProducer: CumulativeProducer;
   /** Exports what is pending on both signals now. Never rejects. */
   forceFlush(): Promise<void>;
   /** Flushes and stops both signals, giving up after timeoutMs. Never rejects; idempotent. */
@@ -69,7 +81,11 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const resource = resourceFromAttributes(settings.resourceAttributes);
   const gaugeProducer = new GaugeProducer(resource, { name: INSTRUMENTATION_SCOPE, version: opts.serviceVersion }, settings.cardinalityLimit, opts.now);
 
+
+  const scope = { name: INSTRUMENTATION_SCOPE, version: opts.serviceVersion };
+  const cumulativeProducer = new CumulativeProducer(scope, settings.cardinalityLimit, opts.now, resource);
   const readers: MetricReader[] = [...(opts.extraMetricReaders ?? [])];
+  for (const r of readers) if (r instanceof PullMetricReader) r.addProducer(cumulativeProducer);
   const spanProcessors: SpanProcessor[] = [...(opts.extraSpanProcessors ?? [])];
   let accounting: SpanAccounting | undefined;
   if (settings.enabled) {
@@ -84,7 +100,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
       exportIntervalMillis: settings.exportIntervalMs,
       exportTimeoutMillis: settings.exportTimeoutMs,
       cardinalityLimits: { default: settings.cardinalityLimit },
-      metricProducers: [gaugeProducer],
+      metricProducers: [gaugeProducer, cumulativeProducer],
     }));
     const traceExporter = new OTLPTraceExporter({ url: settings.tracesUrl, headers: settings.tracesHeaders, timeoutMillis: settings.exportTimeoutMs });
     // The SDK keeps no disk buffer: past the queue size spans are dropped (field notes). The
@@ -130,7 +146,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   };
 
   return {
-    meterProvider, tracerProvider, meter, tracer, settings, gaugeProducer,
+    meterProvider, tracerProvider, meter, tracer, settings, gaugeProducer, cumulativeProducer,
     exporterHealth: () => tracker.snapshot(),
     spanQueue: () => accounting?.snapshot(),
     forceFlush: async () => {

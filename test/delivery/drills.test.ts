@@ -57,7 +57,7 @@ describe.skipIf(!havePeers)('delivery drills (mosquitto -> spool -> PostgreSQL)'
     const { service, meterProvider } = newDelivery(site);
     await service.start();
     const tel = new TestTelemetry();
-    const ingest = new MeterIngest({ mqtt: mqttConfig(broker.url), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, sink: service });
+    const ingest = new MeterIngest({ mqtt: mqttConfig(broker.url), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer, sink: service });
     let stopped = false;
     const stopAll = async (): Promise<void> => {
       if (stopped) return;

@@ -34,7 +34,7 @@ describe('meter ingest accounting with a fault mix', () => {
     const sink = new RecordingSink();
     const ingest = new MeterIngest({
       mqtt: mqttConfig(url, { protocol_version: protocolVersion }), clock: systemClock, logger: silentLogger(),
-      meter: tel.meter, tracer: tel.tracer, sink,
+      meter: tel.meter, tracer: tel.tracer, producer: tel.producer, sink,
     });
     await ingest.start();
     cleanups.push(() => ingest.stop());

@@ -19,7 +19,7 @@ describe('flow check', () => {
     const tel = new TestTelemetry();
     cleanups.push(() => tel.shutdown());
     const ingest = new MeterIngest({
-      mqtt: mqttConfig(m.url), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer,
+      mqtt: mqttConfig(m.url), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer,
       idleProbeMs: 500, probeTimeoutMs: 1000,
     });
     await ingest.start();

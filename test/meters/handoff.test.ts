@@ -38,7 +38,7 @@ describe('hand-off', () => {
     const tel = new TestTelemetry();
     cleanups.push(() => tel.shutdown());
     const ingest = new MeterIngest({
-      mqtt: mqttConfig(m.url, {}, { batch_max_size: batchMax, qos }), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, sink,
+      mqtt: mqttConfig(m.url, {}, { batch_max_size: batchMax, qos }), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer, sink,
     });
     await ingest.start();
     cleanups.push(() => ingest.stop());

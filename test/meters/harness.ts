@@ -1,8 +1,10 @@
 // Shared test wiring for the meter ingest: a typed MqttConfig, an in-memory metric reader and
 // span exporter, and a wait helper with a bounded deadline.
-import { MeterProvider, MetricReader, type Histogram as HistogramPoint, type MetricData } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, type Histogram as HistogramPoint, type MetricData } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { MeterIngestConfig, MqttConfig } from '../../src/config/site-types.js';
+import { CumulativeProducer } from '../../src/telemetry/cumulative-producer.js';
+import { PullMetricReader } from '../../src/telemetry/pull-reader.js';
 
 export function meterIngestConfig(over: Partial<MeterIngestConfig> = {}): MeterIngestConfig {
   return {
@@ -19,18 +21,22 @@ export function mqttConfig(url: string, over: Partial<MqttConfig> = {}, meters: 
   };
 }
 
-export class TestReader extends MetricReader {
-  protected override async onShutdown(): Promise<void> { /* nothing to release */ }
-  protected override async onForceFlush(): Promise<void> { /* pull-only */ }
-}
+/** A pull reader; given to buildGateway (extraMetricReaders) it also sees the cumulative producer's metrics. */
+export class TestReader extends PullMetricReader {}
 
 export class TestTelemetry {
+  /** The ems.meter.* counters and histograms: pass it to MeterIngest as `producer`. */
+  readonly producer = new CumulativeProducer({ name: 'test' });
   readonly reader = new TestReader();
   readonly meterProvider = new MeterProvider({ readers: [this.reader] });
   readonly spans = new InMemorySpanExporter();
   readonly tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(this.spans)] });
   readonly meter = this.meterProvider.getMeter('test');
   readonly tracer = this.tracerProvider.getTracer('test');
+
+  constructor() {
+    this.reader.addProducer(this.producer);
+  }
 
   async metrics(): Promise<MetricData[]> {
     const { resourceMetrics } = await this.reader.collect();

@@ -121,7 +121,7 @@ describe('malformed payloads through the broker', () => {
     cleanups.push(() => tel.shutdown());
     const ingest = new MeterIngest({
       mqtt: mqttConfig(broker.url, { protocol_version: 4 }, { max_payload_bytes: 4096, topics: ['meters/#', 'meters'] }),
-      clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer,
+      clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer,
     });
     await ingest.start();
     cleanups.push(() => ingest.stop());

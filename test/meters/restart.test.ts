@@ -45,7 +45,7 @@ describe('meter ingest across restarts (mosquitto, persistent session, QoS 1)', 
   afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
 
   function gateway(cfg: MqttConfig, sink: ReadingSink, tel: TestTelemetry): MeterIngest {
-    return new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, sink });
+    return new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer, sink });
   }
 
   it.each([['graceful stop', false], ['crash (connection dropped, nothing flushed)', true]] as const)(
@@ -105,7 +105,7 @@ describe('meter ingest across restarts (mosquitto, persistent session, QoS 1)', 
     const telA = new TestTelemetry();
     const telB = new TestTelemetry();
     cleanups.push(() => telA.shutdown(), () => telB.shutdown());
-    const a = new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: telA.meter, tracer: telA.tracer, sink: slow, stateFile });
+    const a = new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: telA.meter, tracer: telA.tracer, producer: telA.producer, sink: slow, stateFile });
     cleanups.push(() => a.stop());
     await a.start();
     await waitFor(() => a.status().subscribed, 5000, 'A subscribed');
@@ -117,7 +117,7 @@ describe('meter ingest across restarts (mosquitto, persistent session, QoS 1)', 
     await a.stop({ drainTimeoutMs: 100 });
     expect(existsSync(stateFile)).toBe(false);
 
-    const b = new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: telB.meter, tracer: telB.tracer, sink: fast, stateFile });
+    const b = new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: telB.meter, tracer: telB.tracer, producer: telB.producer, sink: fast, stateFile });
     cleanups.push(() => b.stop());
     await b.start();
     // Every reading the slow sink never finished reaches the next instance's sink: none is lost.
@@ -132,7 +132,7 @@ describe('meter ingest across restarts (mosquitto, persistent session, QoS 1)', 
     const telA = new TestTelemetry();
     const telB = new TestTelemetry();
     cleanups.push(() => telA.shutdown(), () => telB.shutdown());
-    const mk = (tel: TestTelemetry): MeterIngest => new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, sink, stateFile });
+    const mk = (tel: TestTelemetry): MeterIngest => new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer, sink, stateFile });
     const a = mk(telA);
     const b = mk(telB);
     cleanups.push(() => a.stop(), () => b.stop());

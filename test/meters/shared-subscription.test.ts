@@ -43,7 +43,7 @@ describe('shared subscription from the site file', () => {
       expect(mqttCfg.meters?.batch_max_wait_ms).toBe(20);
       expect(mqttCfg.meters?.dedupe_window_ms).toBe(600_000); // loader default
       const tel = new TestTelemetry();
-      const ingest = new MeterIngest({ mqtt: mqttCfg, clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer });
+      const ingest = new MeterIngest({ mqtt: mqttCfg, clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer });
       cleanups.push(() => tel.shutdown(), () => ingest.stop());
       await ingest.start();
       gateways.push({ ingest, tel });

@@ -22,7 +22,7 @@ describe('meter ingest telemetry', () => {
     cleanups.push(() => tel.shutdown());
     const ingest = new MeterIngest({
       mqtt: mqttConfig(broker.url, { protocol_version: 4 }, { reading_span_ratio: ratio }),
-      clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer,
+      clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer,
     });
     await ingest.start();
     cleanups.push(() => ingest.stop());

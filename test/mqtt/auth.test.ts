@@ -29,7 +29,7 @@ describe('MQTT username/password (mosquitto)', () => {
     const start = async (password: string): Promise<MeterIngest> => {
       const tel = new TestTelemetry();
       const ingest = new MeterIngest({
-        mqtt: mqttConfig(m.url, { username: 'gateway', password }), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer,
+        mqtt: mqttConfig(m.url, { username: 'gateway', password }), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer,
       });
       cleanups.push(() => tel.shutdown(), () => ingest.stop());
       await ingest.start();

@@ -86,7 +86,7 @@ describe.skipIf(!hasPeer('mosquitto') || !hasPeer('mosquitto_passwd'))('shipped 
     cleanups.push(() => tel.shutdown());
     const ingest = new MeterIngest({
       mqtt: mqttConfig(m.url, { client_id: 'ems-gateway-site-7', username: 'ems-gateway', password: USERS['ems-gateway'] }),
-      clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer,
+      clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer,
     });
     cleanups.push(() => ingest.stop());
     await ingest.start();

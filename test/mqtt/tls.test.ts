@@ -30,7 +30,7 @@ describe('MQTT over TLS (mosquitto)', () => {
 
   function gateway(cfg: MqttConfig): { ingest: MeterIngest; tel: TestTelemetry } {
     const tel = new TestTelemetry();
-    const ingest = new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer });
+    const ingest = new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer });
     cleanups.push(() => tel.shutdown(), () => ingest.stop());
     return { ingest, tel };
   }

@@ -5,6 +5,7 @@
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { Meter } from '@opentelemetry/api';
 import type { DeliveryConfig, SiteConfig } from '../config/site-types.js';
+import { encodeJournal } from '../meters/dedupe-journal.js';
 import type { ReadingSink, ValidReading } from '../meters/types.js';
 import type { MeterErrorType, Rejection } from '../meters/validate.js';
 import type { Clock } from '../runtime/clock.js';
@@ -130,9 +131,13 @@ export class DeliveryService implements ReadingSink {
       if (m === undefined) delta.dropped.set(d.region, (m = new Map()));
       m.set(d.error_type, (m.get(d.error_type) ?? 0) + 1);
     }
-    await spool.append(records, delta);
+    // The batch's dedupe journal entry commits with it (the ingest replays the journal after a crash).
+    await spool.append(records, delta, batch.length > 0 ? encodeJournal(batch, offset) : undefined);
     this.notify();
   }
+
+  /** The dedupe journal as committed, oldest first (ReadingSink.committedJournal). */
+  committedJournal(): Uint8Array[] { return this.spool?.journalEntries() ?? []; }
 
   /** Device samples (and anything else not acknowledged to a broker): committed like readings. */
   async append(records: readonly SpoolRecord[]): Promise<void> {

@@ -5,7 +5,9 @@
 // waits for room (the broker keeps what is unacknowledged), under `drop_oldest` the oldest
 // entries are evicted and every reading a sink had not confirmed is counted. The cumulative
 // totals (ingested and dropped per region and error type, per-sink delivery) are committed in the
-// same transaction as the batch or the position they describe.
+// same transaction as the batch or the position they describe, and so is the batch's dedupe
+// journal entry (the meter ids and timestamps it carries; the last JOURNAL_BATCHES are kept) from
+// which a restarted meter ingest recognises the broker's redeliveries of committed readings.
 import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { decodeEntry, encodeEntry, entryCount, firstArrivedMs, recordRegion, type Sequenced, type SpoolRecord } from './records.js';
@@ -22,6 +24,8 @@ export interface SpoolOptions {
   sinks: readonly string[];
   clock: Clock;
   logger: Logger;
+  /** Journal entries kept (one per appended batch that has one); default JOURNAL_BATCHES. */
+  journalBatches?: number;
   /** Readings evicted before every sink had them (drop_oldest, or the age bound): region -> count. */
   onEvicted?: (byRegion: Map<string, number>, bySink: Map<string, number>) => void;
 }
@@ -29,6 +33,9 @@ export interface SpoolOptions {
 /** LMDB's per-entry overhead beyond key and value, roughly (node header and page slack). */
 const ENTRY_OVERHEAD = 24;
 const RECHECK_MS = 1000;
+/** Dedupe journal entries kept: the last this many batches (docs/delivery.md, "Redeliveries after a crash"). */
+export const JOURNAL_BATCHES = 64;
+const JOURNAL_PREFIX = 'journal/';
 
 interface IndexEntry { key: number; count: number; bytes: number; arrivedMs: number }
 
@@ -65,6 +72,9 @@ export class Spool {
   private spaceWaiters: Array<() => void> = [];
   private recheck: ClockTimer | undefined;
   private writes = new Set<Promise<unknown>>();
+  /** Meta keys of the dedupe journal, oldest first, and the number of the next one. */
+  private journalKeys: string[] = [];
+  private journalNext = 0;
 
   private constructor(private readonly store: SpoolStore, private readonly opts: SpoolOptions) {}
 
@@ -107,9 +117,14 @@ export class Spool {
       this.positions.set(name, pos);
       if (this.totals.sinks[name] === undefined) this.totals.sinks[name] = { ingested: this.head - pos, delivered: 0, rejected: {}, evicted: 0 };
     }
+    const journal: number[] = [];
     for (const k of store.metaKeys()) {
       if (k.startsWith('pos/') && !this.positions.has(k.slice(4))) void this.track(store.removeMeta(k));
+      if (k.startsWith(JOURNAL_PREFIX)) journal.push(Number(k.slice(JOURNAL_PREFIX.length)));
     }
+    journal.sort((a, b) => a - b);
+    this.journalKeys = journal.map((n) => `${JOURNAL_PREFIX}${n}`);
+    this.journalNext = (journal[journal.length - 1] ?? -1) + 1;
     for (const name of Object.keys(this.totals.sinks)) if (!this.positions.has(name)) delete this.totals.sinks[name];
     // A sink removed from the site file no longer holds entries back.
     void this.track(Promise.all(this.removeConfirmed())).catch(() => undefined);
@@ -117,6 +132,16 @@ export class Spool {
 
   /** The cumulative totals as committed (for resuming exported counters after a restart). */
   totalsSnapshot(): SpoolTotals { return structuredClone(this.totals); }
+
+  /** The dedupe journal's entries as committed, oldest first. */
+  journalEntries(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (const k of this.journalKeys) {
+      const v = this.store.getMeta(k);
+      if (v instanceof Uint8Array) out.push(Uint8Array.prototype.slice.call(v)); // a copy: the store may reuse its read buffer
+    }
+    return out;
+  }
 
   position(sink: string): number { return this.positions.get(sink) ?? this.head; }
   get headSeq(): number { return this.head; }
@@ -150,7 +175,7 @@ export class Spool {
    * Commits one batch durably, with the ingest counts it carries. Resolves after the fsync. While
    * the spool (or the disk) is full: waits under `backpressure`, evicts under `drop_oldest`.
    */
-  async append(records: readonly SpoolRecord[], delta: IngestDelta = { ingested: new Map(), dropped: new Map() }): Promise<void> {
+  async append(records: readonly SpoolRecord[], delta: IngestDelta = { ingested: new Map(), dropped: new Map() }, journal?: Uint8Array): Promise<void> {
     if (records.length === 0 && delta.ingested.size === 0 && delta.dropped.size === 0) return;
     const value = records.length > 0 ? encodeEntry(records) : undefined;
     const size = value ? value.length + 8 + ENTRY_OVERHEAD : 0;
@@ -164,7 +189,7 @@ export class Spool {
       }
       if (!this.diskFull) this.setFull(false);
       try {
-        await this.commit(records, value, size, delta);
+        await this.commit(records, value, size, delta, journal);
         this.setDiskFull(false);
         return;
       } catch (err) {
@@ -179,7 +204,7 @@ export class Spool {
     }
   }
 
-  private commit(records: readonly SpoolRecord[], value: Buffer | undefined, size: number, delta: IngestDelta): Promise<unknown> {
+  private commit(records: readonly SpoolRecord[], value: Buffer | undefined, size: number, delta: IngestDelta, journal: Uint8Array | undefined): Promise<unknown> {
     const writes: Array<Promise<unknown>> = [];
     if (value !== undefined) {
       const key = this.head;
@@ -191,6 +216,13 @@ export class Spool {
     }
     addDelta(this.totals, delta);
     writes.push(this.store.putMeta('totals', this.totals));
+    if (journal !== undefined) {
+      const key = `${JOURNAL_PREFIX}${this.journalNext++}`;
+      this.journalKeys.push(key);
+      writes.push(this.store.putMeta(key, journal));
+      const keep = this.opts.journalBatches ?? JOURNAL_BATCHES;
+      while (this.journalKeys.length > keep) writes.push(this.store.removeMeta(this.journalKeys.shift() as string));
+    }
     const end = this.head;
     return this.track(Promise.all(writes)).then(() => {
       this.committed = Math.max(this.committed, end);

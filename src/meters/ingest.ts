@@ -12,6 +12,7 @@ import { SubscriptionKeeper } from '../mqtt/subscription-keeper.js';
 import { parseTopicFilter } from '../mqtt/topics.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import { decodeJournal } from './dedupe-journal.js';
 import { DropLog } from './drop-log.js';
 import { HandOffPipeline } from './hand-off.js';
 import { IngestTelemetry } from './ingest-telemetry.js';
@@ -116,9 +117,32 @@ export class MeterIngest implements GridSampleSource {
         this.deps.logger.warn({ err: { message: (err as Error).message } }, 'meter dedupe state not restored');
       }
     }
+    this.replayJournal();
     this.connection.setMessageHandler((packet, token, next) => this.onMessage(packet, token, next));
     this.keeper.start();
     this.connection.start();
+  }
+
+  /**
+   * Feeds the sink's committed dedupe journal (the last batches it committed) into the dedupe
+   * state, as if those readings had just arrived again at their first arrival time: the broker's
+   * redeliveries of readings committed before a crash (kill -9: no state file written) are then
+   * duplicates, not readings ingested and counted twice.
+   */
+  private replayJournal(): void {
+    const sink = this.deps.sink;
+    if (sink?.committedJournal === undefined) return;
+    const started = performance.now();
+    let readings = 0;
+    try {
+      for (const entry of sink.committedJournal()) {
+        readings += decodeJournal(entry, (id, ts, kwh, arrived) => { this.state.accept(id, ts, kwh, arrived); });
+      }
+    } catch (err) {
+      this.deps.logger.warn({ err: { message: (err as Error).message } }, 'dedupe journal not replayed: redeliveries of committed readings will be ingested again');
+      return;
+    }
+    this.deps.logger.info({ readings, ms: Math.round(performance.now() - started) }, 'dedupe journal replayed');
   }
 
   /** Hands off what was received, acknowledges it, then disconnects (the session stays on the broker). */

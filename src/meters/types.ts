@@ -30,4 +30,10 @@ export interface ReadingSink {
    */
   readonly concurrentWrites?: number;
   write(batch: readonly ValidReading[], dropped?: readonly Pick<Rejection, 'region' | 'error_type'>[]): Promise<void>;
+  /**
+   * A durable sink that commits a dedupe journal with each batch (dedupe-journal.ts) returns its
+   * committed entries, oldest first: the ingest replays them into its dedupe state at start, so
+   * the broker's redeliveries of readings committed before a crash are recognised as duplicates.
+   */
+  committedJournal?(): Uint8Array[];
 }

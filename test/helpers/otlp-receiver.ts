@@ -18,6 +18,8 @@ export interface ReceivedPoint {
   attributes: Attrs;
   /** Gauge / sum value. */
   value?: number;
+  /** Sum points: start_time_unix_nano in epoch ms (the start of a cumulative series). */
+  startMs?: number;
   count?: number;
   sum?: number;
   bucketCounts?: number[];
@@ -78,7 +80,8 @@ const hex = (b64: unknown): string => (typeof b64 === 'string' ? Buffer.from(b64
 
 function numberPoint(p: PbObject): ReceivedPoint {
   const value = p['value'] === 'as_int' ? Number(p['as_int']) : Number(p['as_double']);
-  return { attributes: attrs(p['attributes']), value };
+  const start = p['start_time_unix_nano'];
+  return { attributes: attrs(p['attributes']), value, ...(start !== undefined ? { startMs: Number(BigInt(String(start)) / 1_000_000n) } : {}) };
 }
 
 function histogramPoint(p: PbObject): ReceivedPoint {

@@ -9,7 +9,6 @@
 //   - With the shipped configuration (autosave_interval 1) the session survives: 0 lost.
 // Bounded: at most 6,000 readings at 500/s, at most 20 s of publishing per run.
 import { Writable } from 'node:stream';
-import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MqttConfig } from '../../src/config/site-types.js';
@@ -19,6 +18,7 @@ import type { MeterStatus, StatusReport } from '../../src/status/status-model.js
 import { METRICS } from '../../src/telemetry/semconv.js';
 import { edgeBrokerConf } from '../helpers/edge-broker.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { NumberedPublisher } from '../helpers/numbered-publisher.js';
 import { hasPeer } from '../peers.js';
 import { minimalSite } from '../runtime/site-fixture.js';
 import { meterIngestConfig, TestReader, waitFor } from './harness.js';
@@ -27,51 +27,6 @@ const RATE_PER_S = 500;
 const MAX_READINGS = 6000;
 const MAX_PUBLISH_MS = 20_000;
 const METERS = 200;
-
-/** Publishes numbered readings at QoS 1; a reading counts as published once the broker acknowledged it. */
-class NumberedPublisher {
-  readonly acked = new Set<number>();
-  private client: MqttClient | undefined;
-  private stopped = false;
-  private readonly t0 = Date.now() - 60_000;
-
-  constructor(private readonly url: string) {}
-
-  async start(): Promise<void> {
-    this.client = await mqtt.connectAsync(this.url, {
-      protocolVersion: 5, clientId: `drill-publisher-${process.pid}`, clean: false, properties: { sessionExpiryInterval: 300 },
-      reconnectPeriod: 100, connectTimeout: 2000,
-    });
-    this.client.on('error', () => { /* reconnects; unacknowledged publishes stay in its outgoing store */ });
-  }
-
-  /** Publishes until stop(), MAX_READINGS or MAX_PUBLISH_MS; at most `window` unacknowledged at a time. */
-  async run(window = 200): Promise<void> {
-    const client = this.client;
-    if (!client) throw new Error('start() first');
-    const started = Date.now();
-    let inflight = 0;
-    for (let seq = 1; seq <= MAX_READINGS && !this.stopped && Date.now() - started < MAX_PUBLISH_MS; seq++) {
-      while ((inflight >= window || Date.now() < started + (seq * 1000) / RATE_PER_S) && !this.stopped && Date.now() - started < MAX_PUBLISH_MS) {
-        await new Promise((r) => setTimeout(r, 2));
-      }
-      const meter = `m-${seq % METERS}`;
-      const reading = { meter_id: meter, timestamp: this.t0 + seq, kwh: seq / 1000, voltage: 230, current: 1, power_factor: 0.95 };
-      inflight++;
-      client.publish(`meters/north/${meter}`, JSON.stringify(reading), { qos: 1 }, (err) => {
-        inflight--;
-        if (!err) this.acked.add(seq);
-      });
-    }
-  }
-
-  stop(): void { this.stopped = true; }
-
-  async close(): Promise<void> {
-    this.stopped = true;
-    await this.client?.endAsync(true);
-  }
-}
 
 interface Line { msg: string; level: number; client?: string; component?: string }
 
@@ -105,7 +60,7 @@ describe.skipIf(!hasPeer('mosquitto'))('broker kill -9 under QoS 1 load (shipped
     };
     await waitFor(() => meters().flow_confirmed === true, 10_000, 'gateway subscribed and flow confirmed');
 
-    const pub = new NumberedPublisher(broker.url);
+    const pub = new NumberedPublisher(broker.url, { ratePerS: RATE_PER_S, maxReadings: MAX_READINGS, maxPublishMs: MAX_PUBLISH_MS, meters: METERS });
     cleanups.push(() => pub.close());
     await pub.start();
     const publishing = pub.run();

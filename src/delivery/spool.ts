@@ -176,7 +176,7 @@ export class Spool {
    * the spool (or the disk) is full: waits under `backpressure`, evicts under `drop_oldest`.
    */
   async append(records: readonly SpoolRecord[], delta: IngestDelta = { ingested: new Map(), dropped: new Map() }, journal?: Uint8Array): Promise<void> {
-    if (records.length === 0 && delta.ingested.size === 0 && delta.dropped.size === 0) return;
+    if (records.length === 0 && delta.ingested.size === 0 && delta.dropped.size === 0 && journal === undefined) return;
     const value = records.length > 0 ? encodeEntry(records) : undefined;
     const size = value ? value.length + 8 + ENTRY_OVERHEAD : 0;
     for (;;) {

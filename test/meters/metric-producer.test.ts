@@ -9,10 +9,15 @@ import { describe, expect, it } from 'vitest';
 import { IngestTelemetry, type SealedBatch } from '../../src/meters/ingest-telemetry.js';
 import type { ValidReading } from '../../src/meters/types.js';
 import type { DroppedReading, MeterErrorType } from '../../src/meters/validate.js';
+import { AlertMetricReader } from '../../src/alerts/evaluator.js';
+import { snapshotFrom } from '../../src/alerts/metric-window.js';
+import { silentLogger } from '../../src/runtime/logger.js';
 import { CumulativeProducer } from '../../src/telemetry/cumulative-producer.js';
+import { createTelemetry } from '../../src/telemetry/setup.js';
 import { PullMetricReader } from '../../src/telemetry/pull-reader.js';
 import { BUCKETS, METRICS } from '../../src/telemetry/semconv.js';
 import { gatewayTemporality, gatewayViews } from '../../src/telemetry/views.js';
+import { telemetryConfig } from '../telemetry/fixtures.js';
 
 const NOW = 1_750_000_000_000;
 const HANDOFF_MONO = 100_000;
@@ -152,5 +157,25 @@ describe('meter metrics through the CumulativeProducer', () => {
       [{ region: 'north' }, 1, [Math.floor(since / 1000), 0]],
       [{ region: 'south' }, 1, [Math.floor(since / 1000), 0]],
     ]);
+  });
+
+  it('createTelemetry registers the producer on its extra pull readers: the alert evaluator reads the meter metrics', async () => {
+    const reader = new AlertMetricReader();
+    const telemetry = createTelemetry({
+      config: telemetryConfig({ enabled: false }), site: { id: 's', region: 'north', nominal_frequency_hz: 50 }, logger: silentLogger(),
+      serviceVersion: '0', env: {}, extraMetricReaders: [reader],
+    });
+    try {
+      const ingest = new IngestTelemetry(telemetry.cumulativeProducer, telemetry.tracer, 0);
+      ingest.record({ readings: [reading(1, 'north', 6000, 1000), reading(2, 'north', 1, 1)], rejections: [drop('north', 'duplicate')], openedAtWall: NOW }, HANDOFF_MONO, NOW);
+      const { resourceMetrics } = await reader.collect();
+      const snap = snapshotFrom(resourceMetrics, NOW);
+      expect(snap.ingested.get('north')).toBe(2);
+      expect(snap.dropped.get('north')).toBe(1);
+      expect(snap.latency.get('north')?.counts.reduce((a, b) => a + b, 0)).toBe(2);
+      expect(snap.dataAge.get('north')?.counts.at(BUCKETS.dataAgeSeconds.indexOf(1800))).toBe(1); // 1000 s: in (900, 1800]
+    } finally {
+      await telemetry.shutdown(500);
+    }
   });
 });

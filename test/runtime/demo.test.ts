@@ -43,6 +43,8 @@ describe('ems-gateway demo (built CLI, child process)', () => {
     const rates = await demo.waitFor(/meters +([1-9][\d,]*) readings\/s +ingested ([1-9][\d,]*)/, 30_000);
     expect(Date.now() - t0).toBeLessThan(30_000);
     expect(Number(rates[2]?.replaceAll(',', ''))).toBeGreaterThan(0);
+    // The data-age p99 comes from the histogram the summary's pull reader collects (the cumulative producer's).
+    await demo.waitFor(/data age p99 \d+\.\d s/, 15_000);
     // Every device of the demo site is polled and up; the grid figures come from them.
     await demo.waitFor(/devices 6\/6 up/, 15_000);
     await demo.waitFor(/grid +(4\d|5\d)\.\d{3} Hz +generation \d+\.\d{3} MW +load \d+\.\d{3} MW/, 15_000);

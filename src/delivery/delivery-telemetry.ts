@@ -20,16 +20,18 @@ export interface GaugeSource {
  * Resumes the committed cumulative streams from the spool's totals: ems.meter.readings_ingested
  * and readings_dropped per region (and error_type), ems.delivery.delivered, rejected and evicted
  * per sink, each at its committed value and with the totals' start time (series opened later
- * too). Call once, before anything is recorded into them.
+ * too). Call at start, before the meter ingest records into them.
  */
 export function resumeCounters(producer: CumulativeProducer, totals: SpoolTotals): void {
   const meter = meterStreams(producer);
   const since = totals.since_ms;
   meter.ingested.resumeFrom(since);
   meter.dropped.resumeFrom(since);
-  for (const [region, n] of Object.entries(totals.ingested)) meter.ingested.add(meter.ingested.series(region, { [METRIC_ATTRS.region]: region }, since), n);
+  // raiseTo, not add: a second start on the same producer (a service restarted in one process)
+  // finds its streams already at these totals and leaves them there.
+  for (const [region, n] of Object.entries(totals.ingested)) meter.ingested.raiseTo(meter.ingested.series(region, { [METRIC_ATTRS.region]: region }, since), n);
   for (const [region, types] of Object.entries(totals.dropped)) {
-    for (const [type, n] of Object.entries(types)) meter.dropped.add(dropSeries(meter.dropped, region, type, since), n);
+    for (const [type, n] of Object.entries(types)) meter.dropped.raiseTo(dropSeries(meter.dropped, region, type, since), n);
   }
   const d = deliveryStreams(producer);
   for (const s of [d.delivered, d.rejected, d.evicted]) s.resumeFrom(since);

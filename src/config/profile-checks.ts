@@ -81,6 +81,19 @@ function checkPointShape(p: DeviceProfile, pt: PointDef, ctx: FileCtx): void {
   }
   const sent = pt.sentinel;
   if (typeof sent === 'object' && pt.type === 'string') ctx.errorAt(pt, 'sentinel', 'sentinel values do not apply to strings');
+  checkValidRange(pt, bitTable, ctx);
+}
+
+/** valid_range: [min, max] in scaled units, for numbers only (a string or a flag has no range). */
+function checkValidRange(pt: PointDef, bitTable: boolean, ctx: FileCtx): void {
+  const r = pt.valid_range;
+  if (r === undefined) return;
+  if (bitTable || pt.type === 'string' || pt.type === 'bool' || pt.type === 'bit') {
+    ctx.errorAt(pt, 'valid_range', `valid_range applies to numbers, not to a ${bitTable ? pt.table : pt.type} point`);
+    return;
+  }
+  const [min, max] = r;
+  if (min > max) ctx.errorAt(pt, 'valid_range', `valid_range [${min}, ${max}]: min is greater than max`);
 }
 
 /** Two points may not share a register, except bits of the same 16-bit register. */

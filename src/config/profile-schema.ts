@@ -52,6 +52,7 @@ export const pointFields: Fields = {
   scale_factor: { s: idRef('id of an int16 point holding a SunSpec scale factor (value * 10^sf)') },
   sentinel: { s: sentinel, default: 'default' },
   unit: { s: oneOf(UNITS), doc: 'unit of the scaled value' },
+  valid_range: { s: arr(num(), { minItems: 2, maxItems: 2 }), doc: '[min, max] a real value lies in (scaled units, from the datasheet); outside: not exported, counted as implausible' },
   metric: { s: str({ pattern: METRIC_PATTERN, patternHint: 'a metric name like "ems.device.ac_power"' }), doc: 'the gauge this point feeds; omitted: not exported' },
   role: { s: oneOf(ROLES), doc: 'what the point means to the grid state' },
   enum: { s: record(str(), { keyPattern: '^-?[0-9]+$', keyHint: 'an integer raw value' }), doc: 'raw value -> label' },

@@ -62,6 +62,8 @@ export interface PointDef {
   scale_factor?: string;         // id of an int16 point holding a SunSpec scale factor (value = raw * 10^sf)
   sentinel?: SentinelSpec;       // default 'default'
   unit?: string;                 // UCUM-ish unit of the *scaled* value: W, kW, MW, V, A, Hz, %, Cel, Wh, kWh
+  /** [min, max] of a plausible value (scaled units, from the datasheet); outside: withheld as implausible. */
+  valid_range?: [number, number];
   metric?: string;               // the gauge this point feeds, e.g. ems.device.ac_power; omitted: not exported
   role?: PointRole;
   enum?: Record<string, string>; // raw value -> label, for status words

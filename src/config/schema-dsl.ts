@@ -206,7 +206,7 @@ export function duration(o: { min_ms?: number; doc?: string } = {}): Schema<numb
 
 export interface ArrSchema<T> extends Schema<T[]> { readonly item: Schema<T> }
 
-export function arr<T>(item: Schema<T>, o: { minItems?: number; doc?: string } = {}): ArrSchema<T> {
+export function arr<T>(item: Schema<T>, o: { minItems?: number; maxItems?: number; doc?: string } = {}): ArrSchema<T> {
   return {
     kind: 'array', accepts: ['seq'], item,
     parse(node, path, ctx) {
@@ -222,10 +222,17 @@ export function arr<T>(item: Schema<T>, o: { minItems?: number; doc?: string } =
         ctx.error(node, path, `needs at least ${o.minItems} item${o.minItems === 1 ? '' : 's'}`);
         return INVALID;
       }
+      if (o.maxItems !== undefined && node.items.length > o.maxItems) {
+        ctx.error(node, path, `takes at most ${o.maxItems} item${o.maxItems === 1 ? '' : 's'}, got ${node.items.length}`);
+        return INVALID;
+      }
       ctx.origins.set(out, { node, path });
       return bad ? INVALID : out;
     },
-    json: () => ({ type: 'array', items: item.json(), ...(o.minItems ? { minItems: o.minItems } : {}), ...(o.doc ? { description: o.doc } : {}) }),
+    json: () => ({
+      type: 'array', items: item.json(), ...(o.minItems ? { minItems: o.minItems } : {}), ...(o.maxItems !== undefined ? { maxItems: o.maxItems } : {}),
+      ...(o.doc ? { description: o.doc } : {}),
+    }),
   };
 }
 

@@ -249,6 +249,19 @@ export function decodeAllOrders(words: Uint16Array, type: NumericType): Record<W
   return out;
 }
 
+/**
+ * A point decoded as if its registers came in each of the four orders (its scale, offset, scale
+ * factor and sentinels applied): what the status detail and `probe` show for multi-register points,
+ * and how a wrong order is recognised ("did you mean CDAB?").
+ */
+export function decodePointAllOrders(
+  profile: Pick<DeviceProfile, 'default_order'>, point: PointDef, words: Uint16Array | Uint8Array, offset: number, scaleFactor?: number,
+): Record<WordOrder, DecodedValue> {
+  const out = {} as Record<WordOrder, DecodedValue>;
+  for (const order of WORD_ORDERS) out[order] = decodePoint(profile, { ...point, order }, words, offset, scaleFactor);
+  return out;
+}
+
 /** The enum label of a status value (raw integer), if the profile names one. */
 export function enumLabel(point: Pick<PointDef, 'enum'>, raw: number | bigint): string | undefined {
   return point.enum?.[String(raw)];

@@ -23,7 +23,7 @@ import { MeterIngest } from './meters/ingest.js';
 import type { EndpointPool } from './modbus/endpoint-pool.js';
 import { PollerSet } from './modbus/poller-set.js';
 import type { ModbusEndpointClient } from './modbus/types.js';
-import { alertStatus, deliveryStatus, deviceStatus, DrTally, drStatus, exporterStatus, gridStatus, meterStatus } from './status/adapters.js';
+import { alertStatus, deliveryStatus, deviceDetail, deviceStatus, DrTally, drStatus, exporterStatus, gridStatus, meterStatus } from './status/adapters.js';
 import { gatherStatus, type StatusContext, type StatusProviders, type StatusReport } from './status/status-model.js';
 import { StatusServer } from './status/status-server.js';
 import { createTelemetry, type Telemetry, type TelemetryOptions } from './telemetry/setup.js';
@@ -165,7 +165,8 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   if (site.devices.some((d) => d.enabled)) {
     gridSources.push(pollers);
     parts.push(part('modbus', async () => pollers.start(), async () => { await pollers.stop(); await recorder?.stop(); }));
-    providers.devices = () => deviceStatus(pollers.status(), site.devices);
+    providers.devices = () => deviceStatus(pollers.status(), site.devices, pollers, clock.now());
+    providers.device = (id) => deviceDetail(id, pollers.status(), site.devices, pollers, clock.now());
   }
 
   // --- 6. grid state: reads the pollers' snapshot and the meter power table ---

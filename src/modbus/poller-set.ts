@@ -10,6 +10,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { GaugeProducer } from '../telemetry/gauge-producer.js';
 import { DeviceGauges } from './device-metrics.js';
 import { EndpointPool, type EndpointDefaults } from './endpoint-pool.js';
+import type { PointReadout, ReadBlockReadout } from './live-values.js';
 import { DevicePoller, type DeviceStatus, type PollObserver } from './poller.js';
 import { ModbusMetrics } from './poller-metrics.js';
 import { planIdentityReads, planReads, type PlannedRead } from './read-plan.js';
@@ -124,6 +125,16 @@ export class PollerSet implements GridSampleSource {
 
   status(): DeviceStatus[] {
     return this.pollers.map((p) => p.status());
+  }
+
+  /** One device's live values (live-values.ts); undefined for a device that is not polled. */
+  liveValues(deviceId: string, withRegisters = false): PointReadout[] | undefined {
+    return this.pollers.find((p) => p.device.id === deviceId)?.liveValues(withRegisters);
+  }
+
+  /** One device's planned reads with the registers of their last answer; undefined when not polled. */
+  lastReads(deviceId: string): ReadBlockReadout[] | undefined {
+    return this.pollers.find((p) => p.device.id === deviceId)?.lastReadBlocks();
   }
 
   gridSamples(): GridSample[] {

@@ -10,8 +10,10 @@ import type { DeviceConfig } from '../config/site-types.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { rateLimitedLogger, type RateLimitedLogger } from '../runtime/rate-limit.js';
-import { decodePoint, type DecodedValue } from './codec.js';
+import { decodePoint, pointOrder, type DecodedValue } from './codec.js';
 import { IdentityCheck, IdentityGate, type IdentityValues } from './identity-check.js';
+import { emptyReads, readBlocks, readPoints, type LastRead, type PointReadout, type ReadBlockReadout } from './live-values.js';
+import { checksPlausibility, implausibleWhy, isMultiRegister, orderHint, ordersInRange, outOfRange } from './plausibility.js';
 import { planReads, type PlannedRead } from './read-plan.js';
 import type { DeviceSnapshot } from './snapshot.js';
 import { ModbusError, type ModbusEndpointClient, type ModbusErrorType } from './types.js';
@@ -116,6 +118,10 @@ const CONFIG_ERRORS: ReadonlySet<ModbusErrorType> = new Set(['exception_illegal_
 
 export class DevicePoller {
   private plan: CompiledRead[] = [];
+  /** The last answer (or failure) of each planned read, for the live values (live-values.ts). */
+  private lastReads: LastRead[] = [];
+  /** Points whose value is withheld as implausible now (logged once per state change). */
+  private readonly implausible = new Set<string>();
   private readonly sfValues = new Map<string, number>();
   private parkedUntil: number[] = [];
   private timer: ClockTimer | undefined;
@@ -163,6 +169,7 @@ export class DevicePoller {
       return false;
     }
     this.parkedUntil = this.plan.map(() => 0);
+    this.lastReads = emptyReads(this.plan.length);
     return true;
   }
 
@@ -192,6 +199,16 @@ export class DevicePoller {
       ...this.counts, lastCycleMs: this.lastCycleMs, lastError: this.lastError,
       ...(this.ident?.identity === undefined ? {} : { identity: this.ident.identity }),
     };
+  }
+
+  /** Every cyclic point's live value or the reason it has none; `withRegisters`: raw registers and the four orders too. */
+  liveValues(withRegisters = false): PointReadout[] {
+    return readPoints(this.profile, this.plan.map((c) => c.read), this.lastReads, withRegisters);
+  }
+
+  /** The planned reads with the registers of their last answer. */
+  lastReadBlocks(): ReadBlockReadout[] {
+    return readBlocks(this.plan.map((c) => c.read), this.lastReads);
   }
 
   private schedule(): void {
@@ -225,8 +242,12 @@ export class DevicePoller {
     let abort = blocked !== undefined;
     for (let i = 0; i < this.plan.length; i++) {
       const r = (this.plan[i] as CompiledRead).read;
+      const last = this.lastReads[i] as LastRead;
       if (abort || (this.parkedUntil[i] ?? 0) > t0) {
         for (const p of r.points) snapshot.delete(this.device.id, p.id);
+        last.words = undefined;
+        last.atMs = clock.now();
+        if (abort && failedWith !== undefined) last.error = { code: failedWith.code, message: `not read this cycle: ${failedWith.message}` };
         continue;
       }
       try {
@@ -234,11 +255,18 @@ export class DevicePoller {
           { unitId: this.device.unit_id, table: r.table, address: r.address, count: r.count },
           { deviceId: this.device.id, timeoutMs: this.profile.quirks.timeout_ms },
         );
-        this.store(this.plan[i] as CompiledRead, words, clock.now());
+        const at = clock.now();
+        last.words = words;
+        last.atMs = at;
+        last.error = undefined;
+        this.store(this.plan[i] as CompiledRead, words, at);
         good += 1;
       } catch (e) {
         const err = e instanceof ModbusError ? e : new ModbusError('exception_other', String(e), { device: this.device.id });
         for (const p of r.points) snapshot.delete(this.device.id, p.id);
+        last.words = undefined;
+        last.atMs = clock.now();
+        last.error = { code: err.code, message: err.message };
         failedWith = err;
         this.counts.errors += 1;
         this.fail(err.code, err.message);
@@ -281,15 +309,19 @@ export class DevicePoller {
         const d = decodePoint(this.profile, p, words, it.offset, sfv);
         if (it.width <= 4 && it.offset + it.width <= words.length) remember(it, words, sfv, d);
         else it.cached = false;
-        this.apply(it, d.ok, d.ok ? d.value : 0, d.ok ? '' : d.reason, at);
+        this.apply(it, d.ok, d.ok ? d.value : 0, d.ok ? '' : d.reason, at, words, sfv);
       } else {
-        this.apply(it, it.lastOk, it.lastValue, it.lastReason, at);
+        this.apply(it, it.lastOk, it.lastValue, it.lastReason, at, words, sfv);
       }
     }
   }
 
-  private apply(it: CompiledItem, ok: boolean, value: number | string | boolean, reason: string, at: number): void {
+  private apply(
+    it: CompiledItem, ok: boolean, value: number | string | boolean, reason: string, at: number, words: Uint16Array | Uint8Array, sfv: number | undefined,
+  ): void {
     const p = it.point;
+    // Plausibility, a step of its own after decoding: a value outside valid_range is withheld.
+    if (ok && checksPlausibility(p) && this.withheld(it, value, words, sfv)) return;
     if (ok) {
       this.deps.snapshot.set(this.device.id, p.id, value, at);
       if (it.isSf && typeof value === 'number') this.sfValues.set(p.id, value);
@@ -298,6 +330,32 @@ export class DevicePoller {
       // A sentinel is the device saying "not implemented": expected, not an error.
       if (reason === 'malformed') this.deps.observer?.decodeError(this.device.id, 'malformed_response');
     }
+  }
+
+  /**
+   * True when the value is implausible (outside the point's valid_range, a denormal float): not exported, counted as
+   * error_type="implausible" every time, logged once per change of state, with the registers and
+   * the other word orders that would be in range.
+   */
+  private withheld(it: CompiledItem, value: number | string | boolean, words: Uint16Array | Uint8Array, sfv: number | undefined): boolean {
+    const p = it.point;
+    if (!outOfRange(p, value)) {
+      if (this.implausible.delete(p.id)) this.log.info({ point: p.id, value }, 'value back in its valid_range: exported again');
+      return false;
+    }
+    this.deps.snapshot.delete(this.device.id, p.id);
+    this.deps.observer?.decodeError(this.device.id, 'implausible');
+    if (!this.implausible.has(p.id)) {
+      this.implausible.add(p.id);
+      const multi = isMultiRegister(p);
+      const orders = ordersInRange(this.profile, p, words, it.offset, sfv);
+      const registers = Array.from(words.subarray(it.offset, it.offset + it.width), (w) => `0x${w.toString(16).padStart(4, '0')}`);
+      this.log.warn(
+        { error_type: 'implausible', point: p.id, value, valid_range: p.valid_range, registers, address: p.address, ...(multi ? { order: pointOrder(this.profile, p), in_range_orders: orders } : {}) },
+        `implausible value withheld: ${p.id} = ${implausibleWhy(p, value as number)} (registers ${registers.join(' ')}); ${orderHint(orders, multi)}`,
+      );
+    }
+    return true;
   }
 
   /** Undefined when the cyclic reads may go ahead; else the error that blocks them this cycle. */

@@ -9,11 +9,14 @@ import type { DeviceConfig } from '../config/site-types.js';
 import type { DeliveryStatus } from '../delivery/delivery-service.js';
 import type { MeterIngestStatus } from '../meters/ingest-stats.js';
 import type { SessionStatus } from '../mqtt/session-continuity.js';
+import type { PointReadout, ReadBlockReadout } from '../modbus/live-values.js';
 import type { DeviceStatus as PollerStatus } from '../modbus/poller.js';
 import type { ExporterHealth } from '../telemetry/export-health.js';
 import type { TelemetrySettings } from '../telemetry/settings.js';
 import type { SpanBooks } from '../telemetry/span-accounting.js';
-import type { AlertStatus, BrokerSessionStatus, DeliveryStatusSection, DeviceStatus, DrStatus, ExporterStatus, GridStatus, MeterStatus } from './status-model.js';
+import type {
+  AbsentReason, AlertStatus, BrokerSessionStatus, DeliveryStatusSection, DeviceDetail, DeviceStatus, DeviceValue, DrStatus, ExporterStatus, GridStatus, MeterStatus,
+} from './status-model.js';
 
 export function gridStatus(snap: GridSnapshot | undefined, nominalHz: number, nowMs: number): GridStatus {
   if (!snap) return { frequency_hz: null, nominal_frequency_hz: nominalHz, generation_mw: null, load_mw: null, updated_age_s: null };
@@ -128,8 +131,56 @@ export function drStatus(s: DemandResponseStatus, tally: DrTally): DrStatus {
   };
 }
 
-/** Pollers' status joined with the site's device config (zone, role, profile). Never-polled = down. */
-export function deviceStatus(pollers: PollerStatus[], devices: readonly DeviceConfig[]): DeviceStatus[] {
+/** Where the live values come from (PollerSet.liveValues / lastReads). */
+export interface LiveValueSource {
+  liveValues(deviceId: string, withRegisters?: boolean): PointReadout[] | undefined;
+  lastReads(deviceId: string): ReadBlockReadout[] | undefined;
+}
+
+const ageOf = (atMs: number | undefined, nowMs: number): number | null => (atMs === undefined ? null : Math.max(0, (nowMs - atMs) / 1000));
+
+/** A point's readout as the status page shows it: the value, or `absent` with the reason. */
+export function deviceValue(r: PointReadout, nowMs: number): DeviceValue {
+  const v: DeviceValue = { id: r.id, age_s: ageOf(r.read_at_ms, nowMs) };
+  if (r.name !== undefined) v.name = r.name;
+  if (r.unit !== undefined) v.unit = r.unit;
+  if (r.state === 'ok') {
+    if (r.value !== undefined) v.value = r.value;
+    if (r.label !== undefined) v.label = r.label;
+    if (r.flags !== undefined) v.flags = r.flags;
+  } else {
+    v.absent = r.state satisfies AbsentReason;
+    if (r.reason !== undefined) v.reason = r.reason;
+  }
+  if (r.valid_range !== undefined) v.valid_range = r.valid_range;
+  if (r.registers !== undefined) v.registers = r.registers;
+  if (r.order !== undefined) v.order = r.order;
+  if (r.orders !== undefined) v.orders = r.orders;
+  return v;
+}
+
+/** /status/devices/<id>: the device's entry with raw registers per point and per read; undefined when unknown. */
+export function deviceDetail(id: string, pollers: PollerStatus[], devices: readonly DeviceConfig[], live: LiveValueSource, nowMs: number): DeviceDetail | undefined {
+  const p = pollers.find((s) => s.deviceId === id);
+  const values = live.liveValues(id, true);
+  const reads = live.lastReads(id);
+  if (p === undefined || values === undefined || reads === undefined) return undefined;
+  const [base] = deviceStatus([p], devices);
+  if (base === undefined) return undefined;
+  return {
+    ...base,
+    values: values.map((r) => deviceValue(r, nowMs)),
+    reads: reads.map((b) => ({
+      table: b.table, address: b.address, count: b.count, age_s: ageOf(b.read_at_ms, nowMs), registers: b.registers, ...(b.error === undefined ? {} : { error: b.error }),
+    })),
+  };
+}
+
+/**
+ * Pollers' status joined with the site's device config (zone, role, profile) and, given a
+ * source, each device's live values. Never-polled = down.
+ */
+export function deviceStatus(pollers: PollerStatus[], devices: readonly DeviceConfig[], live?: LiveValueSource, nowMs = 0): DeviceStatus[] {
   const byId = new Map(devices.map((d) => [d.id, d]));
   return pollers.map((p) => {
     const d = byId.get(p.deviceId);
@@ -141,6 +192,8 @@ export function deviceStatus(pollers: PollerStatus[], devices: readonly DeviceCo
     };
     if (p.up !== true && p.lastError) out.last_error = `${p.lastError.code}: ${p.lastError.message}`;
     if (p.identity !== undefined) out.identity = p.identity;
+    const values = live?.liveValues(p.deviceId);
+    if (values !== undefined) out.values = values.map((r) => deviceValue(r, nowMs));
     return out;
   });
 }

@@ -16,6 +16,40 @@ export interface DeviceStatus {
   last_error?: string;
   /** Identity read at connect (SunSpec manufacturer, model, serial ...), when the profile has identity points. */
   identity?: Readonly<Record<string, string | number | boolean>>;
+  /** Every cyclic point of the profile: its current value, or why there is none (docs/operations.md "Live values"). */
+  values?: DeviceValue[];
+}
+
+/** Why a point has no value: a "not implemented" sentinel, a failed read, outside valid_range, undecodable, not read yet. */
+export type AbsentReason = 'sentinel' | 'failed_read' | 'implausible' | 'malformed' | 'not_read';
+
+export interface DeviceValue {
+  id: string;
+  /** The datasheet's name (SunSpec "St"). */
+  name?: string;
+  unit?: string;
+  /** The exported value; absent when `absent` says why. */
+  value?: number | string | boolean;
+  /** Enum label of the raw value (St 4 = MPPT). */
+  label?: string;
+  /** Flags set in a bit-field word (alarm word 37 = COMMS, OVER_TEMP_WARNING, ISOLATION). */
+  flags?: string[];
+  /** Seconds since the read the value (or the reason) comes from; null when never read. */
+  age_s: number | null;
+  absent?: AbsentReason;
+  /** With `absent`: the detail (the sentinel registers, the error, the range and the likely word order). */
+  reason?: string;
+  valid_range?: [number, number];
+  /** /status/devices/<id> only: the point's raw registers in the last answer. */
+  registers?: number[];
+  /** /status/devices/<id> only, 32/64-bit points: the profile's word order and the value in each of the four. */
+  order?: string;
+  orders?: Record<string, number | null>;
+}
+
+/** /status/devices/<id>: the device's section entry plus the raw registers of its last reads. */
+export interface DeviceDetail extends DeviceStatus {
+  reads: Array<{ table: string; address: number; count: number; age_s: number | null; registers: number[] | null; error?: string }>;
 }
 
 export interface MeterStatus {
@@ -146,6 +180,8 @@ export interface StatusProviders {
   demand_response?: () => DrStatus;
   exporter?: () => ExporterStatus;
   delivery?: () => DeliveryStatusSection;
+  /** /status/devices/<id> (not a section of /status); undefined: no such device. */
+  device?: (id: string) => DeviceDetail | undefined;
 }
 
 export const SECTIONS = ['devices', 'meters', 'grid', 'alerts', 'demand_response', 'exporter', 'delivery'] as const;

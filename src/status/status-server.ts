@@ -1,11 +1,14 @@
 // The status endpoint: node:http only, loopback by default (127.0.0.1:8780). It exposes no
 // control, only reads: /healthz (the process answers), /readyz (every part running, a device up),
-// /status (JSON), / (the page a field technician opens on a laptop).
+// /status (JSON), /status/devices/<id> (one device's raw registers and word orders), / (the page a
+// field technician opens on a laptop, server-rendered) and /page (its live part, for its refresh).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../runtime/logger.js';
 import { gatherStatus, readiness, type StatusContext } from './status-model.js';
-import { renderStatusPage } from './status-page.js';
+import { renderStatusBody, renderStatusPage } from './status-page.js';
+
+const DEVICE_PREFIX = '/status/devices/';
 
 export interface StatusServerOptions {
   host: string;
@@ -93,19 +96,44 @@ export class StatusServer {
           return;
         case '/':
         case '/index.html':
-          this.send(res, 200, 'text/html; charset=utf-8', renderStatusPage(this.opts.context.site, this.opts.context.version), {
+          this.send(res, 200, 'text/html; charset=utf-8', renderStatusPage(gatherStatus(this.opts.context)), {
             // The page is self-contained: inline CSS and script, data only from /status on the same origin.
             'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src data:",
           });
           return;
+        case '/page':
+          // The page's live part alone: its script swaps it in every 2 s (one renderer, on the server).
+          this.send(res, 200, 'text/html; charset=utf-8', renderStatusBody(gatherStatus(this.opts.context)));
+          return;
         default:
-          this.send(res, 404, 'text/plain; charset=utf-8', 'not found: try /, /status, /healthz, /readyz\n');
+          if (path.startsWith(DEVICE_PREFIX)) {
+            this.sendDevice(res, path.slice(DEVICE_PREFIX.length));
+            return;
+          }
+          this.send(res, 404, 'text/plain; charset=utf-8', 'not found: try /, /status, /status/devices/<id>, /healthz, /readyz\n');
       }
     } catch (err) {
       this.opts.logger.warn({ err }, 'status request failed');
       if (!res.headersSent) this.send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else res.destroy();
     }
+  }
+
+  /** /status/devices/<id>: one device with the raw registers of its last reads. */
+  private sendDevice(res: http.ServerResponse, encoded: string): void {
+    let id: string;
+    try {
+      id = decodeURIComponent(encoded);
+    } catch {
+      this.send(res, 400, 'text/plain; charset=utf-8', 'bad device id\n');
+      return;
+    }
+    const detail = this.opts.context.providers.device?.(id);
+    if (detail === undefined) {
+      this.send(res, 404, 'text/plain; charset=utf-8', `no polled device ${JSON.stringify(id.slice(0, 100))}: the ids are in /status\n`);
+      return;
+    }
+    this.send(res, 200, 'application/json; charset=utf-8', JSON.stringify(detail, null, 1));
   }
 
   private send(res: http.ServerResponse, code: number, type: string, body: string, headers: Record<string, string> = {}): void {

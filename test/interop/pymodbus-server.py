@@ -62,6 +62,9 @@ def holding_map():
     put(17, [0x8000, 0x0000])                        # int32 "not implemented"
     put(19, words_abcd('i', 70000)[::-1])            # int32 CDAB 70000
     put(21, words_abcd('H', 0xFFFE))                 # uint16 65534: just below the sentinel
+    put(23, [4])                                     # SunSpec St (enum16): 4 = MPPT
+    put(24, [37])                                    # alarm bit field: bits 0, 2, 5 = COMMS, OVER_TEMP_WARNING, ISOLATION
+    put(25, reorder(words_abcd('f', 62.0), 'CDAB'))  # a state of charge, 62 %, CDAB (read as ABCD: 2.39e-41)
     return regs
 
 

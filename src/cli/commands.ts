@@ -9,6 +9,7 @@ const COMMANDS: Record<string, Command> = {
   validate: { summary: 'validate a site file and its device profiles; print the read plan', load: () => import('./validate.js') },
   schemas: { summary: 'write or check the JSON Schemas of site files and device profiles', load: () => import('./schemas.js') },
   simulate: { summary: 'serve every Modbus device of a site from its profiles on loopback', load: () => import('./simulate.js') },
+  probe: { summary: 'one live read of a device: raw registers, values, units and verdicts (reads only, never writes)', load: () => import('./probe.js') },
   decode: { summary: 'show registers decoded in all four word orders (ABCD, CDAB, BADC, DCBA)', load: () => import('./decode.js') },
   run: { summary: 'run the gateway for a site: ems-gateway run --config <site.yaml> [--status-port N]', load: () => import('./run.js') },
   demo: { summary: 'the demo site on this machine: simulators, broker, meter fleet, gateway, live summary', load: () => import('./demo.js') },

@@ -71,8 +71,9 @@ function sentinelReason(p: PointDef, d: Extract<DecodedValue, { ok: false }>, re
 }
 
 /**
- * Every cyclic point of the profile (identity points are shown apart), in profile order, from the
- * last read of each planned request. `withRegisters` adds each point's raw registers and, for
+ * Every point of the profile that `plan` reads (the poller's cyclic plan leaves identity points
+ * out: the status shows them apart; `probe` reads them too), in profile order, from the last read
+ * of each planned request. `withRegisters` adds each point's raw registers and, for
  * 32/64-bit points, its value in all four orders.
  */
 export function readPoints(
@@ -89,16 +90,16 @@ export function readPoints(
   });
   const out: PointReadout[] = [];
   for (const p of profile.points) {
-    if (p.role === 'identity') continue;
     const i = where.get(p.id);
+    if (i === undefined) continue;
     const base: PointReadout = {
       id: p.id, ...(p.name === undefined ? {} : { name: p.name }), ...(p.unit === undefined ? {} : { unit: p.unit }), state: 'not_read',
       ...(p.valid_range === undefined ? {} : { valid_range: p.valid_range }),
     };
-    const read = i === undefined ? undefined : plan[i];
-    const last = i === undefined ? undefined : reads[i];
+    const read = plan[i];
+    const last = reads[i];
     const words = last?.words;
-    const d = i === undefined ? undefined : decoded[i]?.get(p.id);
+    const d = decoded[i]?.get(p.id);
     if (read === undefined || last === undefined || last.atMs === 0) {
       out.push({ ...base, reason: 'not read yet' });
       continue;
@@ -111,7 +112,7 @@ export function readPoints(
     const offset = p.address - profile.address_base - read.address;
     const width = pointWidth(p);
     const regs = Array.from(words.subarray(Math.max(0, offset), Math.max(0, offset + width)));
-    const sfPoint = p.scale_factor === undefined || i === undefined ? undefined : decoded[i]?.get(p.scale_factor);
+    const sfPoint = p.scale_factor === undefined ? undefined : decoded[i]?.get(p.scale_factor);
     const sf = sfPoint?.ok === true && typeof sfPoint.value === 'number' ? sfPoint.value : undefined;
     const r: PointReadout = { ...base };
     if (withRegisters) {

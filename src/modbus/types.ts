@@ -81,3 +81,11 @@ export interface ModbusEndpointClient {
   onConnect(listener: () => void): () => void;
   close(): Promise<void>;
 }
+
+/** Reads and nothing else: what `ems-gateway probe` holds, so no write can be reached from it. */
+export type RegisterReader = Pick<ModbusEndpointClient, 'key' | 'read'>;
+
+/** A read-only view of an endpoint (a new object: the endpoint's write is not reachable through it). */
+export function readOnly(endpoint: ModbusEndpointClient): RegisterReader {
+  return { key: endpoint.key, read: (req, opts) => endpoint.read(req, opts) };
+}

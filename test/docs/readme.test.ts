@@ -73,6 +73,13 @@ describe('README.md', () => {
     const d = cli(['decode', '--type', 'float32', '0x4148', '0x0000']);
     expect(d.code, d.out).toBe(0);
     expect(d.out).toMatch(/float32\s+12\.5\s/);
+    // probe needs a live device (test/interop/probe-pymodbus.test.ts); here: its help, and a refused device id.
+    const p = cli(['probe', '--help']);
+    expect(p.code, p.out).toBe(0);
+    expect(p.out).toContain('ems-gateway probe --config <site.yaml> --device <id>');
+    const bad = cli(['probe', '--config', 'config/demo-site.yaml', '--device', 'nope']);
+    expect(bad.code, bad.out).toBe(2);
+    expect(bad.out).toMatch(/no device "nope" in config\/demo-site\.yaml \(devices: inverter-1, /);
   });
 
   it('validate whose reader has gone (| head) exits quietly', async () => {

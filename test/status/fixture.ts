@@ -5,9 +5,31 @@ import type { PartHealth } from '../../src/runtime/lifecycle.js';
 export function sampleProviders(now: number): StatusProviders {
   return {
     devices: () => [
-      { id: 'inv-east-1', zone: 'zone-a', role: 'pv-array-east', up: true, last_good_age_s: 0.8 },
-      { id: 'bms-1', zone: 'zone-a', role: 'battery', up: true, last_good_age_s: 1.2 },
-      { id: 'load-ctl-north', zone: 'zone-b', role: 'load_controller', up: false, last_good_age_s: 312, last_error: 'MB_TIMEOUT: no answer within 500 ms (unit 3, holding 40001)' },
+      {
+        id: 'inv-east-1', zone: 'zone-a', role: 'pv-array-east', up: true, last_good_age_s: 0.8,
+        identity: { manufacturer: 'EMS Demo', model_name: 'SIM-3PH-10K', serial_number: 'SN0001' },
+        values: [
+          { id: 'ac_power', name: 'W', unit: 'W', value: 8123, age_s: 0.8 },
+          { id: 'ac_frequency', name: 'Hz', unit: 'Hz', value: 50.01, age_s: 0.8, valid_range: [45, 65] },
+          { id: 'operating_state', name: 'St', unit: '1', value: 4, label: 'MPPT', age_s: 0.8 },
+          { id: 'events', name: 'Evt1', unit: '1', value: 37, flags: ['COMMS', 'OVER_TEMP_WARNING', 'ISOLATION'], age_s: 0.8 },
+          { id: 'dc_power', name: 'DCW', unit: 'W', absent: 'sentinel', reason: '0x8000 means "not implemented"', age_s: 0.8 },
+        ],
+      },
+      {
+        id: 'bms-1', zone: 'zone-a', role: 'battery', up: true, last_good_age_s: 1.2,
+        values: [
+          { id: 'state_of_charge', name: 'SOC', unit: '%', absent: 'implausible', age_s: 1.2, valid_range: [0, 100],
+            reason: '2.3844494668951087e-41 is a denormal float (never a measurement); did you mean CDAB?' },
+          { id: 'battery_voltage', name: 'U_BAT', unit: 'V', value: 768.25, age_s: 1.2 },
+          { id: 'alarms', name: 'ALARM_WORD', unit: '1', value: 0, flags: [], age_s: 1.2 },
+          { id: 'contactor_closed', name: 'K_MAIN', value: true, age_s: 1.2 },
+        ],
+      },
+      {
+        id: 'load-ctl-north', zone: 'zone-b', role: 'load_controller', up: false, last_good_age_s: 312, last_error: 'MB_TIMEOUT: no answer within 500 ms (unit 3, holding 40001)',
+        values: [{ id: 'load_power', name: 'P_LOAD', unit: 'kW', absent: 'failed_read', age_s: 2, reason: 'timeout: load-ctl-north (unit 3) at 10.0.0.9:502 read holding 40000+6: no answer within 500 ms' }],
+      },
     ],
     meters: () => ({
       connected: true, flow_confirmed: false, reconnects: 2, readings_per_s: 1843.4, ingested_total: 120_331, dropped_total: 57,

@@ -1,5 +1,8 @@
-// The status page in a real browser (Debian's chromium, headless): the inline script must fetch
-// /status and render device ids, states and alert names; a screenshot is taken and checked.
+// The status page in a real browser (Debian's chromium, headless): the server renders device ids,
+// states, live values and alert names (the first paint needs no JavaScript), the inline script keeps
+// them fresh; a screenshot at 1280 px is taken and the page must not scroll sideways.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,14 +17,39 @@ const SHOT_DIR = join(process.cwd(), '.tmp', 'screenshots');
 
 describe.skipIf(!hasChromium())('status page in headless Chromium', () => {
   let server: StatusServer;
+  let measuring: http.Server;
+  let measureUrl = '';
+  let pageFetches = 0;
   let dir: string;
   beforeAll(async () => {
     server = new StatusServer({ host: '127.0.0.1', port: 0, context: sampleContext(sampleProviders(Date.now())), logger: silentLogger() });
     await server.start();
+    // The real page with a probe script added: it writes the document's scrollWidth and
+    // clientWidth into the DOM at load and after the first refresh. Other paths go to the gateway.
+    // `/?noscript`: the page as the gateway sends it, with every script blocked by the CSP.
+    measuring = http.createServer((req, res) => {
+      const path = req.url ?? '/';
+      if (path === '/page') pageFetches += 1;
+      void fetch(new URL(path, server.url)).then(async (r) => {
+        let body = await r.text();
+        const headers: Record<string, string> = { 'content-type': r.headers.get('content-type') ?? 'text/plain' };
+        if (path === '/?noscript') headers['content-security-policy'] = "script-src 'none'";
+        else if (path === '/') {
+          const probe = "<script>function m(k){var d=document.documentElement;document.body.setAttribute('data-'+k,d.scrollWidth+'/'+d.clientWidth)}"
+            + "addEventListener('load',function(){m('load');setTimeout(function(){m('refreshed')},2500)})</script>";
+          body = body.replace('</body>', `${probe}</body>`);
+        }
+        res.writeHead(r.status, headers);
+        res.end(body);
+      });
+    });
+    await new Promise<void>((r) => measuring.listen(0, '127.0.0.1', () => r()));
+    measureUrl = `http://127.0.0.1:${(measuring.address() as AddressInfo).port}/`;
     dir = mkdtempSync(join(tmpdir(), 'ems-chromium-'));
     mkdirSync(SHOT_DIR, { recursive: true });
   });
   afterAll(async () => {
+    await new Promise<void>((r) => measuring.close(() => r()));
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -36,6 +64,34 @@ describe.skipIf(!hasChromium())('status page in headless Chromium', () => {
     }
     expect(dom).toContain('MB_TIMEOUT: no answer within 500 ms');
     expect(dom).not.toContain('Loading status');
+    expect(dom).toContain('<div id="banner" class="banner bad">');
+  }, 30_000);
+
+  it('paints every section and the live values with JavaScript off', async () => {
+    const dom = await chromium(['--virtual-time-budget=3000', '--dump-dom', `${measureUrl}?noscript`], join(dir, 'nojs'));
+    for (const text of ['inv-east-1', 'bms-1', 'load-ctl-north', 'DOWN', 'FIRING', '1 alert firing: ingestion_drops', '50.012',
+      'demo-curtail-0001', '2048 / 2048', '<dt>broker session</dt><dd>kept</dd>', 'unreachable: ECONNREFUSED',
+      '<td class="v">8123</td><td>W</td>', '<td class="v">4 MPPT</td>', '<td class="v">37: COMMS, OVER_TEMP_WARNING, ISOLATION</td>',
+      '<td class="v">0 (no flags)</td>', '<td class="v">true</td>', 'NOT IMPLEMENTED', '0x8000 means "not implemented"',
+      'IMPLAUSIBLE', 'did you mean CDAB?', 'READ FAILED', 'EMS Demo · SIM-3PH-10K · SN0001', 'href="/status/devices/inv-east-1"']) {
+      expect(dom).toContain(text);
+    }
+    expect(dom).not.toContain('<noscript');
+    expect(dom).not.toContain('data-load=');
+  }, 30_000);
+
+  it('fits 1280 px without a horizontal scrollbar, before and after a refresh', async () => {
+    const dom = await chromium(['--virtual-time-budget=4000', '--window-size=1280,900', '--dump-dom', measureUrl], join(dir, 'measure'));
+    for (const k of ['load', 'refreshed']) {
+      const m = new RegExp(`data-${k}="(\\d+)/(\\d+)"`).exec(dom);
+      expect(m, `data-${k} in the dumped DOM`).not.toBeNull();
+      const [scroll, client] = [Number(m?.[1]), Number(m?.[2])];
+      expect(client).toBeGreaterThan(1200);
+      expect(client).toBeLessThanOrEqual(1280);
+      expect(scroll, `${k}: scrollWidth ${scroll} <= clientWidth ${client}`).toBeLessThanOrEqual(client);
+    }
+    expect(dom).toContain('4 MPPT');
+    expect(pageFetches, 'the script fetched /page at least once').toBeGreaterThanOrEqual(1);
   }, 30_000);
 
   it('takes a readable screenshot', async () => {

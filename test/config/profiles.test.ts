@@ -3,7 +3,10 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { formatProblems } from '../../src/config/errors.js';
 import { DEFAULT_DEVICES_DIR, loadProfile, loadProfiles } from '../../src/config/load.js';
+import { parseProfile } from '../../src/config/profile-load.js';
+import { Problems } from '../../src/config/yaml-source.js';
 import { pointWidth, wireAddress, type DeviceProfile, type PointDef } from '../../src/config/profile-types.js';
 import { decodePoint, encodePoint } from '../../src/modbus/codec.js';
 import { planIdentityReads, planReads } from '../../src/modbus/read-plan.js';
@@ -63,6 +66,25 @@ describe('devices/*.yaml', () => {
           expect(c.min).toBeLessThanOrEqual(c.max);
           expect(c.verify.timeout_ms).toBeGreaterThan(0);
           expect(['holding', 'coil']).toContain(c.table);
+        }
+      });
+
+      it('declares the physical range of frequencies, voltages, states of charge, power factors and float values, and simulates inside it', () => {
+        for (const pt of p.points) {
+          const needs = ['frequency', 'voltage', 'state_of_charge'].includes(pt.role ?? '') || pt.metric === 'ems.device.power_factor'
+            || ((pt.type === 'float32' || pt.type === 'float64') && pt.role !== 'identity');
+          if (needs) expect(pt.valid_range, `${pt.id} declares valid_range`).toBeDefined();
+          const r = pt.valid_range;
+          const sim = pt.simulate;
+          if (r === undefined || sim === undefined) continue;
+          const span: [number, number] | undefined = sim.kind === 'constant' && typeof sim.value === 'number' ? [sim.value, sim.value]
+            : sim.kind === 'sine' ? [sim.mean - sim.amplitude, sim.mean + sim.amplitude]
+            : sim.kind === 'random_walk' ? [sim.min, sim.max]
+            : sim.kind === 'solar' ? [0, sim.peak]
+            : sim.kind === 'soc' ? [0, 100] : undefined;
+          if (span === undefined) continue;
+          expect(span[0], `${pt.id}: simulated ${span[0]} >= ${r[0]}`).toBeGreaterThanOrEqual(r[0]);
+          expect(span[1], `${pt.id}: simulated ${span[1]} <= ${r[1]}`).toBeLessThanOrEqual(r[1]);
         }
       });
 
@@ -146,5 +168,31 @@ describe('reference profiles say what the field needs', () => {
     expect(sp).toMatchObject({ unit: 'kW', restore: 'max', enable: { point: 'curtailment_enable', value: 1 } });
     expect(sp?.verify).toMatchObject({ point: 'ack_status', equals: 1 });
     expect(p.points.find((x) => x.id === 'ack_status')?.simulate).toEqual({ kind: 'ack', control: 'curtailment_setpoint', value: 1 });
+  });
+});
+
+describe('valid_range is checked where it is declared', () => {
+  const parse = (points: string): string => {
+    const problems = new Problems();
+    parseProfile(`vendor: t\nmodel: t\nkind: other\naddress_base: 0\npoints:\n${points}`, join(DEFAULT_DEVICES_DIR, 'range-test.yaml'), problems);
+    return formatProblems(problems.list);
+  };
+
+  it('accepts [min, max] on a number point', () => {
+    expect(parse("  - { id: soc, table: input, address: 0, type: float32, unit: '%', valid_range: [0, 100] }\n")).toBe('');
+  });
+
+  it('names file, line and point for a range on a string or a bit, min > max, and a list of three', () => {
+    const out = parse([
+      '  - { id: serial, table: holding, address: 0, type: string, length: 4, valid_range: [0, 1] }',
+      '  - { id: flag, table: holding, address: 4, type: bit, bit: 0, valid_range: [0, 1] }',
+      "  - { id: hz, table: holding, address: 5, type: uint16, scale: 0.01, unit: Hz, valid_range: [65, 45] }",
+      "  - { id: v, table: holding, address: 6, type: uint16, unit: V, valid_range: [0, 1, 2] }",
+      '',
+    ].join('\n'));
+    expect(out).toMatch(/range-test\.yaml:6:\d+ .*valid_range applies to numbers, not to a string point/);
+    expect(out).toMatch(/range-test\.yaml:7:\d+ .*valid_range applies to numbers, not to a bit point/);
+    expect(out).toMatch(/range-test\.yaml:8:\d+ .*valid_range \[65, 45\]: min is greater than max/);
+    expect(out).toMatch(/range-test\.yaml:9:\d+ .*points\[3\]\.valid_range.*takes at most 2 items, got 3/);
   });
 });

@@ -138,6 +138,64 @@ describe('pollers: values, gauges, grid samples', () => {
   });
 });
 
+describe('pollers: plausibility and live values', () => {
+  it('a value outside valid_range is withheld and counted on every poll, logged once when it turns implausible and once when it is back', async () => {
+    let hz = 9999; // 99.99 Hz: outside [45, 65]
+    const s = await server((req, sock) => sock.write(registersFrame(req, testRegisters(req.address, req.count).map((w, i) => (req.address + i === 2 ? hz : w)))));
+    const profile = testProfile({ points: testProfile().points.map((p) => (p.id === 'hz' ? { ...p, valid_range: [45, 65] as [number, number] } : p)) });
+    const lines: Array<Record<string, unknown>> = [];
+    const dest = new Writable({ write(chunk: Buffer, _e, cb) { lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); cb(); } });
+    const { provider, reader } = testMeter();
+    const set = new PollerSet(testSite([testDevice('inv-1', s.port, 1, { poll_interval_ms: 50 })], profile), {
+      clock: systemClock, logger: pino({ level: 'info' }, dest), meter: provider.getMeter('test'), endpointDefaults: { reconnectBaseMs: 50, reconnectMaxMs: 200 },
+    });
+    cleanups.push(async () => { await set.stop(); await provider.shutdown(); });
+    set.start();
+    expect(await waitFor(() => (set.status()[0]?.cycles ?? 0) >= 5)).toBe(true);
+    expect(set.snapshot.get('inv-1', 'hz')).toBeUndefined();
+    expect(set.snapshot.get('inv-1', 'w')?.value).toBe(123.4);
+    expect(set.status()[0]?.up).toBe(true);
+    const implausible = (): Array<Record<string, unknown>> => lines.filter((l) => l['error_type'] === 'implausible');
+    expect(implausible()).toHaveLength(1);
+    expect(implausible()[0]).toMatchObject({ level: 40, device: 'inv-1', point: 'hz', value: 99.99, valid_range: [45, 65], registers: ['0x270f'] });
+    expect(implausible()[0]?.['msg']).toBe('implausible value withheld: hz = 99.99 outside valid_range [45, 65] (registers 0x270f); check the address, the scale and the valid_range');
+    expect(set.liveValues('inv-1')?.find((v) => v.id === 'hz')).toMatchObject({ state: 'implausible', reason: '99.99 outside valid_range [45, 65]; check the address, the scale and the valid_range' });
+    const errors = (pts: Awaited<ReturnType<typeof flatten>>): number => pts.find((p) => p.name === METRICS.modbusErrors && p.attrs['error_type'] === 'implausible')?.value ?? 0;
+    const counted = errors(flatten((await reader.collect()).resourceMetrics));
+    expect(counted).toBeGreaterThanOrEqual(5);
+    expect(flatten((await reader.collect()).resourceMetrics).some((p) => p.name === 'ems.device.frequency')).toBe(false);
+    hz = 5001;
+    expect(await waitFor(() => set.snapshot.get('inv-1', 'hz')?.value === 50.01)).toBe(true);
+    expect(lines.filter((l) => l['msg'] === 'value back in its valid_range: exported again')).toMatchObject([{ point: 'hz', value: 50.01 }]);
+    expect(implausible()).toHaveLength(1);
+    hz = 1;
+    expect(await waitFor(() => implausible().length === 2)).toBe(true);
+  });
+
+  it('live values: each point with value, labels or the reason; the raw registers of the last read; a failed read says so', async () => {
+    let fail = false;
+    const s = await server((req, sock) => (fail ? sock.write(exceptionFrame(req, 4)) : serveTest(req, sock, s)));
+    const profile = testProfile({ points: [...testProfile().points, { id: 'st', name: 'St', table: 'holding', address: 101, type: 'uint16', enum: { 0: 'OFF', 4: 'MPPT' } }] });
+    const { set } = pollers([testDevice('inv-1', s.port, 1, { poll_interval_ms: 100 })], profile);
+    expect(set.liveValues('inv-1')).toBeUndefined(); // not started: not polled
+    set.start();
+    expect(set.liveValues('inv-1')?.every((v) => v.state === 'not_read')).toBe(true);
+    expect(await waitFor(() => set.snapshot.get('inv-1', 'temp') !== undefined)).toBe(true);
+    const v = new Map(set.liveValues('inv-1', true)?.map((x) => [x.id, x]));
+    expect(v.get('w')).toMatchObject({ state: 'ok', value: 123.4, unit: 'W', registers: [1234] });
+    expect(v.get('st')).toMatchObject({ state: 'ok', value: 0, label: 'OFF', name: 'St' });
+    expect(v.get('wh')).toMatchObject({ state: 'ok', value: 70000, registers: [1, 4464], order: 'ABCD', orders: { ABCD: 70000, CDAB: 4464 * 65536 + 1 } });
+    expect(set.lastReads('inv-1')).toEqual([
+      expect.objectContaining({ table: 'holding', address: 0, count: 5, registers: [1234, 0xffff, 5001, 1, 4464] }),
+      expect.objectContaining({ table: 'holding', address: 100, count: 2, registers: [215, 0] }),
+    ]);
+    fail = true;
+    expect(await waitFor(() => set.liveValues('inv-1')?.every((x) => x.state === 'failed_read') === true)).toBe(true);
+    expect(set.liveValues('inv-1')?.[0]?.reason).toMatch(/^exception_device_failure: /);
+    expect(set.lastReads('inv-1')?.[0]).toMatchObject({ registers: null, error: expect.stringMatching(/^exception_device_failure/) });
+  });
+});
+
 describe('pollers: timeouts, late responses, dead units, connections', () => {
   it('a timeout followed by a late response never reports a wrong value', async () => {
     // Every other request is answered late (after the client's timeout) with a poisoned value.

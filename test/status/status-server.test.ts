@@ -91,4 +91,27 @@ describe('status server', () => {
     expect(html).not.toContain('<script>alert(1)');
     expect(html).toContain('&lt;script&gt;alert(1)');
   });
+
+  it('serves /status/devices/<id> (404 for an unknown or unpolled device, 400 for a broken id) and escapes device values in the page', async () => {
+    const providers = sampleProviders(Date.now());
+    const hostile = { id: 'evil', up: true, last_good_age_s: 1, values: [{ id: 'model', value: '<img src=x onerror=alert(1)>', age_s: 1 }] };
+    providers.devices = () => [hostile];
+    providers.device = (id) => (id === 'evil device' ? { ...hostile, id, reads: [{ table: 'holding', address: 0, count: 1, age_s: 1, registers: [7] }] } : undefined);
+    const s = await serve(sampleContext(providers));
+    const d = await fetch(`${s.url}status/devices/evil%20device`);
+    expect(d.status).toBe(200);
+    expect(await d.json()).toMatchObject({ id: 'evil device', reads: [{ registers: [7] }] });
+    const nf = await fetch(`${s.url}status/devices/nope`);
+    expect(nf.status).toBe(404);
+    expect(await nf.text()).toBe('no polled device "nope": the ids are in /status\n');
+    expect((await fetch(`${s.url}status/devices/%E0%A4%A`)).status).toBe(400);
+    const html = await (await fetch(s.url)).text();
+    expect(html).not.toContain('<img src=x');
+    expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    const part = await fetch(`${s.url}page`);
+    expect(part.status).toBe(200);
+    expect(await part.text()).toMatch(/^<header>[\s\S]*&lt;img src=x[\s\S]*<\/main>$/);
+    const none = await serve(sampleContext({}));
+    expect((await fetch(`${none.url}status/devices/evil`)).status).toBe(404);
+  });
 });

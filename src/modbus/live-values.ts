@@ -7,7 +7,8 @@ import type { DeviceProfile, PointDef, WordOrder } from '../config/profile-types
 import { pointWidth } from '../config/profile-types.js';
 import { activeFlags, decodePointAllOrders, enumLabel, pointOrder, type DecodedValue } from './codec.js';
 import { decodeRead } from './codec-read.js';
-import { implausibleWhy, isMultiRegister, orderHint, ordersInRange, outOfRange } from './plausibility.js';
+import { WORD_ORDERS } from './codec-words.js';
+import { checksPlausibility, implausibleWhy, isMultiRegister, orderHint, ordersInRange, outOfRange } from './plausibility.js';
 import type { PlannedRead } from './read-plan.js';
 import type { ReadResult } from './types.js';
 
@@ -92,41 +93,47 @@ export function readPoints(
   for (const p of profile.points) {
     const i = where.get(p.id);
     if (i === undefined) continue;
-    const base: PointReadout = {
-      id: p.id, ...(p.name === undefined ? {} : { name: p.name }), ...(p.unit === undefined ? {} : { unit: p.unit }), state: 'not_read',
-      ...(p.valid_range === undefined ? {} : { valid_range: p.valid_range }),
-    };
+    // Plain assignments, no spreads: /status builds this for every point of every device.
+    const r: PointReadout = { id: p.id, state: 'not_read' };
+    if (p.name !== undefined) r.name = p.name;
+    if (p.unit !== undefined) r.unit = p.unit;
+    if (p.valid_range !== undefined) r.valid_range = p.valid_range;
+    out.push(r);
     const read = plan[i];
     const last = reads[i];
     const words = last?.words;
     const d = decoded[i]?.get(p.id);
     if (read === undefined || last === undefined || last.atMs === 0) {
-      out.push({ ...base, reason: 'not read yet' });
+      r.reason = 'not read yet';
       continue;
     }
-    base.read_at_ms = last.atMs;
+    r.read_at_ms = last.atMs;
     if (words === undefined || d === undefined) {
-      out.push({ ...base, state: 'failed_read', reason: last.error === undefined ? 'no answer' : `${last.error.code}: ${last.error.message}` });
+      r.state = 'failed_read';
+      r.reason = last.error === undefined ? 'no answer' : `${last.error.code}: ${last.error.message}`;
       continue;
     }
     const offset = p.address - profile.address_base - read.address;
-    const width = pointWidth(p);
-    const regs = Array.from(words.subarray(Math.max(0, offset), Math.max(0, offset + width)));
+    const regs = (): number[] => Array.from(words.subarray(Math.max(0, offset), Math.max(0, offset + pointWidth(p))));
     const sfPoint = p.scale_factor === undefined ? undefined : decoded[i]?.get(p.scale_factor);
     const sf = sfPoint?.ok === true && typeof sfPoint.value === 'number' ? sfPoint.value : undefined;
-    const r: PointReadout = { ...base };
     if (withRegisters) {
-      r.registers = regs;
+      r.registers = regs();
       if (isMultiRegister(p)) {
         r.order = pointOrder(profile, p);
         const all = decodePointAllOrders(profile, p, words, offset, sf);
-        r.orders = Object.fromEntries(Object.entries(all).map(([o, v]) => [o, v.ok && typeof v.value === 'number' ? v.value : null])) as Record<WordOrder, number | null>;
+        const orders = {} as Record<WordOrder, number | null>;
+        for (const o of WORD_ORDERS) {
+          const v = all[o];
+          orders[o] = v.ok && typeof v.value === 'number' ? v.value : null;
+        }
+        r.orders = orders;
       }
     }
     if (!d.ok) {
       r.state = d.reason === 'malformed' ? 'malformed' : 'sentinel';
-      r.reason = d.reason === 'malformed' ? `registers ${regs.map(hex).join(' ')} do not decode as ${p.type}` : sentinelReason(p, d, regs);
-    } else if (outOfRange(p, d.value)) {
+      r.reason = d.reason === 'malformed' ? `registers ${regs().map(hex).join(' ')} do not decode as ${p.type}` : sentinelReason(p, d, regs());
+    } else if (checksPlausibility(p) && outOfRange(p, d.value)) {
       r.state = 'implausible';
       r.reason = `${implausibleWhy(p, d.value as number)}; ${orderHint(ordersInRange(profile, p, words, offset, sf), isMultiRegister(p))}`;
     } else {
@@ -139,7 +146,6 @@ export function readPoints(
       }
       if (p.bits !== undefined && (typeof raw === 'number' || typeof raw === 'bigint')) r.flags = activeFlags(p, raw);
     }
-    out.push(r);
   }
   return out;
 }

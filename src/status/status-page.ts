@@ -108,17 +108,24 @@ function valuesTable(values: readonly DeviceValue[]): string {
   return `<table class="vals"><tr><th>point</th><th>value</th><th>unit</th><th>read</th><th>note</th></tr>${rows}</table>`;
 }
 
-function devicesHtml(sec: StatusReport['devices']): string {
+/** Up to this many devices the page shows every device's values; beyond, those of the one picked (?device=<id>). */
+export const INLINE_VALUES_MAX = 24;
+
+function devicesHtml(sec: StatusReport['devices'], picked: string | undefined): string {
   const h = absent(sec, 'Modbus polling');
   if (h !== null) return h;
   const devs = sec as DeviceStatus[];
+  const inline = devs.length <= INLINE_VALUES_MAX;
+  const name = (d: DeviceStatus): string => (inline ? `<b>${esc(d.id)}</b>` : `<a href="/?device=${encodeURIComponent(d.id)}"><b>${esc(d.id)}</b></a>`);
   const table = `<table><tr><th>device</th><th>state</th><th>last good read</th><th>zone</th><th>role</th><th>last error</th></tr>${devs.map((d) =>
-    `<tr><td><b>${esc(d.id)}</b></td><td>${pill(d.up ? 'up' : 'down', d.up ? 'UP' : 'DOWN')}</td><td>${age(d.last_good_age_s)}</td><td>${esc(d.zone ?? '')}</td><td>${esc(d.role ?? '')}</td><td class="err">${esc(d.up ? '' : (d.last_error ?? ''))}</td></tr>`).join('')}</table>`;
-  const live = devs.filter((d) => d.values !== undefined && d.values.length > 0).map((d) => {
+    `<tr><td>${name(d)}</td><td>${pill(d.up ? 'up' : 'down', d.up ? 'UP' : 'DOWN')}</td><td>${age(d.last_good_age_s)}</td><td>${esc(d.zone ?? '')}</td><td>${esc(d.role ?? '')}</td><td class="err">${esc(d.up ? '' : (d.last_error ?? ''))}</td></tr>`).join('')}</table>`;
+  const shown = devs.filter((d) => d.values !== undefined && d.values.length > 0 && (inline || d.id === picked));
+  const hint = inline || shown.length > 0 ? '' : `<p class="muted">${devs.length} devices: pick one to see its live values.</p>`;
+  const live = shown.map((d) => {
     const ident = d.identity === undefined ? '' : ` <span class="muted">${esc(Object.values(d.identity).filter((x) => typeof x === 'string' && x !== '').join(' \u00b7 '))}</span>`;
     return `<div class="dev" id="dev-${esc(d.id)}"><h3>${esc(d.id)} ${pill(d.up ? 'up' : 'down', d.up ? 'UP' : 'DOWN')}${ident}<a href="/status/devices/${encodeURIComponent(d.id)}">raw registers</a></h3>${valuesTable(d.values ?? [])}</div>`;
   }).join('');
-  return table + live;
+  return table + hint + live;
 }
 
 function alertsHtml(sec: StatusReport['alerts'], now: number): string {
@@ -194,7 +201,7 @@ function bannerHtml(s: StatusReport): string {
 }
 
 /** The page's live part (header, banner, sections): the first paint, and what its script swaps in from /page. */
-export function renderStatusBody(s: StatusReport): string {
+export function renderStatusBody(s: StatusReport, picked?: string): string {
   const now = s.generated_at_ms;
   const site = s.site;
   const updated = new Date(now).toISOString().slice(11, 19);
@@ -203,7 +210,7 @@ export function renderStatusBody(s: StatusReport): string {
 ${bannerHtml(s)}
 <main>
 <section class="wide"><h2>Alerts</h2><div id="alerts">${alertsHtml(s.alerts, now)}</div></section>
-<section class="wide"><h2>Devices (Modbus)</h2><div id="devices">${devicesHtml(s.devices)}</div></section>
+<section class="wide"><h2>Devices (Modbus)</h2><div id="devices">${devicesHtml(s.devices, picked)}</div></section>
 <section><h2>Meters (MQTT)</h2><div id="meters">${metersHtml(s.meters, now)}</div></section>
 <section><h2>Grid</h2><div id="grid">${gridHtml(s.grid)}</div></section>
 <section><h2>Demand response</h2><div id="dr">${drHtml(s.demand_response, now)}</div></section>
@@ -220,20 +227,20 @@ const SCRIPT = `
 var live=document.getElementById('live');
 function stale(m){var b=document.getElementById('banner');if(b){b.className='banner stale';b.textContent='Cannot reach the gateway ('+m+'): figures below are stale.'}}
 function tick(){
-  fetch('/page',{cache:'no-store'}).then(function(r){if(!r.ok)throw new Error('HTTP '+r.status);return r.text()}).then(function(h){live.innerHTML=h}).catch(function(e){stale(e.message)}).then(function(){setTimeout(tick,2000)});
+  fetch('/page'+location.search,{cache:'no-store'}).then(function(r){if(!r.ok)throw new Error('HTTP '+r.status);return r.text()}).then(function(h){live.innerHTML=h}).catch(function(e){stale(e.message)}).then(function(){setTimeout(tick,2000)});
 }
 setTimeout(tick,2000);
 })();
 `;
 
-export function renderStatusPage(s: StatusReport): string {
+export function renderStatusPage(s: StatusReport, picked?: string): string {
   const title = `${s.site.name ?? s.site.id} · ems-gateway`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${escapeHtml(title)}</title><style>${CSS}</style></head>
 <body>
 <div id="live">
-${renderStatusBody(s)}
+${renderStatusBody(s, picked)}
 </div>
 <script>${SCRIPT}</script>
 </body></html>

@@ -10,6 +10,11 @@ import { renderStatusBody, renderStatusPage } from './status-page.js';
 
 const DEVICE_PREFIX = '/status/devices/';
 
+/** `?device=<id>`: whose live values the page shows when the site has too many to show them all. */
+function pickedDevice(query: string): string | undefined {
+  return new URLSearchParams(query).get('device') ?? undefined;
+}
+
 export interface StatusServerOptions {
   host: string;
   /** 0 picks a free port (tests). */
@@ -77,7 +82,7 @@ export class StatusServer {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     try {
-      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      const [path = '/', query = ''] = (req.url ?? '/').split('?');
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         this.send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD' });
         return;
@@ -96,14 +101,14 @@ export class StatusServer {
           return;
         case '/':
         case '/index.html':
-          this.send(res, 200, 'text/html; charset=utf-8', renderStatusPage(gatherStatus(this.opts.context)), {
+          this.send(res, 200, 'text/html; charset=utf-8', renderStatusPage(gatherStatus(this.opts.context), pickedDevice(query)), {
             // The page is self-contained: inline CSS and script, data only from /status on the same origin.
             'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src data:",
           });
           return;
         case '/page':
           // The page's live part alone: its script swaps it in every 2 s (one renderer, on the server).
-          this.send(res, 200, 'text/html; charset=utf-8', renderStatusBody(gatherStatus(this.opts.context)));
+          this.send(res, 200, 'text/html; charset=utf-8', renderStatusBody(gatherStatus(this.opts.context), pickedDevice(query)));
           return;
         default:
           if (path.startsWith(DEVICE_PREFIX)) {

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { INLINE_VALUES_MAX } from '../../src/status/status-page.js';
 import { StatusServer } from '../../src/status/status-server.js';
 import { silentLogger } from '../../src/runtime/logger.js';
 import type { StatusReport } from '../../src/status/status-model.js';
@@ -113,5 +114,20 @@ describe('status server', () => {
     expect(await part.text()).toMatch(/^<header>[\s\S]*&lt;img src=x[\s\S]*<\/main>$/);
     const none = await serve(sampleContext({}));
     expect((await fetch(`${none.url}status/devices/evil`)).status).toBe(404);
+  });
+
+  it('a site with more devices than INLINE_VALUES_MAX shows the values of the device picked with ?device=<id>, and /page keeps the pick', async () => {
+    const many = Array.from({ length: INLINE_VALUES_MAX + 1 }, (_, i) => ({
+      id: `d${i}`, up: true, last_good_age_s: 1, values: [{ id: 'w', unit: 'W', value: 1000 + i, age_s: 1 }],
+    }));
+    const s = await serve(sampleContext({ devices: () => many }));
+    const all = await (await fetch(s.url)).text();
+    expect(all).toContain(`${INLINE_VALUES_MAX + 1} devices: pick one to see its live values.`);
+    expect(all).toContain('<a href="/?device=d7"><b>d7</b></a>');
+    expect(all).not.toContain('class="vals"');
+    const one = await (await fetch(`${s.url}?device=d7`)).text();
+    expect(one).toContain('<td class="v">1007</td>');
+    expect(one.match(/class="vals"/g)).toHaveLength(1);
+    expect(await (await fetch(`${s.url}page?device=d8`)).text()).toContain('<td class="v">1008</td>');
   });
 });

@@ -23,6 +23,7 @@ export type ModbusErrorType =
   | 'rejected_write'                  // a write refused before the wire (bounds, never_write, undeclared)
   | 'invalid_request'                 // (endpoint) address/count/unit id outside Modbus limits: a caller bug, never sent
   | 'identity_mismatch'               // (poller) no 'SunS' marker at the profile's sunspec_base: configuration error, device not polled
+  | 'implausible'                     // (poller) a value outside its valid_range, or a denormal float: withheld, device stays up
   | 'closed';                         // the endpoint is shutting down
 
 export class ModbusError extends Error {

@@ -245,9 +245,12 @@ export class DevicePoller {
       const last = this.lastReads[i] as LastRead;
       if (abort || (this.parkedUntil[i] ?? 0) > t0) {
         for (const p of r.points) snapshot.delete(this.device.id, p.id);
+        // Parked: the error of the refused attempt stays, with its time; skipped: this cycle's reason.
         last.words = undefined;
-        last.atMs = clock.now();
-        if (abort && failedWith !== undefined) last.error = { code: failedWith.code, message: `not read this cycle: ${failedWith.message}` };
+        if (abort && failedWith !== undefined) {
+          last.atMs = clock.now();
+          last.error = { code: failedWith.code, message: `not read this cycle: ${failedWith.message}` };
+        }
         continue;
       }
       try {

@@ -180,7 +180,7 @@ export function deviceDetail(id: string, pollers: PollerStatus[], devices: reado
  * Pollers' status joined with the site's device config (zone, role, profile) and, given a
  * source, each device's live values. Never-polled = down.
  */
-export function deviceStatus(pollers: PollerStatus[], devices: readonly DeviceConfig[], live?: LiveValueSource, nowMs = 0): DeviceStatus[] {
+export function deviceStatus(pollers: PollerStatus[], devices: readonly DeviceConfig[], live?: LiveValueSource, nowMs = Date.now()): DeviceStatus[] {
   const byId = new Map(devices.map((d) => [d.id, d]));
   return pollers.map((p) => {
     const d = byId.get(p.deviceId);

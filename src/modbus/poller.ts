@@ -343,7 +343,7 @@ export class DevicePoller {
   private withheld(it: CompiledItem, value: number | string | boolean, words: Uint16Array | Uint8Array, sfv: number | undefined): boolean {
     const p = it.point;
     if (!outOfRange(p, value)) {
-      if (this.implausible.delete(p.id)) this.log.info({ point: p.id, value }, 'value back in its valid_range: exported again');
+      if (this.implausible.size > 0 && this.implausible.delete(p.id)) this.log.info({ point: p.id, value }, 'value back in its valid_range: exported again');
       return false;
     }
     this.deps.snapshot.delete(this.device.id, p.id);

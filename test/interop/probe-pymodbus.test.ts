@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run as probe } from '../../src/cli/probe.js';
 import { freePort } from '../helpers/ports.js';
-import { pymodbusProfile, startPymodbus, type PymodbusServer } from './pymodbus-fixture.js';
+import { ABSENT, EXPECTED, pymodbusProfile, startPymodbus, type PymodbusServer } from './pymodbus-fixture.js';
 
 let py: PymodbusServer | undefined;
 let proxy: net.Server | undefined;
@@ -97,6 +97,12 @@ describe('ems-gateway probe against pymodbus', () => {
     expect(line(out, 'i16_na')).toMatch(/^i16_na\s+13\s+0x8000\s+-\s+1\s+sentinel \(0x8000 means "not implemented"\)$/);
     expect(line(out, 'f_nan')).toMatch(/\ssentinel \(/);
     expect(out).toMatch(/\n\d+ points, no problems\n$/);
+    // Every value the datasheet lists, as the probe prints it, and nothing for the sentinels.
+    const reEsc = (t: string): string => t.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
+    for (const [k, v] of Object.entries(EXPECTED)) {
+      expect(line(out, k), k).toMatch(new RegExp(`^${k}\\s+\\d+\\s+(0x[0-9a-f]{4} ?)+\\s+${reEsc(String(v))}(\\s|:).*\\sok$`));
+    }
+    for (const k of ABSENT) expect(line(out, k), k).toMatch(/\s-\s+1\s+sentinel \(/);
   }, 30_000);
 
   it('--config --device with a wrong word order: implausible, the right order named, exit 1', async () => {

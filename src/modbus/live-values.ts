@@ -132,7 +132,9 @@ export function readPoints(
     }
     if (!d.ok) {
       r.state = d.reason === 'malformed' ? 'malformed' : 'sentinel';
-      r.reason = d.reason === 'malformed' ? `registers ${regs().map(hex).join(' ')} do not decode as ${p.type}` : sentinelReason(p, d, regs());
+      r.reason = d.reason !== 'malformed' ? sentinelReason(p, d, regs())
+        : sf !== undefined && !(Number.isInteger(sf) && sf >= -10 && sf <= 10) ? `scale factor ${JSON.stringify(p.scale_factor)} = ${sf}, outside -10..10`
+          : `registers ${regs().map(hex).join(' ')} do not decode as ${p.type}`;
     } else if (checksPlausibility(p) && outOfRange(p, d.value)) {
       r.state = 'implausible';
       r.reason = `${implausibleWhy(p, d.value as number)}; ${orderHint(ordersInRange(profile, p, words, offset, sf), isMultiRegister(p))}`;

@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { run as probe } from '../../src/cli/probe.js';
+import { formatProbe, run as probe } from '../../src/cli/probe.js';
+import { DEFAULT_DEVICES_DIR, loadProfile } from '../../src/config/load.js';
+import { planIdentityReads, planReads } from '../../src/modbus/read-plan.js';
 import { freePort } from '../helpers/ports.js';
 import { ABSENT, EXPECTED, pymodbusProfile, startPymodbus, type PymodbusServer } from './pymodbus-fixture.js';
 
@@ -148,6 +150,18 @@ describe('ems-gateway probe against pymodbus', () => {
       expect(e.err()).toMatch(msg);
     }
   }, 30_000);
+
+  it('a SunSpec profile read one register off: the marker check says so (formatProbe, no device needed)', async () => {
+    const profile = await loadProfile(join(DEFAULT_DEVICES_DIR, 'sunspec-inverter-3ph.yaml'));
+    const plan = [...planIdentityReads(profile).requests, ...planReads(profile).requests];
+    // Every register holds 0x5375 ('Su'): the marker reads "SuSu", all else decodes to something.
+    const reads = plan.map((r) => ({ atMs: Date.now(), words: new Uint16Array(r.count).fill(0x5375), error: undefined }));
+    const { text, problems } = formatProbe('inv (test)', profile, plan, reads);
+    expect(text).toContain("SunSpec marker: 'SunS' expected at 40000, read 0x5375 0x5375: check address_base (0 vs 1) and sunspec_base");
+    expect(line(text, 'sunspec_marker')).toMatch(/^sunspec_marker\s+40000\s+0x5375 0x5375\s+SuSu\s+ok$/);
+    expect(line(text, 'ac_frequency')).toMatch(/\smalformed \(scale factor "hz_sf" = 21365, outside -10\.\.10\)$/);
+    expect(problems).toBeGreaterThanOrEqual(2);
+  });
 
   it('sent read requests only (FC 1-4), never a write', () => {
     expect(functionCodes.length).toBeGreaterThan(5);

@@ -16,6 +16,22 @@ const COMMANDS: Record<string, Command> = {
   dr: { summary: 'demand response: keygen, send a signed command and print its acks', load: () => import('./dr.js') },
 };
 
+/**
+ * What a command's module could not load, when it is a part a production install leaves out: the
+ * embedded broker of the demo (aedes, a development dependency) or the simulators (dist/simulators,
+ * not in the container image). Undefined for anything else (a real bug: rethrown).
+ */
+function missingPart(err: unknown): string | undefined {
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e?.code !== 'ERR_MODULE_NOT_FOUND' || typeof e.message !== 'string') return undefined;
+  const checkout = 'run it from a checkout of the repository after `npm ci` (npm run demo, npm run simulate)';
+  const pkg = /Cannot find package '([^']+)'/.exec(e.message)?.[1];
+  if (pkg === 'aedes') return `the package ${pkg} is missing (the demo's embedded MQTT broker, a development dependency that \`npm ci --omit=dev\` leaves out); ${checkout}`;
+  const file = /Cannot find module '([^']+)'/.exec(e.message)?.[1];
+  if (file !== undefined && /[/\\]simulators[/\\]/.test(file)) return `the simulated devices (dist/simulators) are missing (the deployment image carries the gateway only); ${checkout}`;
+  return undefined;
+}
+
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
   return `usage: ems-gateway <command> [options]\n\ncommands:\n${lines.join('\n')}\n  --version  print the version\n`;
@@ -36,6 +52,14 @@ export async function runCli(argv: string[]): Promise<number> {
     process.stderr.write(`ems-gateway: unknown command ${JSON.stringify(name)}\n${usage()}`);
     return 2;
   }
-  const mod = await cmd.load();
+  let mod;
+  try {
+    mod = await cmd.load();
+  } catch (err) {
+    const missing = missingPart(err);
+    if (missing === undefined) throw err;
+    process.stderr.write(`ems-gateway ${name}: not part of this install: ${missing}\n`);
+    return 1;
+  }
   return mod.run(rest);
 }

@@ -14,10 +14,10 @@ import { buildGateway } from '../gateway.js';
 import { errorText } from '../runtime/lifecycle.js';
 import { createLogger } from '../runtime/logger.js';
 import { packagePath } from '../runtime/package-root.js';
-import { alertTransitions, dataAgeBuckets, formatSummary, quantileOfIncrease } from '../runtime/demo-summary.js';
+import { alertTransitions, dataAgeBuckets, formatSummary, quantileOfIncrease } from '../demo/summary.js';
 import { PullMetricReader } from '../telemetry/pull-reader.js';
-import { DemoFleet, portFree, startDemoSite } from '../runtime/demo-site.js';
-import { DemoScenario, demoSigningKey } from '../runtime/demo-scenario.js';
+import { DemoFleet, portFree, startDemoSite } from '../demo/site.js';
+import { DemoScenario, demoSigningKey } from '../demo/scenario.js';
 import { runUntilSignal } from './run.js';
 import { numberFlag, parseFlags, stringFlag } from './run-args.js';
 

@@ -104,6 +104,24 @@ describe('ARCHITECTURE.md import rules', () => {
     expect([...listed].filter((e) => !excepted.has(e))).toEqual([]);
   });
 
+  it('only the demo and the simulate command import simulators/ (the gateway never loads them)', () => {
+    const importers = [...graph.values()]
+      .filter((m) => m.file.startsWith('src/') && [...m.imports.keys()].some((t) => t.startsWith('simulators/')))
+      .map((m) => m.file);
+    expect(importers.length).toBeGreaterThan(0);
+    expect(importers.filter((f) => !f.startsWith('src/demo/') && f !== 'src/cli/simulate.ts')).toEqual([]);
+  });
+
+  it('the embedded broker (aedes, a dev dependency) is imported by simulators/broker.ts alone', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    expect(pkg.dependencies['aedes']).toBeUndefined();
+    expect(pkg.devDependencies['aedes']).toBeDefined();
+    const importers = [...graph.values()]
+      .filter((m) => !m.file.startsWith('test/') && /from '(aedes|aedes\/[^']*)'|import\('aedes'\)/.test(readFileSync(join(root, m.file), 'utf8')))
+      .map((m) => m.file);
+    expect(importers).toEqual(['simulators/broker.ts']);
+  });
+
   it('the module graph sees static, type-only, re-exported and dynamic imports', () => {
     // A self-check of the reader on files whose imports are known.
     const commands = graph.get('src/cli/commands.ts');

@@ -7,7 +7,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { METRICS } from '../../src/telemetry/semconv.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { startCli, type CliProcess } from './cli-process.js';
+import { startCli, type CliProcess } from '../runtime/cli-process.js';
 
 const MBPOLL = '/usr/bin/mbpoll';
 

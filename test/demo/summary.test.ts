@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { alertTransitions, formatSummary, quantileOfIncrease } from '../../src/runtime/demo-summary.js';
-import { concreteTopic } from '../../src/runtime/demo-site.js';
+import { alertTransitions, formatSummary, quantileOfIncrease } from '../../src/demo/summary.js';
+import { concreteTopic } from '../../src/demo/site.js';
 import { gatherStatus } from '../../src/status/status-model.js';
 import { sampleContext, sampleProviders } from '../status/fixture.js';
 

@@ -12,7 +12,7 @@ import { FleetGenerator, type GeneratorReport } from '../../simulators/meter-fle
 import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
 import type { DeliveryConfig, LoadedSite, SiteConfig } from '../config/site-types.js';
 import { endpointKey } from '../modbus/transport.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../runtime/logger.js';
 
 export interface DemoSiteOptions {
   /** Use kernel-chosen ports for everything instead of the site file's. */

@@ -12,7 +12,7 @@ import type { LoadedSite } from '../config/site-types.js';
 import { buildCommand, sendCommand, signedMessage } from '../demand-response/sender.js';
 import { generateKeyPair, parsePrivateKey, parsePublicKey } from '../demand-response/signing.js';
 import { zoneControllers } from '../demand-response/planner.js';
-import type { DemoFleet } from './demo-site.js';
+import type { DemoFleet } from './site.js';
 import type { SiteSimulators } from '../../simulators/modbus/site.js';
 
 export interface DemoKey {

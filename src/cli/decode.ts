@@ -2,6 +2,7 @@
 // orders, the field notes' troubleshooting aid for "my value is garbage" (usually the order, or an
 // address one off: try the registers either side too).
 import { NUMERIC_TYPES, WORD_ORDERS, numericWidth, wordsToRaw, type NumericType } from '../modbus/codec-words.js';
+import { defineCommand, parseCommand, UsageError } from './args.js';
 
 const USAGE = `usage: ems-gateway decode [--type <type>] <register> [<register> ...]
   Registers as read from the wire, in order (hex 0x4148 or decimal 16712). Prints each type that
@@ -15,17 +16,28 @@ export function parseRegister(text: string): number | undefined {
 }
 
 /** The table `decode` prints, one line per type; an error message instead when the input is bad. */
+const ARGS = defineCommand({
+  command: 'decode',
+  usage: USAGE,
+  options: { type: { type: 'string', short: 't' } },
+  positionals: { max: Infinity },
+});
+
+/** The table `decode` prints, one line per type; an error message instead when the input is bad (or the usage for --help). */
 export function decodeTable(args: string[]): string | { error: string } {
-  let type: NumericType | undefined;
+  let parsed;
+  try {
+    parsed = parseCommand(args, ARGS);
+  } catch (err) {
+    if (err instanceof UsageError) return { error: err.message };
+    throw err;
+  }
+  if (parsed === 'help') return USAGE;
+  const t = parsed.values.type;
+  if (t !== undefined && !(NUMERIC_TYPES as readonly string[]).includes(t)) return { error: `unknown --type ${JSON.stringify(t)}: one of ${NUMERIC_TYPES.join(', ')}` };
+  const type = t as NumericType | undefined;
   const words: number[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? '';
-    if (a === '--type' || a === '-t') {
-      const t = args[++i] ?? '';
-      if (!(NUMERIC_TYPES as readonly string[]).includes(t)) return { error: `unknown --type ${JSON.stringify(t)}: one of ${NUMERIC_TYPES.join(', ')}` };
-      type = t as NumericType;
-      continue;
-    }
+  for (const a of parsed.positionals) {
     const w = parseRegister(a);
     if (w === undefined) return { error: `not a 16-bit register value: ${JSON.stringify(a)} (use 0x1234 or 0..65535)` };
     words.push(w);
@@ -44,10 +56,6 @@ export function decodeTable(args: string[]): string | { error: string } {
 }
 
 export async function run(args: string[]): Promise<number> {
-  if (args.includes('-h') || args.includes('--help')) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
   const out = decodeTable(args);
   if (typeof out !== 'string') {
     process.stderr.write(`ems-gateway decode: ${out.error}\n${USAGE}`);

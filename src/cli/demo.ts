@@ -19,25 +19,24 @@ import { PullMetricReader } from '../telemetry/pull-reader.js';
 import { DemoFleet, portFree, startDemoSite } from '../demo/site.js';
 import { DemoScenario, demoSigningKey } from '../demo/scenario.js';
 import { runUntilSignal } from './run.js';
-import { numberFlag, parseFlags, stringFlag } from './run-args.js';
+import { defineCommand, parseCommandArgs } from './args.js';
 
 const USAGE = 'usage: ems-gateway demo [--config config/demo-site.yaml] [--status-port N] [--free-ports] [--meters N] [--rate MSGS_PER_S] [--duration S]';
 
+const ARGS = defineCommand({
+  command: 'demo',
+  usage: USAGE,
+  options: {
+    config: { type: 'string' }, 'status-port': { type: 'string', kind: 'port' }, 'free-ports': { type: 'boolean' },
+    meters: { type: 'string', kind: 'number' }, rate: { type: 'string', kind: 'number' }, duration: { type: 'string', kind: 'number' },
+  },
+});
+
 export async function run(args: string[]): Promise<number> {
-  let flags;
-  try {
-    flags = parseFlags(args, {
-      config: 'string', 'status-port': 'port', 'free-ports': 'boolean', meters: 'number', rate: 'number', duration: 'number', help: 'boolean',
-    }).flags;
-  } catch (err) {
-    process.stderr.write(`ems-gateway demo: ${errorText(err)}\n${USAGE}\n`);
-    return 2;
-  }
-  if (flags['help'] === true) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const configPath = stringFlag(flags, 'config') ?? packagePath('config', 'demo-site.yaml');
+  const parsed = parseCommandArgs(args, ARGS);
+  if (typeof parsed === 'number') return parsed;
+  const flags = parsed.values;
+  const configPath = flags.config ?? packagePath('config', 'demo-site.yaml');
   const env = process.env;
   const freePorts = flags['free-ports'] === true || env['EMS_DEMO_FREE_PORTS'] === '1';
   const out = (line: string): void => { process.stdout.write(`${line}\n`); };
@@ -76,15 +75,15 @@ export async function run(args: string[]): Promise<number> {
   // the data-age histogram comes from): collect() when the summary wants figures.
   const reader = new PullMetricReader();
   const st = loaded.site.status;
-  const statusPort = numberFlag(flags, 'status-port')
+  const statusPort = flags['status-port']
     ?? (freePorts || !(await portFree(st.host, st.port)) ? 0 : undefined);
   const gateway = buildGateway(loaded, {
     env, logger, extraMetricReaders: [reader], ...(statusPort !== undefined ? { statusPort } : {}),
   });
   const meters = loaded.site.mqtt?.meters;
   const fleet = meters ? new DemoFleet({
-    url: demo.broker.url, meters: numberFlag(flags, 'meters') ?? 500, regions: meters.regions?.length ? meters.regions : [loaded.site.site.region],
-    rate: numberFlag(flags, 'rate') ?? 200, filter: meters.topics[0] ?? 'meters/+', regionLevel: meters.region_topic_level,
+    url: demo.broker.url, meters: flags.meters ?? 500, regions: meters.regions?.length ? meters.regions : [loaded.site.site.region],
+    rate: flags.rate ?? 200, filter: meters.topics[0] ?? 'meters/+', regionLevel: meters.region_topic_level,
   }) : undefined;
   const scenario = fleet ? new DemoScenario({ loaded, simulators: demo.simulators, fleet, key: key.key, print: out }) : undefined;
 
@@ -114,14 +113,14 @@ export async function run(args: string[]): Promise<number> {
   try {
     code = await runUntilSignal(gateway, logger, {
       onRunning: () => {
-        out(`ems-gateway demo: site ${loaded.site.site.id}, ${loaded.site.devices.length} simulated Modbus devices, broker ${demo.broker.url}, ${fleet ? `meter fleet at ${numberFlag(flags, 'rate') ?? 200} msg/s` : 'no meters'}`);
+        out(`ems-gateway demo: site ${loaded.site.site.id}, ${loaded.site.devices.length} simulated Modbus devices, broker ${demo.broker.url}, ${fleet ? `meter fleet at ${flags.rate ?? 200} msg/s` : 'no meters'}`);
         out(`  modbus ${demo.simulators.endpoints.map((e) => `127.0.0.1:${e.server.port} (${e.devices.map((d) => `${d.id} unit ${d.unitId}`).join(', ')})`).join('; ')}`);
         out(`  status page ${gateway.statusUrl() ?? '(disabled)'}   logs ${logFile}   DR key: ${key.source}`);
         out(`  OTLP export ${exporting ? `to ${env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? env['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT'] ?? ''}` : 'off (set OTEL_EXPORTER_OTLP_ENDPOINT to export)'}   Ctrl-C to stop`);
         void fleet?.start().catch((err: unknown) => out(`» meter fleet failed: ${errorText(err)}`));
         scenario?.start();
         summaryTimer = setInterval(() => { void tick(); }, 2000);
-        const duration = numberFlag(flags, 'duration');
+        const duration = flags.duration;
         // --duration: stop on our own (README checks, CI), the same way Ctrl-C does.
         if (duration !== undefined) durationTimer = setTimeout(() => process.kill(process.pid, 'SIGINT'), duration * 1000);
       },

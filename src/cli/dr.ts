@@ -7,63 +7,55 @@ import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { COMMAND_TYPES, type CommandType } from '../demand-response/command.js';
 import { buildCommand, sendCommand, signedMessage } from '../demand-response/sender.js';
 import { generateKeyPair, parsePrivateKey, parsePublicKey } from '../demand-response/signing.js';
+import { defineCommand, parseCommandArgs, type OptionValues } from './args.js';
 
-const USAGE = `usage:
-  ems-gateway dr keygen --out <prefix>
-      writes <prefix>.key (Ed25519 private key, PKCS#8 PEM, mode 0600: stays with its owner)
-      and <prefix>.pub (public key PEM: goes to the other side).
-      The EMS's pair signs commands: its .pub goes into the site's mqtt.demand_response.public_key_file.
-      The gateway's pair signs acks: its .key is the site's mqtt.demand_response.gateway_key_file,
-      its .pub goes to the EMS (dr send --gateway-key).
-  ems-gateway dr send --config <site.yaml> --key <private.pem> --zone <zone> --gateway-key <gateway.pub>
-      [--type curtail|restore] [--reduction-mw <MW>] [--duration <15m|900s|1h>]
-      [--target <command id>] [--command-id <id>] [--valid-for 60s] [--traceparent 00-...]
-      [--url <mqtt url>] [--timeout 30s] [--no-wait]
-      signs and publishes one command, waits for the gateway's acks and prints each as a JSON line.
-      With --gateway-key only acks signed by the gateway count; anything unsigned, for another
-      command id, about a copy of the command (replayed) or out of order is ignored (noted on stderr).
-      exit code: 0 all controllers acknowledged, 3 rejected, 4 not all acknowledged, 5 no final ack
+const KEYGEN_USAGE = `usage: ems-gateway dr keygen --out <prefix>
+    writes <prefix>.key (Ed25519 private key, PKCS#8 PEM, mode 0600: stays with its owner)
+    and <prefix>.pub (public key PEM: goes to the other side).
+    The EMS's pair signs commands: its .pub goes into the site's mqtt.demand_response.public_key_file.
+    The gateway's pair signs acks: its .key is the site's mqtt.demand_response.gateway_key_file,
+    its .pub goes to the EMS (dr send --gateway-key).
 `;
+
+const SEND_USAGE = `usage: ems-gateway dr send --config <site.yaml> --key <private.pem> --zone <zone> --gateway-key <gateway.pub>
+    [--type curtail|restore] [--reduction-mw <MW>] [--duration <15m|900s|1h>]
+    [--target <command id>] [--command-id <id>] [--valid-for 60s] [--traceparent 00-...]
+    [--url <mqtt url>] [--timeout 30s] [--no-wait]
+    signs and publishes one command, waits for the gateway's acks and prints each as a JSON line.
+    With --gateway-key only acks signed by the gateway count; anything unsigned, for another
+    command id, about a copy of the command (replayed) or out of order is ignored (noted on stderr).
+    exit code: 0 all controllers acknowledged, 3 rejected, 4 not all acknowledged, 5 no final ack
+`;
+
+/** `dr --help`: both subcommands' usage, indented under one `usage:`. */
+const USAGE = `usage:\n${[KEYGEN_USAGE, SEND_USAGE].map((u) => u.replace(/^usage: /, '').replace(/^/gm, '  ').replace(/ +$/, '')).join('')}`;
+
+const KEYGEN_ARGS = defineCommand({ command: 'dr keygen', usage: KEYGEN_USAGE, options: { out: { type: 'string', required: true } } });
+
+const SEND_ARGS = defineCommand({
+  command: 'dr send',
+  usage: SEND_USAGE,
+  options: {
+    config: { type: 'string', required: true }, key: { type: 'string', required: true }, zone: { type: 'string', required: true },
+    'gateway-key': { type: 'string' }, type: { type: 'string' }, 'reduction-mw': { type: 'string' }, duration: { type: 'string' },
+    target: { type: 'string' }, 'command-id': { type: 'string' }, 'valid-for': { type: 'string' }, traceparent: { type: 'string' },
+    url: { type: 'string' }, timeout: { type: 'string' }, 'no-wait': { type: 'boolean' },
+  },
+});
+
+type SendValues = OptionValues<typeof SEND_ARGS.options>;
 
 /** Ignored messages on the ack topic noted on stderr; beyond, only counted (the topic may be noisy). */
 const MAX_IGNORED_NOTES = 5;
 
-type Flags = Map<string, string | true>;
-
-function parseFlags(args: string[]): Flags {
-  const flags: Flags = new Map();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? '';
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
-    const eq = a.indexOf('=');
-    if (eq > 0) { flags.set(a.slice(2, eq), a.slice(eq + 1)); continue; }
-    const next = args[i + 1];
-    if (next === undefined || next.startsWith('--')) flags.set(a.slice(2), true);
-    else { flags.set(a.slice(2), next); i++; }
-  }
-  return flags;
-}
-
-function str(flags: Flags, name: string, required = true): string | undefined {
-  const v = flags.get(name);
-  if (v === undefined) {
-    if (required) throw new Error(`--${name} is required`);
-    return undefined;
-  }
-  if (v === true) throw new Error(`--${name} needs a value`);
-  return v;
-}
-
-function duration(flags: Flags, name: string, fallbackMs: number): number {
-  const v = str(flags, name, false);
+function duration(v: string | undefined, name: string, fallbackMs: number): number {
   if (v === undefined) return fallbackMs;
   const ms = parseDuration(v);
   if (ms === undefined) throw new Error(`--${name} ${JSON.stringify(v)} is not a duration like 900ms, 15m or 1h`);
   return ms;
 }
 
-function keygen(flags: Flags): number {
-  const prefix = str(flags, 'out') as string;
+function keygen(prefix: string): number {
   for (const f of [`${prefix}.key`, `${prefix}.pub`]) {
     if (existsSync(f)) throw new Error(`${f} exists: refusing to overwrite a key (choose another --out)`);
   }
@@ -74,32 +66,33 @@ function keygen(flags: Flags): number {
   return 0;
 }
 
-async function send(flags: Flags): Promise<number> {
-  const loaded = await loadSite(str(flags, 'config') as string, { metrics: DEVICE_METRICS });
+async function send(flags: SendValues): Promise<number> {
+  const loaded = await loadSite(flags.config, { metrics: DEVICE_METRICS });
   const site = loaded.site;
   const mqttCfg = site.mqtt;
   const dr = mqttCfg?.demand_response;
   if (!mqttCfg || !dr) throw new Error(`${site.source}: no mqtt.demand_response section`);
-  const key = parsePrivateKey(readFileSync(str(flags, 'key') as string, 'utf8'), str(flags, 'key'));
-  const type = (str(flags, 'type', false) ?? 'curtail') as CommandType;
+  const key = parsePrivateKey(readFileSync(flags.key, 'utf8'), flags.key);
+  const type = (flags.type ?? 'curtail') as CommandType;
   if (!(COMMAND_TYPES as readonly string[]).includes(type)) throw new Error(`--type must be one of ${COMMAND_TYPES.join(', ')}`);
-  const reduction = str(flags, 'reduction-mw', type === 'curtail');
+  const reduction = flags['reduction-mw'];
+  if (reduction === undefined && type === 'curtail') throw new Error('--reduction-mw is required');
   if (reduction !== undefined && !(Number(reduction) > 0)) throw new Error(`--reduction-mw must be a number of MW above 0, got ${JSON.stringify(reduction)}`);
-  const traceparent = str(flags, 'traceparent', false) ?? `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+  const traceparent = flags.traceparent ?? `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
   const cmd = buildCommand({
     siteId: site.site.id,
-    zone: str(flags, 'zone') as string,
+    zone: flags.zone,
     type,
     ...(reduction !== undefined ? { reductionMw: Number(reduction) } : {}),
-    durationMinutes: type === 'curtail' ? duration(flags, 'duration', 15 * 60_000) / 60_000 : 0,
-    commandId: str(flags, 'command-id', false) ?? randomUUID(),
-    validForMs: duration(flags, 'valid-for', 60_000),
+    durationMinutes: type === 'curtail' ? duration(flags.duration, 'duration', 15 * 60_000) / 60_000 : 0,
+    commandId: flags['command-id'] ?? randomUUID(),
+    validForMs: duration(flags['valid-for'], 'valid-for', 60_000),
     traceparent,
-    ...(str(flags, 'target', false) !== undefined ? { targetCommandId: str(flags, 'target') as string } : {}),
+    ...(flags.target !== undefined ? { targetCommandId: flags.target } : {}),
   });
-  const url = str(flags, 'url', false);
-  const wait = flags.get('no-wait') !== true;
-  const gatewayKeyFile = str(flags, 'gateway-key', false);
+  const url = flags.url;
+  const wait = flags['no-wait'] !== true;
+  const gatewayKeyFile = flags['gateway-key'];
   const gatewayKeys = gatewayKeyFile === undefined ? undefined : [parsePublicKey(readFileSync(gatewayKeyFile, 'utf8'), gatewayKeyFile)];
   if (gatewayKeys === undefined) process.stderr.write('dr send: acks are not verified (no --gateway-key): anyone who may publish on the ack topic could answer\n');
   let ignored = 0;
@@ -107,7 +100,7 @@ async function send(flags: Flags): Promise<number> {
   const result = await sendCommand({
     mqtt: { ...mqttCfg, ...(url !== undefined ? { url } : {}) },
     dr, siteId: site.site.id, commandId: cmd.command_id, message: signedMessage(cmd, key), traceparent,
-    timeoutMs: duration(flags, 'timeout', 30_000), wait, ...(gatewayKeys ? { gatewayKeys } : {}),
+    timeoutMs: duration(flags.timeout, 'timeout', 30_000), wait, ...(gatewayKeys ? { gatewayKeys } : {}),
     onAck: (ack) => process.stdout.write(`${JSON.stringify(ack)}\n`),
     onIgnored: (why) => {
       if (++ignored <= MAX_IGNORED_NOTES) process.stderr.write(`dr send: ignored a message on the ack topic: ${why}\n`);
@@ -130,13 +123,28 @@ async function send(flags: Flags): Promise<number> {
 
 export async function run(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === '--help' || sub === '-h') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (sub !== 'keygen' && sub !== 'send') {
+    process.stderr.write(`ems-gateway dr: ${sub === undefined ? 'a subcommand is needed' : `unknown subcommand ${JSON.stringify(sub)}`}\n${USAGE}`);
+    return 2;
+  }
+  if (sub === 'keygen') {
+    const parsed = parseCommandArgs(rest, KEYGEN_ARGS);
+    return typeof parsed === 'number' ? parsed : reportFailure(sub, () => keygen(parsed.values.out));
+  }
+  const parsed = parseCommandArgs(rest, SEND_ARGS);
+  return typeof parsed === 'number' ? parsed : reportFailure(sub, () => send(parsed.values));
+}
+
+/** A failure past the command line (a key file, the broker, the site file): one line, exit 1. */
+async function reportFailure(sub: string, fn: () => number | Promise<number>): Promise<number> {
   try {
-    if (sub === 'keygen') return keygen(parseFlags(rest));
-    if (sub === 'send') return await send(parseFlags(rest));
+    return await fn();
   } catch (err) {
-    process.stderr.write(`ems-gateway dr ${sub ?? ''}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`ems-gateway dr ${sub}: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
-  process.stderr.write(USAGE);
-  return sub === '--help' || sub === '-h' ? 0 : 2;
 }

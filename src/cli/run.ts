@@ -10,34 +10,31 @@ import { StartupError, errorText } from '../runtime/lifecycle.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { handleShutdownSignals, type ShutdownSignal } from '../runtime/signals.js';
 import { gatewayVersion } from '../runtime/version.js';
-import { numberFlag, parseFlags, stringFlag, UsageError } from './run-args.js';
+import { defineCommand, parseCommandArgs, usageFailure } from './args.js';
 
 const USAGE = 'usage: ems-gateway run --config <site.yaml> [--status-port N] [--status-host H] [--log-level L]';
 
 /** After a graceful stop, a handle a library forgot to close must not keep the process alive. */
 const EXIT_GRACE_MS = 1000;
 
+const ARGS = defineCommand({
+  command: 'run',
+  usage: USAGE,
+  options: { config: { type: 'string' }, 'status-port': { type: 'string', kind: 'port' }, 'status-host': { type: 'string' }, 'log-level': { type: 'string' } },
+  // The site file may also come as the one positional argument.
+  positionals: { max: 1 },
+});
+
 export async function run(args: string[]): Promise<number> {
-  let configPath: string | undefined;
-  let statusPort: number | undefined;
-  let statusHost: string | undefined;
-  let logLevel: string | undefined;
-  try {
-    const { flags, positional } = parseFlags(args, { config: 'string', 'status-port': 'port', 'status-host': 'string', 'log-level': 'string', help: 'boolean' });
-    if (flags['help'] === true) {
-      process.stdout.write(`${USAGE}\n`);
-      return 0;
-    }
-    configPath = stringFlag(flags, 'config') ?? positional[0];
-    if (positional.length > (stringFlag(flags, 'config') === undefined ? 1 : 0)) throw new UsageError(`unexpected argument ${JSON.stringify(positional.at(-1))}`);
-    statusPort = numberFlag(flags, 'status-port');
-    statusHost = stringFlag(flags, 'status-host');
-    logLevel = stringFlag(flags, 'log-level');
-    if (configPath === undefined) throw new UsageError('--config <site.yaml> is required');
-  } catch (err) {
-    process.stderr.write(`ems-gateway run: ${errorText(err)}\n${USAGE}\n`);
-    return 2;
-  }
+  const parsed = parseCommandArgs(args, ARGS);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
+  if (values.config !== undefined && positionals.length > 0) return usageFailure(ARGS, `unexpected argument ${JSON.stringify(positionals[0])} (the site file is already --config)`);
+  const configPath = values.config ?? positionals[0];
+  if (configPath === undefined) return usageFailure(ARGS, '--config <site.yaml> is required');
+  const statusPort = values['status-port'];
+  const statusHost = values['status-host'];
+  const logLevel = values['log-level'];
 
   let loaded;
   try {

@@ -4,13 +4,24 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateSchemas } from '../config/json-schema.js';
 import { packageRoot } from '../runtime/package-root.js';
+import { defineCommand, parseCommandArgs, usageFailure } from './args.js';
 
 const USAGE = 'usage: ems-gateway schemas --write|--check [dir]   (default dir: the package\'s schemas/)\n';
 
+const ARGS = defineCommand({
+  command: 'schemas',
+  usage: USAGE,
+  options: { write: { type: 'boolean' }, check: { type: 'boolean' } },
+  positionals: { max: 1 },
+});
+
 export async function run(args: string[]): Promise<number> {
-  const mode = args.find((a) => a === '--write' || a === '--check');
-  const dir = args.find((a) => !a.startsWith('-')) ?? join(packageRoot(), 'schemas');
-  if (!mode) { process.stderr.write(USAGE); return 2; }
+  const parsed = parseCommandArgs(args, ARGS);
+  if (typeof parsed === 'number') return parsed;
+  const { write, check } = parsed.values;
+  if (write === check) return usageFailure(ARGS, write ? 'either --write or --check, not both' : '--write or --check is needed');
+  const mode = write ? '--write' : '--check';
+  const dir = parsed.positionals[0] ?? join(packageRoot(), 'schemas');
   const generated = generateSchemas();
   let stale = 0;
   if (mode === '--write') await mkdir(dir, { recursive: true });

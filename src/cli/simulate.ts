@@ -4,6 +4,7 @@ import { ConfigError, loadSite } from '../config/load.js';
 import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { formatProblems } from '../config/errors.js';
 import { handleShutdownSignals } from '../runtime/signals.js';
+import { defineCommand, parseCommand, UsageError } from './args.js';
 import type { ModbusFault } from '../../simulators/modbus/server.js';
 import { SiteSimulatorError, startSiteSimulators, type SiteEndpoint, type SiteSerialLine, type SiteSimulators } from '../../simulators/modbus/site.js';
 
@@ -59,47 +60,45 @@ export function parseFault(spec: string): ModbusFault | string {
   return fault;
 }
 
+const ARGS = defineCommand({
+  command: 'simulate',
+  usage: USAGE,
+  options: {
+    host: { type: 'string' }, 'any-port': { type: 'boolean' }, 'port-offset': { type: 'string', kind: 'port' }, 'devices-dir': { type: 'string' },
+    'enforce-max-connections': { type: 'boolean' }, json: { type: 'boolean' }, pty: { type: 'boolean' },
+    serial: { type: 'string', multiple: true }, fault: { type: 'string', multiple: true },
+  },
+  positionals: { min: 1, max: 1, missing: 'a site file is required' },
+});
+
+/** The arguments of `simulate`, or the text to print: the usage (for --help) or an error and the usage. */
 export function parseSimulateArgs(args: string[]): SimulateArgs | string {
-  const out: SimulateArgs = {
-    site: '', host: '127.0.0.1', anyPort: false, portOffset: 0, devicesDir: undefined, enforceMaxConnections: false, json: false, faults: [],
-    serial: new Map(), pty: false,
-  };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? '';
-    const value = (): string | undefined => args[++i];
-    switch (a) {
-      case '--host': out.host = value() ?? ''; break;
-      case '--any-port': out.anyPort = true; break;
-      case '--port-offset': out.portOffset = Number(value()); break;
-      case '--devices-dir': out.devicesDir = value(); break;
-      case '--enforce-max-connections': out.enforceMaxConnections = true; break;
-      case '--json': out.json = true; break;
-      case '--pty': out.pty = true; break;
-      case '--serial': {
-        const v = value() ?? '';
-        const eq = v.indexOf('=');
-        if (eq <= 0 || eq === v.length - 1) return `--serial needs <site serial.device>=<path>, got ${JSON.stringify(v)}\n${USAGE}`;
-        out.serial.set(v.slice(0, eq), v.slice(eq + 1));
-        break;
-      }
-      case '--fault': {
-        const v = value() ?? '';
-        const colon = v.indexOf(':');
-        if (colon <= 0) return `--fault needs <device>:<fault>, got ${JSON.stringify(v)}\n${USAGE}`;
-        const fault = parseFault(v.slice(colon + 1));
-        if (typeof fault === 'string') return `--fault ${v}: ${fault}\n${USAGE}`;
-        out.faults.push({ device: v.slice(0, colon), fault });
-        break;
-      }
-      case '-h': case '--help': return USAGE;
-      default:
-        if (a.startsWith('-') || out.site !== '') return `unexpected argument ${JSON.stringify(a)}\n${USAGE}`;
-        out.site = a;
-    }
+  let parsed;
+  try {
+    parsed = parseCommand(args, ARGS);
+  } catch (err) {
+    if (err instanceof UsageError) return `${err.message}\n${USAGE}`;
+    throw err;
   }
-  if (out.site === '') return `a site file is required\n${USAGE}`;
-  if (out.host === '') return `--host needs a value\n${USAGE}`;
-  if (!Number.isInteger(out.portOffset) || out.portOffset < 0 || out.portOffset > 65535) return `--port-offset must be an integer 0..65535\n${USAGE}`;
+  if (parsed === 'help') return USAGE;
+  const v = parsed.values;
+  const out: SimulateArgs = {
+    site: parsed.positionals[0] ?? '', host: v.host ?? '127.0.0.1', anyPort: v['any-port'] === true, portOffset: v['port-offset'] ?? 0,
+    devicesDir: v['devices-dir'], enforceMaxConnections: v['enforce-max-connections'] === true, json: v.json === true, faults: [],
+    serial: new Map(), pty: v.pty === true,
+  };
+  for (const s of v.serial ?? []) {
+    const eq = s.indexOf('=');
+    if (eq <= 0 || eq === s.length - 1) return `--serial needs <site serial.device>=<path>, got ${JSON.stringify(s)}\n${USAGE}`;
+    out.serial.set(s.slice(0, eq), s.slice(eq + 1));
+  }
+  for (const f of v.fault ?? []) {
+    const colon = f.indexOf(':');
+    if (colon <= 0) return `--fault needs <device>:<fault>, got ${JSON.stringify(f)}\n${USAGE}`;
+    const fault = parseFault(f.slice(colon + 1));
+    if (typeof fault === 'string') return `--fault ${f}: ${fault}\n${USAGE}`;
+    out.faults.push({ device: f.slice(0, colon), fault });
+  }
   return out;
 }
 
@@ -146,9 +145,12 @@ export async function startSimulate(a: SimulateArgs, out: NodeJS.WritableStream)
 export async function run(args: string[]): Promise<number> {
   const a = parseSimulateArgs(args);
   if (typeof a === 'string') {
-    const help = args.includes('-h') || args.includes('--help');
-    (help ? process.stdout : process.stderr).write(a);
-    return help ? 0 : 2;
+    if (a === USAGE) {
+      process.stdout.write(a);
+      return 0;
+    }
+    process.stderr.write(`ems-gateway simulate: ${a}`);
+    return 2;
   }
   let sims: SiteSimulators;
   try {

@@ -8,22 +8,23 @@ import type { DeviceProfile } from '../config/profile-types.js';
 import type { LoadedSite } from '../config/site-types.js';
 import { planIdentityReads, planReads, type ReadPlan } from '../modbus/read-plan.js';
 import { describeLink, endpointKey } from '../modbus/transport.js';
+import { defineCommand, parseCommandArgs } from './args.js';
 
 const USAGE = 'usage: ems-gateway validate <site.yaml> [--devices <dir>] [--quiet]\n';
 
+const ARGS = defineCommand({
+  command: 'validate',
+  usage: USAGE,
+  options: { devices: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } },
+  positionals: { min: 1, max: 1, missing: 'a site file is required' },
+});
+
 export async function run(args: string[]): Promise<number> {
-  let file: string | undefined;
-  let devicesDir: string | undefined;
-  let quiet = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--devices') devicesDir = args[++i];
-    else if (a === '--quiet' || a === '-q') quiet = true;
-    else if (a === '--help' || a === '-h') { process.stdout.write(USAGE); return 0; }
-    else if (a !== undefined && !a.startsWith('-') && file === undefined) file = a;
-    else { process.stderr.write(`ems-gateway validate: unexpected argument ${JSON.stringify(a)}\n${USAGE}`); return 2; }
-  }
-  if (file === undefined) { process.stderr.write(USAGE); return 2; }
+  const parsed = parseCommandArgs(args, ARGS);
+  if (typeof parsed === 'number') return parsed;
+  const file = parsed.positionals[0] ?? '';
+  const devicesDir = parsed.values.devices;
+  const quiet = parsed.values.quiet === true;
   const cwd = process.cwd();
   try {
     const loaded = await loadSite(file, { metrics: DEVICE_METRICS, ...(devicesDir === undefined ? {} : { devicesDir }) });

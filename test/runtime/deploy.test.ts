@@ -59,6 +59,9 @@ describe('Containerfile', () => {
     const lastUser = [...containerfile.matchAll(/^USER (\S+)$/gm)].at(-1)?.[1];
     expect(lastUser).toBe('node');
     expect(containerfile).toMatch(/^STOPSIGNAL SIGTERM$/m);
+    // The gateway only: not dist/simulators or dist/bench (the demo and simulate say so when run there).
+    const fromBuild = [...containerfile.matchAll(/^COPY --from=build (\S+) \S+$/gm)].map((m) => m[1]);
+    expect(fromBuild).toEqual(['/src/dist/src']);
     // Every path it copies exists in the repository (or is built in the first stage).
     expect(containerfile).not.toMatch(/^COPY .*config(\/keys)? /m);
     for (const m of containerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {

@@ -16,6 +16,11 @@ export interface SimulatedDeviceOptions {
   seed?: number;
   /** Animated points are recomputed at most this often, lazily on a read (default 100 ms). */
   tickMs?: number;
+  /**
+   * Per-device values for points whose profile behaviour is `constant` (point id -> value): two
+   * devices of one profile differ in what makes them distinct, such as serial number and address.
+   */
+  constants?: Readonly<Record<string, number | string>>;
 }
 
 /** Modbus exception codes the device itself raises. */
@@ -42,11 +47,13 @@ export class SimulatedDevice {
   private lastTick: number | undefined;
   /** Points that move, derived kinds (soc, sum) after the ones they read; constants are set once. */
   private readonly animated: PointDef[];
+  private readonly constants: Readonly<Record<string, number | string>>;
 
   constructor(profile: DeviceProfile, opts: SimulatedDeviceOptions = {}) {
     this.profile = profile;
     this.clock = opts.clock ?? systemClock;
     this.tickMs = opts.tickMs ?? 100;
+    this.constants = opts.constants ?? {};
     this.random = seededRandom(opts.seed ?? 1);
     for (const p of allPoints(profile)) if (!this.byId.has(p.id)) this.byId.set(p.id, p);
     for (const c of profile.controls) this.markWritable(c, c);
@@ -88,7 +95,7 @@ export class SimulatedDevice {
 
   private initialValue(p: PointDef): number | string | undefined {
     const b = p.simulate;
-    if (b?.kind === 'constant') return b.value;
+    if (b?.kind === 'constant') return Object.hasOwn(this.constants, p.id) ? this.constants[p.id] : b.value;
     if (b?.kind === 'random_walk') return this.state.get(p.id) ?? b.start;
     if (b?.kind === 'soc') return this.state.get(p.id) ?? b.start_pct;
     if (b?.kind === 'ack') return 0;

@@ -3,6 +3,7 @@
 // ids (an RTU gateway behind one port; raw RTU frames for rtu_over_tcp); a serial line is served on
 // a path the caller names (a pseudo-terminal end), or on a pty pair made here with socat.
 
+import type { DeviceProfile } from '../../src/config/profile-types.js';
 import type { LoadedSite, ModbusTransport } from '../../src/config/site-types.js';
 import { endpointKey } from '../../src/modbus/transport.js';
 import type { Clock } from '../../src/runtime/clock.js';
@@ -61,6 +62,21 @@ export class SiteSimulatorError extends Error {
   }
 }
 
+/**
+ * What tells two devices of one profile apart on the wire: a SunSpec common model's serial number
+ * (`SN`) from the site's device id and its device address (`DA`) from the unit id, instead of the
+ * profile's one constant for every copy (two inverters both reporting SN0001 at address 1).
+ */
+export function deviceIdentity(profile: DeviceProfile, deviceId: string, unitId: number): Record<string, number | string> {
+  const out: Record<string, number | string> = {};
+  for (const p of profile.points) {
+    if (p.role !== 'identity' || p.simulate?.kind !== 'constant') continue;
+    if (p.name === 'SN' && p.type === 'string') out[p.id] = `SN-${deviceId}`.slice(0, (p.length ?? 1) * 2);
+    if (p.name === 'DA' && typeof p.simulate.value === 'number') out[p.id] = unitId;
+  }
+  return out;
+}
+
 interface Group {
   transport: ModbusTransport;
   sitePort: number;
@@ -84,7 +100,7 @@ export async function startSiteSimulators(loaded: LoadedSite, opts: SiteSimulato
     if (g.units.has(d.unit_id)) {
       throw new SiteSimulatorError('duplicate_unit', `device ${JSON.stringify(d.id)}: unit ${d.unit_id} at ${key} is already simulated`);
     }
-    const device = createSimulatedDevice(profile, { clock: opts.clock, seed: seed++, tickMs: opts.tickMs });
+    const device = createSimulatedDevice(profile, { clock: opts.clock, seed: seed++, tickMs: opts.tickMs, constants: deviceIdentity(profile, d.id, d.unit_id) });
     g.units.set(d.unit_id, device);
     g.devices.push({ id: d.id, unitId: d.unit_id, profile: d.profile });
     g.maxConnections = Math.min(g.maxConnections, profile.quirks.max_connections);

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadSite } from '../../src/config/load.js';
+import { wireAddress } from '../../src/config/profile-types.js';
+import { packageRoot } from '../../src/runtime/package-root.js';
 import { parseFault, parseSimulateArgs, startSimulate } from '../../src/cli/simulate.js';
 import net from 'node:net';
 import { freePort } from '../helpers/ports.js';
@@ -92,6 +94,27 @@ describe('site simulators', () => {
     const c = await RawClient.connect(printed.endpoints[1]!.port);
     clients.push(c);
     expect(registersOf((await c.request(1, 7, readPdu(4, 2, 1)))!)).toEqual([4998]);
+  });
+
+  it('two devices of one profile differ on the wire: SunSpec serial from the device id, address from the unit id', async () => {
+    const loaded = await loadSite(join(packageRoot(), 'config/demo-site.yaml'));
+    sims = await startSiteSimulators(loaded, { port: 0 });
+    const profile = loaded.profiles.get('sunspec-inverter-3ph')!;
+    const sn = profile.points.find((p) => p.name === 'SN')!;
+    const da = profile.points.find((p) => p.name === 'DA')!;
+    const ep = sims.endpoints.find((e) => e.devices.some((d) => d.id === 'inverter-2'))!;
+    const c = await RawClient.connect(ep.server.port);
+    clients.push(c);
+    const ascii = (regs: number[]): string => Buffer.from(regs.flatMap((w) => [w >> 8, w & 0xff])).toString('latin1').replace(/\0+$/, '');
+    let tid = 1;
+    const seen: Array<[string, number]> = [];
+    for (const { id, unitId } of ep.devices.filter((d) => d.profile === 'sunspec-inverter-3ph')) {
+      const serial = ascii(registersOf((await c.request(tid++, unitId, readPdu(3, wireAddress(profile, sn), sn.length ?? 1)))!));
+      const [address] = registersOf((await c.request(tid++, unitId, readPdu(3, wireAddress(profile, da), 1)))!);
+      expect(serial, id).toBe(`SN-${id}`);
+      seen.push([serial, address ?? -1]);
+    }
+    expect(seen).toEqual([['SN-inverter-1', 1], ['SN-inverter-2', 2]]);
   });
 
   it('argument errors are reported, not thrown', () => {

@@ -3,7 +3,7 @@
 // in-process against them, prints a live summary every 2 s, and runs a short scenario (a signed
 // curtailment, a malformed burst, a dead device). Exports OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT
 // is set. Ctrl-C stops everything and exits 0. Logs go to a file (the terminal is for the summary).
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, formatProblem } from '../config/errors.js';
@@ -21,7 +21,10 @@ import { DemoScenario, demoSigningKey } from '../demo/scenario.js';
 import { runUntilSignal } from './run.js';
 import { defineCommand, parseCommandArgs } from './args.js';
 
-const USAGE = 'usage: ems-gateway demo [--config config/demo-site.yaml] [--status-port N] [--free-ports] [--meters N] [--rate MSGS_PER_S] [--duration S]';
+const USAGE = `usage: ems-gateway demo [--config config/demo-site.yaml] [--status-port N] [--free-ports] [--meters N] [--rate MSGS_PER_S]
+       [--duration S] [--log-file <path>]
+  The gateway's JSON log goes to a temporary file, removed when the demo stops cleanly (kept, and
+  named, when it does not); --log-file writes it where you say and keeps it.`;
 
 const ARGS = defineCommand({
   command: 'demo',
@@ -29,6 +32,7 @@ const ARGS = defineCommand({
   options: {
     config: { type: 'string' }, 'status-port': { type: 'string', kind: 'port' }, 'free-ports': { type: 'boolean' },
     meters: { type: 'string', kind: 'number' }, rate: { type: 'string', kind: 'number' }, duration: { type: 'string', kind: 'number' },
+    'log-file': { type: 'string' },
   },
 });
 
@@ -50,14 +54,25 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
 
-  const logFile = join(tmpdir(), `ems-gateway-demo-${process.pid}.log`);
+  const keepLog = flags['log-file'] !== undefined;
+  const logFile = flags['log-file'] ?? join(tmpdir(), `ems-gateway-demo-${process.pid}.log`);
   const logStream = createWriteStream(logFile);
   const logger = createLogger({ level: original.site.logging.level, env, destination: logStream });
+  // The stop's exit grace (runUntilSignal) may end the process before closeLog has run.
+  if (!keepLog) process.once('exit', (c) => { if (c === 0) rmSync(logFile, { force: true }); });
+  /** Closes the log; a temporary one is removed after a clean stop, and named when something failed. */
+  const closeLog = async (code: number): Promise<void> => {
+    await new Promise<void>((r) => logStream.end(() => r()));
+    if (keepLog) return;
+    if (code === 0) rmSync(logFile, { force: true });
+    else process.stderr.write(`ems-gateway demo: the log is kept in ${logFile}\n`);
+  };
 
   const key = demoSigningKey(packagePath('config', 'keys'), original.site.mqtt?.demand_response?.public_keys ?? []);
   const demo = await startDemoSite(original, { freePorts, logger, env }).catch((err: unknown) => err as Error);
   if (demo instanceof Error) {
     process.stderr.write(`ems-gateway demo: cannot start the simulated site: ${errorText(demo)}\n`);
+    await closeLog(1);
     return 1;
   }
   let loaded = demo.loaded;
@@ -109,13 +124,13 @@ export async function run(args: string[]): Promise<number> {
     for (const l of formatSummary({ elapsedMs: Date.now() - t0, status, dataAgeP99S: p99 })) out(l);
   };
 
-  let code: number;
+  let code = 1;
   try {
     code = await runUntilSignal(gateway, logger, {
       onRunning: () => {
         out(`ems-gateway demo: site ${loaded.site.site.id}, ${loaded.site.devices.length} simulated Modbus devices, broker ${demo.broker.url}, ${fleet ? `meter fleet at ${flags.rate ?? 200} msg/s` : 'no meters'}`);
         out(`  modbus ${demo.simulators.endpoints.map((e) => `127.0.0.1:${e.server.port} (${e.devices.map((d) => `${d.id} unit ${d.unitId}`).join(', ')})`).join('; ')}`);
-        out(`  status page ${gateway.statusUrl() ?? '(disabled)'}   logs ${logFile}   DR key: ${key.source}`);
+        out(`  status page ${gateway.statusUrl() ?? '(disabled)'}   logs ${logFile}${keepLog ? '' : ' (removed at exit; --log-file to keep)'}   DR key: ${key.source}`);
         out(`  OTLP export ${exporting ? `to ${env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? env['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT'] ?? ''}` : 'off (set OTEL_EXPORTER_OTLP_ENDPOINT to export)'}   Ctrl-C to stop`);
         void fleet?.start().catch((err: unknown) => out(`» meter fleet failed: ${errorText(err)}`));
         scenario?.start();
@@ -137,7 +152,7 @@ export async function run(args: string[]): Promise<number> {
     scenario?.stop();
     await fleet?.stop();
     await demo.close();
-    await new Promise<void>((r) => logStream.end(() => r()));
+    await closeLog(code);
   }
   if (code === 0) out('ems-gateway demo: stopped cleanly');
   return code;

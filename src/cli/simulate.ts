@@ -166,10 +166,12 @@ export async function run(args: string[]): Promise<number> {
     }
     throw err;
   }
-  await new Promise<void>((resolve) => {
-    const remove = handleShutdownSignals({ onSignal: () => { remove(); resolve(); } });
-  });
+  // The handlers stay until the servers are closed: the same Ctrl-C delivered twice (terminal and
+  // `npm run`) is one stop, and only a later second signal forces the exit.
+  let removeSignals = (): void => undefined;
+  await new Promise<void>((resolve) => { removeSignals = handleShutdownSignals({ onSignal: () => resolve() }); });
   await sims.close();
+  removeSignals();
   process.stderr.write('simulators stopped\n');
   return 0;
 }

@@ -2,12 +2,14 @@
 // within 30 s, and Ctrl-C (SIGINT) must stop everything and exit 0, quickly. The README's other demo
 // commands are exercised here too: OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set, mbpoll
 // reading the simulated grid meter, and --duration.
-import { execFile } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { METRICS } from '../../src/telemetry/semconv.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { startCli, type CliProcess } from '../runtime/cli-process.js';
+import { REPO, startCli, type CliProcess } from '../runtime/cli-process.js';
 
 const MBPOLL = '/usr/bin/mbpoll';
 
@@ -70,12 +72,52 @@ describe('ems-gateway demo (built CLI, child process)', () => {
     expect(Date.now() - stopAt).toBeLessThan(10_000);
     expect(demo.stdout()).toContain('ems-gateway demo: stopped cleanly');
     expect(demo.stderr()).toBe('');
+    // The temporary log is gone after a clean stop.
+    const log = /logs (\S+\.log) \(removed at exit; --log-file to keep\)/.exec(demo.stdout())?.[1];
+    expect(log).toBeDefined();
+    expect(existsSync(log ?? '')).toBe(false);
   }, 60_000);
 
-  it('does not export without an endpoint, and --duration stops it by itself with exit 0', async () => {
-    demo = startCli(['demo', '--free-ports', '--duration', '2'], { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: '' });
-    expect(await demo.exited()).toBe(0);
-    expect(demo.stdout()).toContain('OTLP export off (set OTEL_EXPORTER_OTLP_ENDPOINT to export)');
-    expect(demo.stdout()).toContain('ems-gateway demo: stopped cleanly');
+  it('does not export without an endpoint, and --duration stops it by itself with exit 0; --log-file keeps the log', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ems-demo-log-'));
+    try {
+      const log = join(dir, 'demo.log');
+      demo = startCli(['demo', '--free-ports', '--duration', '2', '--log-file', log], { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: '', LOG_LEVEL: 'info' });
+      expect(await demo.exited()).toBe(0);
+      expect(demo.stdout()).toContain('OTLP export off (set OTEL_EXPORTER_OTLP_ENDPOINT to export)');
+      expect(demo.stdout()).toContain('ems-gateway demo: stopped cleanly');
+      expect(demo.stdout()).toContain(`logs ${log}   DR key`);
+      expect(readFileSync(log, 'utf8')).toContain('"msg":"gateway running"');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 30_000);
+
+  it('`npm run demo` (the documented command) exits 0 on Ctrl-C, which reaches npm and the demo both', async () => {
+    // A terminal's Ctrl-C is SIGINT to the whole foreground process group: npm gets it, forwards
+    // its own copy to the script, and reports the script's status.
+    const npm = spawn('npm', ['run', '--silent', 'demo', '--', '--free-ports'], {
+      cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: '' },
+    });
+    let out = '';
+    let err = '';
+    npm.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    npm.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    const exited = new Promise<number | string>((resolve) => npm.once('close', (code, sig) => resolve(code ?? sig ?? -1)));
+    const pgid = npm.pid ?? 0;
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!/devices \d+\/\d+ up/.test(out) && Date.now() < deadline && npm.exitCode === null) await new Promise((r) => setTimeout(r, 200));
+      expect(out, err).toMatch(/devices \d+\/\d+ up/);
+      process.kill(-pgid, 'SIGINT');
+      expect(await exited, `${out}\n${err}`).toBe(0);
+      expect(out).toContain('ems-gateway demo: stopped cleanly');
+      expect(out).not.toContain('second signal');
+      const log = /logs (\S+\.log)/.exec(out)?.[1];
+      expect(existsSync(log ?? '')).toBe(false);
+    } finally {
+      try { process.kill(-pgid, 'SIGKILL'); } catch { /* already gone */ }
+      await exited;
+    }
+  }, 60_000);
 });

@@ -4,7 +4,7 @@ import { Lifecycle, StartupError, type Part } from '../../src/runtime/lifecycle.
 import { createLogger, silentLogger } from '../../src/runtime/logger.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { EventEmitter } from 'node:events';
-import { handleShutdownSignals } from '../../src/runtime/signals.js';
+import { DUPLICATE_WINDOW_MS, handleShutdownSignals } from '../../src/runtime/signals.js';
 
 function recorder(events: string[], name: string, opts: { failStart?: boolean; hangStop?: boolean; failStop?: boolean } = {}): Part {
   return {
@@ -121,5 +121,24 @@ describe('shutdown signals', () => {
     expect(seen).toEqual(['stop SIGTERM', 'force SIGINT']);
     off();
     expect(proc.listenerCount('SIGTERM')).toBe(0);
+  });
+
+  it('the same signal again at once is one Ctrl-C delivered twice (terminal and npm run), not a second', () => {
+    const proc = new EventEmitter();
+    const seen: string[] = [];
+    let t = 1000;
+    const off = handleShutdownSignals({
+      proc: proc as unknown as Pick<NodeJS.Process, 'on' | 'off'>, now: () => t,
+      onSignal: (s) => seen.push(`stop ${s}`),
+      onSecondSignal: (s) => seen.push(`force ${s}`),
+    });
+    proc.emit('SIGINT');
+    t += 5;
+    proc.emit('SIGINT');
+    expect(seen).toEqual(['stop SIGINT']);
+    t += DUPLICATE_WINDOW_MS;
+    proc.emit('SIGINT');
+    expect(seen).toEqual(['stop SIGINT', 'force SIGINT']);
+    off();
   });
 });

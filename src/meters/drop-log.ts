@@ -3,22 +3,19 @@
 // The detail text is built only for the line that is printed.
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import { RepeatLimiter } from '../runtime/rate-limit.js';
 import { describeRejection, type Rejection } from './validate.js';
 
 export class DropLog {
-  private readonly last = new Map<string, { at: number; suppressed: number }>();
+  private readonly limiter: RepeatLimiter;
 
-  constructor(private readonly logger: Logger, private readonly clock: Clock, private readonly intervalMs = 10_000) {}
+  constructor(private readonly logger: Logger, clock: Clock, intervalMs = 10_000) {
+    this.limiter = new RepeatLimiter(clock, { intervalMs });
+  }
 
   note(r: Rejection, topic: string): void {
-    const now = this.clock.monotonic();
-    const entry = this.last.get(r.error_type);
-    if (entry !== undefined && now - entry.at < this.intervalMs) {
-      entry.suppressed++;
-      return;
-    }
-    const suppressed = entry?.suppressed ?? 0;
-    this.last.set(r.error_type, { at: now, suppressed: 0 });
+    const suppressed = this.limiter.hit(r.error_type);
+    if (suppressed === undefined) return;
     this.logger.warn({
       error_type: r.error_type, region: r.region, meter_id: r.meter_id, topic: topic.slice(0, 200), detail: describeRejection(r),
       suppressed_since_last: suppressed,

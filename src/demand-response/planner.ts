@@ -64,11 +64,6 @@ function kwPerUnit(control: Pick<ControlDef, 'unit'>, device: DeviceConfig): num
   }
 }
 
-export function toControlUnits(kw: number, control: Pick<ControlDef, 'unit'>, device: DeviceConfig): number | undefined {
-  const k = kwPerUnit(control, device);
-  return k === undefined ? undefined : kw / k;
-}
-
 /** The value written when a command ends (profile `restore`, default the control's max). */
 export function restoreValue(control: Pick<ControlDef, 'restore' | 'min' | 'max'>): number {
   const r = control.restore ?? 'max';

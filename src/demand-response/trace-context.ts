@@ -1,7 +1,7 @@
 // W3C trace context: the EMS's `traceparent` (MQTT v5 user property, or the command body over
 // MQTT 3.1.1) becomes the parent of the gateway's DR spans, so one trace shows the EMS's send and
 // every controller write. The propagator is used directly (not the global one): no singletons.
-import { ROOT_CONTEXT, defaultTextMapGetter, defaultTextMapSetter, trace, type Context } from '@opentelemetry/api';
+import { ROOT_CONTEXT, defaultTextMapGetter, trace, type Context } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 
 const propagator = new W3CTraceContextPropagator();
@@ -13,13 +13,6 @@ export function contextFromTraceparent(traceparent: string | undefined, tracesta
   if (tracestate !== undefined) carrier['tracestate'] = tracestate;
   const ctx = propagator.extract(ROOT_CONTEXT, carrier, defaultTextMapGetter);
   return trace.getSpanContext(ctx) === undefined ? undefined : ctx;
-}
-
-/** The traceparent of the span active in `ctx` (for acks and the CLI). */
-export function traceparentOf(ctx: Context): string | undefined {
-  const carrier: Record<string, string> = {};
-  propagator.inject(ctx, carrier, defaultTextMapSetter);
-  return carrier['traceparent'];
 }
 
 /** A user property may arrive as a string or (repeated) as a list: the first one wins. */

@@ -198,7 +198,3 @@ export function describePlan(plan: ReadPlan): string[] {
     `${r.table} ${r.address}+${r.count} (${r.points.length} point${r.points.length === 1 ? '' : 's'}: ${r.points.map((p) => p.id).join(', ')})`);
 }
 
-/** Index of a point's first register within a planned read. */
-export function offsetInRead(profile: Pick<DeviceProfile, 'address_base'>, read: Pick<PlannedRead, 'address'>, point: PointDef): number {
-  return wireAddress(profile, point) - read.address;
-}

@@ -25,10 +25,6 @@ export function gatewayViews(cardinalityLimit: number): ViewOptions[] {
   });
 }
 
-export function histogramBoundaries(name: string): readonly number[] | undefined {
-  return HISTOGRAM_BOUNDARIES[name];
-}
-
 /**
  * Cumulative for everything (what a Prometheus pipeline wants) except gauges: with cumulative
  * temporality the SDK keeps re-exporting a gauge's last value after the callback stops observing

@@ -21,7 +21,7 @@ export class UsageError extends Error {
   }
 }
 
-export interface OptionSpec {
+interface OptionSpec {
   type: 'string' | 'boolean';
   short?: string;
   /** May be given more than once; the values come as an array in command-line order. */
@@ -32,7 +32,7 @@ export interface OptionSpec {
   required?: boolean;
 }
 
-export interface CommandSpec<O extends Record<string, OptionSpec>> {
+interface CommandSpec<O extends Record<string, OptionSpec>> {
   /** As typed after `ems-gateway`: `run`, `dr keygen`. */
   command: string;
   /** The usage text (starts with `usage:`), printed for --help and after a usage error. */
@@ -49,7 +49,7 @@ export type OptionValues<O extends Record<string, OptionSpec>> =
   { [K in keyof O as O[K] extends { required: true } ? K : never]: Value<O[K]> } &
   { [K in keyof O as O[K] extends { required: true } ? never : K]?: Value<O[K]> };
 
-export interface ParsedArgs<O extends Record<string, OptionSpec>> {
+interface ParsedArgs<O extends Record<string, OptionSpec>> {
   values: OptionValues<O>;
   positionals: string[];
 }
@@ -118,7 +118,7 @@ export function parseCommand<O extends Record<string, OptionSpec>>(args: string[
   return { values: values as OptionValues<O>, positionals };
 }
 
-export interface CliIo {
+interface CliIo {
   stdout: { write(s: string): unknown };
   stderr: { write(s: string): unknown };
 }

@@ -15,7 +15,7 @@ import { zoneControllers } from '../demand-response/planner.js';
 import type { DemoFleet } from './site.js';
 import type { SiteSimulators } from '../../simulators/modbus/site.js';
 
-export interface DemoKey {
+interface DemoKey {
   key: KeyObject;
   /** Where it came from, for the banner. */
   source: string;
@@ -45,7 +45,7 @@ export function demoSigningKey(keysDir: string, trusted: readonly string[]): Dem
   return { key: parsePrivateKey(pair.privatePem), source: 'a key made for this run', publicPem: pair.publicPem };
 }
 
-export interface ScenarioDeps {
+interface ScenarioDeps {
   loaded: LoadedSite;
   simulators: SiteSimulators;
   fleet: DemoFleet;

@@ -14,7 +14,7 @@ import type { DeliveryConfig, LoadedSite, SiteConfig } from '../config/site-type
 import { endpointKey } from '../modbus/transport.js';
 import type { Logger } from '../runtime/logger.js';
 
-export interface DemoSiteOptions {
+interface DemoSiteOptions {
   /** Use kernel-chosen ports for everything instead of the site file's. */
   freePorts: boolean;
   logger: Logger;
@@ -27,7 +27,7 @@ export interface DemoSiteOptions {
  * or a spool there with the otlp_logs sink when an OTLP endpoint is set (environment or site file),
  * or a spool without sinks (readings committed, nothing to forward).
  */
-export function demoDelivery(site: SiteConfig, stateDir: string, env: NodeJS.ProcessEnv): DeliveryConfig {
+function demoDelivery(site: SiteConfig, stateDir: string, env: NodeJS.ProcessEnv): DeliveryConfig {
   const spool = { directory: join(stateDir, 'spool'), max_size_mb: 256, max_age_ms: 86_400_000, policy: 'backpressure' as const };
   if (site.delivery) return { ...site.delivery, spool: { ...site.delivery.spool, directory: spool.directory } };
   const endpoint = ['OTEL_EXPORTER_OTLP_LOGS_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'].some((k) => (env[k] ?? '').trim() !== '') || site.telemetry.otlp_endpoint !== undefined;
@@ -39,7 +39,7 @@ export function demoDelivery(site: SiteConfig, stateDir: string, env: NodeJS.Pro
   };
 }
 
-export interface DemoSite {
+interface DemoSite {
   /** The site as the gateway must see it: device ports and broker URL rewritten to what listens. */
   loaded: LoadedSite;
   simulators: SiteSimulators;

@@ -46,7 +46,7 @@ export function quantileOfIncrease(q: number, now: Buckets | undefined, before: 
 const n0 = (v: number): string => Math.round(v).toLocaleString('en-US');
 const fx = (v: number | null | undefined, d: number): string => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d));
 
-export interface SummaryInput {
+interface SummaryInput {
   elapsedMs: number;
   status: StatusReport;
   dataAgeP99S: number | null;

@@ -36,6 +36,30 @@ function isExported(node: ts.Node): boolean {
   return ts.canHaveModifiers(node) && (ts.getModifiers(node) ?? []).some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
 }
 
+/**
+ * The names a dynamic import takes: `const { a, b } = await import(x)` -> a, b;
+ * `(await import(x)).a` -> a; anything else (the module object passed on) -> '*'.
+ */
+function dynamicImportNames(call: ts.CallExpression): string[] {
+  let node: ts.Node = call;
+  const up = (): ts.Node => node.parent;
+  if (ts.isAwaitExpression(up())) node = up();
+  while (ts.isParenthesizedExpression(up())) node = up();
+  const parent = up();
+  if (ts.isPropertyAccessExpression(parent) && parent.expression === node) return [parent.name.text];
+  if (ts.isVariableDeclaration(parent) && parent.initializer === node && ts.isObjectBindingPattern(parent.name)) {
+    const names: string[] = [];
+    for (const el of parent.name.elements) {
+      if (el.dotDotDotToken) return ['*'];
+      const key = el.propertyName ?? el.name;
+      if (!ts.isIdentifier(key)) return ['*'];
+      names.push(key.text);
+    }
+    return names;
+  }
+  return ['*'];
+}
+
 export function readModule(root: string, file: string): ModuleInfo {
   const text = readFileSync(join(root, file), 'utf8');
   const sf = ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
@@ -67,7 +91,7 @@ export function readModule(root: string, file: string): ModuleInfo {
       }
     } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
       const arg = node.arguments[0];
-      if (arg && ts.isStringLiteral(arg)) take(arg.text, ['*']);
+      if (arg && ts.isStringLiteral(arg)) take(arg.text, dynamicImportNames(node));
     } else if (isExported(node)) {
       if (ts.isVariableStatement(node)) {
         for (const d of node.declarationList.declarations) if (ts.isIdentifier(d.name)) info.exports.add(d.name.text);

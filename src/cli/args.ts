@@ -11,6 +11,8 @@
 //     const a = parseCommandArgs(args, ARGS);
 //     if (typeof a === 'number') return a;          // help printed (0) or usage error printed (2)
 //     a.values.config; a.values.port;               // string; number | undefined
+// A command with subcommands (`dr keygen|send`) gives each its own spec and dispatches with
+// runSubcommand (`dr --help` lists them; `dr` alone or `dr sned` is a usage error).
 import { parseArgs } from 'node:util';
 
 /** A mistake in the command line: printed as `ems-gateway <command>: <message>` and the usage, exit 2. */
@@ -143,4 +145,28 @@ export function parseCommandArgs<O extends Record<string, OptionSpec>>(args: str
     if (err instanceof UsageError) return usageFailure(spec as CommandSpec<Record<string, OptionSpec>>, err.message, io);
     throw err;
   }
+}
+
+/**
+ * `<command> <sub> [args]`: runs the named subcommand with the rest of the arguments. `<command>
+ * --help` prints `usage` (0); no subcommand or an unknown one is a usage error (2).
+ */
+export async function runSubcommand(
+  args: string[],
+  spec: { command: string; usage: string; subcommands: Record<string, (args: string[]) => number | Promise<number>> },
+  io: CliIo = process,
+): Promise<number> {
+  const [sub, ...rest] = args;
+  const usage = spec.usage.endsWith('\n') ? spec.usage : `${spec.usage}\n`;
+  if (sub === '--help' || sub === '-h') {
+    io.stdout.write(usage);
+    return 0;
+  }
+  const handler = sub === undefined || !Object.hasOwn(spec.subcommands, sub) ? undefined : spec.subcommands[sub];
+  if (handler === undefined) {
+    const known = Object.keys(spec.subcommands).join(', ');
+    io.stderr.write(`ems-gateway ${spec.command}: ${sub === undefined ? `a subcommand is needed (${known})` : `unknown subcommand ${JSON.stringify(sub)} (known: ${known})`}\n${usage}`);
+    return 2;
+  }
+  return handler(rest);
 }

@@ -7,7 +7,7 @@ import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { COMMAND_TYPES, type CommandType } from '../demand-response/command.js';
 import { buildCommand, sendCommand, signedMessage } from '../demand-response/sender.js';
 import { generateKeyPair, parsePrivateKey, parsePublicKey } from '../demand-response/signing.js';
-import { defineCommand, parseCommandArgs, type OptionValues } from './args.js';
+import { defineCommand, parseCommandArgs, runSubcommand, type OptionValues } from './args.js';
 
 const KEYGEN_USAGE = `usage: ems-gateway dr keygen --out <prefix>
     writes <prefix>.key (Ed25519 private key, PKCS#8 PEM, mode 0600: stays with its owner)
@@ -121,22 +121,21 @@ async function send(flags: SendValues): Promise<number> {
   return final.status === 'completed' && final.ack_count === final.controller_count ? 0 : 4;
 }
 
-export async function run(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub === '--help' || sub === '-h') {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (sub !== 'keygen' && sub !== 'send') {
-    process.stderr.write(`ems-gateway dr: ${sub === undefined ? 'a subcommand is needed' : `unknown subcommand ${JSON.stringify(sub)}`}\n${USAGE}`);
-    return 2;
-  }
-  if (sub === 'keygen') {
-    const parsed = parseCommandArgs(rest, KEYGEN_ARGS);
-    return typeof parsed === 'number' ? parsed : reportFailure(sub, () => keygen(parsed.values.out));
-  }
-  const parsed = parseCommandArgs(rest, SEND_ARGS);
-  return typeof parsed === 'number' ? parsed : reportFailure(sub, () => send(parsed.values));
+export function run(args: string[]): Promise<number> {
+  return runSubcommand(args, {
+    command: 'dr',
+    usage: USAGE,
+    subcommands: {
+      keygen: (rest) => {
+        const parsed = parseCommandArgs(rest, KEYGEN_ARGS);
+        return typeof parsed === 'number' ? parsed : reportFailure('keygen', () => keygen(parsed.values.out));
+      },
+      send: (rest) => {
+        const parsed = parseCommandArgs(rest, SEND_ARGS);
+        return typeof parsed === 'number' ? parsed : reportFailure('send', () => send(parsed.values));
+      },
+    },
+  });
 }
 
 /** A failure past the command line (a key file, the broker, the site file): one line, exit 1. */

@@ -1,7 +1,7 @@
 // The shared command-line parser (src/cli/args.ts, node:util parseArgs in strict mode): what every
 // command accepts and how it refuses the rest.
 import { describe, expect, it } from 'vitest';
-import { defineCommand, parseCommand, parseCommandArgs, UsageError } from '../../src/cli/args.js';
+import { defineCommand, parseCommand, parseCommandArgs, runSubcommand, UsageError } from '../../src/cli/args.js';
 
 const spec = defineCommand({
   command: 'test',
@@ -67,5 +67,21 @@ describe('CLI arguments (parseArgs, strict)', () => {
 
   it('--help cannot be declared by a command (the parser adds it)', () => {
     expect(() => defineCommand({ command: 'x', usage: 'usage: x', options: { help: { type: 'boolean' } } })).toThrow(/--help is added by the parser/);
+  });
+
+  it('runSubcommand runs the named one with the rest, prints the usage for --help, refuses none or an unknown one', async () => {
+    const calls: string[][] = [];
+    const spec = { command: 'sunspec', usage: 'usage: ems-gateway sunspec scan [...]', subcommands: { scan: (rest: string[]) => { calls.push(rest); return 7; } } };
+    const a = io();
+    expect(await runSubcommand(['scan', '--host', 'x'], spec, a)).toBe(7);
+    expect(calls).toEqual([['--host', 'x']]);
+    expect(await runSubcommand(['--help'], spec, a)).toBe(0);
+    expect(a.out.join('')).toBe('usage: ems-gateway sunspec scan [...]\n');
+    const b = io();
+    expect(await runSubcommand([], spec, b)).toBe(2);
+    expect(await runSubcommand(['toString'], spec, b)).toBe(2);
+    expect(b.err.join('')).toBe('ems-gateway sunspec: a subcommand is needed (scan)\nusage: ems-gateway sunspec scan [...]\n'
+      + 'ems-gateway sunspec: unknown subcommand "toString" (known: scan)\nusage: ems-gateway sunspec scan [...]\n');
+    expect(calls).toHaveLength(1);
   });
 });

@@ -43,9 +43,13 @@ export async function runCli(argv: string[]): Promise<number> {
     process.stdout.write(`${gatewayVersion()}\n`);
     return 0;
   }
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
-    return name === undefined ? 2 : 0;
+    return 0;
+  }
+  if (name === undefined) {
+    process.stderr.write(`ems-gateway: a command is needed\n${usage()}`);
+    return 2;
   }
   const cmd = COMMANDS[name];
   if (!cmd) {

@@ -29,6 +29,16 @@ describe('ems-gateway <command> --help', () => {
     expect(r.err).toMatch(new RegExp(`^ems-gateway ${command}: unknown option --frobnicate \\(known: [^\\n]+\\)\\nusage: ems-gateway ${command}`));
   });
 
+  it('ems-gateway --help lists the commands (stdout, 0); no command is a usage error (stderr, 2)', () => {
+    const help = cli(['--help']);
+    expect(help.code).toBe(0);
+    for (const c of COMMANDS.filter((x) => !x.includes(' '))) expect(help.out).toMatch(new RegExp(`^  ${c} `, 'm'));
+    const none = cli([]);
+    expect(none.code).toBe(2);
+    expect(none.out).toBe('');
+    expect(none.err).toMatch(/^ems-gateway: a command is needed\nusage: ems-gateway <command>/);
+  });
+
   it('dr keygen --help and dr send --help are help, not "--out/--config is required"', () => {
     const keygen = cli(['dr', 'keygen', '--help']);
     expect(keygen.code).toBe(0);

@@ -3,7 +3,7 @@
 // in-process against them, prints a live summary every 2 s, and runs a short scenario (a signed
 // curtailment, a malformed burst, a dead device). Exports OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT
 // is set. Ctrl-C stops everything and exits 0. Logs go to a file (the terminal is for the summary).
-import { createWriteStream, rmSync } from 'node:fs';
+import { createWriteStream, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, formatProblem } from '../config/errors.js';
@@ -56,7 +56,14 @@ export async function run(args: string[]): Promise<number> {
 
   const keepLog = flags['log-file'] !== undefined;
   const logFile = flags['log-file'] ?? join(tmpdir(), `ems-gateway-demo-${process.pid}.log`);
-  const logStream = createWriteStream(logFile);
+  let logFd: number;
+  try {
+    logFd = openSync(logFile, 'w');
+  } catch (err) {
+    process.stderr.write(`ems-gateway demo: cannot write the log to ${logFile}: ${errorText(err)}\n`);
+    return 2;
+  }
+  const logStream = createWriteStream(logFile, { fd: logFd });
   const logger = createLogger({ level: original.site.logging.level, env, destination: logStream });
   // The stop's exit grace (runUntilSignal) may end the process before closeLog has run.
   if (!keepLog) process.once('exit', (c) => { if (c === 0) rmSync(logFile, { force: true }); });

@@ -93,6 +93,13 @@ describe('ems-gateway demo (built CLI, child process)', () => {
     }
   }, 30_000);
 
+  it('a --log-file it cannot write is refused before anything starts (exit 2)', async () => {
+    demo = startCli(['demo', '--free-ports', '--log-file', '/nonexistent-dir/demo.log']);
+    expect(await demo.exited()).toBe(2);
+    expect(demo.stderr()).toMatch(/^ems-gateway demo: cannot write the log to \/nonexistent-dir\/demo\.log: ENOENT/);
+    expect(demo.stdout()).toBe('');
+  });
+
   it('`npm run demo` (the documented command) exits 0 on Ctrl-C, which reaches npm and the demo both', async () => {
     // A terminal's Ctrl-C is SIGINT to the whole foreground process group: npm gets it, forwards
     // its own copy to the script, and reports the script's status.

@@ -91,7 +91,7 @@ function gatewayConfig(url: string, topic: string): MqttConfig {
     url, client_id: 'bench-gw', protocol_version: 5, session_expiry_ms: 600_000, keepalive_ms: 30_000, reconnect_min_ms: 100, reconnect_max_ms: 2000,
     meters: {
       topics: [topic], qos: 1, region_topic_level: 1, regions: ['north', 'south', 'east', 'west'], batch_max_size: 500, batch_max_wait_ms: 50,
-      max_payload_bytes: 1 << 20, future_skew_ms: 300_000, dedupe_window_ms: 600_000, meter_stale_after_ms: 300_000, reading_span_ratio: 0.01,
+      max_payload_bytes: 1 << 20, future_skew_ms: 300_000, dedupe_window_ms: 600_000, meter_stale_after_ms: 300_000, max_meters: 1_000_000, reading_span_ratio: 0.01,
     },
   };
 }

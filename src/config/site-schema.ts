@@ -78,6 +78,7 @@ const meters = obj({
   future_skew: { s: duration(), default: 300_000, doc: 'timestamps further ahead are rejected' },
   dedupe_window: { s: duration(), default: 600_000, doc: 'QoS 1 duplicates (meter_id, timestamp) within it are dropped' },
   meter_stale_after: { s: duration(), default: 300_000, doc: "a meter's power drops out of the grid load total" },
+  max_meters: { s: num({ int: true, min: 1, max: 10_000_000 }), default: 1_000_000, doc: 'meters remembered at once (dedupe state and power table); beyond it the least recently heard is forgotten first' },
   reading_span_ratio: { s: num({ min: 0, max: 1 }), default: 0.01, doc: 'sampling ratio of ems.meter.process_reading spans' },
   state_file: { s: str({ minLength: 1 }), default: '.state/meter-state.json', doc: 'dedupe state kept across graceful restarts; relative to the site file' },
 }, {

@@ -61,6 +61,7 @@ export interface MeterIngestConfig {
   future_skew_ms: number;          // default 5m: timestamps further ahead are rejected
   dedupe_window_ms: number;        // default 10m
   meter_stale_after_ms: number;    // default 5m: a meter's power drops out of the grid load total
+  max_meters: number;              // default 1,000,000: meters remembered at once (dedupe state, power table); the least recently heard is evicted first
   reading_span_ratio: number;      // sampling ratio of ems.meter.process_reading spans; default 0.01
   state_file?: string;             // dedupe state across graceful restarts; the loader sets .state/meter-state.json (absolute) by default
 }

@@ -20,6 +20,8 @@ import { IngestStats, type MeterIngestStatus } from './ingest-stats.js';
 import { MeterStateTable } from './meter-state.js';
 import { loadMeterState, saveMeterState } from './state-file.js';
 import { MeterPowerTable } from './power-table.js';
+import { SlotTable } from './slot-table.js';
+import { StateBound } from './state-bound.js';
 import type { ReadingSink } from './types.js';
 import { parsePayload, type DroppedReading, type ParseResult, type ValidationContext } from './validate.js';
 
@@ -65,6 +67,7 @@ export class MeterIngest implements GridSampleSource {
   private readonly keeper: SubscriptionKeeper;
   private readonly pipeline: HandOffPipeline;
   private readonly telemetry: IngestTelemetry;
+  private readonly bound: StateBound;
   private running = false;
   private started = false;
   private readonly scratch: ParseResult = { readings: [], rejections: [] };
@@ -74,14 +77,22 @@ export class MeterIngest implements GridSampleSource {
     if (!cfg) throw new Error('MeterIngest: mqtt.meters is not configured');
     this.cfg = cfg;
     this.filters = cfg.topics.map((t) => parseTopicFilter(t).subscription);
-    this.powerTable = new MeterPowerTable(deps.clock, cfg.meter_stale_after_ms);
+    // One table of meters for the dedupe state and the power table (each meter's id stored once),
+    // at most max_meters; a meter is forgotten once silent for the dedupe window, or until its
+    // last reading can no longer be fresh when that is later (meter_stale_after + future_skew).
+    const slots = new SlotTable({
+      maxSize: cfg.max_meters, activeMs: cfg.dedupe_window_ms,
+      forgetAfterMs: Math.max(cfg.dedupe_window_ms, cfg.meter_stale_after_ms + cfg.future_skew_ms),
+    });
+    this.powerTable = new MeterPowerTable(deps.clock, cfg.meter_stale_after_ms, { slots });
+    this.bound = new StateBound(slots, deps.clock, deps.meter);
     const clientIdSuffix = deps.clientIdSuffix ?? '-meters';
     this.connection = new MqttConnection({
       cfg: deps.mqtt, clock: deps.clock, logger: deps.logger.child({ component: 'mqtt', client: 'meters' }), clientIdSuffix,
       client: 'meters', sessionAtRisk: 'meter readings', meter: deps.meter,
       ...(deps.random ? { random: deps.random } : {}),
     });
-    this.state = new MeterStateTable(cfg.dedupe_window_ms);
+    this.state = new MeterStateTable(cfg.dedupe_window_ms, { slots });
     this.dropLog = new DropLog(deps.logger.child({ component: 'meters' }), deps.clock);
     this.telemetry = new IngestTelemetry(deps.producer ?? new CumulativeProducer({ name: 'ems-gateway' }), deps.tracer, cfg.reading_span_ratio);
     this.stats = new IngestStats(deps.clock);
@@ -118,6 +129,7 @@ export class MeterIngest implements GridSampleSource {
       }
     }
     this.replayJournal();
+    this.bound.start();
     this.connection.setMessageHandler((packet, token, next) => this.onMessage(packet, token, next));
     this.keeper.start();
     this.connection.start();
@@ -149,6 +161,7 @@ export class MeterIngest implements GridSampleSource {
   async stop(opts: { drainTimeoutMs?: number } = {}): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    this.bound.stop();
     this.pipeline.seal();
     await this.pipeline.drained(opts.drainTimeoutMs ?? 5000);
     // The dedupe state records readings as they arrive. Readings still waiting for the sink stay
@@ -172,6 +185,7 @@ export class MeterIngest implements GridSampleSource {
   /** Simulates a crash (tests): drops the connection at once; nothing pending is handed off or acknowledged. */
   async abort(): Promise<void> {
     this.running = false;
+    this.bound.stop();
     this.keeper.stop();
     this.pipeline.discard();
     await this.connection.stop({ force: true });

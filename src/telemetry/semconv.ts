@@ -29,6 +29,7 @@ export const METRICS = {
   modbusMalformedFrames: 'ems.modbus.malformed_frames',            // counter {endpoint} (gateway): bytes no request could own
   exportFailures: 'ems.telemetry.export_failures',                 // counter {signal} (gateway)
   telemetrySpansDropped: 'ems.telemetry.spans_dropped',            // counter {reason} (gateway): spans that never reached the collector
+  meterStateEvictions: 'ems.meter.state_evictions',                // counter (gateway): meters heard within the dedupe window evicted at max_meters
   mqttSessionLost: 'ems.mqtt.session_lost',                        // counter {client} (gateway): broker answered a reconnect without our persistent session
   alertFiring: 'ems.alert.firing',                                 // gauge 0/1 {alert} (gateway)
   // --- delivery (spool and sinks, gateway) ---
@@ -65,6 +66,7 @@ export const METRIC_UNITS = {
   exportFailures: '{export}',
   telemetrySpansDropped: '{span}',
   mqttSessionLost: '{session}',
+  meterStateEvictions: '{meter}',
   modbusRequestDuration: 'ms',
   modbusRequests: '{request}',
   modbusErrors: '{error}',

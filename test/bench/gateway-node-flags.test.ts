@@ -10,7 +10,7 @@ const flags = GATEWAY_NODE_FLAGS.join(' ');
 describe('gateway node flags', () => {
   it('are a non-empty list of V8 heap flags', () => {
     expect(GATEWAY_NODE_FLAGS.length).toBeGreaterThan(0);
-    for (const f of GATEWAY_NODE_FLAGS) expect(f).toMatch(/^--(max-semi-space-size|max-old-space-size|heap-growing-percent)=\d+$/);
+    for (const f of GATEWAY_NODE_FLAGS) expect(f).toMatch(/^--((max-semi-space-size|max-old-space-size|heap-growing-percent)=\d+|expose-gc)$/);
   });
 
   it('are on the systemd unit\'s node command line', () => {

@@ -10,7 +10,7 @@ export function meterIngestConfig(over: Partial<MeterIngestConfig> = {}): MeterI
   return {
     topics: ['meters/#'], qos: 1, region_topic_level: 1, regions: ['north', 'south'],
     batch_max_size: 500, batch_max_wait_ms: 50, max_payload_bytes: 1024 * 1024, future_skew_ms: 300_000,
-    dedupe_window_ms: 600_000, meter_stale_after_ms: 300_000, reading_span_ratio: 0.01, ...over,
+    dedupe_window_ms: 600_000, meter_stale_after_ms: 300_000, max_meters: 1_000_000, reading_span_ratio: 0.01, ...over,
   };
 }
 

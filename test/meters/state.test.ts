@@ -29,7 +29,7 @@ describe('MeterStateTable', () => {
     expect(s.accept('a', 1000, 10, 100)).toBeUndefined(); // pushed out of the ring
     expect(s.accept('a', 1000 + RECENT_TIMESTAMPS, 99, 200)).toBe('duplicate');
     expect(s.accept('a', 1000 + RECENT_TIMESTAMPS, 99, 200 + 60_001)).toBeUndefined(); // window passed
-    s.sweep(1_000_000, 60_000);
+    expect(s.sweep(1_000_000)).toBe(1);
     expect(s.size).toBe(0);
   });
 });
@@ -72,6 +72,8 @@ describe('MeterPowerTable', () => {
     expect(t.regionPower().map((r) => [r.region, r.power_w, r.meters])).toEqual([['north', 50, 1], ['south', 7, 1]]);
     now = 200_000; // everything stale: no samples at all (absent, not zero)
     expect(t.gridSamples()).toEqual([]);
+    expect(t.meterCount).toBe(3); // still remembered: forgotten by the sweep, not by reading the total
+    expect(t.sweep()).toBe(3); // written at 100 s, silent for more than twice the stale age
     expect(t.meterCount).toBe(0);
   });
 });

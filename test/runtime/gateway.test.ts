@@ -75,7 +75,7 @@ describe('composition root with meters over MQTT', () => {
         reconnect_min_ms: 100, reconnect_max_ms: 1000,
         meters: {
           topics: ['meters/+/readings'], qos: 1, region_topic_level: 1, batch_max_size: 100, batch_max_wait_ms: 20,
-          max_payload_bytes: 1 << 20, future_skew_ms: 300_000, dedupe_window_ms: 600_000, meter_stale_after_ms: 300_000, reading_span_ratio: 0,
+          max_payload_bytes: 1 << 20, future_skew_ms: 300_000, dedupe_window_ms: 600_000, meter_stale_after_ms: 300_000, max_meters: 1_000_000, reading_span_ratio: 0,
         },
       },
     });

@@ -9,8 +9,8 @@ export interface Msg {
 
 export interface Child {
   proc: ChildProcess;
-  /** Resolves with the next message of this type (rejects if the child exits first or after timeoutMs). */
-  next<T extends Msg>(type: string, timeoutMs: number): Promise<T>;
+  /** Resolves with the next message of this type, or of one of these types (rejects if the child exits first or after timeoutMs). */
+  next<T extends Msg>(type: string | readonly string[], timeoutMs: number): Promise<T>;
   send(msg: Msg): void;
   stop(): Promise<void>;
 }
@@ -24,16 +24,17 @@ export function startChild(script: string, role: string, execArgv: string[] = []
     for (const w of waiters.splice(0)) w();
   });
   proc.on('exit', () => { for (const w of waiters.splice(0)) w(); });
-  const next = <T extends Msg>(type: string, timeoutMs: number): Promise<T> => new Promise<T>((resolve, reject) => {
-    const deadline = setTimeout(() => reject(new Error(`${role}: no '${type}' within ${timeoutMs} ms`)), timeoutMs);
+  const next = <T extends Msg>(type: string | readonly string[], timeoutMs: number): Promise<T> => new Promise<T>((resolve, reject) => {
+    const types = typeof type === 'string' ? [type] : type;
+    const deadline = setTimeout(() => reject(new Error(`${role}: no '${types.join("' or '")}' within ${timeoutMs} ms`)), timeoutMs);
     const check = (): void => {
-      const i = inbox.findIndex((m) => m.type === type);
+      const i = inbox.findIndex((m) => types.includes(m.type));
       if (i >= 0) {
         clearTimeout(deadline);
         resolve(inbox.splice(i, 1)[0] as T);
       } else if (proc.exitCode !== null || proc.signalCode !== null) {
         clearTimeout(deadline);
-        reject(new Error(`${role} exited (${String(proc.exitCode ?? proc.signalCode)}) before '${type}'`));
+        reject(new Error(`${role} exited (${String(proc.exitCode ?? proc.signalCode)}) before '${types.join("' or '")}'`));
       } else {
         waiters.push(check);
       }

@@ -1,13 +1,16 @@
 // Per-meter state kept in columns (typed arrays indexed by a slot number) rather than one object
 // per meter: an object with a few number fields costs about 170 bytes per meter in V8 (each double
 // is a boxed heap number), and a Map entry about 30; here a meter costs its id (a string and a
-// reference), about 80 bytes of columns and 8 of index, which is what lets one gateway remember a
-// million meters in about 130 MB (docs/meters.md "Bounded meter state").
+// reference), about 80 bytes of columns and 16 of index, which is what lets one gateway remember a
+// million meters in about 140 MB (docs/meters.md "Bounded meter state").
 //
 // The index from meter id to slot is an open-addressing hash table (linear probing, deletion by
-// backward shift) over an Int32Array, at most half full, hashed with a per-table random seed so a
-// publisher cannot pick ids that collide. Each slot keeps its id's hash, so growing the index and
-// compacting never hash a string again.
+// backward shift), at most half full, hashed with a per-table random seed so a publisher cannot
+// pick ids that collide. Each slot keeps its id's hash, so growing the index and compacting never
+// hash a string again. Its buckets are a plain array of small integers on the V8 heap, sized to
+// the meters held: a typed array of a few MB, freed as the index grows, would be a mid-sized C
+// allocation, and freeing those raises glibc's mmap and trim thresholds, after which ~16 MB of
+// freed memory stays resident for good.
 //
 // One table holds several column sets (attach()): the dedupe state and the power table share one,
 // so a meter's id and index entry are stored once. All columns live in one ArrayBuffer sized for
@@ -74,7 +77,7 @@ export class SlotTable {
   readonly forgetAfterMs: number;
   private readonly activeMs: number;
   private readonly seed = randomBytes(4).readInt32LE(0);
-  private buckets = new Int32Array(MIN_BUCKETS); // slot + 1, 0 = empty
+  private buckets = newBuckets(MIN_BUCKETS); // slot + 1, 0 = empty
   private mask = MIN_BUCKETS - 1;
   private count = 0;
   private hashOf = new Int32Array(0);    // per slot: its id's hash
@@ -215,7 +218,7 @@ export class SlotTable {
 
   /** A new index of `size` buckets over the live slots below `used`. */
   private rehash(size: number, used: number): void {
-    this.buckets = new Int32Array(size);
+    this.buckets = newBuckets(size);
     this.mask = size - 1;
     for (let s = 0; s < used; s++) if (this.keys[s] !== undefined) this.insert(this.hashOf[s] as number, s);
   }
@@ -330,4 +333,9 @@ function copyColumn(src: Column, dst: Column, from: Int32Array | null, n: number
     const s = (from[j] as number) * stride;
     for (let k = 0; k < stride; k++) dst[j * stride + k] = src[s + k] as number;
   }
+}
+
+/** Index buckets: a V8 array of small integers (see the header), all 0. */
+function newBuckets(size: number): number[] {
+  return new Array<number>(size).fill(0);
 }

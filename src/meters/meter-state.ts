@@ -21,7 +21,7 @@ export interface MeterStateSnapshot {
   meters: Array<[string, number, number, number, number[]]>;
 }
 
-export interface MeterStateOptions {
+interface MeterStateOptions {
   /** At most this many meters (default DEFAULT_MAX_METERS); ignored with `slots`. */
   maxMeters?: number;
   /** A table shared with other column sets (the power table); default one of its own, swept after the window. */

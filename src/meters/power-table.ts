@@ -15,7 +15,7 @@ export interface RegionPower {
   newest_ms: number;
 }
 
-export interface PowerTableOptions {
+interface PowerTableOptions {
   /** At most this many meters (default DEFAULT_MAX_METERS); ignored with `slots`. */
   maxMeters?: number;
   /**

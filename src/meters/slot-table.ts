@@ -59,7 +59,7 @@ export interface SlotColumns {
   wantsCompaction(): boolean;
 }
 
-export interface SlotTableOptions {
+interface SlotTableOptions {
   /** Most meters held at once; at this size the least recently touched one is evicted. */
   maxSize: number;
   /** A meter untouched for longer is forgotten by sweep(). */

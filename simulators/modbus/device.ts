@@ -10,6 +10,7 @@ import { isNumericType } from '../../src/modbus/codec-words.js';
 import { systemClock, type Clock } from '../../src/runtime/clock.js';
 import { followSetpoint, seededRandom, sineAt, socStep, solarAt, walkStep } from './behaviours.js';
 import { allPoints, createImage, inImage, type RegisterImage } from './image.js';
+import { servedProfile, type SunSpecLayout } from './sunspec.js';
 
 export interface SimulatedDeviceOptions {
   clock?: Clock;
@@ -21,6 +22,8 @@ export interface SimulatedDeviceOptions {
    * devices of one profile differ in what makes them distinct, such as serial number and address.
    */
   constants?: Readonly<Record<string, number | string>>;
+  /** A SunSpec profile served in another model chain than its own (sunspec.ts). */
+  sunspecLayout?: SunSpecLayout;
 }
 
 /** Modbus exception codes the device itself raises. */
@@ -49,7 +52,9 @@ export class SimulatedDevice {
   private readonly animated: PointDef[];
   private readonly constants: Readonly<Record<string, number | string>>;
 
-  constructor(profile: DeviceProfile, opts: SimulatedDeviceOptions = {}) {
+  constructor(source: DeviceProfile, opts: SimulatedDeviceOptions = {}) {
+    // A SunSpec profile is served with its marker, model headers and end marker, in its own chain or opts.sunspecLayout.
+    const profile = servedProfile(source, opts.sunspecLayout);
     this.profile = profile;
     this.clock = opts.clock ?? systemClock;
     this.tickMs = opts.tickMs ?? 100;

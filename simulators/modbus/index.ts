@@ -4,3 +4,4 @@ export { startModbusServer, type ModbusFault, type ModbusServerOptions, type Mod
 export { startRtuSerialServer, type RtuSerialServer, type RtuSerialServerOptions } from './serial-server.js';
 export { openPtyPair, type PtyPair } from './pty.js';
 export { startSiteSimulators, SiteSimulatorError, type SiteSimulatorErrorCode, type SiteEndpoint, type SiteSerialLine, type SiteSimulators, type SiteSimulatorOptions } from './site.js';
+export { layoutChain, servedProfile, type SunSpecLayout } from './sunspec.js';

@@ -2,6 +2,7 @@
 import type { ControlDef, DeviceProfile, PointDef, SimBehaviour } from './profile-types.js';
 import { pointWidth, wireAddress } from './profile-types.js';
 import { hint } from './did-you-mean.js';
+import { isSunSpecProfile } from './profile-sunspec.js';
 import type { FileCtx } from './yaml-source.js';
 
 const REGISTER_TABLES = new Set(['holding', 'input']);
@@ -35,7 +36,8 @@ export function checkProfile(
 
 /** A SunSpec profile reads its 'SunS' marker at start-up: the map must have it where it says. */
 function checkSunSpecMarker(p: DeviceProfile, ctx: FileCtx): void {
-  if (p.sunspec_base === undefined) return;
+  // A profile placed by discovery finds the marker itself (at sunspec_base, 40000, 50000 or 0).
+  if (p.sunspec_base === undefined || isSunSpecProfile(p)) return;
   const marker = p.points.find((pt) => pt.table === 'holding' && pt.address === p.sunspec_base);
   const ok = marker !== undefined && marker.role === 'identity' && ((marker.type === 'string' && marker.length === 2) || marker.type === 'uint32');
   if (!ok) {

@@ -57,12 +57,14 @@ export function lenientProfile(root: Node | null | undefined, file: string, name
     address_base: base,
     default_order: parsed(fieldSchema('default_order'), field(root, 'default_order'), 'default_order', ctx) ?? 'ABCD',
     sunspec_base: parsed<number>(fieldSchema('sunspec_base'), field(root, 'sunspec_base'), 'sunspec_base', ctx),
+    sunspec_models: parsed<DeviceProfile['sunspec_models']>(fieldSchema('sunspec_models'), field(root, 'sunspec_models'), 'sunspec_models', ctx),
     quirks,
     points: items('points'),
     controls: items('controls'),
   } as DeviceProfile;
   // A sunspec_base that failed the schema is not checked again.
   if (profile.sunspec_base === undefined) delete profile.sunspec_base;
+  if (profile.sunspec_models === undefined) delete profile.sunspec_models;
   ctx.origins.set(profile, { node: root, path: '' });
   return { profile, unresolved };
 }

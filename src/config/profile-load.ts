@@ -8,6 +8,7 @@ import { checkProfile } from './profile-checks.js';
 import { ControlDefinitionError, profileControls } from './profile-controls.js';
 import { lenientProfile } from './profile-lenient.js';
 import { profileSchema } from './profile-schema.js';
+import { placeSunSpecPoints } from './profile-sunspec.js';
 import type { DeviceProfile } from './profile-types.js';
 import { INVALID } from './schema-dsl.js';
 import { FileCtx, parseYaml, Problems, readConfigText } from './yaml-source.js';
@@ -25,7 +26,13 @@ export function parseProfile(
   const name = basename(file).replace(/\.ya?ml$/, '');
   if (out === INVALID || problems.errorCount > before) {
     const lenient = lenientProfile(root, file, name, ctx);
-    if (lenient) checkProfile(lenient.profile, ctx, lenient.unresolved, metrics);
+    if (lenient) {
+      placeSunSpecPoints(lenient.profile, ctx);
+      // Points that could not be placed have no address: nothing more to check on them.
+      lenient.profile.points = lenient.profile.points.filter((pt) => pt.address !== undefined);
+      lenient.profile.controls = lenient.profile.controls.filter((pt) => pt.address !== undefined);
+      checkProfile(lenient.profile, ctx, lenient.unresolved, metrics);
+    }
     return undefined;
   }
   if (out['profile'] !== undefined && out['profile'] !== name) {
@@ -33,6 +40,9 @@ export function parseProfile(
   }
   const profile = { ...out, profile: name, source: file } as unknown as DeviceProfile;
   ctx.origins.set(profile, { node: src.doc.contents ?? src.doc.createNode(null), path: '' });
+  const placing = problems.errorCount;
+  placeSunSpecPoints(profile, ctx);
+  if (problems.errorCount > placing) return undefined;
   checkProfile(profile, ctx, new Set(), metrics);
   if (problems.errorCount > before) return undefined;
   try {

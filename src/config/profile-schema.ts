@@ -38,11 +38,23 @@ const simulate = tagged('kind', {
   sum: { points: { s: arr(idRef('a point'), { minItems: 1 }), required: true } },
 }, 'How the simulators animate this point (ignored by the gateway).');
 
+const sunspecRef = obj({
+  model: { s: num({ int: true, min: 1, max: 65534 }), required: true, doc: 'SunSpec model id (e.g. 103)' },
+  offset: { s: num({ int: true, min: 2, max: 65535 }), doc: "registers from the model's ID register (ID = 0, L = 1, first point = 2)" },
+  point: { s: str({ minLength: 1 }), doc: 'SunSpec point name (e.g. W), for the models the gateway knows (docs/device-profiles.md)' },
+}, { doc: 'Where the point is within a SunSpec model; the model is found on the device at connect.' });
+
+const sunspecModelRef = obj({
+  id: { s: num({ int: true, min: 1, max: 65534 }), required: true, doc: 'model id' },
+  length: { s: num({ int: true, min: 0, max: 65535 }), required: true, doc: 'registers after ID and L (the L register)' },
+}, { doc: 'One model of the chain the profile was written for.' });
+
 export const pointFields: Fields = {
   id: { s: idRef('unique within the profile (points and controls)'), required: true },
   name: { s: str(), doc: "the datasheet's name, e.g. SunSpec \"W\"" },
   table: { s: oneOf(TABLES), required: true, doc: 'holding/input registers (16 bit), coil/discrete (1 bit)' },
-  address: { s: num({ int: true, min: 0, max: 65536 }), required: true, doc: "as in the datasheet, in the profile's address_base (65536 only with address_base 1)" },
+  address: { s: num({ int: true, min: 0, max: 65536 }), required: true, requiredUnless: { key: 'sunspec' }, doc: "as in the datasheet, in the profile's address_base (65536 only with address_base 1); not with `sunspec`" },
+  sunspec: { s: sunspecRef, doc: 'a SunSpec model point, placed by discovery: { model, offset } or { model, point }' },
   type: { s: oneOf(POINT_TYPES), required: true, doc: 'how the raw registers decode' },
   length: { s: num({ int: true, min: 1, max: 125 }), doc: 'registers, for type string' },
   bit: { s: num({ int: true, min: 0, max: 15 }), doc: 'for type bit' },
@@ -101,6 +113,7 @@ export const profileSchema = obj({
   address_base: { s: oneOf([0, 1] as const), required: true, doc: '1: datasheet address 40001 is wire address 40000' },
   default_order: { s: oneOf(ORDERS), default: 'ABCD', doc: 'word/byte order of multi-register points unless a point says otherwise' },
   sunspec_base: { s: num({ int: true, min: 0, max: 65535 }), doc: "where the 'SunS' marker is expected (40000, 0 or 50000)" },
+  sunspec_models: { s: arr(sunspecModelRef, { minItems: 1 }), doc: 'the model chain the `sunspec` points were written for; with it, points are placed by discovery at connect' },
   description: { s: str(), doc: 'free text' },
   quirks: { s: quirks, defaults: true },
   points: { s: arr(obj(pointFields, { doc: 'A register (or bit) read every poll.' }), { minItems: 1 }), required: true, doc: 'what is read' },

@@ -52,7 +52,10 @@ export interface PointDef {
   id: string;                    // snake_case, unique within the profile (points and controls)
   name?: string;                 // the datasheet's name (e.g. SunSpec "W")
   table: RegisterTable;
-  address: number;               // as written in the datasheet, in the profile's address_base
+  address: number;               // as written in the datasheet, in the profile's address_base; for a
+                                 // `sunspec` point: its place in the profile's reference chain (filled at load)
+  /** A point of a SunSpec model, placed by discovery: block start of `model` on the device + `offset`. */
+  sunspec?: SunSpecRef;
   type: PointType;
   length?: number;               // registers, for type string (required there)
   bit?: number;                  // 0..15, for type bit
@@ -71,6 +74,19 @@ export interface PointDef {
   description?: string;
   /** How the simulators (simulators/modbus) animate this point; ignored by the gateway. */
   simulate?: SimBehaviour;
+}
+
+/** A point named by SunSpec model and offset from the model's ID register (ID = 0, L = 1, first point = 2). */
+export interface SunSpecRef {
+  model: number;
+  offset: number;                // filled from the model definition when only `point` is given
+  point?: string;                // the SunSpec point name (e.g. "W"), resolved in src/config/sunspec-models.ts
+}
+
+/** One model of a profile's reference chain: the layout it was written for (and the simulators serve). */
+export interface SunSpecModelRef {
+  id: number;
+  length: number;                // registers after ID and L, as the device reports in L
 }
 
 /** Simulator behaviours, in scaled units of the point. Kept in the profile so one file drives both sides. */
@@ -128,6 +144,12 @@ export interface DeviceProfile {
   controls: ControlDef[];
   /** For SunSpec devices: where the 'SunS' marker is expected (checked at connect). */
   sunspec_base?: number;
+  /**
+   * The model chain the profile's `sunspec` points were written for, in order. With it the points
+   * are placed per device from the chain found at connect (src/modbus/sunspec-discovery.ts), not
+   * at fixed addresses; the addresses filled at load are this chain's, from sunspec_base.
+   */
+  sunspec_models?: SunSpecModelRef[];
   description?: string;
   /** Absolute path of the YAML file it came from (for messages). */
   source: string;

@@ -18,8 +18,11 @@ export interface Field {
   doc?: string;
   /** Appended to the "missing required key" message: why the key matters. */
   why?: string;
-  /** With `required`: not required when another key of the same mapping holds one of these values. */
-  requiredUnless?: { key: string; values: readonly string[] };
+  /**
+   * With `required`: not required when another key of the same mapping holds one of these values
+   * (without `values`: when the other key is there at all).
+   */
+  requiredUnless?: { key: string; values?: readonly string[] };
 }
 
 export type Fields = Record<string, Field>;
@@ -68,7 +71,9 @@ function defaultOf(key: string, f: Field, path: string, ctx: FileCtx, at: Node |
 function exempt(f: Field, pairs: ReadonlyMap<string, { value: Node | null | undefined }>): boolean {
   const u = f.requiredUnless;
   if (u === undefined) return false;
-  const v = pairs.get(u.key)?.value;
+  const got = pairs.get(u.key);
+  if (u.values === undefined) return got !== undefined;
+  const v = got?.value;
   return isScalar(v) && u.values.includes(String(v.value));
 }
 
@@ -131,7 +136,8 @@ export function obj(fields: Fields, o: ObjOpts = {}): ObjSchema {
         const u = f.requiredUnless;
         if (f.required && u !== undefined) {
           // `properties` beside `required`: ajv's strictRequired wants the key declared in the same subschema.
-          conditional.push({ if: { properties: { [u.key]: { not: { enum: [...u.values] } } } }, then: { properties: { [key]: true }, required: [key] } });
+          const unless: Json = u.values === undefined ? { not: { properties: { [u.key]: true }, required: [u.key] } } : { properties: { [u.key]: { not: { enum: [...u.values] } } } };
+          conditional.push({ if: unless, then: { properties: { [key]: true }, required: [key] } });
         } else if (f.required) required.push(key);
       }
       return {

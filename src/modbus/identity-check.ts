@@ -5,9 +5,12 @@
 // the one register pair whose content is known in advance, so a mismatch stops the device's
 // polling with a configuration error instead of exporting shifted numbers.
 import type { DeviceProfile } from '../config/profile-types.js';
+import { isSunSpecProfile } from '../config/profile-sunspec.js';
 import type { Logger } from '../runtime/logger.js';
 import { decodeRead } from './codec-read.js';
 import { planIdentityReads, type PlannedRead } from './read-plan.js';
+import { discoverChain } from './sunspec-discovery.js';
+import { placeOnDevice, type DeviceLayout } from './sunspec-layout.js';
 import { ModbusError, type ModbusEndpointClient, type ModbusErrorType } from './types.js';
 import { UnitBackoff } from './unit-backoff.js';
 
@@ -17,7 +20,8 @@ export const SUNS_WORDS: readonly [number, number] = [0x5375, 0x6e53];
 export type IdentityValues = Readonly<Record<string, string | number | boolean>>;
 
 export type IdentityOutcome =
-  | { status: 'ok'; identity: IdentityValues }
+  /** `layout`: for a SunSpec profile, its points placed on the chain this device has. */
+  | { status: 'ok'; identity: IdentityValues; layout?: DeviceLayout }
   /** The marker is not where the profile says: a configuration error (fields for the log). */
   | { status: 'mismatch'; error: ModbusError; fields: Record<string, unknown> }
   /** A read failed before the marker could be checked (timeout, connection, busy ...): retry. */
@@ -47,8 +51,16 @@ export class IdentityCheck {
   /** The read holding the marker first (a mismatch stops there), then the other identity reads. */
   private readonly reads: PlannedRead[];
   private readonly markerWire: number | undefined;
+  /** A profile placed by discovery: the marker is searched, the chain walked, then the identity read. */
+  private readonly sunspec: boolean;
 
   constructor(private readonly profile: DeviceProfile, plan?: readonly PlannedRead[]) {
+    this.sunspec = isSunSpecProfile(profile);
+    if (this.sunspec) {
+      this.reads = [];
+      this.markerWire = undefined;
+      return;
+    }
     const reads = [...(plan ?? planIdentityReads(profile).requests)];
     this.markerWire = profile.sunspec_base === undefined ? undefined : profile.sunspec_base - profile.address_base;
     const m = this.markerWire;
@@ -63,14 +75,30 @@ export class IdentityCheck {
 
   /** Whether this profile has anything to read at connect (else the poller behaves as without it). */
   get needed(): boolean {
-    return this.reads.length > 0;
+    return this.sunspec || this.reads.length > 0;
   }
 
   /** Read every identity request through the device's endpoint (normal priority, its queue). Never rejects. */
   async run(t: IdentityTarget): Promise<IdentityOutcome> {
+    if (!this.sunspec) return this.readAll(t, this.reads, this.profile);
+    const preferred = this.profile.sunspec_base === undefined ? undefined : this.profile.sunspec_base - this.profile.address_base;
+    const found = await discoverChain(t, preferred);
+    if (found.status !== 'ok') return found;
+    const layout = placeOnDevice(this.profile, found.chain);
+    let reads: PlannedRead[];
+    try {
+      reads = planIdentityReads(layout.profile).requests;
+    } catch (e) {
+      return { status: 'read_failed', error: new ModbusError('invalid_request', `identity plan: ${e instanceof Error ? e.message : String(e)}`, { device: t.deviceId }) };
+    }
+    const out = await this.readAll(t, reads, layout.profile);
+    return out.status === 'ok' ? { ...out, layout } : out;
+  }
+
+  private async readAll(t: IdentityTarget, reads: readonly PlannedRead[], profile: DeviceProfile): Promise<IdentityOutcome> {
     const identity: Record<string, string | number | boolean> = {};
-    for (let i = 0; i < this.reads.length; i++) {
-      const r = this.reads[i] as PlannedRead;
+    for (let i = 0; i < reads.length; i++) {
+      const r = reads[i] as PlannedRead;
       const isMarker = i === 0 && this.markerWire !== undefined;
       let words: Uint16Array | Uint8Array;
       try {
@@ -86,7 +114,7 @@ export class IdentityCheck {
         const off = (this.markerWire as number) - r.address;
         if (words[off] !== SUNS_WORDS[0] || words[off + 1] !== SUNS_WORDS[1]) return this.mismatch(t, r, words, undefined);
       }
-      for (const [id, d] of decodeRead(this.profile, r, words)) if (d.ok) identity[id] = d.value;
+      for (const [id, d] of decodeRead(profile, r, words)) if (d.ok) identity[id] = d.value;
     }
     return { status: 'ok', identity };
   }
@@ -134,6 +162,7 @@ export class IdentityCheck {
 export class IdentityGate {
   private state: 'pending' | 'ok' | 'mismatch' = 'pending';
   private values: IdentityValues | undefined;
+  private placed: DeviceLayout | undefined;
   private error: ModbusError | undefined;
   /** Connections seen (onConnect) vs. the connection the identity was verified on. */
   private connects = 0;
@@ -163,6 +192,11 @@ export class IdentityGate {
     return this.values;
   }
 
+  /** For a SunSpec profile: the layout of the last discovery (a new object after each one). */
+  get layout(): DeviceLayout | undefined {
+    return this.placed;
+  }
+
   /**
    * Undefined when the cyclic reads may go ahead; else the error that blocks them this cycle,
    * `fresh` when a check ran now and failed (to count), not when a mismatch is still backed off.
@@ -176,6 +210,7 @@ export class IdentityGate {
       this.state = 'ok';
       this.verifiedOn = this.connects;
       this.values = out.identity;
+      if (out.layout !== undefined) this.placed = out.layout;
       this.error = undefined;
       this.backoff.succeeded(0);
       return undefined;

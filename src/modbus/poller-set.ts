@@ -137,6 +137,15 @@ export class PollerSet implements GridSampleSource {
     return this.pollers.find((p) => p.device.id === deviceId)?.lastReadBlocks();
   }
 
+  /**
+   * The profile a device's writable controls are made from: its own profile, or for a SunSpec
+   * profile the one placed on the chain found on the device (undefined until found; controls of
+   * models the device lacks are not in it).
+   */
+  deviceProfile(deviceId: string): DeviceProfile | undefined {
+    return this.pollers.find((p) => p.device.id === deviceId)?.deviceProfile;
+  }
+
   gridSamples(): GridSample[] {
     return this.snapshot.gridSamples();
   }

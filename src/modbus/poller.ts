@@ -5,6 +5,7 @@
 // counted by error_type, and the log gets state transitions, not a line per poll. After every
 // (re)connect, and when the device comes back up, the identity points are read once first and
 // the SunS marker checked (identity-check.ts): while it is wrong the cyclic plan is not polled.
+import { isSunSpecProfile } from '../config/profile-sunspec.js';
 import { pointWidth, type DeviceProfile, type PointDef } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
@@ -16,6 +17,9 @@ import { emptyReads, readBlocks, readPoints, type LastRead, type PointReadout, t
 import { checksPlausibility, implausibleWhy, isMultiRegister, orderHint, ordersInRange, outOfRange } from './plausibility.js';
 import { planReads, type PlannedRead } from './read-plan.js';
 import type { DeviceSnapshot } from './snapshot.js';
+import { logChainEnd } from './sunspec-discovery.js';
+import { absentModels, describeChain, type DeviceLayout } from './sunspec-layout.js';
+import { sunspecModelName } from '../config/sunspec-models.js';
 import { ModbusError, type ModbusEndpointClient, type ModbusErrorType } from './types.js';
 
 export interface PollObserver {
@@ -38,6 +42,18 @@ export interface DeviceStatus {
   lastError: { code: string; message: string; atMs: number } | undefined;
   /** Identity points read at connect (manufacturer, model, serial ...), for the status page; never metrics. */
   identity?: IdentityValues;
+  /** SunSpec profiles: the chain found at the last discovery and what the device lacks. */
+  sunspec?: SunSpecStatus;
+}
+
+export interface SunSpecStatus {
+  /** Wire address of the 'SunS' marker. */
+  base: number;
+  models: Array<{ id: number; name: string; start: number; length: number }>;
+  end: string;
+  /** Points of the profile not read on this device (and controls not writable), by model and reason. */
+  absent: Array<{ model: number | null; points: string[]; reason: string }>;
+  length_mismatches: Array<{ model: number; device_length: number; profile_length: number }>;
 }
 
 export interface DevicePollerDeps {
@@ -139,6 +155,9 @@ export class DevicePoller {
   /** Undefined for profiles without identity points: they poll as if it did not exist. */
   private ident: IdentityGate | undefined;
   private unsubscribe: (() => void) | undefined;
+  /** SunSpec profiles: the layout the plan was compiled from (the plan is empty until the first discovery). */
+  private layout: DeviceLayout | undefined;
+  private readonly reportedMismatches = new Set<string>();
 
   constructor(readonly device: DeviceConfig, readonly profile: DeviceProfile, private readonly deps: DevicePollerDeps) {
     this.log = deps.logger.child({ component: 'modbus-poller', device: device.id });
@@ -158,7 +177,9 @@ export class DevicePoller {
   /** Compile the read plan (start() does it; cycle() alone needs it first). False if unplannable. */
   prepare(): boolean {
     try {
-      this.plan = (this.deps.plan ?? planReads(this.profile).requests).map((r) => compile(this.profile, r));
+      // A SunSpec profile's points are placed per device once its chain is known (applyLayout).
+      const requests = isSunSpecProfile(this.profile) ? [] : (this.deps.plan ?? planReads(this.profile).requests);
+      this.plan = requests.map((r) => compile(this.profile, r));
       const check = new IdentityCheck(this.profile, this.deps.identityPlan);
       const target = { deviceId: this.device.id, unitId: this.device.unit_id, endpoint: this.deps.endpoint, timeoutMs: this.profile.quirks.timeout_ms };
       this.ident = check.needed ? new IdentityGate(check, target, this.log) : undefined;
@@ -198,6 +219,7 @@ export class DevicePoller {
       lastGoodAgeMs: this.lastGoodMono === undefined ? undefined : now - this.lastGoodMono,
       ...this.counts, lastCycleMs: this.lastCycleMs, lastError: this.lastError,
       ...(this.ident?.identity === undefined ? {} : { identity: this.ident.identity }),
+      ...(this.layout === undefined ? {} : { sunspec: sunspecStatus(this.layout) }),
     };
   }
 
@@ -209,6 +231,42 @@ export class DevicePoller {
   /** The planned reads with the registers of their last answer. */
   lastReadBlocks(): ReadBlockReadout[] {
     return readBlocks(this.plan.map((c) => c.read), this.lastReads);
+  }
+
+  /** SunSpec: the writable-control profile of this device (controls at its addresses), once discovered. */
+  get deviceProfile(): DeviceProfile | undefined {
+    return isSunSpecProfile(this.profile) ? this.layout?.profile : this.profile;
+  }
+
+  /**
+   * A new discovery result: the read plan is compiled from the points placed on this device's
+   * chain; points left out are removed from the snapshot (absent, never 0) and logged with the
+   * reason, a model length that differs from the profile's is logged once.
+   */
+  private applyLayout(layout: DeviceLayout): void {
+    const before = this.layout;
+    this.layout = layout;
+    const requests = planReads(layout.profile).requests;
+    this.plan = requests.map((r) => compile(layout.profile, r));
+    this.parkedUntil = this.plan.map(() => 0);
+    this.lastReads = emptyReads(this.plan.length);
+    const kept = new Set(layout.profile.points.map((p) => p.id));
+    for (const p of this.profile.points) if (!kept.has(p.id)) this.deps.snapshot.delete(this.device.id, p.id);
+    const chain = describeChain(layout.chain);
+    if (before === undefined || describeChain(before.chain) !== chain) {
+      this.log.info({ sunspec_base: layout.chain.base, chain, reads: this.plan.length }, 'SunSpec chain discovered: read plan compiled for this device');
+      for (const a of absentModels(layout)) {
+        this.log.warn({ model: a.model, points: a.points, reason: a.reason }, 'SunSpec points not read on this device (absent, never 0)');
+      }
+      logChainEnd(this.log, layout.chain);
+    }
+    for (const m of layout.lengthMismatches) {
+      const key = `${m.model}:${m.device}`;
+      if (this.reportedMismatches.has(key)) continue;
+      this.reportedMismatches.add(key);
+      this.log.warn({ model: m.model, device_length: m.device, profile_length: m.profile },
+        `SunSpec model ${m.model} has length ${m.device} on the device, ${m.profile} in the profile: points past the device's length are not read`);
+    }
   }
 
   private schedule(): void {
@@ -238,6 +296,17 @@ export class DevicePoller {
     let good = 0;
     // Identity first (once per connection); a wrong marker or a failed identity read skips the cycle.
     const blocked = this.ident === undefined || this.ident.verified ? undefined : await this.identityGate(t0);
+    const found = this.ident?.layout;
+    if (blocked === undefined && found !== undefined && found !== this.layout) {
+      try {
+        this.applyLayout(found);
+      } catch (e) {
+        // The loader plans every model's points; a layout that still cannot be planned stops only this device.
+        this.plan = [];
+        this.fail('invalid_request', `read plan on the discovered chain: ${e instanceof Error ? e.message : String(e)}`);
+        this.log.error({ err: this.lastError?.message }, 'device not polled: its points cannot be planned on the discovered chain');
+      }
+    }
     let failedWith: ModbusError | undefined = blocked;
     let abort = blocked !== undefined;
     for (let i = 0; i < this.plan.length; i++) {
@@ -396,4 +465,14 @@ export class DevicePoller {
   private fail(code: string, message: string): void {
     this.lastError = { code, message, atMs: this.deps.clock.now() };
   }
+}
+
+function sunspecStatus(l: DeviceLayout): SunSpecStatus {
+  return {
+    base: l.chain.base,
+    models: l.chain.models.map((b) => ({ id: b.id, name: sunspecModelName(b.id), start: b.start, length: b.length })),
+    end: l.chain.end,
+    absent: absentModels(l).map((a) => ({ model: a.model ?? null, points: a.points, reason: a.reason })),
+    length_mismatches: l.lengthMismatches.map((m) => ({ model: m.model, device_length: m.device, profile_length: m.profile })),
+  };
 }

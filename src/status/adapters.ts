@@ -194,6 +194,7 @@ export function deviceStatus(pollers: PollerStatus[], devices: readonly DeviceCo
     if (p.identity !== undefined) out.identity = p.identity;
     const values = live?.liveValues(p.deviceId);
     if (values !== undefined) out.values = values.map((r) => deviceValue(r, nowMs));
+    if (p.sunspec !== undefined) out.sunspec = p.sunspec;
     return out;
   });
 }

@@ -16,6 +16,14 @@ export interface DeviceStatus {
   last_error?: string;
   /** Identity read at connect (SunSpec manufacturer, model, serial ...), when the profile has identity points. */
   identity?: Readonly<Record<string, string | number | boolean>>;
+  /** SunSpec profiles: the model chain found on the device (id, name, start, length), what it lacks, length mismatches. */
+  sunspec?: {
+    base: number;
+    models: Array<{ id: number; name: string; start: number; length: number }>;
+    end: string;
+    absent: Array<{ model: number | null; points: string[]; reason: string }>;
+    length_mismatches: Array<{ model: number; device_length: number; profile_length: number }>;
+  };
   /** Every cyclic point of the profile: its current value, or why there is none (docs/operations.md "Live values"). */
   values?: DeviceValue[];
 }

@@ -109,12 +109,15 @@ describe('devices/*.yaml', () => {
 describe('reference profiles say what the field needs', () => {
   const load = (name: string): Promise<DeviceProfile> => loadProfile(join(DEFAULT_DEVICES_DIR, `${name}.yaml`));
 
-  it('SunSpec inverter: SunS marker at 40000, model 103 with scale factors, model 123 limit that never writes 0', async () => {
+  it('SunSpec inverter: placed by model (1, 103, 123 from SunS at 40000), scale factors, model 123 limit that never writes 0', async () => {
     const p = await load('sunspec-inverter-3ph');
     expect(p.sunspec_base).toBe(40000);
-    const marker = p.points.find((x) => x.name === 'SunS');
-    expect(marker && wireAddress(p, marker)).toBe(40000);
-    expect(marker?.type).toBe('string');
+    expect(p.sunspec_models).toEqual([{ id: 1, length: 66 }, { id: 103, length: 50 }, { id: 123, length: 24 }]);
+    // Addresses in the reference chain, as the SunSpec model definitions place them.
+    const at = (name: string): number | undefined => { const x = [...p.points, ...p.controls].find((y) => y.name === name); return x && wireAddress(p, x); };
+    expect([at('Mn'), at('SN'), at('W'), at('WH'), at('St'), at('Evt1'), at('WMaxLimPct'), at('WMaxLim_Ena'), at('WMaxLimPct_SF')])
+      .toEqual([40004, 40052, 40084, 40094, 40108, 40110, 40127, 40131, 40145]);
+    expect(p.points.every((x) => x.sunspec !== undefined)).toBe(true);
     for (const n of ['A', 'PhVphA', 'PhVphB', 'PhVphC', 'W', 'Hz', 'VA', 'VAr', 'PF', 'WH', 'DCW', 'TmpCab']) {
       const pt = p.points.find((x) => x.name === n);
       expect(pt?.scale_factor, `${n} has a scale factor`).toBeDefined();

@@ -1,4 +1,6 @@
-// The identity read at connect against the team simulator serving the shipped SunSpec profile:
+// The identity read at connect against the team simulator serving a fixed-address SunSpec profile
+// (test/fixtures/profiles/sunspec-fixed-3ph.yaml: the shipped profile before discovery; the
+// shipped profile itself is placed by discovery, test/modbus/sunspec-discovery.test.ts):
 // the 'SunS' marker checked where sunspec_base says, identity strings kept in the poller status
 // (never in the snapshot or the metrics), and a wrong address base stopping the device with
 // identity_mismatch (one error line, no cyclic read) until the device reads right again.
@@ -17,7 +19,7 @@ import { systemClock } from '../../src/runtime/clock.js';
 import { waitFor } from './endpoint-helpers.js';
 import { flatten, testDevice, testMeter, testProfile, testSite, type TestReader } from './poller-fixtures.js';
 
-const SUNSPEC = fileURLToPath(new URL('../../devices/sunspec-inverter-3ph.yaml', import.meta.url));
+const SUNSPEC = fileURLToPath(new URL('../fixtures/profiles/sunspec-fixed-3ph.yaml', import.meta.url));
 
 interface LogLine { level: number; msg: string; [k: string]: unknown }
 

@@ -14,6 +14,7 @@ const COMMANDS: Record<string, Command> = {
   run: { summary: 'run the gateway for a site: ems-gateway run --config <site.yaml> [--status-port N]', load: () => import('./run.js') },
   demo: { summary: 'the demo site on this machine: simulators, broker, meter fleet, gateway, live summary', load: () => import('./demo.js') },
   dr: { summary: 'demand response: keygen, send a signed command and print its acks', load: () => import('./dr.js') },
+  sunspec: { summary: 'sunspec scan --host H [--port P] --unit U [--write devices/x.yaml]: the model chain, identity, a profile', load: () => import('./sunspec.js') },
 };
 
 /**

@@ -3,6 +3,7 @@
 // reduction is shared in proportion to that. When the zone cannot give it all, every controller
 // sheds all it can and the plan says `partial`.
 import { profileControls, type WritableControl } from '../config/profile-controls.js';
+import { isSunSpecProfile } from '../config/profile-sunspec.js';
 import type { ControlDef, DeviceProfile } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 
@@ -40,13 +41,38 @@ export function setpointControl(profile: DeviceProfile): WritableControl | undef
   return list.find((c) => c.def.role === 'setpoint') ?? list[0];
 }
 
+/**
+ * Why a load controller is left out of DR (undefined: it takes part). Only load controllers are
+ * DR targets (inverters, BMS and meters never are). A profile placed by SunSpec discovery has its
+ * controls at addresses known only per device, and only when the device has their model: DR
+ * drives controls at the profile's fixed addresses, so such a device is left out.
+ */
+export function drExclusion(profile: DeviceProfile): string | undefined {
+  if (isSunSpecProfile(profile)) {
+    return 'its profile places controls by SunSpec discovery (per device, absent when the device lacks the model): DR drives load controllers at fixed addresses only';
+  }
+  return undefined;
+}
+
+/** The enabled load controllers DR leaves out, each with the reason (logged when DR starts). */
+export function leftOutControllers(devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>): Array<{ device: string; reason: string }> {
+  const out: Array<{ device: string; reason: string }> = [];
+  for (const device of devices) {
+    const profile = profiles.get(device.profile);
+    if (!device.enabled || profile?.kind !== 'load_controller') continue;
+    const reason = drExclusion(profile);
+    if (reason !== undefined) out.push({ device: device.id, reason });
+  }
+  return out;
+}
+
 /** The zone's (or, without a zone, every zone's) enabled load controllers that have a control to drive. */
 export function zoneControllers(devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, zone?: string): ZoneController[] {
   const out: ZoneController[] = [];
   for (const device of devices) {
     if (!device.enabled || (zone !== undefined && device.zone !== zone)) continue;
     const profile = profiles.get(device.profile);
-    if (!profile || profile.kind !== 'load_controller') continue;
+    if (!profile || profile.kind !== 'load_controller' || drExclusion(profile) !== undefined) continue;
     const control = setpointControl(profile);
     if (control) out.push({ device, profile, control });
   }

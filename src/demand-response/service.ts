@@ -19,7 +19,7 @@ import { LIMITS, type RejectReason } from './command.js';
 import { DrCoordinator } from './coordinator.js';
 import { ControllerExecutor, type EndpointLookup } from './executor.js';
 import { admit, type Admission } from './intake.js';
-import { zoneControllers, type LoadProvider } from './planner.js';
+import { leftOutControllers, zoneControllers, type LoadProvider } from './planner.js';
 import { RejectAnswers, type Held } from './reject-answers.js';
 import { parsePrivateKey, parsePublicKey } from './signing.js';
 import { DrStateStore, type ActiveCommandRecord } from './state-store.js';
@@ -110,6 +110,7 @@ export class DemandResponseService {
     this.ackKey = deps.config.gateway_key === undefined ? undefined : parsePrivateKey(deps.config.gateway_key, 'mqtt.demand_response.gateway_key_file');
     if (this.ackKey === undefined) log.warn('DR acks are not signed (no mqtt.demand_response.gateway_key_file): anyone who may publish on the ack topic can answer in the gateway\'s name');
     this.zones = new Set(zoneControllers(deps.site.devices, deps.profiles).map((c) => c.device.zone));
+    for (const l of leftOutControllers(deps.site.devices, deps.profiles)) log.warn({ device: l.device, reason: l.reason }, 'DR: load controller left out');
     this.commands = deps.meter.createCounter(METRICS.drCommands, { unit: METRIC_UNITS.drCommands, description: 'DR commands received, by type and result (accepted or the rejection reason)' });
     this.acksSuppressed = deps.meter.createCounter(METRICS.drAcksSuppressed, {
       unit: METRIC_UNITS.drAcksSuppressed, description: 'rejections of unauthenticated messages and replays not answered (one answer per second; the next carries the count)',

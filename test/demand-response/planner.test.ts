@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { profileControls } from '../../src/config/profile-controls.js';
-import { planCurtailment, restoreValue, zoneControllers } from '../../src/demand-response/planner.js';
+import { leftOutControllers, planCurtailment, restoreValue, zoneControllers } from '../../src/demand-response/planner.js';
 import { device, loadControllerProfile } from './fixtures.js';
 
 const profile = loadControllerProfile();
@@ -24,6 +24,15 @@ describe('DR planner', () => {
     expect(plan.partial).toBe(true);
     expect(plan.planned_mw).toBeCloseTo(0.05, 6);
     expect(plan.controllers.map((c) => c.setpoint)).toEqual([0, 0]);
+  });
+
+  it('leaves out a load controller whose controls are placed by SunSpec discovery, with the reason; inverters are never targets', () => {
+    const sunspec = { ...loadControllerProfile(), profile: 'sunspec-lc', sunspec_base: 40000, sunspec_models: [{ id: 123, length: 24 }] };
+    const inverter = { ...loadControllerProfile(), profile: 'inv', kind: 'inverter' as const };
+    const all = new Map([[profile.profile, profile], [sunspec.profile, sunspec], [inverter.profile, inverter]]);
+    const devices = [device('a', 1, 1, 'z', 100), { ...device('s', 1, 2, 'z', 100), profile: 'sunspec-lc' }, { ...device('i', 1, 3, 'z', 100), profile: 'inv' }];
+    expect(zoneControllers(devices, all, 'z').map((c) => c.device.id)).toEqual(['a']);
+    expect(leftOutControllers(devices, all)).toEqual([{ device: 's', reason: expect.stringMatching(/SunSpec discovery .*fixed addresses only/) }]);
   });
 
   it('never plans below the control minimum', () => {

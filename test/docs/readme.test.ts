@@ -80,6 +80,10 @@ describe('README.md', () => {
     const bad = cli(['probe', '--config', 'config/demo-site.yaml', '--device', 'nope']);
     expect(bad.code, bad.out).toBe(2);
     expect(bad.out).toMatch(/no device "nope" in config\/demo-site\.yaml \(devices: inverter-1, /);
+    // `sunspec scan` against a device: test/interop/pymodbus-sunspec.test.ts; here its usage.
+    const h = cli(['sunspec', 'scan', '--help']);
+    expect(h.code, h.out).toBe(0);
+    expect(h.out).toMatch(/--write devices\/<vendor>-<model>\.yaml/);
   });
 
   it('validate whose reader has gone (| head) exits quietly', async () => {

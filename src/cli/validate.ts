@@ -64,6 +64,9 @@ export function summary(loaded: LoadedSite, _cwd: string): string {
     const regs = plan.requests.reduce((n, r) => n + r.count, 0);
     out.push(`    read plan: ${plan.requests.length} request${plan.requests.length === 1 ? '' : 's'}, ${regs} registers per poll`);
     out.push(...planLines(plan, p, '      '));
+    if (p.sunspec_models !== undefined) {
+      out.push(`    SunSpec: placed per device at connect ('SunS' at 40000, 50000 or 0, models ${p.sunspec_models.map((m) => m.id).join(', ')}); the addresses above are the profile's own chain from ${p.sunspec_base ?? '?'}`);
+    }
     const ident = planIdentityReads(p);
     if (ident.requests.length) out.push(`    at start-up: ${ident.requests.length} identity request${ident.requests.length === 1 ? '' : 's'}`);
     if (p.controls.length) out.push(`    controls: ${p.controls.map((c) => `${c.id} [${c.min}..${c.max}${c.unit ? ` ${c.unit}` : ''}]`).join(', ')}`);

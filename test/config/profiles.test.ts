@@ -23,7 +23,7 @@ describe('devices/*.yaml', () => {
 
   it('loadProfiles loads the whole folder', async () => {
     const profiles = await loadProfiles(DEFAULT_DEVICES_DIR);
-    expect([...profiles.keys()].sort()).toEqual(files.map((f) => f.replace(/\.yaml$/, '')));
+    expect([...profiles.keys()].sort()).toEqual(files.map((f) => f.replace(/\.yaml$/, '')).sort());
   });
 
   for (const f of files) {

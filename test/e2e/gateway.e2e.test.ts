@@ -151,10 +151,12 @@ describe('the gateway end to end (built CLI, mosquitto, simulators, OTLP receive
       const s = await status(g.url);
       return Array.isArray(s.devices) && s.devices.length === 6 && s.devices.every((d) => d.up) ? s : undefined;
     });
-    // The SunSpec inverters' identity (read at connect behind the SunS marker) is on /status.
+    // The SunSpec inverters' identity (read at connect, after the chain walk from the SunS marker) is on /status ...
     const devices = (await status(g.url)).devices;
     const inverter = Array.isArray(devices) ? devices.find((d) => d.id === 'inverter-1') : undefined;
     expect(inverter?.identity?.['model_name']).toBe('SIM-3PH-10K');
+    // ... and the model chain found there, each model with its start and length.
+    expect(inverter?.sunspec?.models.map((m) => [m.id, m.start, m.length])).toEqual([[1, 40002, 66], [103, 40070, 50], [123, 40122, 24]]);
     if (hasChromium()) {
       // The technician's page of the running process, rendered by a real browser after its script ran.
       const dom = await chromium(['--virtual-time-budget=3000', '--dump-dom', g.url], path.join(tmp, 'chromium'));

@@ -100,6 +100,12 @@ function applyPow10(x: number, sf: number): number {
   if (sf === 0) return x;
   return sf < 0 ? x / 10 ** -sf : x * 10 ** sf;
 }
+/** Scale, offset and a scale factor: a decimal scale and a negative sf divide once (997 / 1000 = 0.997, not 997 / 100 / 10). */
+function applyScaleAndPow10(x: number, scale: number, offset: number, sf: number): number {
+  const inv = decimalInverse(scale);
+  if (inv !== undefined && sf < 0 && Number.isInteger(offset * inv)) return (x + offset * inv) / (inv * 10 ** -sf);
+  return applyPow10(applyScale(x, scale, offset), sf);
+}
 
 function validScaleFactor(sf: number | undefined): 'ok' | 'missing' | 'bad' {
   if (sf === undefined || Number.isNaN(sf) || sf === SF_NOT_IMPLEMENTED) return 'missing';
@@ -157,14 +163,11 @@ function decodeNumeric(
   // NaN is "no number" whatever the sentinel spec says; an infinity is not a reading either.
   if (Number.isNaN(n)) return { ok: false, reason: 'not_implemented' };
   if (!Number.isFinite(n)) return { ok: false, reason: 'malformed' };
-  let value = applyScale(n, point.scale ?? 1, point.offset ?? 0);
-  if (point.scale_factor !== undefined) {
-    const check = validScaleFactor(sf);
-    if (check === 'missing') return { ok: false, reason: 'scale_factor_not_implemented' };
-    if (check === 'bad') return { ok: false, reason: 'malformed' };
-    value = applyPow10(value, sf as number);
-  }
-  return { ok: true, value, raw };
+  if (point.scale_factor === undefined) return { ok: true, value: applyScale(n, point.scale ?? 1, point.offset ?? 0), raw };
+  const check = validScaleFactor(sf);
+  if (check === 'missing') return { ok: false, reason: 'scale_factor_not_implemented' };
+  if (check === 'bad') return { ok: false, reason: 'malformed' };
+  return { ok: true, value: applyScaleAndPow10(n, point.scale ?? 1, point.offset ?? 0, sf as number), raw };
 }
 
 /** A decoded value as a number (booleans as 0/1); undefined for sentinels, malformed reads, strings and infinities. */

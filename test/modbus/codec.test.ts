@@ -118,6 +118,10 @@ describe('scale, offset and SunSpec scale factors, both ways', () => {
   it('decimal scales have no binary noise', () => {
     expect(decodePoint(profile, pt('uint16', { scale: 0.1 }), w(3), 0)).toMatchObject({ value: 0.3 });
     expect(decodePoint(profile, pt('uint16', { scale: 0.01 }), w(23012), 0)).toMatchObject({ value: 230.12 });
+    // A decimal scale with a negative scale factor divides once (SunSpec PF 997 with PF_SF -1, scale 0.01: 0.997, not 0.9970000000000001).
+    expect(decodePoint(profile, pt('int16', { scale: 0.01, scale_factor: 'pf_sf' }), w(997), 0, -1)).toMatchObject({ value: 0.997 });
+    expect(decodePoint(profile, pt('int16', { scale: 0.01, scale_factor: 'pf_sf' }), w(0x10000 - 985), 0, -1)).toMatchObject({ value: -0.985 });
+    expect(decodePoint(profile, pt('uint16', { scale: 0.1, offset: -40, scale_factor: 'sf' }), w(653), 0, -1)).toMatchObject({ value: 2.53 });
   });
   it('scale factor 10^sf applies after scale, and inversely on writes', () => {
     const p = pt('uint16', { scale_factor: 'w_sf' });

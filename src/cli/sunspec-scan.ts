@@ -133,7 +133,7 @@ export function isScanError(e: unknown): e is ModbusError {
 
 // ---- the profile ----
 
-interface Meaning { id: string; metric?: string; role: NonNullable<PointDef['role']>; unit?: NonNullable<PointDef['unit']> }
+interface Meaning { id: string; metric?: string; role: NonNullable<PointDef['role']>; unit?: NonNullable<PointDef['unit']>; scale?: number }
 
 /** The inverter model points a written profile reads, with the gateway's metric names. */
 const INVERTER_POINTS: Readonly<Record<string, Meaning>> = {
@@ -148,7 +148,7 @@ const INVERTER_POINTS: Readonly<Record<string, Meaning>> = {
   Hz: { id: 'ac_frequency', metric: 'ems.device.ac_frequency', role: 'frequency', unit: 'Hz' },
   VA: { id: 'apparent_power', metric: 'ems.device.apparent_power', role: 'other', unit: 'VA' },
   VAr: { id: 'reactive_power', metric: 'ems.device.reactive_power', role: 'other', unit: 'var' },
-  PF: { id: 'power_factor', metric: 'ems.device.power_factor', role: 'other', unit: '%' },
+  PF: { id: 'power_factor', metric: 'ems.device.power_factor', role: 'other', unit: '1', scale: 0.01 }, // SunSpec Pct -> -1..1
   WH: { id: 'energy_produced', metric: 'ems.device.energy_produced', role: 'energy', unit: 'Wh' },
   DCA: { id: 'dc_current', metric: 'ems.device.dc_current', role: 'other', unit: 'A' },
   DCV: { id: 'dc_voltage', metric: 'ems.device.dc_voltage', role: 'other', unit: 'V' },
@@ -179,11 +179,11 @@ function fmt(v: unknown): string {
 }
 
 /** The simulate block: the value read at the scan, so the simulators serve what this device showed. */
-function simulated(d: DecodedValue | undefined): Record<string, unknown> | undefined {
+function simulated(d: DecodedValue | undefined, scale = 1): Record<string, unknown> | undefined {
   if (d === undefined || !d.ok) return undefined;
   if (typeof d.value === 'string') return d.value === '' ? undefined : { kind: 'constant', value: d.value };
   const n = numericValue(d);
-  return n === undefined ? undefined : { kind: 'constant', value: Number(n.toPrecision(12)) };
+  return n === undefined ? undefined : { kind: 'constant', value: Number((n * scale).toPrecision(12)) };
 }
 
 /** The YAML text of a profile for the scanned device (checked by the caller with the profile loader). */
@@ -232,6 +232,7 @@ export function scanProfile(scan: ScanResult, host: string): string {
       const m = INVERTER_POINTS[n] as Meaning;
       const o: Record<string, unknown> = { id: m.id, name: n, table: 'holding', sunspec: { model: inv.id, point: n }, type: pointType(sp.type) };
       if (sp.sf !== undefined) o['scale_factor'] = sp.sf.toLowerCase();
+      if (m.scale !== undefined) o['scale'] = m.scale;
       o['unit'] = m.unit;
       o['metric'] = m.metric;
       o['role'] = m.role;
@@ -239,7 +240,7 @@ export function scanProfile(scan: ScanResult, host: string): string {
       if (s !== undefined) o['sentinel'] = s;
       if (n === 'St') o['enum'] = INVERTER_STATES;
       if (n === 'Evt1') o['bits'] = INVERTER_EVT1;
-      o['simulate'] = simulated(inv.values.get(n));
+      o['simulate'] = simulated(inv.values.get(n), m.scale);
       pointLine(o);
     }
     sfPoints(inv, def, names);

@@ -67,7 +67,7 @@ const SHEETS: Datasheet[] = [
         VA: 4600, VA_SF: 0, VAr: -120, VAr_SF: 0, PF: -985, PF_SF: -1, WH: 1234567, WH_SF: 1, DCW: 4700, DCW_SF: 0, TmpCab: 385, Tmp_SF: -1, St: 4, Evt1: 0 }),
       m123(800, -1),
     ],
-    values: { A: 12.34, AphA: 4.11, AphB: 4.12, AphC: 4.11, PhVphA: 230.1, PhVphB: 230.5, PhVphC: 229.9, W: 4520, Hz: 50.01, VA: 4600, VAr: -120, PF: -98.5,
+    values: { A: 12.34, AphA: 4.11, AphB: 4.12, AphC: 4.11, PhVphA: 230.1, PhVphB: 230.5, PhVphC: 229.9, W: 4520, Hz: 50.01, VA: 4600, VAr: -120, PF: -0.985,
       WH: 12345670, DCW: 4700, TmpCab: 38.5, St: 4, Evt1: 0, WMaxLimPct: 80 },
   },
   {
@@ -79,7 +79,7 @@ const SHEETS: Datasheet[] = [
       { id: 120, length: 26, points: [[2, 'u16', 4], [3, 'u16', 10000], [4, 'i16', 0]] },
       m123(60, 0),
     ],
-    values: { A: 42.1, AphA: 14.03, AphB: 14.04, AphC: 14.03, PhVphA: 231, PhVphB: 231.5, PhVphC: 232, W: 9870, Hz: 49.98, VA: 9900, VAr: 300, PF: 99.7,
+    values: { A: 42.1, AphA: 14.03, AphB: 14.04, AphC: 14.03, PhVphA: 231, PhVphB: 231.5, PhVphC: 232, W: 9870, Hz: 49.98, VA: 9900, VAr: 300, PF: 0.997,
       WH: 98765000, DCW: 10100, TmpCab: 51.2, St: 5, Evt1: 0x81, WMaxLimPct: 60 },
   },
   {
@@ -93,7 +93,7 @@ const SHEETS: Datasheet[] = [
       ] },
       { id: 160, length: 48, points: [[2, 'i16', -2], [3, 'i16', -1], [4, 'i16', 0], [8, 'u16', 2], [10, 'u16', 1], [11, 'str', 'MPPT1', 8]] },
     ],
-    values: { A: 21.5, AphA: 7.25, AphB: 7, AphC: 7.25, PhVphA: 229.5, PhVphB: 230.25, PhVphC: 231, W: 4950.5, Hz: 49.96875, VA: 5000, VAr: -250.5, PF: 99.5,
+    values: { A: 21.5, AphA: 7.25, AphB: 7, AphC: 7.25, PhVphA: 229.5, PhVphB: 230.25, PhVphC: 231, W: 4950.5, Hz: 49.96875, VA: 5000, VAr: -250.5, PF: 0.995,
       WH: 7654321, DCW: 5100.25, TmpCab: 41.75, St: 4, Evt1: 0 },
   },
   {
@@ -107,7 +107,7 @@ const SHEETS: Datasheet[] = [
       { id: 64900, length: 4, points: [[2, 'u16', 0x1234]] },
       m123(1000, -1),
     ],
-    values: { A: 25, AphA: 8.33, AphB: 8.34, AphC: 8.33, PhVphA: 228.8, PhVphB: 229.1, PhVphC: 229, W: 5750, Hz: 50.03, VA: 5800, VAr: 10, PF: 99,
+    values: { A: 25, AphA: 8.33, AphB: 8.34, AphC: 8.33, PhVphA: 228.8, PhVphB: 229.1, PhVphC: 229, W: 5750, Hz: 50.03, VA: 5800, VAr: 10, PF: 0.99,
       WH: 4444444, DCW: 5900, TmpCab: 44.7, St: 4, Evt1: 0, WMaxLimPct: 100 },
   },
 ];

@@ -58,7 +58,7 @@ function pin(sim: SimulatedDevice): void {
   sim.set('cabinet_temperature', 41.3);
 }
 
-const EXPECTED = { ac_power: 7321, ac_voltage_a: 231.4, ac_frequency: 50.02, cabinet_temperature: 41.3, operating_state: 4, energy_produced: 12345678, power_factor: 99 };
+const EXPECTED = { ac_power: 7321, ac_voltage_a: 231.4, ac_frequency: 50.02, cabinet_temperature: 41.3, operating_state: 4, energy_produced: 12345678, power_factor: 0.99 };
 
 const got = (set: PollerSet): Record<string, unknown> =>
   Object.fromEntries(Object.keys(EXPECTED).map((k) => [k, set.snapshot.get('inv-1', k)?.value]));

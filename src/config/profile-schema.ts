@@ -47,6 +47,7 @@ const sunspecRef = obj({
 const sunspecModelRef = obj({
   id: { s: num({ int: true, min: 1, max: 65534 }), required: true, doc: 'model id' },
   length: { s: num({ int: true, min: 0, max: 65535 }), required: true, doc: 'registers after ID and L (the L register)' },
+  or: { s: arr(num({ int: true, min: 1, max: 65534 }), { minItems: 1 }), doc: 'models of the same layout the device may have instead (e.g. [101, 102] for 103)' },
 }, { doc: 'One model of the chain the profile was written for.' });
 
 export const pointFields: Fields = {

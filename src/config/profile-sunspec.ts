@@ -46,8 +46,17 @@ export function placeSunSpecPoints(p: DeviceProfile, ctx: FileCtx): void {
   const seen = new Set<number>();
   let end = p.sunspec_base - p.address_base + 2;
   for (const m of models) {
-    if (seen.has(m.id)) ctx.errorAt(m, 'id', `model ${m.id} is listed twice: a profile places each model once`);
-    seen.add(m.id);
+    for (const id of [m.id, ...(m.or ?? [])]) {
+      if (seen.has(id)) ctx.errorAt(m, id === m.id ? 'id' : 'or', `model ${id} is listed twice: a profile places each model once`);
+      seen.add(id);
+    }
+    const def = sunspecModel(m.id);
+    for (const alt of m.or ?? []) {
+      const other = sunspecModel(alt);
+      if (def === undefined || other === undefined || JSON.stringify(def.points) !== JSON.stringify(other.points)) {
+        ctx.errorAt(m, 'or', `model ${alt} does not have the layout of model ${m.id} (\`or\` is for models known to share one, e.g. 101, 102 for 103; 111, 112 for 113)`);
+      }
+    }
     end += 2 + m.length;
   }
   if (end + 2 > 0x10000) ctx.errorAt(p, 'sunspec_models', `the chain from sunspec_base ${p.sunspec_base} runs past register 65535 (ends at ${end + 1})`);

@@ -87,6 +87,8 @@ export interface SunSpecRef {
 export interface SunSpecModelRef {
   id: number;
   length: number;                // registers after ID and L, as the device reports in L
+  /** Models of the same layout the device may have in its place (e.g. 101, 102 for 103): the first found is used. */
+  or?: number[];
 }
 
 /** Simulator behaviours, in scaled units of the point. Kept in the profile so one file drives both sides. */

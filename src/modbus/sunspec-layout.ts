@@ -60,17 +60,30 @@ export function describeChain(chain: SunSpecChain): string {
 
 export function placeOnDevice(profile: DeviceProfile, chain: SunSpecChain): DeviceLayout {
   const blocks = blocksById(chain);
+  // A model of the profile may stand for others of its layout (`or`): the first the device has.
+  const alternatives = new Map((profile.sunspec_models ?? []).map((m) => [m.id, [m.id, ...(m.or ?? [])]]));
+  const blockOf = (model: number): SunSpecBlock | undefined => {
+    for (const id of alternatives.get(model) ?? [model]) {
+      const b = blocks.get(id);
+      if (b !== undefined) return b;
+    }
+    return undefined;
+  };
+  const named = (model: number): string => {
+    const ids = alternatives.get(model) ?? [model];
+    return `model ${ids.join(' or ')} (${ids.map(sunspecModelName).join(' / ')})`;
+  };
   const reasons = new Map<string, LeftOut>();
   const place = <T extends PointDef>(pt: T): T | undefined => {
     const ref = pt.sunspec;
     if (ref === undefined) return pt;
-    const block = blocks.get(ref.model);
+    const block = blockOf(ref.model);
     if (block === undefined) {
-      reasons.set(pt.id, { id: pt.id, model: ref.model, reason: `model ${ref.model} (${sunspecModelName(ref.model)}) is not in the device's SunSpec chain` });
+      reasons.set(pt.id, { id: pt.id, model: ref.model, reason: `${named(ref.model)} is not in the device's SunSpec chain` });
       return undefined;
     }
     if (ref.offset + pointWidth(pt) > block.length + 2) {
-      reasons.set(pt.id, { id: pt.id, model: ref.model, reason: `offset ${ref.offset} is past the end of the device's model ${ref.model} (length ${block.length})` });
+      reasons.set(pt.id, { id: pt.id, model: ref.model, reason: `offset ${ref.offset} is past the end of the device's model ${block.id} (length ${block.length})` });
       return undefined;
     }
     return { ...pt, address: block.start + ref.offset + profile.address_base };
@@ -102,8 +115,8 @@ export function placeOnDevice(profile: DeviceProfile, chain: SunSpecChain): Devi
   }
   const lengthMismatches: LengthMismatch[] = [];
   for (const m of profile.sunspec_models ?? []) {
-    const b = blocks.get(m.id);
-    if (b !== undefined && b.length !== m.length) lengthMismatches.push({ model: m.id, device: b.length, profile: m.length });
+    const b = blockOf(m.id);
+    if (b !== undefined && b.length !== m.length) lengthMismatches.push({ model: b.id, device: b.length, profile: m.length });
   }
   const order = new Map([...profile.points, ...profile.controls].map((p, i) => [p.id, i]));
   const leftOut = [...reasons.values()].sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));

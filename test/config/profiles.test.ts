@@ -112,7 +112,7 @@ describe('reference profiles say what the field needs', () => {
   it('SunSpec inverter: placed by model (1, 103, 123 from SunS at 40000), scale factors, model 123 limit that never writes 0', async () => {
     const p = await load('sunspec-inverter-3ph');
     expect(p.sunspec_base).toBe(40000);
-    expect(p.sunspec_models).toEqual([{ id: 1, length: 66 }, { id: 103, length: 50 }, { id: 123, length: 24 }]);
+    expect(p.sunspec_models).toEqual([{ id: 1, length: 66 }, { id: 103, length: 50, or: [101, 102] }, { id: 123, length: 24 }]);
     // Addresses in the reference chain, as the SunSpec model definitions place them.
     const at = (name: string): number | undefined => { const x = [...p.points, ...p.controls].find((y) => y.name === name); return x && wireAddress(p, x); };
     expect([at('Mn'), at('SN'), at('W'), at('WH'), at('St'), at('Evt1'), at('WMaxLimPct'), at('WMaxLim_Ena'), at('WMaxLimPct_SF')])

@@ -74,6 +74,15 @@ describe('SunSpec profile keys', () => {
     has(/^devices\/t-sun\.yaml:19:\d+ points\[8\]: missing required key "address"$/);
   });
 
+  it('`or` names only models of the same layout, each model once', () => {
+    const head = 'vendor: T\nmodel: T\nkind: inverter\naddress_base: 0\nsunspec_base: 40000\nsunspec_models:\n  - { id: 103, length: 50, or: [101, 113] }\n  - { id: 101, length: 50 }\npoints:\n';
+    const r = parse('  - { id: a, sunspec: { model: 103, point: W }, table: holding, type: int16 }\n', head);
+    expect(r.errors).toEqual([
+      'devices/t-sun.yaml:7:32 sunspec_models[0].or: model 113 does not have the layout of model 103 (`or` is for models known to share one, e.g. 101, 102 for 103; 111, 112 for 113)',
+      'devices/t-sun.yaml:8:11 sunspec_models[1].id: model 101 is listed twice: a profile places each model once',
+    ]);
+  });
+
   it('a `sunspec` point without `sunspec_models`, and `sunspec_models` without `sunspec_base`', () => {
     const noModels = parse(`  - { id: a, sunspec: { model: 103, offset: 14 }, table: holding, type: int16 }\n`, 'vendor: T\nmodel: T\nkind: inverter\naddress_base: 0\npoints:\n');
     expect(noModels.errors).toEqual(["devices/t-sun.yaml:6:23 points[0].sunspec: a `sunspec` point needs the profile's `sunspec_models` (the model chain the profile was written for)"]);

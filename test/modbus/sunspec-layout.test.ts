@@ -2,7 +2,9 @@
 // one the device has, points past a shorter model are left out, and whatever depends on a
 // left-out point (its scale factor, a read-back point, an enable control) goes with it, each with
 // its reason; the result plans and makes control handles like any profile.
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { loadProfile } from '../../src/config/load.js';
 import { profileControls } from '../../src/config/profile-controls.js';
 import { parseProfile } from '../../src/config/profile-load.js';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
@@ -75,5 +77,19 @@ describe('placing a SunSpec profile on a device', () => {
     const l = placeOnDevice(noSf, chain([[1, 40002, 66], [103, 40070, 50], [123, 40122, 7]]));
     expect(l.profile.controls).toEqual([]);
     expect(l.leftOut.find((x) => x.id === 'set_lim')?.reason).toBe('its enable control "set_ena" is not on the device');
+  });
+
+  it('`or`: the shipped integer profile reads a single-phase model 101 where the device has it', async () => {
+    const p = await loadProfile(fileURLToPath(new URL('../../devices/sunspec-inverter-3ph.yaml', import.meta.url)));
+    const l = placeOnDevice(p, chain([[1, 40002, 65], [101, 40069, 50], [123, 40121, 24]]));
+    expect(l.profile.points.find((x) => x.id === 'ac_power')?.address).toBe(40069 + 14);
+    expect(l.profile.controls.find((c) => c.id === 'set_power_limit_pct')?.address).toBe(40121 + 5);
+    expect(l.leftOut).toEqual([]);
+    expect(l.lengthMismatches).toEqual([{ model: 1, device: 65, profile: 66 }]);
+    const none = placeOnDevice(p, chain([[1, 40002, 66], [113, 40070, 60]]));
+    expect(absentModels(none).map((a) => a.reason)).toEqual([
+      "model 103 or 101 or 102 (inverter_three_phase / inverter_single_phase / inverter_split_phase) is not in the device's SunSpec chain",
+      "model 123 (controls) is not in the device's SunSpec chain",
+    ]);
   });
 });

@@ -14,7 +14,10 @@ import { wordsToString } from '../modbus/codec-words.js';
 import { EndpointPool } from '../modbus/endpoint-pool.js';
 import { emptyReads, readPoints, type LastRead, type PointReadout } from '../modbus/live-values.js';
 import { planIdentityReads, planReads, type PlannedRead } from '../modbus/read-plan.js';
+import { discoverChain } from '../modbus/sunspec-discovery.js';
+import { absentModels, describeChain, placeOnDevice } from '../modbus/sunspec-layout.js';
 import { describeLink } from '../modbus/transport.js';
+import { isSunSpecProfile } from '../config/profile-sunspec.js';
 import { ModbusError, readOnly, type RegisterReader } from '../modbus/types.js';
 import { systemClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
@@ -207,11 +210,26 @@ export async function run(args: string[]): Promise<number> {
       process.stdout.write(formatRaw(where, table, start, Uint16Array.from(last.words)));
       return 0;
     }
-    const profile = target.profile as DeviceProfile;
+    let profile = target.profile as DeviceProfile;
+    let chainText = '';
+    if (isSunSpecProfile(profile)) {
+      // A SunSpec profile is read where this device has each model, as the gateway does at connect.
+      const preferred = profile.sunspec_base === undefined ? undefined : profile.sunspec_base - profile.address_base;
+      const found = await discoverChain({ deviceId: target.device.id, unitId: target.device.unit_id, endpoint: reader, timeoutMs }, preferred);
+      if (found.status !== 'ok') {
+        process.stdout.write(`probe ${where}: SunSpec discovery failed: ${found.error.code}: ${found.error.message}\n`);
+        return 1;
+      }
+      const layout = placeOnDevice(profile, found.chain);
+      profile = layout.profile;
+      chainText = [`SunSpec chain ('SunS' at ${found.chain.base}): ${describeChain(found.chain)}`,
+        ...absentModels(layout).map((a) => `not read: ${a.points.join(', ')}: ${a.reason}`),
+        ...layout.lengthMismatches.map((m) => `model ${m.model}: length ${m.device} on the device, ${m.profile} in the profile`)].join('\n') + '\n';
+    }
     const plan = [...planIdentityReads(profile).requests, ...planReads(profile).requests];
     const reads = await readAll(reader, plan, target.device.unit_id, timeoutMs);
     const report = formatProbe(where, profile, plan, reads);
-    process.stdout.write(report.text);
+    process.stdout.write(chainText + report.text);
     return report.problems === 0 ? 0 : 1;
   } catch (err) {
     if (err instanceof ConfigError) {

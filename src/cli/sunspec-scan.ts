@@ -8,7 +8,7 @@ import { INVERTER_EVT1, INVERTER_STATES, sunspecModel, type SunSpecModel, type S
 import { decodePoint, numericValue, type DecodedValue } from '../modbus/codec.js';
 import { discoverChain } from '../modbus/sunspec-discovery.js';
 import type { SunSpecChain } from '../modbus/sunspec-layout.js';
-import { ModbusError, type ModbusEndpointClient } from '../modbus/types.js';
+import { ModbusError, type RegisterReader } from '../modbus/types.js';
 
 export interface ScannedModel {
   id: number;
@@ -80,7 +80,8 @@ function decodeModel(def: SunSpecModel, block: Uint16Array, length: number): Map
 }
 
 export interface ScanTarget {
-  endpoint: ModbusEndpointClient;
+  /** A read-only view (readOnly()): nothing here can write to the device. */
+  endpoint: RegisterReader;
   unitId: number;
   timeoutMs: number;
 }

@@ -13,6 +13,7 @@ import { PROFILE_NAME_PATTERN } from '../config/profile-schema.js';
 import { sunspecModelName } from '../config/sunspec-models.js';
 import { Problems } from '../config/yaml-source.js';
 import { EndpointPool } from '../modbus/endpoint-pool.js';
+import { readOnly } from '../modbus/types.js';
 import { systemClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { isScanError, scanDevice, scanProfile, suggestedName, type ScanResult } from './sunspec-scan.js';
@@ -89,7 +90,7 @@ export async function run(args: string[]): Promise<number> {
   const pool = new EndpointPool({ clock: systemClock, logger: silentLogger() }, { reconnectBaseMs: 100, reconnectMaxMs: 500 });
   let scan: ScanResult;
   try {
-    scan = await scanDevice({ endpoint: pool.get(values.host, port), unitId: unit, timeoutMs });
+    scan = await scanDevice({ endpoint: readOnly(pool.get(values.host, port)), unitId: unit, timeoutMs });
   } catch (e) {
     if (!isScanError(e)) throw e;
     return fail(`${where}: ${e.code}: ${e.message}`, 1);

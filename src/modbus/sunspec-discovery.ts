@@ -5,9 +5,16 @@
 // marker) ends the chain there. A marker one register off is the address-base error
 // identity-check.ts reports for fixed-address profiles, and is reported the same way here.
 import type { Logger } from '../runtime/logger.js';
-import type { IdentityTarget } from './identity-check.js';
 import type { SunSpecBlock, SunSpecChain } from './sunspec-layout.js';
-import { ModbusError, type ModbusErrorType } from './types.js';
+import { ModbusError, type ModbusErrorType, type RegisterReader } from './types.js';
+
+/** Whom discovery reads from: reads only (the poller's endpoint, or a read-only view for probe and scan). */
+export interface DiscoveryTarget {
+  deviceId: string;
+  unitId: number;
+  endpoint: RegisterReader;
+  timeoutMs: number;
+}
 
 /** Where SunSpec devices put the marker, in the order they are tried. */
 export const SUNSPEC_BASES: readonly number[] = [40000, 50000, 0];
@@ -32,7 +39,7 @@ export function markerCandidates(preferred: number | undefined): number[] {
 }
 
 /** Finds the marker and walks the chain through the device's endpoint. Never rejects. */
-export async function discoverChain(t: IdentityTarget, preferred?: number): Promise<DiscoveryOutcome> {
+export async function discoverChain(t: DiscoveryTarget, preferred?: number): Promise<DiscoveryOutcome> {
   const read = (address: number, count: number): Promise<Uint16Array | Uint8Array> =>
     t.endpoint.read({ unitId: t.unitId, table: 'holding', address, count }, { deviceId: t.deviceId, timeoutMs: t.timeoutMs });
   const tried: string[] = [];

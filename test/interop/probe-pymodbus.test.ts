@@ -6,10 +6,11 @@ import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { formatProbe, run as probe } from '../../src/cli/probe.js';
-import { DEFAULT_DEVICES_DIR, loadProfile } from '../../src/config/load.js';
+import { loadProfile } from '../../src/config/load.js';
 import { planIdentityReads, planReads } from '../../src/modbus/read-plan.js';
 import { freePort } from '../helpers/ports.js';
 import { ABSENT, EXPECTED, pymodbusProfile, startPymodbus, type PymodbusServer } from './pymodbus-fixture.js';
@@ -152,7 +153,8 @@ describe('ems-gateway probe against pymodbus', () => {
   }, 30_000);
 
   it('a SunSpec profile read one register off: the marker check says so (formatProbe, no device needed)', async () => {
-    const profile = await loadProfile(join(DEFAULT_DEVICES_DIR, 'sunspec-inverter-3ph.yaml'));
+    // A fixed-address SunSpec profile (the shipped one is placed by discovery: probe finds its chain first).
+    const profile = await loadProfile(fileURLToPath(new URL('../fixtures/profiles/sunspec-fixed-3ph.yaml', import.meta.url)));
     const plan = [...planIdentityReads(profile).requests, ...planReads(profile).requests];
     // Every register holds 0x5375 ('Su'): the marker reads "SuSu", all else decodes to something.
     const reads = plan.map((r) => ({ atMs: Date.now(), words: new Uint16Array(r.count).fill(0x5375), error: undefined }));

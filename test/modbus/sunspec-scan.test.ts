@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createSimulatedDevice, startModbusServer, type ModbusSimServer } from '../../simulators/modbus/index.js';
+import { run as probe } from '../../src/cli/probe.js';
 import { run } from '../../src/cli/sunspec.js';
 import { loadProfile } from '../../src/config/load.js';
 
@@ -25,13 +26,13 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+async function cli(args: string[], cmd: (a: string[]) => Promise<number> = run): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
   const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => { out += String(c); return true; });
   const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => { err += String(c); return true; });
   try {
-    return { code: await run(args), out, err };
+    return { code: await cmd(args), out, err };
   } finally {
     o.mockRestore();
     e.mockRestore();
@@ -78,5 +79,19 @@ describe('ems-gateway sunspec scan', () => {
     const r = await cli(['scan', '--host', '127.0.0.1', '--port', '1', '--timeout', '300ms']);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/127\.0\.0\.1:1 unit 1: connect_failed/);
+  });
+
+  it('probe reads a SunSpec profile where the device has each model, and says what it lacks', async () => {
+    const profile = await loadProfile(SUNSPEC);
+    const other = await startModbusServer({ units: new Map([[1, createSimulatedDevice(profile, { sunspecLayout: { base: 50000, models: [{ id: 1, length: 65 }, { id: 64001, length: 4 }, { id: 103, length: 50 }] } })]]) });
+    try {
+      const r = await cli(['--host', '127.0.0.1', '--port', String(other.port), '--unit', '1', '--profile', SUNSPEC], probe);
+      expect(r.out).toContain("SunSpec chain ('SunS' at 50000): 1 common @50002+65, 64001 vendor @50069+4, 103 inverter_three_phase @50075+50");
+      expect(r.out).toMatch(/not read: power_limit_pct, wmaxlimpct_sf, set_power_limit_pct, set_power_limit_revert_s, set_power_limit_enable: model 123 \(controls\) is not in the device's SunSpec chain/);
+      expect(r.out).toMatch(/\noperating_state\s+50113\s+0x0004\s+4 MPPT\s/);
+      expect(other.writes).toEqual([]);
+    } finally {
+      await other.close();
+    }
   });
 });

@@ -134,27 +134,31 @@ export function isScanError(e: unknown): e is ModbusError {
 
 // ---- the profile ----
 
-interface Meaning { id: string; metric?: string; role: NonNullable<PointDef['role']>; unit?: NonNullable<PointDef['unit']>; scale?: number }
+interface Meaning { id: string; metric?: string; role: NonNullable<PointDef['role']>; unit?: NonNullable<PointDef['unit']>; scale?: number; range?: [number, number] }
+
+const AMPS: [number, number] = [0, 2000];
+const VOLTS: [number, number] = [0, 1000];
+const WATTS: [number, number] = [-1_000_000, 1_000_000];
 
 /** The inverter model points a written profile reads, with the gateway's metric names. */
 const INVERTER_POINTS: Readonly<Record<string, Meaning>> = {
-  A: { id: 'ac_current', metric: 'ems.device.ac_current', role: 'current', unit: 'A' },
-  AphA: { id: 'ac_current_a', metric: 'ems.device.ac_current_phase', role: 'current', unit: 'A' },
-  AphB: { id: 'ac_current_b', metric: 'ems.device.ac_current_phase', role: 'current', unit: 'A' },
-  AphC: { id: 'ac_current_c', metric: 'ems.device.ac_current_phase', role: 'current', unit: 'A' },
-  PhVphA: { id: 'ac_voltage_a', metric: 'ems.device.ac_voltage', role: 'voltage', unit: 'V' },
-  PhVphB: { id: 'ac_voltage_b', metric: 'ems.device.ac_voltage', role: 'voltage', unit: 'V' },
-  PhVphC: { id: 'ac_voltage_c', metric: 'ems.device.ac_voltage', role: 'voltage', unit: 'V' },
-  W: { id: 'ac_power', metric: 'ems.device.ac_power', role: 'generation', unit: 'W' },
-  Hz: { id: 'ac_frequency', metric: 'ems.device.ac_frequency', role: 'frequency', unit: 'Hz' },
-  VA: { id: 'apparent_power', metric: 'ems.device.apparent_power', role: 'other', unit: 'VA' },
-  VAr: { id: 'reactive_power', metric: 'ems.device.reactive_power', role: 'other', unit: 'var' },
-  PF: { id: 'power_factor', metric: 'ems.device.power_factor', role: 'other', unit: '1', scale: 0.01 }, // SunSpec Pct -> -1..1
-  WH: { id: 'energy_produced', metric: 'ems.device.energy_produced', role: 'energy', unit: 'Wh' },
-  DCA: { id: 'dc_current', metric: 'ems.device.dc_current', role: 'other', unit: 'A' },
-  DCV: { id: 'dc_voltage', metric: 'ems.device.dc_voltage', role: 'other', unit: 'V' },
-  DCW: { id: 'dc_power', metric: 'ems.device.dc_power', role: 'other', unit: 'W' },
-  TmpCab: { id: 'cabinet_temperature', metric: 'ems.device.temperature', role: 'temperature', unit: 'Cel' },
+  A: { id: 'ac_current', metric: 'ems.device.ac_current', role: 'current', unit: 'A', range: AMPS },
+  AphA: { id: 'ac_current_a', metric: 'ems.device.ac_current_phase', role: 'current', unit: 'A', range: AMPS },
+  AphB: { id: 'ac_current_b', metric: 'ems.device.ac_current_phase', role: 'current', unit: 'A', range: AMPS },
+  AphC: { id: 'ac_current_c', metric: 'ems.device.ac_current_phase', role: 'current', unit: 'A', range: AMPS },
+  PhVphA: { id: 'ac_voltage_a', metric: 'ems.device.ac_voltage', role: 'voltage', unit: 'V', range: VOLTS },
+  PhVphB: { id: 'ac_voltage_b', metric: 'ems.device.ac_voltage', role: 'voltage', unit: 'V', range: VOLTS },
+  PhVphC: { id: 'ac_voltage_c', metric: 'ems.device.ac_voltage', role: 'voltage', unit: 'V', range: VOLTS },
+  W: { id: 'ac_power', metric: 'ems.device.ac_power', role: 'generation', unit: 'W', range: WATTS },
+  Hz: { id: 'ac_frequency', metric: 'ems.device.ac_frequency', role: 'frequency', unit: 'Hz', range: [45, 65] },
+  VA: { id: 'apparent_power', metric: 'ems.device.apparent_power', role: 'other', unit: 'VA', range: WATTS },
+  VAr: { id: 'reactive_power', metric: 'ems.device.reactive_power', role: 'other', unit: 'var', range: WATTS },
+  PF: { id: 'power_factor', metric: 'ems.device.power_factor', role: 'other', unit: '1', scale: 0.01, range: [-1, 1] }, // SunSpec Pct -> -1..1
+  WH: { id: 'energy_produced', metric: 'ems.device.energy_produced', role: 'energy', unit: 'Wh', range: [0, 1e15] },
+  DCA: { id: 'dc_current', metric: 'ems.device.dc_current', role: 'other', unit: 'A', range: AMPS },
+  DCV: { id: 'dc_voltage', metric: 'ems.device.dc_voltage', role: 'other', unit: 'V', range: [0, 2000] },
+  DCW: { id: 'dc_power', metric: 'ems.device.dc_power', role: 'other', unit: 'W', range: WATTS },
+  TmpCab: { id: 'cabinet_temperature', metric: 'ems.device.temperature', role: 'temperature', unit: 'Cel', range: [-40, 120] },
   St: { id: 'operating_state', metric: 'ems.device.operating_state', role: 'status', unit: '1' },
   Evt1: { id: 'events', metric: 'ems.device.alarm_flags', role: 'alarm', unit: '1' },
 };
@@ -239,6 +243,8 @@ export function scanProfile(scan: ScanResult, host: string): string {
       o['role'] = m.role;
       const s = sentinelOf(sp.type);
       if (s !== undefined) o['sentinel'] = s;
+      // Outside it a value is implausible and not exported (a word order or scale gone wrong).
+      if (m.range !== undefined) o['valid_range'] = m.range;
       if (n === 'St') o['enum'] = INVERTER_STATES;
       if (n === 'Evt1') o['bits'] = INVERTER_EVT1;
       o['simulate'] = simulated(inv.values.get(n), m.scale);
@@ -249,7 +255,7 @@ export function scanProfile(scan: ScanResult, host: string): string {
   const wmaxNote = scan.wmax === undefined ? 'WMax not readable at the scan' : `100 % = ${scan.wmax.from} ${scan.wmax.watts} W at the scan`;
   if (controls) {
     pointLine({ id: 'power_limit_pct', name: 'WMaxLimPct', table: 'holding', sunspec: { model: 123, point: 'WMaxLimPct' }, type: 'uint16', scale_factor: 'wmaxlimpct_sf',
-      unit: '%', metric: 'ems.device.power_limit', role: 'setpoint', simulate: simulated(controls.values.get('WMaxLimPct')) });
+      unit: '%', metric: 'ems.device.power_limit', role: 'setpoint', valid_range: [0, 100], simulate: simulated(controls.values.get('WMaxLimPct')) });
     pointLine({ id: 'wmaxlimpct_sf', name: 'WMaxLimPct_SF', table: 'holding', sunspec: { model: 123, point: 'WMaxLimPct_SF' }, type: 'int16', role: 'scale_factor',
       simulate: simulated(controls.values.get('WMaxLimPct_SF')) });
     lines.push('controls:');

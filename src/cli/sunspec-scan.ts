@@ -9,8 +9,9 @@ import { decodePoint, numericValue, type DecodedValue } from '../modbus/codec.js
 import { discoverChain } from '../modbus/sunspec-discovery.js';
 import type { SunSpecChain } from '../modbus/sunspec-layout.js';
 import { ModbusError, type RegisterReader } from '../modbus/types.js';
+import { deviceMetric } from '../telemetry/semconv.js';
 
-export interface ScannedModel {
+interface ScannedModel {
   id: number;
   start: number;
   length: number;
@@ -79,7 +80,7 @@ function decodeModel(def: SunSpecModel, block: Uint16Array, length: number): Map
   return out;
 }
 
-export interface ScanTarget {
+interface ScanTarget {
   /** A read-only view (readOnly()): nothing here can write to the device. */
   endpoint: RegisterReader;
   unitId: number;
@@ -142,25 +143,25 @@ const WATTS: [number, number] = [-1_000_000, 1_000_000];
 
 /** The inverter model points a written profile reads, with the gateway's metric names. */
 const INVERTER_POINTS: Readonly<Record<string, Meaning>> = {
-  A: { id: 'ac_current', metric: 'ems.device.ac_current', role: 'current', unit: 'A', range: AMPS },
-  AphA: { id: 'ac_current_a', metric: 'ems.device.ac_current_phase', role: 'current', unit: 'A', range: AMPS },
-  AphB: { id: 'ac_current_b', metric: 'ems.device.ac_current_phase', role: 'current', unit: 'A', range: AMPS },
-  AphC: { id: 'ac_current_c', metric: 'ems.device.ac_current_phase', role: 'current', unit: 'A', range: AMPS },
-  PhVphA: { id: 'ac_voltage_a', metric: 'ems.device.ac_voltage', role: 'voltage', unit: 'V', range: VOLTS },
-  PhVphB: { id: 'ac_voltage_b', metric: 'ems.device.ac_voltage', role: 'voltage', unit: 'V', range: VOLTS },
-  PhVphC: { id: 'ac_voltage_c', metric: 'ems.device.ac_voltage', role: 'voltage', unit: 'V', range: VOLTS },
-  W: { id: 'ac_power', metric: 'ems.device.ac_power', role: 'generation', unit: 'W', range: WATTS },
-  Hz: { id: 'ac_frequency', metric: 'ems.device.ac_frequency', role: 'frequency', unit: 'Hz', range: [45, 65] },
-  VA: { id: 'apparent_power', metric: 'ems.device.apparent_power', role: 'other', unit: 'VA', range: WATTS },
-  VAr: { id: 'reactive_power', metric: 'ems.device.reactive_power', role: 'other', unit: 'var', range: WATTS },
-  PF: { id: 'power_factor', metric: 'ems.device.power_factor', role: 'other', unit: '1', scale: 0.01, range: [-1, 1] }, // SunSpec Pct -> -1..1
-  WH: { id: 'energy_produced', metric: 'ems.device.energy_produced', role: 'energy', unit: 'Wh', range: [0, 1e15] },
-  DCA: { id: 'dc_current', metric: 'ems.device.dc_current', role: 'other', unit: 'A', range: AMPS },
-  DCV: { id: 'dc_voltage', metric: 'ems.device.dc_voltage', role: 'other', unit: 'V', range: [0, 2000] },
-  DCW: { id: 'dc_power', metric: 'ems.device.dc_power', role: 'other', unit: 'W', range: WATTS },
-  TmpCab: { id: 'cabinet_temperature', metric: 'ems.device.temperature', role: 'temperature', unit: 'Cel', range: [-40, 120] },
-  St: { id: 'operating_state', metric: 'ems.device.operating_state', role: 'status', unit: '1' },
-  Evt1: { id: 'events', metric: 'ems.device.alarm_flags', role: 'alarm', unit: '1' },
+  A: { id: 'ac_current', metric: deviceMetric('ac_current'), role: 'current', unit: 'A', range: AMPS },
+  AphA: { id: 'ac_current_a', metric: deviceMetric('ac_current_phase'), role: 'current', unit: 'A', range: AMPS },
+  AphB: { id: 'ac_current_b', metric: deviceMetric('ac_current_phase'), role: 'current', unit: 'A', range: AMPS },
+  AphC: { id: 'ac_current_c', metric: deviceMetric('ac_current_phase'), role: 'current', unit: 'A', range: AMPS },
+  PhVphA: { id: 'ac_voltage_a', metric: deviceMetric('ac_voltage'), role: 'voltage', unit: 'V', range: VOLTS },
+  PhVphB: { id: 'ac_voltage_b', metric: deviceMetric('ac_voltage'), role: 'voltage', unit: 'V', range: VOLTS },
+  PhVphC: { id: 'ac_voltage_c', metric: deviceMetric('ac_voltage'), role: 'voltage', unit: 'V', range: VOLTS },
+  W: { id: 'ac_power', metric: deviceMetric('ac_power'), role: 'generation', unit: 'W', range: WATTS },
+  Hz: { id: 'ac_frequency', metric: deviceMetric('ac_frequency'), role: 'frequency', unit: 'Hz', range: [45, 65] },
+  VA: { id: 'apparent_power', metric: deviceMetric('apparent_power'), role: 'other', unit: 'VA', range: WATTS },
+  VAr: { id: 'reactive_power', metric: deviceMetric('reactive_power'), role: 'other', unit: 'var', range: WATTS },
+  PF: { id: 'power_factor', metric: deviceMetric('power_factor'), role: 'other', unit: '1', scale: 0.01, range: [-1, 1] }, // SunSpec Pct -> -1..1
+  WH: { id: 'energy_produced', metric: deviceMetric('energy_produced'), role: 'energy', unit: 'Wh', range: [0, 1e15] },
+  DCA: { id: 'dc_current', metric: deviceMetric('dc_current'), role: 'other', unit: 'A', range: AMPS },
+  DCV: { id: 'dc_voltage', metric: deviceMetric('dc_voltage'), role: 'other', unit: 'V', range: [0, 2000] },
+  DCW: { id: 'dc_power', metric: deviceMetric('dc_power'), role: 'other', unit: 'W', range: WATTS },
+  TmpCab: { id: 'cabinet_temperature', metric: deviceMetric('temperature'), role: 'temperature', unit: 'Cel', range: [-40, 120] },
+  St: { id: 'operating_state', metric: deviceMetric('operating_state'), role: 'status', unit: '1' },
+  Evt1: { id: 'events', metric: deviceMetric('alarm_flags'), role: 'alarm', unit: '1' },
 };
 
 const COMMON_POINTS: Readonly<Record<string, string>> = { Mn: 'manufacturer', Md: 'model_name', Vr: 'version', SN: 'serial_number' };
@@ -255,7 +256,7 @@ export function scanProfile(scan: ScanResult, host: string): string {
   const wmaxNote = scan.wmax === undefined ? 'WMax not readable at the scan' : `100 % = ${scan.wmax.from} ${scan.wmax.watts} W at the scan`;
   if (controls) {
     pointLine({ id: 'power_limit_pct', name: 'WMaxLimPct', table: 'holding', sunspec: { model: 123, point: 'WMaxLimPct' }, type: 'uint16', scale_factor: 'wmaxlimpct_sf',
-      unit: '%', metric: 'ems.device.power_limit', role: 'setpoint', valid_range: [0, 100], simulate: simulated(controls.values.get('WMaxLimPct')) });
+      unit: '%', metric: deviceMetric('power_limit'), role: 'setpoint', valid_range: [0, 100], simulate: simulated(controls.values.get('WMaxLimPct')) });
     pointLine({ id: 'wmaxlimpct_sf', name: 'WMaxLimPct_SF', table: 'holding', sunspec: { model: 123, point: 'WMaxLimPct_SF' }, type: 'int16', role: 'scale_factor',
       simulate: simulated(controls.values.get('WMaxLimPct_SF')) });
     lines.push('controls:');

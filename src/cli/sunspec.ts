@@ -5,7 +5,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parseDuration } from '../config/duration.js';
 import { formatProblems } from '../config/errors.js';
 import { parseProfile } from '../config/profile-load.js';
@@ -16,6 +15,7 @@ import { EndpointPool } from '../modbus/endpoint-pool.js';
 import { readOnly } from '../modbus/types.js';
 import { systemClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
+import { defineCommand, parseCommandArgs, runSubcommand, usageFailure } from './args.js';
 import { isScanError, scanDevice, scanProfile, suggestedName, type ScanResult } from './sunspec-scan.js';
 
 const USAGE = `usage: ems-gateway sunspec scan --host <host> [--port 502] [--unit 1] [--timeout 1s] [--write devices/<vendor>-<model>.yaml [--force]]
@@ -34,12 +34,12 @@ const END_TEXT: Record<string, string> = {
 };
 
 function fail(message: string, code = 2): number {
-  process.stderr.write(`ems-gateway sunspec: ${message}\n`);
+  process.stderr.write(`ems-gateway sunspec scan: ${message}\n`);
   return code;
 }
 
 /** The chain and identity as `sunspec scan` prints them. */
-export function describeScan(scan: ScanResult, where: string): string {
+function describeScan(scan: ScanResult, where: string): string {
   const out = [`SunSpec device at ${where}: 'SunS' at ${scan.chain.base}`];
   for (const k of ['Mn', 'Md', 'Vr', 'SN'] as const) out.push(`  ${k.padEnd(3)} ${scan.identity[k] ?? '(not readable)'}`);
   out.push(`models (${scan.chain.models.length}):`);
@@ -50,59 +50,59 @@ export function describeScan(scan: ScanResult, where: string): string {
   return `${out.join('\n')}\n`;
 }
 
-export async function run(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub === '--help' || sub === '-h' || sub === 'help') {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (sub !== 'scan') return fail(`${sub === undefined ? 'no subcommand' : `unknown subcommand ${JSON.stringify(sub)}`}\n${USAGE}`);
-  let values: { host?: string; port?: string; unit?: string; timeout?: string; write?: string; force?: boolean; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: rest, strict: true, allowPositionals: false,
-      options: { host: { type: 'string' }, port: { type: 'string' }, unit: { type: 'string' }, timeout: { type: 'string' }, write: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    }));
-  } catch (e) {
-    return fail(`${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (values.host === undefined || values.host === '') return fail(`--host is required\n${USAGE}`);
-  const port = Number(values.port ?? '502');
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return fail(`--port ${JSON.stringify(values.port)} is not a TCP port (1..65535)`);
-  const unit = Number(values.unit ?? '1');
-  if (!Number.isInteger(unit) || unit < 1 || unit > 247) return fail(`--unit ${JSON.stringify(values.unit)} is not a unit id (1..247; 0 is broadcast, never read)`);
+const SCAN_ARGS = defineCommand({
+  command: 'sunspec scan',
+  usage: USAGE,
+  options: {
+    host: { type: 'string', required: true },
+    port: { type: 'string', kind: 'port' },
+    unit: { type: 'string', kind: 'number' },
+    timeout: { type: 'string' },
+    write: { type: 'string' },
+    force: { type: 'boolean' },
+  },
+});
+
+export function run(args: string[]): Promise<number> {
+  return runSubcommand(args, { command: 'sunspec', usage: USAGE, subcommands: { scan } });
+}
+
+async function scan(args: string[]): Promise<number> {
+  const parsed = parseCommandArgs(args, SCAN_ARGS);
+  if (typeof parsed === 'number') return parsed;
+  const values = parsed.values;
+  const port = values.port ?? 502;
+  if (port < 1) return usageFailure(SCAN_ARGS, `--port must be 1-65535, got ${port}`);
+  const unit = values.unit ?? 1;
+  if (!Number.isInteger(unit) || unit < 1 || unit > 247) return usageFailure(SCAN_ARGS, `--unit ${JSON.stringify(String(unit))} is not a unit id (1..247; 0 is broadcast, never read)`);
   const timeoutMs = values.timeout === undefined ? 1000 : parseDuration(values.timeout);
-  if (timeoutMs === undefined || timeoutMs <= 0) return fail(`--timeout ${JSON.stringify(values.timeout)} is not a duration (e.g. 1s, 500ms)`);
+  if (timeoutMs === undefined || timeoutMs <= 0) return usageFailure(SCAN_ARGS, `--timeout ${JSON.stringify(values.timeout)} is not a duration (e.g. 1s, 500ms)`);
   let file: string | undefined;
   if (values.write !== undefined) {
     file = resolve(values.write);
     const name = basename(file).replace(/\.ya?ml$/, '');
     if (!/\.ya?ml$/.test(file) || !new RegExp(PROFILE_NAME_PATTERN).test(name)) {
-      return fail(`--write ${JSON.stringify(values.write)}: a profile file is <kebab-case-name>.yaml (e.g. devices/fronius-symo-10.yaml)`);
+      return usageFailure(SCAN_ARGS, `--write ${JSON.stringify(values.write)}: a profile file is <kebab-case-name>.yaml (e.g. devices/fronius-symo-10.yaml)`);
     }
-    if (existsSync(file) && values.force !== true) return fail(`--write: ${values.write} exists; add --force to replace it`);
+    if (existsSync(file) && values.force !== true) return usageFailure(SCAN_ARGS, `--write: ${values.write} exists; add --force to replace it`);
   }
   const where = `${values.host}:${port} unit ${unit}`;
   const pool = new EndpointPool({ clock: systemClock, logger: silentLogger() }, { reconnectBaseMs: 100, reconnectMaxMs: 500 });
-  let scan: ScanResult;
+  let result: ScanResult;
   try {
-    scan = await scanDevice({ endpoint: readOnly(pool.get(values.host, port)), unitId: unit, timeoutMs });
+    result = await scanDevice({ endpoint: readOnly(pool.get(values.host, port)), unitId: unit, timeoutMs });
   } catch (e) {
     if (!isScanError(e)) throw e;
     return fail(`${where}: ${e.code}: ${e.message}`, 1);
   } finally {
     await pool.close();
   }
-  process.stdout.write(describeScan(scan, where));
+  process.stdout.write(describeScan(result, where));
   if (file === undefined) {
-    process.stdout.write(`write a profile: --write devices/${suggestedName(scan.identity)}.yaml\n`);
+    process.stdout.write(`write a profile: --write devices/${suggestedName(result.identity)}.yaml\n`);
     return 0;
   }
-  const text = scanProfile(scan, `${values.host}:${port} unit ${unit}`);
+  const text = scanProfile(result, `${values.host}:${port} unit ${unit}`);
   // The same loader `validate` uses: a profile it would refuse is never written.
   const problems = new Problems();
   const profile = parseProfile(text, file, problems);

@@ -11,7 +11,7 @@ import { sunspecModel } from './sunspec-models.js';
 import type { FileCtx } from './yaml-source.js';
 
 /** Where each model of the reference chain starts (wire address of its ID register). */
-export function referenceStarts(base: number, models: readonly SunSpecModelRef[]): Map<number, number> {
+function referenceStarts(base: number, models: readonly SunSpecModelRef[]): Map<number, number> {
   const out = new Map<number, number>();
   let at = base + 2;
   for (const m of models) {

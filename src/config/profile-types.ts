@@ -77,7 +77,7 @@ export interface PointDef {
 }
 
 /** A point named by SunSpec model and offset from the model's ID register (ID = 0, L = 1, first point = 2). */
-export interface SunSpecRef {
+interface SunSpecRef {
   model: number;
   offset: number;                // filled from the model definition when only `point` is given
   point?: string;                // the SunSpec point name (e.g. "W"), resolved in src/config/sunspec-models.ts

@@ -156,11 +156,6 @@ export function sunspecModelName(id: number): string {
   return id >= 64000 && id <= 65535 ? 'vendor' : 'unknown';
 }
 
-/** Ids of the models whose points are known by name. */
-export function knownSunSpecModels(): number[] {
-  return DEFINED.map((m) => m.id);
-}
-
 /** SunSpec enum St (operating state) of the inverter models. */
 export const INVERTER_STATES: Readonly<Record<string, string>> = {
   1: 'OFF', 2: 'SLEEPING', 3: 'STARTING', 4: 'MPPT', 5: 'THROTTLED', 6: 'SHUTTING_DOWN', 7: 'FAULT', 8: 'STANDBY',

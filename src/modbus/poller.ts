@@ -46,7 +46,7 @@ export interface DeviceStatus {
   sunspec?: SunSpecStatus;
 }
 
-export interface SunSpecStatus {
+interface SunSpecStatus {
   /** Wire address of the 'SunS' marker. */
   base: number;
   models: Array<{ id: number; name: string; start: number; length: number }>;

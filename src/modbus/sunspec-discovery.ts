@@ -9,7 +9,7 @@ import type { SunSpecBlock, SunSpecChain } from './sunspec-layout.js';
 import { ModbusError, type ModbusErrorType, type RegisterReader } from './types.js';
 
 /** Whom discovery reads from: reads only (the poller's endpoint, or a read-only view for probe and scan). */
-export interface DiscoveryTarget {
+interface DiscoveryTarget {
   deviceId: string;
   unitId: number;
   endpoint: RegisterReader;
@@ -17,7 +17,7 @@ export interface DiscoveryTarget {
 }
 
 /** Where SunSpec devices put the marker, in the order they are tried. */
-export const SUNSPEC_BASES: readonly number[] = [40000, 50000, 0];
+const SUNSPEC_BASES: readonly number[] = [40000, 50000, 0];
 /** More model headers than this is not a chain but a device answering anything. */
 export const MAX_MODELS = 64;
 const END_MARKER = 0xffff;
@@ -25,7 +25,7 @@ const SUNS: readonly [number, number] = [0x5375, 0x6e53];
 
 const REFUSED: ReadonlySet<ModbusErrorType> = new Set(['exception_illegal_function', 'exception_illegal_address', 'exception_illegal_value']);
 
-export type DiscoveryOutcome =
+type DiscoveryOutcome =
   | { status: 'ok'; chain: SunSpecChain }
   | { status: 'mismatch'; error: ModbusError; fields: Record<string, unknown> }
   | { status: 'read_failed'; error: ModbusError };
@@ -34,7 +34,7 @@ const asModbusError = (e: unknown, device: string): ModbusError =>
   (e instanceof ModbusError ? e : new ModbusError('exception_other', String(e), { device }));
 
 /** The wire addresses tried for the marker: `preferred` (the profile's) first, then SUNSPEC_BASES. */
-export function markerCandidates(preferred: number | undefined): number[] {
+function markerCandidates(preferred: number | undefined): number[] {
   return [...new Set([...(preferred === undefined ? [] : [preferred]), ...SUNSPEC_BASES])].filter((b) => b >= 0 && b + 4 <= 0x10000);
 }
 

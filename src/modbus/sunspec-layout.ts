@@ -16,7 +16,7 @@ export interface SunSpecBlock {
 }
 
 /** How the walk ended: the 0xFFFF end marker, a read the device refused, or a bound. */
-export type ChainEnd = 'end_marker' | 'refused' | 'model_limit' | 'address_space';
+type ChainEnd = 'end_marker' | 'refused' | 'model_limit' | 'address_space';
 
 export interface SunSpecChain {
   /** Wire address of the 'SunS' marker. */
@@ -25,13 +25,13 @@ export interface SunSpecChain {
   end: ChainEnd;
 }
 
-export interface LeftOut {
+interface LeftOut {
   id: string;
   model: number | undefined;
   reason: string;
 }
 
-export interface LengthMismatch {
+interface LengthMismatch {
   model: number;
   device: number;
   profile: number;
@@ -47,7 +47,7 @@ export interface DeviceLayout {
 }
 
 /** The first block of each model id (a model repeated in a chain is placed at its first copy). */
-export function blocksById(chain: SunSpecChain): Map<number, SunSpecBlock> {
+function blocksById(chain: SunSpecChain): Map<number, SunSpecBlock> {
   const out = new Map<number, SunSpecBlock>();
   for (const b of chain.models) if (!out.has(b.id)) out.set(b.id, b);
   return out;

@@ -254,3 +254,12 @@ export const DEVICE_METRICS = {
   'ems.device.curtailment_enabled': '1',
   'ems.device.command_status': '1',
 } as const satisfies Record<string, string>;
+
+/** A device metric name. */
+type DeviceMetric = keyof typeof DEVICE_METRICS;
+type DeviceMetricSegment = DeviceMetric extends infer M ? (M extends `ems.device.${infer S}` ? S : never) : never;
+
+/** A device metric's name from its last segment (`ac_power` -> its full name), for code that writes profiles (`sunspec scan`). */
+export function deviceMetric(segment: DeviceMetricSegment): DeviceMetric {
+  return `ems.device.${segment}` as DeviceMetric;
+}

@@ -63,10 +63,12 @@ describe('ems-gateway sunspec scan', () => {
     const cases: Array<[string[], RegExp]> = [
       [['scan'], /--host is required/],
       [['scan', '--host', 'h', '--unit', '0'], /--unit "0" is not a unit id \(1\.\.247; 0 is broadcast, never read\)/],
-      [['scan', '--host', 'h', '--port', '70000'], /--port "70000" is not a TCP port/],
+      [['scan', '--host', 'h', '--port', '70000'], /--port must be a port 0-65535, got "70000"/],
+      [['scan', '--host', 'h', '--port', '0'], /--port must be 1-65535, got 0/],
       [['scan', '--host', 'h', '--write', 'devices/Bad Name.yaml'], /a profile file is <kebab-case-name>\.yaml/],
-      [['scan', '--host', 'h', '--hots', 'x'], /Unknown option '--hots'/],
-      [['probe'], /unknown subcommand "probe"/],
+      [['scan', '--host', 'h', '--hots', 'x'], /unknown option --hots \(known: --host <value>/],
+      [['probe'], /ems-gateway sunspec: unknown subcommand "probe" \(known: scan\)/],
+      [[], /a subcommand is needed \(scan\)/],
     ];
     for (const [args, re] of cases) {
       const r = await cli(args);

@@ -111,6 +111,16 @@ function valuesTable(values: readonly DeviceValue[]): string {
 /** Up to this many devices the page shows every device's values; beyond, those of the one picked (?device=<id>). */
 export const INLINE_VALUES_MAX = 24;
 
+/** A SunSpec device's chain as found at connect, and what it lacks (not read, no control). */
+function sunspecLine(d: DeviceStatus): string {
+  const c = d.sunspec;
+  if (c === undefined) return '';
+  const chain = c.models.map((m) => `${m.id} ${m.name} @${m.start}+${m.length}`).join(', ');
+  const absent = c.absent.map((a) => `${a.reason}: ${a.points.join(', ')}`);
+  const lengths = c.length_mismatches.map((m) => `model ${m.model} length ${m.device_length} (profile ${m.profile_length})`);
+  return `<p class="muted">SunSpec 'SunS' at ${esc(c.base)}: ${esc(chain)}${[...absent, ...lengths].map((x) => `<br>${esc(x)}`).join('')}</p>`;
+}
+
 function devicesHtml(sec: StatusReport['devices'], picked: string | undefined): string {
   const h = absent(sec, 'Modbus polling');
   if (h !== null) return h;
@@ -123,7 +133,7 @@ function devicesHtml(sec: StatusReport['devices'], picked: string | undefined): 
   const hint = inline || shown.length > 0 ? '' : `<p class="muted">${devs.length} devices: pick one to see its live values.</p>`;
   const live = shown.map((d) => {
     const ident = d.identity === undefined ? '' : ` <span class="muted">${esc(Object.values(d.identity).filter((x) => typeof x === 'string' && x !== '').join(' \u00b7 '))}</span>`;
-    return `<div class="dev" id="dev-${esc(d.id)}"><h3>${esc(d.id)} ${pill(d.up ? 'up' : 'down', d.up ? 'UP' : 'DOWN')}${ident}<a href="/status/devices/${encodeURIComponent(d.id)}">raw registers</a></h3>${valuesTable(d.values ?? [])}</div>`;
+    return `<div class="dev" id="dev-${esc(d.id)}"><h3>${esc(d.id)} ${pill(d.up ? 'up' : 'down', d.up ? 'UP' : 'DOWN')}${ident}<a href="/status/devices/${encodeURIComponent(d.id)}">raw registers</a></h3>${sunspecLine(d)}${valuesTable(d.values ?? [])}</div>`;
   }).join('');
   return table + hint + live;
 }

@@ -8,6 +8,12 @@ export function sampleProviders(now: number): StatusProviders {
       {
         id: 'inv-east-1', zone: 'zone-a', role: 'pv-array-east', up: true, last_good_age_s: 0.8,
         identity: { manufacturer: 'EMS Demo', model_name: 'SIM-3PH-10K', serial_number: 'SN0001' },
+        sunspec: {
+          base: 40000, end: 'end_marker',
+          models: [{ id: 1, name: 'common', start: 40002, length: 65 }, { id: 103, name: 'inverter_three_phase', start: 40069, length: 50 }],
+          absent: [{ model: 123, points: ['power_limit_pct', 'wmaxlimpct_sf'], reason: "model 123 (controls) is not in the device's SunSpec chain" }],
+          length_mismatches: [{ model: 1, device_length: 65, profile_length: 66 }],
+        },
         values: [
           { id: 'ac_power', name: 'W', unit: 'W', value: 8123, age_s: 0.8 },
           { id: 'ac_frequency', name: 'Hz', unit: 'Hz', value: 50.01, age_s: 0.8, valid_range: [45, 65] },

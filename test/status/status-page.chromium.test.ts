@@ -73,7 +73,9 @@ describe.skipIf(!hasChromium())('status page in headless Chromium', () => {
       'demo-curtail-0001', '2048 / 2048', '<dt>broker session</dt><dd>kept</dd>', 'unreachable: ECONNREFUSED',
       '<td class="v">8123</td><td>W</td>', '<td class="v">4 MPPT</td>', '<td class="v">37: COMMS, OVER_TEMP_WARNING, ISOLATION</td>',
       '<td class="v">0 (no flags)</td>', '<td class="v">true</td>', 'NOT IMPLEMENTED', '0x8000 means "not implemented"',
-      'IMPLAUSIBLE', 'did you mean CDAB?', 'READ FAILED', 'EMS Demo · SIM-3PH-10K · SN0001', 'href="/status/devices/inv-east-1"']) {
+      'IMPLAUSIBLE', 'did you mean CDAB?', 'READ FAILED', 'EMS Demo · SIM-3PH-10K · SN0001', 'href="/status/devices/inv-east-1"',
+      "SunSpec 'SunS' at 40000: 1 common @40002+65, 103 inverter_three_phase @40069+50", 'model 123 (controls) is not in the device\'s SunSpec chain: power_limit_pct, wmaxlimpct_sf',
+      'model 1 length 65 (profile 66)']) {
       expect(dom).toContain(text);
     }
     expect(dom).not.toContain('<noscript');

@@ -48,7 +48,7 @@ export async function loadSiteFromString(text: string, opts: LoadOptions & { fil
   const ctx = new FileCtx(src, problems, opts.env ?? process.env, dirname(file));
   const out = siteSchema.parse(ctx.deref(src.doc.contents, ''), '', ctx);
 
-  const raw = out === INVALID ? undefined : (out as unknown as SiteConfig);
+  const raw = out === INVALID ? undefined : out;
   const dirSetting = raw ? raw.profiles_dir : topLevelString(src.doc, 'profiles_dir');
   const devicesDir = dirSetting !== undefined ? resolve(dirname(file), dirSetting) : resolve(opts.devicesDir ?? DEFAULT_DEVICES_DIR);
   if (raw?.profiles_dir !== undefined) {
@@ -68,13 +68,12 @@ export async function loadSiteFromString(text: string, opts: LoadOptions & { fil
     if (p) profiles.set(name, p);
   }
   // Site checks run even when a profile has errors.
-  if (raw) {
-    raw.source = file;
-    checkSite(raw, profiles, available, ctx);
-  } else if (lenient) checkLenientSite(lenient, profiles, available, ctx);
+  let site: SiteConfig | undefined;
+  if (raw) site = checkSite(raw, file, profiles, available, ctx);
+  else if (lenient) checkLenientSite(lenient, profiles, available, ctx);
   const sorted = sortProblems(problems.list);
-  if (problems.errorCount > 0 || !raw) throw new ConfigError(sorted);
-  return { site: raw, profiles, warnings: sorted.filter((p) => p.severity === 'warning') };
+  if (problems.errorCount > 0 || !site) throw new ConfigError(sorted);
+  return { site, profiles, warnings: sorted.filter((p) => p.severity === 'warning') };
 }
 
 function topLevelString(doc: Document.Parsed, key: string): string | undefined {

@@ -9,7 +9,7 @@ import { ControlDefinitionError, profileControls } from './profile-controls.js';
 import { lenientProfile } from './profile-lenient.js';
 import { profileSchema } from './profile-schema.js';
 import { placeSunSpecPoints } from './profile-sunspec.js';
-import type { DeviceProfile } from './profile-types.js';
+import type { DeviceProfile, UnplacedProfile } from './profile-types.js';
 import { INVALID } from './schema-dsl.js';
 import { FileCtx, parseYaml, Problems, readConfigText } from './yaml-source.js';
 
@@ -26,22 +26,17 @@ export function parseProfile(
   const name = basename(file).replace(/\.ya?ml$/, '');
   if (out === INVALID || problems.errorCount > before) {
     const lenient = lenientProfile(root, file, name, ctx);
-    if (lenient) {
-      placeSunSpecPoints(lenient.profile, ctx);
-      // Points that could not be placed have no address: nothing more to check on them.
-      lenient.profile.points = lenient.profile.points.filter((pt) => pt.address !== undefined);
-      lenient.profile.controls = lenient.profile.controls.filter((pt) => pt.address !== undefined);
-      checkProfile(lenient.profile, ctx, lenient.unresolved, metrics);
-    }
+    // Points that could not be placed are left out: nothing more to check on them.
+    if (lenient) checkProfile(placeSunSpecPoints(lenient.profile, ctx), ctx, lenient.unresolved, metrics);
     return undefined;
   }
   if (out['profile'] !== undefined && out['profile'] !== name) {
     ctx.errorAt(out, 'profile', `profile ${JSON.stringify(out['profile'])} must equal the file name ${JSON.stringify(name)}`);
   }
-  const profile = { ...out, profile: name, source: file } as unknown as DeviceProfile;
-  ctx.origins.set(profile, { node: src.doc.contents ?? src.doc.createNode(null), path: '' });
+  const parsed: UnplacedProfile = { ...out, profile: name, source: file };
+  ctx.origins.set(parsed, { node: src.doc.contents ?? src.doc.createNode(null), path: '' });
   const placing = problems.errorCount;
-  placeSunSpecPoints(profile, ctx);
+  const profile = placeSunSpecPoints(parsed, ctx);
   if (problems.errorCount > placing) return undefined;
   checkProfile(profile, ctx, new Set(), metrics);
   if (problems.errorCount > before) return undefined;

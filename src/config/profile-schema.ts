@@ -2,7 +2,7 @@
 // validates profile YAML into DeviceProfile (profile-types.ts) and generates
 // schemas/device-profile.schema.json. Cross-point checks live in profile-checks.ts.
 import { alt, arr, bool, duration, num, oneOf, str, type Schema } from './schema-dsl.js';
-import { obj, record, tagged, type Fields } from './schema-object.js';
+import { fields, obj, record, tagged } from './schema-object.js';
 
 export const ID_PATTERN = '^[a-z][a-z0-9_]*$';
 export const PROFILE_NAME_PATTERN = '^[a-z0-9]+(-[a-z0-9]+)*$';
@@ -20,13 +20,13 @@ export const UNITS = ['W', 'kW', 'MW', 'VA', 'kVA', 'var', 'kvar', 'Wh', 'kWh', 
 
 const idRef = (doc: string): Schema<string> => str({ pattern: ID_PATTERN, patternHint: 'a snake_case point id', doc });
 
-const sentinel = alt<unknown>([
+const sentinel = alt([
   oneOf(['default', 'none'] as const),
   obj({ values: { s: arr(num(), { minItems: 1 }), required: true, doc: 'raw (pre-scale) values that mean "not implemented"' } }),
 ], '"default", "none" or { values: [...] }', 'Raw values that mean "not implemented" (never reported as numbers). default: the SunSpec per-type sentinels.');
 
 const simulate = tagged('kind', {
-  constant: { value: { s: alt<unknown>([num(), str()], 'a number or a string'), required: true } },
+  constant: { value: { s: alt([num(), str()], 'a number or a string'), required: true } },
   sine: { mean: { s: num(), required: true }, amplitude: { s: num(), required: true }, period_s: { s: num({ exclusiveMin: 0 }), required: true } },
   solar: { peak: { s: num({ min: 0 }), required: true, doc: 'value at solar noon; 0 at night' } },
   random_walk: { start: { s: num(), required: true }, step: { s: num({ min: 0 }), required: true }, min: { s: num(), required: true }, max: { s: num(), required: true } },
@@ -50,7 +50,7 @@ const sunspecModelRef = obj({
   or: { s: arr(num({ int: true, min: 1, max: 65534 }), { minItems: 1 }), doc: 'models of the same layout the device may have instead (e.g. [101, 102] for 103)' },
 }, { doc: 'One model of the chain the profile was written for.' });
 
-export const pointFields: Fields = {
+export const pointFields = fields({
   id: { s: idRef('unique within the profile (points and controls)'), required: true },
   name: { s: str(), doc: "the datasheet's name, e.g. SunSpec \"W\"" },
   table: { s: oneOf(TABLES), required: true, doc: 'holding/input registers (16 bit), coil/discrete (1 bit)' },
@@ -72,7 +72,7 @@ export const pointFields: Fields = {
   bits: { s: record(str(), { keyPattern: '^[0-9]+$', keyHint: 'a bit number' }), doc: 'bit number -> flag name' },
   description: { s: str(), doc: 'free text' },
   simulate: { s: simulate },
-};
+});
 
 const verify = obj({
   point: { s: idRef('point to read back; omitted: the control itself') },
@@ -82,19 +82,19 @@ const verify = obj({
   timeout: { s: duration({ min_ms: 1 }), default: 2000, doc: 'keep re-reading until this passes' },
 }, { doc: 'Read-back check after a write.' });
 
-export const controlFields: Fields = {
+export const controlFields = fields({
   ...pointFields,
   min: { s: num(), required: true, why: 'a control needs bounds (values outside [min, max] are rejected)', doc: 'lowest value accepted, scaled units (out of bounds is rejected, never clamped)' },
   max: { s: num(), required: true, why: 'a control needs bounds (values outside [min, max] are rejected)', doc: 'highest value accepted, scaled units' },
   never_write: { s: arr(num()), doc: 'values that must never reach the device' },
   verify: { s: verify, defaults: true },
-  restore: { s: alt<unknown>([num(), oneOf(['max', 'min'] as const)], 'a number, "max" or "min"'), default: 'max', doc: 'written when a command ends' },
+  restore: { s: alt([num(), oneOf(['max', 'min'] as const)], 'a number, "max" or "min"'), default: 'max', doc: 'written when a command ends' },
   revert_timer: { s: obj({ point: { s: idRef('control holding the timer'), required: true }, seconds_per_unit: { s: num({ exclusiveMin: 0 }), doc: 'timer register resolution; default 1' } }),
     doc: 'device-side reversion timer written with every command (SunSpec WMaxLimPct_RvrtTms)' },
   enable: { s: obj({ point: { s: idRef('control to set'), required: true }, value: { s: num(), required: true, doc: 'the value that enables' } }),
     doc: 'a control that must hold `value` for the setpoint to act' },
   rate_limit: { s: duration(), default: 1000, doc: 'minimum time between writes' },
-};
+});
 
 const quirks = obj({
   max_registers_per_request: { s: num({ int: true, min: 1, max: 125 }), default: 125, doc: 'fewer than 125 for devices that refuse large reads' },

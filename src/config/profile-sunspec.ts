@@ -5,7 +5,7 @@
 // device at connect (src/modbus/sunspec-discovery.ts) and places the points there
 // (src/modbus/sunspec-layout.ts).
 import { hint } from './did-you-mean.js';
-import type { DeviceProfile, PointDef, SunSpecModelRef } from './profile-types.js';
+import type { DeviceProfile, PointDef, SunSpecModelRef, UnplacedPoint, UnplacedProfile } from './profile-types.js';
 import { pointWidth } from './profile-types.js';
 import { sunspecModel } from './sunspec-models.js';
 import type { FileCtx } from './yaml-source.js';
@@ -26,13 +26,27 @@ export function isSunSpecProfile(p: Pick<DeviceProfile, 'sunspec_models'>): bool
   return p.sunspec_models !== undefined && p.sunspec_models.length > 0;
 }
 
+/** Whether a point has its place: an `address`, and for a `sunspec` point its `offset` too. */
+function isPlaced<P extends UnplacedPoint>(pt: P): pt is P & Pick<PointDef, 'address' | 'sunspec'> {
+  return pt.address !== undefined && (pt.sunspec === undefined || pt.sunspec.offset !== undefined);
+}
+
 /**
  * Checks the `sunspec` keys of a profile and fills each such point's `address` from the reference
- * chain. Points that cannot be placed keep no address; the caller drops them (lenient pass) or
- * the profile is refused.
+ * chain (and `offset`, when the point is named). Returns the profile of the placed points: those
+ * that cannot be placed are left out, for the caller refuses the profile when any was reported
+ * (the lenient pass checks what remains).
  */
-export function placeSunSpecPoints(p: DeviceProfile, ctx: FileCtx): void {
-  const all: PointDef[] = [...p.points, ...p.controls];
+export function placeSunSpecPoints(p: UnplacedProfile, ctx: FileCtx): DeviceProfile {
+  place(p, ctx);
+  const placedProfile = { ...p, points: p.points.filter(isPlaced), controls: p.controls.filter(isPlaced) };
+  const origin = ctx.origins.get(p);
+  if (origin !== undefined) ctx.origins.set(placedProfile, origin);
+  return placedProfile;
+}
+
+function place(p: UnplacedProfile, ctx: FileCtx): void {
+  const all: UnplacedPoint[] = [...p.points, ...p.controls];
   const placed = all.filter((pt) => pt.sunspec !== undefined);
   const models = p.sunspec_models;
   if (models === undefined) {

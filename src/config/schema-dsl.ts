@@ -20,6 +20,12 @@ export interface Schema<T = unknown> {
   json(): Json;
 }
 
+/** The validated value a schema yields: `Infer<typeof siteSchema>` is the site's type. */
+export type Infer<S> = S extends Schema<infer T> ? T : never;
+
+/** A duration schema: its output key is `<key>_ms` (schema-object.ts), so its type says what it is. */
+export interface DurationSchema extends Schema<number> { readonly kind: 'duration' }
+
 export function describeNode(node: Node | null | undefined): string {
   if (node === null || node === undefined) return 'nothing';
   if (isMap(node)) return 'a mapping';
@@ -182,7 +188,7 @@ export function oneOf<T extends string | number>(values: readonly T[], doc?: str
 }
 
 /** A duration with a unit (`500ms`, `1s`, `15m`, `1h`) as milliseconds. */
-export function duration(o: { min_ms?: number; doc?: string } = {}): Schema<number> {
+export function duration(o: { min_ms?: number; doc?: string } = {}): DurationSchema {
   return {
     kind: 'duration', accepts: ['scalar'],
     parse(node, path, ctx) {
@@ -204,9 +210,16 @@ export function duration(o: { min_ms?: number; doc?: string } = {}): Schema<numb
   };
 }
 
-export interface ArrSchema<T> extends Schema<T[]> { readonly item: Schema<T> }
+export interface ArrSchema<T, V extends readonly T[] = T[]> extends Schema<V> { readonly item: Schema<T> }
 
-export function arr<T>(item: Schema<T>, o: { minItems?: number; maxItems?: number; doc?: string } = {}): ArrSchema<T> {
+export interface ArrOpts { minItems?: number; maxItems?: number; doc?: string }
+type Tuple<T, N extends number, Acc extends T[] = []> = Acc['length'] extends N ? Acc : Tuple<T, N, [...Acc, T]>;
+/** A list whose minItems and maxItems are one literal number is a tuple (`valid_range: [min, max]`). */
+type ArrOut<T, O> = O extends { minItems: infer A extends number; maxItems: infer B extends number }
+  ? ([A] extends [B] ? ([B] extends [A] ? (number extends A ? T[] : Tuple<T, A>) : T[]) : T[]) : T[];
+
+export function arr<T, const O extends ArrOpts = Record<never, never>>(item: Schema<T>, o?: O): ArrSchema<T, ArrOut<T, O>>;
+export function arr<T>(item: Schema<T>, o: ArrOpts = {}): ArrSchema<T> {
   return {
     kind: 'array', accepts: ['seq'], item,
     parse(node, path, ctx) {
@@ -237,7 +250,8 @@ export function arr<T>(item: Schema<T>, o: { minItems?: number; maxItems?: numbe
 }
 
 /** Picks the first option that validates without problems; reports `expected` otherwise. */
-export function alt<T>(options: ReadonlyArray<Schema<T>>, expected: string, doc?: string): Schema<T> {
+export function alt<const S extends readonly Schema[]>(options: S, expected: string, doc?: string): Schema<Infer<S[number]>>;
+export function alt(options: readonly Schema[], expected: string, doc?: string): Schema {
   return {
     kind: 'alt', accepts: [...new Set(options.flatMap((o) => o.accepts))],
     parse(node, path, ctx) {

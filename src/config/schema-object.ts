@@ -3,11 +3,11 @@
 import type { Node, Pair } from 'yaml';
 import { isMap, isScalar } from 'yaml';
 import { hint } from './did-you-mean.js';
-import { INVALID, describeNode, formatDuration, type Json, type NodeKind, type Out, type Schema } from './schema-dsl.js';
+import { INVALID, describeNode, formatDuration, type Infer, type Json, type NodeKind, type Out, type Schema } from './schema-dsl.js';
 import { FORBIDDEN_KEYS, type FileCtx } from './yaml-source.js';
 
-export interface Field {
-  s: Schema;
+export interface Field<S extends Schema = Schema> {
+  s: S;
   required?: boolean;
   /** Output value when the key is absent (in output units: ms for durations). */
   default?: unknown;
@@ -28,16 +28,40 @@ export interface Field {
 export type Fields = Record<string, Field>;
 export type Obj = Record<string, unknown>;
 
-export interface ObjOpts {
-  doc?: string;
-  /** Cross-key checks and derived values; runs only when every key parsed. */
-  post?: (out: Obj, ctx: FileCtx, node: Node, path: string) => void;
+/** Fields declared apart from obj() (shared or spread), keeping their literal types for inference. */
+export function fields<const F extends Fields>(f: F): F {
+  return f;
 }
 
-export interface ObjSchema extends Schema<Obj> {
-  readonly fields: Fields;
+type Simplify<T> = { -readonly [K in keyof T]: T[K] } & {};
+
+/** The output key of a field: `as`, else `<key>_ms` for a duration, else the key (as outKey() does). */
+type OutKey<K extends string, F> = F extends { as: infer A extends string } ? A
+  : F extends { s: { kind: 'duration' } } ? (K extends `${string}_ms` ? K : `${K}_ms`) : K;
+
+/** Whether the output always has the key: required (unconditionally), or given a default. */
+type Always<F> = F extends { requiredUnless: object } ? false
+  : F extends { required: true } ? true : F extends { default: unknown } ? true : F extends { defaults: true } ? true : false;
+
+/** The validated object a mapping of fields yields. */
+export type InferObj<F extends Fields> = Simplify<
+  { [K in keyof F & string as Always<F[K]> extends true ? OutKey<K, F[K]> : never]: Infer<F[K]['s']> }
+  & { [K in keyof F & string as Always<F[K]> extends true ? never : OutKey<K, F[K]>]?: Infer<F[K]['s']> }>;
+
+export interface ObjOpts<T, R> {
+  doc?: string;
+  /**
+   * Cross-key checks and derived values; runs only when every key parsed. It may change `out` in
+   * place, or return the object to yield instead (whose type is then the schema's: keys it drops
+   * or adds, such as a secret read from a `*_file`, are typed that way).
+   */
+  post?: (out: T, ctx: FileCtx, node: Node, path: string) => R;
+}
+
+export interface ObjSchema<T = Obj, F extends Fields = Fields> extends Schema<T> {
+  readonly fields: F;
   /** The object built from defaults alone (for an absent optional section). */
-  fromDefaults(path: string, ctx: FileCtx, at: Node | undefined): Out<Obj>;
+  fromDefaults(path: string, ctx: FileCtx, at: Node | undefined): Out<T>;
 }
 
 function outKey(key: string, f: Field): string {
@@ -61,11 +85,23 @@ function childPath(path: string, key: string): string {
 
 function defaultOf(key: string, f: Field, path: string, ctx: FileCtx, at: Node | undefined): unknown {
   if (f.default !== undefined) return structuredClone(f.default);
-  if (f.defaults && 'fromDefaults' in f.s) {
-    const v = (f.s as ObjSchema).fromDefaults(childPath(path, key), ctx, at);
+  if (f.defaults && isObjSchema(f.s)) {
+    const v = f.s.fromDefaults(childPath(path, key), ctx, at);
     return v === INVALID ? undefined : v;
   }
   return undefined;
+}
+
+/** A copy of a parsed object without the keys a `post` hook consumed (e.g. `password_file` once read). */
+export function without<T extends object, K extends keyof T>(o: T, ...keys: K[]): Omit<T, K> {
+  const copy = { ...o };
+  for (const k of keys) delete copy[k];
+  return copy;
+}
+
+/** An object schema (the one kind with fromDefaults): what it builds from defaults is what it parses. */
+export function isObjSchema<T>(s: Schema<T>): s is ObjSchema<T> {
+  return 'fromDefaults' in s && 'fields' in s;
 }
 
 function exempt(f: Field, pairs: ReadonlyMap<string, { value: Node | null | undefined }>): boolean {
@@ -77,7 +113,9 @@ function exempt(f: Field, pairs: ReadonlyMap<string, { value: Node | null | unde
   return isScalar(v) && u.values.includes(String(v.value));
 }
 
-export function obj(fields: Fields, o: ObjOpts = {}): ObjSchema {
+export function obj<const F extends Fields, R extends object>(fields: F, o: ObjOpts<InferObj<F>, R> & { post: unknown }): ObjSchema<R, F>;
+export function obj<const F extends Fields>(fields: F, o?: ObjOpts<InferObj<F>, void>): ObjSchema<InferObj<F>, F>;
+export function obj(fields: Fields, o: ObjOpts<Obj, Obj | void> = {}): ObjSchema<Obj> {
   const keys = Object.keys(fields);
   const build = (pairs: Map<string, { pair: Pair; value: Node | null | undefined }>, node: Node | undefined, path: string, ctx: FileCtx): Out<Obj> => {
     const out: Obj = {};
@@ -97,8 +135,10 @@ export function obj(fields: Fields, o: ObjOpts = {}): ObjSchema {
     if (bad) return INVALID;
     if (o.post && node) {
       const before = ctx.problems.errorCount;
-      o.post(out, ctx, node, path);
+      const posted = o.post(out, ctx, node, path) ?? out;
       if (ctx.problems.errorCount > before) return INVALID;
+      if (posted !== out) ctx.origins.set(posted, { node, path });
+      return posted;
     }
     return out;
   };
@@ -177,9 +217,14 @@ export function record<T>(value: Schema<T>, o: { keyPattern?: string; keyHint?: 
 }
 
 /** A union of objects told apart by a tag key (`kind: sine`); the tag is kept in the output. */
+/** The union a tagged() schema yields: each variant's object with its tag. */
+export type InferTagged<T extends string, V extends Record<string, Fields>> =
+  { [K in keyof V & string]: Simplify<{ [P in T]: K } & InferObj<V[K]>> }[keyof V & string];
+
+export function tagged<const T extends string, const V extends Record<string, Fields>>(tag: T, variants: V, doc?: string): Schema<InferTagged<T, V>>;
 export function tagged(tag: string, variants: Record<string, Fields>, doc?: string): Schema<Obj> {
   const names = Object.keys(variants);
-  const schemas = new Map<string, ObjSchema>(names.map((n) => [n, obj({ [tag]: { s: constant(n), required: true }, ...variants[n] })]));
+  const schemas = new Map<string, ObjSchema<Obj>>(names.map((n) => [n, obj<Fields>({ [tag]: { s: constant(n), required: true }, ...variants[n] })]));
   return {
     kind: 'tagged', accepts: ['map'],
     parse(node, path, ctx) {

@@ -5,17 +5,18 @@ import { hint } from './did-you-mean.js';
 import { BUDGET_WARN_UTILISATION, endpointLoads } from './poll-budget.js';
 import type { DeviceProfile } from './profile-types.js';
 import type { LenientSite } from './site-lenient.js';
-import type { DemandResponseConfig, DeviceConfig, GridConfig, MeterIngestConfig, SiteConfig } from './site-types.js';
+import type { DemandResponseConfig, DeviceConfig, MeterIngestConfig, ParsedSite, SiteConfig } from './site-types.js';
 import type { FileCtx } from './yaml-source.js';
 
-export function checkSite(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>, available: readonly string[], ctx: FileCtx): void {
+/** The cross-section checks of a valid site; returns it with the derived defaults set. */
+export function checkSite(site: ParsedSite, source: string, profiles: ReadonlyMap<string, DeviceProfile>, available: readonly string[], ctx: FileCtx): SiteConfig {
   checkDevices(site.devices, available, ctx);
   checkFrequencySource(site.grid, site.devices, profiles, ctx);
   checkDemandResponse(site.mqtt?.demand_response, site.devices, profiles, ctx, false);
   if (site.mqtt?.meters) checkMeters(site.mqtt.meters, ctx);
   checkDelivery(site.delivery !== undefined, site.devices, ctx);
   checkPollBudget(site.devices, profiles, ctx);
-  applyDerivedDefaults(site, profiles);
+  return withDerivedDefaults(site, source, profiles);
 }
 
 /**
@@ -89,7 +90,7 @@ function checkPollBudget(devices: readonly DeviceConfig[], profiles: ReadonlyMap
 
 /** `invalid`: ids of devices that did not validate (a lenient pass): not reported as unknown. */
 function checkFrequencySource(
-  grid: GridConfig, devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx, invalid: ReadonlySet<string> = new Set(),
+  grid: Pick<ParsedSite['grid'], 'frequency_source'>, devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx, invalid: ReadonlySet<string> = new Set(),
 ): void {
   const src = grid.frequency_source;
   if (src === undefined || invalid.has(src)) return;
@@ -151,15 +152,15 @@ function checkDelivery(hasDelivery: boolean, devices: readonly DeviceConfig[], c
   }
 }
 
-function applyDerivedDefaults(site: SiteConfig, profiles: ReadonlyMap<string, DeviceProfile>): void {
-  if (site.mqtt && site.mqtt.client_id === undefined) site.mqtt.client_id = `ems-gateway-${site.site.id}`;
+function withDerivedDefaults(site: ParsedSite, source: string, profiles: ReadonlyMap<string, DeviceProfile>): SiteConfig {
   for (const d of site.devices) {
     const kind = profiles.get(d.profile)?.kind;
     if (d.role === undefined && kind !== undefined) d.role = kind;
     if (site.delivery?.record_devices === true) d.record = true;
   }
-  if (site.grid.stale_after_ms === undefined) {
-    const slowest = Math.max(0, ...site.devices.filter((d) => d.enabled && profiles.has(d.profile)).map((d) => d.poll_interval_ms));
-    site.grid.stale_after_ms = Math.max(10_000, 3 * slowest);
-  }
+  const slowest = Math.max(0, ...site.devices.filter((d) => d.enabled && profiles.has(d.profile)).map((d) => d.poll_interval_ms));
+  const grid = { ...site.grid, stale_after_ms: site.grid.stale_after_ms ?? Math.max(10_000, 3 * slowest) };
+  const { mqtt, ...rest } = site;
+  if (mqtt === undefined) return { ...rest, grid, source };
+  return { ...site, grid, mqtt: { ...mqtt, client_id: mqtt.client_id ?? `ems-gateway-${site.site.id}` }, source };
 }

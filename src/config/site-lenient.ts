@@ -4,9 +4,9 @@
 // pass, so nothing here is reported twice.
 import { isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
 import { INVALID, type Schema } from './schema-dsl.js';
-import type { ObjSchema } from './schema-object.js';
+import { isObjSchema } from './schema-object.js';
 import { deviceSchema, siteSchema } from './site-schema.js';
-import type { DemandResponseConfig, DeviceConfig, GridConfig, MeterIngestConfig } from './site-types.js';
+import type { DemandResponseConfig, DeviceConfig, MeterIngestConfig, ParsedSite } from './site-types.js';
 import type { FileCtx } from './yaml-source.js';
 
 export interface LenientSite {
@@ -19,7 +19,7 @@ export interface LenientSite {
   /** Whether some device did not validate (checks that need every device hold back). */
   devicesIncomplete: boolean;
   /** undefined: the section did not validate. */
-  grid: GridConfig | undefined;
+  grid: ParsedSite['grid'] | undefined;
   /** null: the site has none; undefined: it did not validate. */
   meters: MeterIngestConfig | null | undefined;
   demandResponse: DemandResponseConfig | null | undefined;
@@ -37,15 +37,15 @@ function has(map: Node | null | undefined, key: string): boolean {
 }
 
 /** One section parsed on its own; its defaults when absent; undefined when it does not validate. */
-function section<T>(s: Schema, parent: Node | null | undefined, key: string, path: string, ctx: FileCtx, defaults: boolean): T | null | undefined {
+function section<T>(s: Schema<T>, parent: Node | null | undefined, key: string, path: string, ctx: FileCtx, defaults: boolean): T | null | undefined {
   const scratch = ctx.scratch();
   if (!has(parent, key)) {
-    if (!defaults || !('fromDefaults' in s)) return null;
-    const d = (s as ObjSchema).fromDefaults(path, scratch, parent ?? undefined);
-    return d === INVALID ? undefined : (d as unknown as T);
+    if (!defaults || !isObjSchema(s)) return null;
+    const d = s.fromDefaults(path, scratch, parent ?? undefined);
+    return d === INVALID ? undefined : d;
   }
   const v = s.parse(scratch.deref(entry(parent, key), path), path, scratch);
-  return v === INVALID || scratch.problems.errorCount > 0 ? undefined : (v as T);
+  return v === INVALID || scratch.problems.errorCount > 0 ? undefined : v;
 }
 
 export function lenientSite(doc: Document.Parsed, ctx: FileCtx): LenientSite {
@@ -61,7 +61,7 @@ export function lenientSite(doc: Document.Parsed, ctx: FileCtx): LenientSite {
       const scratch = ctx.scratch();
       const node = scratch.deref(item, `devices[${i}]`);
       const d = deviceSchema.parse(node, `devices[${i}]`, scratch);
-      if (d !== INVALID && scratch.problems.errorCount === 0) { devices.push(d as unknown as DeviceConfig); return; }
+      if (d !== INVALID && scratch.problems.errorCount === 0) { devices.push(d); return; }
       devicesIncomplete = true;
       const id = entry(node, 'id');
       if (isScalar(id) && typeof id.value === 'string') invalidDeviceIds.add(id.value);
@@ -70,20 +70,15 @@ export function lenientSite(doc: Document.Parsed, ctx: FileCtx): LenientSite {
     });
   } else if (has(root, 'devices')) devicesIncomplete = true;
 
-  const mqttField = f['mqtt'];
   const mqttNode = ctx.scratch().deref(entry(root, 'mqtt'), 'mqtt');
-  const mqttFields = (mqttField?.s as ObjSchema | undefined)?.fields ?? {};
-  const sub = <T>(key: string): T | null | undefined => {
-    const s = mqttFields[key]?.s;
-    if (!has(root, 'mqtt')) return null;
-    return s === undefined ? undefined : section<T>(s, mqttNode, key, `mqtt.${key}`, ctx, false);
-  };
-  const gridField = f['grid'];
+  const sub = <T>(key: string, s: Schema<T>): T | null | undefined =>
+    has(root, 'mqtt') ? section(s, mqttNode, key, `mqtt.${key}`, ctx, false) : null;
+  const mqttFields = f.mqtt.s.fields;
   return {
     devices, invalidDeviceIds, invalidDeviceProfiles, devicesIncomplete,
-    grid: gridField === undefined ? undefined : section<GridConfig>(gridField.s, root, 'grid', 'grid', ctx, true) ?? undefined,
-    meters: sub<MeterIngestConfig>('meters'),
-    demandResponse: sub<DemandResponseConfig>('demand_response'),
+    grid: section(f.grid.s, root, 'grid', 'grid', ctx, true) ?? undefined,
+    meters: sub('meters', mqttFields.meters.s),
+    demandResponse: sub('demand_response', mqttFields.demand_response.s),
     hasDelivery: has(root, 'delivery'),
   };
 }

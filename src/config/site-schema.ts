@@ -3,7 +3,7 @@
 // (${ENV} in any string, *_file options); cross-section checks live in site-checks.ts.
 import { parsePrivateKey, parsePublicKey } from '../demand-response/signing.js';
 import { arr, bool, duration, num, oneOf, str } from './schema-dsl.js';
-import { obj, record, type Obj } from './schema-object.js';
+import { obj, record, without, type Obj } from './schema-object.js';
 import { checkPathOption, exclusive, readSecretFile, resolveFrom } from './secret-files.js';
 import type { FileCtx } from './yaml-source.js';
 
@@ -39,9 +39,8 @@ export const deviceSchema = obj({
 }, { doc: 'A Modbus device wired to a profile: over Modbus TCP, on a serial line (RTU), or through a serial device server.', post: checkTransport });
 
 /** The keys each transport needs, and none it cannot use. */
-function checkTransport(out: Obj, ctx: FileCtx): void {
-  const transport = out['transport'] as string;
-  const serial = out['serial'] as Obj | undefined;
+function checkTransport(out: { transport: string; serial?: { device?: string }; unit_id: number }, ctx: FileCtx): void {
+  const { transport, serial } = out;
   if (!RTU.includes(transport)) {
     if (serial !== undefined) ctx.errorAt(out, 'serial', 'serial is for transport rtu or rtu_over_tcp (this device is Modbus TCP)');
     return;
@@ -49,11 +48,11 @@ function checkTransport(out: Obj, ctx: FileCtx): void {
   if (serial === undefined) ctx.errorAt(out, 'transport', `transport ${transport} needs serial (at least its baud)`);
   if (transport === 'rtu') {
     for (const k of ['host', 'port']) if (ctx.hasKey(out, k)) ctx.errorAt(out, k, `${k} is for tcp and rtu_over_tcp: an rtu device is on serial.device`);
-    if (serial !== undefined && serial['device'] === undefined) ctx.errorAt(serial, undefined, 'transport rtu needs serial.device (the serial port, e.g. /dev/ttyUSB0)');
-  } else if (serial !== undefined && serial['device'] !== undefined) {
+    if (serial !== undefined && serial.device === undefined) ctx.errorAt(serial, undefined, 'transport rtu needs serial.device (the serial port, e.g. /dev/ttyUSB0)');
+  } else if (serial !== undefined && serial.device !== undefined) {
     ctx.errorAt(serial, 'device', 'serial.device is for transport rtu: rtu_over_tcp reaches the line through host:port');
   }
-  const unit = out['unit_id'] as number;
+  const unit = out.unit_id;
   if (unit === 0) ctx.errorAt(out, ctx.hasKey(out, 'unit_id') ? 'unit_id' : 'transport', 'unit id 0 is broadcast on a serial line: no device answers it (use 1..247)');
   else if (unit > 247) ctx.errorAt(out, 'unit_id', `unit id ${unit} is reserved on a serial line (use 1..247)`);
 }
@@ -98,11 +97,15 @@ const demandResponse = obj({
   dry_run: { s: bool(), default: false, doc: 'do everything except the Modbus write' },
 }, { post: resolveKeys });
 
-function resolveKeys(out: Obj, ctx: FileCtx): void {
-  const keys: string[] = [...((out['public_keys'] as string[] | undefined) ?? [])];
+/** The keys resolveKeys() reads; what it yields is that object with the key files read. */
+interface KeyOptions { public_keys?: string[]; public_key_file?: string; public_key_files?: string[]; gateway_key_file?: string; state_file: string }
+type ResolvedKeys<T> = Omit<T, 'public_key_file' | 'public_key_files' | 'gateway_key_file'> & { public_keys: string[]; gateway_key?: string };
+
+function resolveKeys<T extends KeyOptions>(out: T, ctx: FileCtx): ResolvedKeys<T> {
+  const keys: string[] = [...(out.public_keys ?? [])];
   const files = [
-    ...(typeof out['public_key_file'] === 'string' ? [{ key: 'public_key_file', p: out['public_key_file'] }] : []),
-    ...((out['public_key_files'] as string[] | undefined) ?? []).map((p) => ({ key: 'public_key_files', p })),
+    ...(typeof out.public_key_file === 'string' ? [{ key: 'public_key_file', p: out.public_key_file }] : []),
+    ...(out.public_key_files ?? []).map((p) => ({ key: 'public_key_files', p })),
   ];
   for (const f of files) {
     const text = readSecretFile(ctx, out, f.key, f.p);
@@ -112,22 +115,21 @@ function resolveKeys(out: Obj, ctx: FileCtx): void {
     try { parsePublicKey(k, `public key ${i + 1}`); } catch (err) { ctx.errorAt(out, files.length ? files[0]?.key : 'public_keys', (err as Error).message); }
   });
   if (keys.length === 0) ctx.errorAt(out, undefined, 'needs at least one public key (public_keys, public_key_file or public_key_files): unsigned commands are never accepted');
-  delete out['public_key_file'];
-  delete out['public_key_files'];
-  out['public_keys'] = keys;
-  if (typeof out['gateway_key_file'] === 'string') {
-    const pem = readSecretFile(ctx, out, 'gateway_key_file', out['gateway_key_file']);
+  let gatewayKey: string | undefined;
+  if (typeof out.gateway_key_file === 'string') {
+    const pem = readSecretFile(ctx, out, 'gateway_key_file', out.gateway_key_file);
     if (pem !== undefined) {
       try {
         parsePrivateKey(pem, 'gateway_key_file');
-        out['gateway_key'] = pem;
+        gatewayKey = pem;
       } catch (err) {
         ctx.errorAt(out, 'gateway_key_file', (err as Error).message);
       }
     }
   }
-  delete out['gateway_key_file'];
-  out['state_file'] = resolveFrom(ctx, String(out['state_file']));
+  out.state_file = resolveFrom(ctx, out.state_file);
+  const resolved = { ...without(out, 'public_key_file', 'public_key_files', 'gateway_key_file'), public_keys: keys };
+  return gatewayKey === undefined ? resolved : { ...resolved, gateway_key: gatewayKey };
 }
 
 const mqtt = obj({
@@ -146,12 +148,9 @@ const mqtt = obj({
   demand_response: { s: demandResponse, doc: 'signed DR commands and acks; omitted: DR off' },
 }, {
   post(out, ctx) {
-    if (exclusive(ctx, out, 'password', 'password_file') && typeof out['password_file'] === 'string') {
-      const pw = readSecretFile(ctx, out, 'password_file', out['password_file']);
-      if (pw !== undefined) out['password'] = pw;
-    }
-    delete out['password_file'];
-    if ((out['reconnect_min_ms'] as number) > (out['reconnect_max_ms'] as number)) ctx.errorAt(out, 'reconnect_min', 'reconnect_min is longer than reconnect_max');
+    resolveSecret(out, ctx, 'password');
+    if (out.reconnect_min_ms > out.reconnect_max_ms) ctx.errorAt(out, 'reconnect_min', 'reconnect_min is longer than reconnect_max');
+    return without(out, 'password_file');
   },
 });
 
@@ -168,8 +167,8 @@ const telemetry = obj({
   enabled: { s: bool(), default: true, doc: 'OTEL_SDK_DISABLED=true wins' },
 }, {
   post(out, ctx) {
-    const batch = out['span_batch_size'] as number;
-    const queue = out['span_queue_size'] as number;
+    const batch = out.span_batch_size;
+    const queue = out.span_queue_size;
     if (batch > queue) ctx.errorAt(out, 'span_batch_size', `span_batch_size ${batch} is larger than span_queue_size ${queue}`);
   },
 });
@@ -200,7 +199,7 @@ const sinkTls = obj({
 });
 
 /** Keys every sink has; each sink adds its own. */
-const sinkCommon = {
+export const sinkCommon = {
   batch_max_size: { s: num({ int: true, min: 1, max: 100_000 }), default: 5000, doc: 'readings per upstream request' },
   batch_max_wait: { s: duration(), default: 200, doc: 'a partial batch waits this long for more readings' },
   max_rate: { s: num({ min: 0 }), default: 20_000, doc: 'readings/s at most, also while catching up after an outage; 0 = unlimited' },
@@ -209,18 +208,18 @@ const sinkCommon = {
   timeout: { s: duration({ min_ms: 100 }), default: 10_000, doc: 'one upstream request' },
 };
 
-/** `secret` or `secret_file`: at most one; the file's content replaces it. */
+/** `secret` or `secret_file`: at most one; the file's content replaces it (the caller drops `secret_file`). */
 function resolveSecret(out: Obj, ctx: FileCtx, key: string): void {
   const fileKey = `${key}_file`;
-  if (exclusive(ctx, out, key, fileKey) && typeof out[fileKey] === 'string') {
-    const v = readSecretFile(ctx, out, fileKey, out[fileKey]);
+  const file = out[fileKey];
+  if (exclusive(ctx, out, key, fileKey) && typeof file === 'string') {
+    const v = readSecretFile(ctx, out, fileKey, file);
     if (v !== undefined) out[key] = v;
   }
-  delete out[fileKey];
 }
 
-function checkRetry(out: Obj, ctx: FileCtx): void {
-  if ((out['retry_min_ms'] as number) > (out['retry_max_ms'] as number)) ctx.errorAt(out, 'retry_min', 'retry_min is longer than retry_max');
+function checkRetry(out: { retry_min_ms: number; retry_max_ms: number }, ctx: FileCtx): void {
+  if (out.retry_min_ms > out.retry_max_ms) ctx.errorAt(out, 'retry_min', 'retry_min is longer than retry_max');
 }
 
 const SQL_NAME = { pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)?$', patternHint: 'a table name (letters, digits, "_", optionally schema.table)' };
@@ -255,7 +254,8 @@ const influxSink = obj({
     resolveSecret(out, ctx, 'password');
     resolveSecret(out, ctx, 'token');
     if (out['api'] === 'v1' && out['database'] === undefined) ctx.errorAt(out, 'api', 'api v1 needs database:');
-    if (out['api'] === 'v2') for (const k of ['org', 'bucket']) if (out[k] === undefined) ctx.errorAt(out, 'api', `api v2 needs ${k}:`);
+    if (out['api'] === 'v2') for (const k of ['org', 'bucket'] as const) if (out[k] === undefined) ctx.errorAt(out, 'api', `api v2 needs ${k}:`);
+    return without(out, 'password_file', 'token_file');
   },
 });
 
@@ -274,7 +274,7 @@ const postgresSink = obj({
   tls: { s: sinkTls, doc: 'TLS (sslmode=verify-full with ca_file)' },
 }, {
   doc: 'PostgreSQL or TimescaleDB: batched INSERT ... ON CONFLICT DO NOTHING, exactly once per (meter_id, ts).',
-  post(out, ctx) { checkRetry(out, ctx); resolveSecret(out, ctx, 'password'); },
+  post(out, ctx) { checkRetry(out, ctx); resolveSecret(out, ctx, 'password'); return without(out, 'password_file'); },
 });
 
 const delivery = obj({

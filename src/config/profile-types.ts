@@ -1,7 +1,8 @@
 // The device profile model: a register map kept as data in devices/<vendor>-<model>.yaml.
 // YAML keys are snake_case and mirror these types one to one. These are the *validated* shapes
-// the rest of the gateway works with; src/config/profile-schema.ts is the single source of truth
-// that validates raw YAML into them (and generates the JSON Schema in schemas/).
+// the rest of the gateway works with, inferred from src/config/profile-schema.ts (the single
+// source of truth that validates raw YAML into them and generates the JSON Schema in schemas/):
+// a key is added to the schema, never here.
 
 import type { profileSchema } from './profile-schema.js';
 import type { Infer } from './schema-dsl.js';

@@ -1,6 +1,7 @@
 // A small schema DSL: one declaration both validates a YAML node tree (with positions, every
 // problem reported, unknown keys with did-you-mean) and emits the JSON Schema editors use.
-// The site and profile schemas are written in it, so validation and schemas/ cannot drift apart.
+// The site and profile schemas are written in it, so validation and schemas/ cannot drift apart,
+// and each schema's type (Infer<typeof schema>) is the type of what it validates.
 import type { Node } from 'yaml';
 import { isMap, isScalar, isSeq } from 'yaml';
 import { hint } from './did-you-mean.js';

@@ -1,7 +1,9 @@
 // The site model: config/<site>.yaml after validation. YAML keys are snake_case and mirror these
 // types one to one; durations are written with units in YAML (`1s`, `500ms`, `15m`) and arrive
 // here as milliseconds in fields named *_ms. Secrets arrive resolved (from ${ENV} or *_file).
-// src/config/site-schema.ts is the single source of truth that validates raw YAML into these.
+// The types are inferred from src/config/site-schema.ts, the single source of truth that validates
+// raw YAML into them: a key is added to the schema, never here. What the loader derives after
+// validation (client_id, grid.stale_after_ms, source) is composed on below.
 
 import type { DeviceProfile } from './profile-types.js';
 import type { Infer } from './schema-dsl.js';

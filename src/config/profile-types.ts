@@ -11,7 +11,7 @@ import type { Infer } from './schema-dsl.js';
 type Omissible<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
 
 /** What the profile schema yields; the loader adds `source` and sets `profile` to the file name. */
-export type ParsedProfile = Infer<typeof profileSchema>;
+type ParsedProfile = Infer<typeof profileSchema>;
 type ParsedPoint = ParsedProfile['points'][number];
 type ParsedControl = ParsedProfile['controls'][number];
 

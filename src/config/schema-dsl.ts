@@ -25,7 +25,7 @@ export interface Schema<T = unknown> {
 export type Infer<S> = S extends Schema<infer T> ? T : never;
 
 /** A duration schema: its output key is `<key>_ms` (schema-object.ts), so its type says what it is. */
-export interface DurationSchema extends Schema<number> { readonly kind: 'duration' }
+interface DurationSchema extends Schema<number> { readonly kind: 'duration' }
 
 export function describeNode(node: Node | null | undefined): string {
   if (node === null || node === undefined) return 'nothing';
@@ -213,7 +213,7 @@ export function duration(o: { min_ms?: number; doc?: string } = {}): DurationSch
 
 export interface ArrSchema<T, V extends readonly T[] = T[]> extends Schema<V> { readonly item: Schema<T> }
 
-export interface ArrOpts { minItems?: number; maxItems?: number; doc?: string }
+interface ArrOpts { minItems?: number; maxItems?: number; doc?: string }
 type Tuple<T, N extends number, Acc extends T[] = []> = Acc['length'] extends N ? Acc : Tuple<T, N, [...Acc, T]>;
 /** A list whose minItems and maxItems are one literal number is a tuple (`valid_range: [min, max]`). */
 type ArrOut<T, O> = O extends { minItems: infer A extends number; maxItems: infer B extends number }

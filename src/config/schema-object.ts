@@ -218,7 +218,7 @@ export function record<T>(value: Schema<T>, o: { keyPattern?: string; keyHint?: 
 
 /** A union of objects told apart by a tag key (`kind: sine`); the tag is kept in the output. */
 /** The union a tagged() schema yields: each variant's object with its tag. */
-export type InferTagged<T extends string, V extends Record<string, Fields>> =
+type InferTagged<T extends string, V extends Record<string, Fields>> =
   { [K in keyof V & string]: Simplify<{ [P in T]: K } & InferObj<V[K]>> }[keyof V & string];
 
 export function tagged<const T extends string, const V extends Record<string, Fields>>(tag: T, variants: V, doc?: string): Schema<InferTagged<T, V>>;

@@ -6,9 +6,7 @@
 
 import type { profileSchema } from './profile-schema.js';
 import type { Infer } from './schema-dsl.js';
-
-/** `K` of `T` may be left out (profiles built in code, tests); the loader always sets them. */
-type Omissible<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
+import type { Omissible } from './schema-object.js';
 
 /** What the profile schema yields; the loader adds `source` and sets `profile` to the file name. */
 type ParsedProfile = Infer<typeof profileSchema>;

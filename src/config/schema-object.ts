@@ -48,6 +48,12 @@ export type InferObj<F extends Fields> = Simplify<
   { [K in keyof F & string as Always<F[K]> extends true ? OutKey<K, F[K]> : never]: Infer<F[K]['s']> }
   & { [K in keyof F & string as Always<F[K]> extends true ? never : OutKey<K, F[K]>]?: Infer<F[K]['s']> }>;
 
+/**
+ * `K` of `T` may be left out: keys the loader always sets (defaults) that configs and profiles
+ * built in code (tests, the demo, benchmarks) may omit. Consumers handle their absence.
+ */
+export type Omissible<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
+
 export interface ObjOpts<T, R> {
   doc?: string;
   /**

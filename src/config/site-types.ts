@@ -7,11 +7,8 @@
 
 import type { DeviceProfile } from './profile-types.js';
 import type { Infer } from './schema-dsl.js';
-import type { InferObj } from './schema-object.js';
+import type { InferObj, Omissible } from './schema-object.js';
 import type { deviceSchema, siteSchema, sinkCommon } from './site-schema.js';
-
-/** `K` of `T` may be left out (configs built in code, tests); the loader always sets them. */
-type Omissible<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
 
 /** What the site schema yields, before checkSite() fills in the derived defaults. */
 export type ParsedSite = Infer<typeof siteSchema>;

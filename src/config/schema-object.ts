@@ -28,7 +28,10 @@ export interface Field<S extends Schema = Schema> {
 export type Fields = Record<string, Field>;
 export type Obj = Record<string, unknown>;
 
-/** Fields declared apart from obj() (shared or spread), keeping their literal types for inference. */
+/**
+ * Fields declared apart from obj() (shared or spread): keeps their literal types (`required: true`,
+ * `as: 'x'`) for inference; without it `required: true` widens to boolean and the key reads optional.
+ */
 export function fields<const F extends Fields>(f: F): F {
   return f;
 }
@@ -222,11 +225,11 @@ export function record<T>(value: Schema<T>, o: { keyPattern?: string; keyHint?: 
   };
 }
 
-/** A union of objects told apart by a tag key (`kind: sine`); the tag is kept in the output. */
 /** The union a tagged() schema yields: each variant's object with its tag. */
 type InferTagged<T extends string, V extends Record<string, Fields>> =
   { [K in keyof V & string]: Simplify<{ [P in T]: K } & InferObj<V[K]>> }[keyof V & string];
 
+/** A union of objects told apart by a tag key (`kind: sine`); the tag is kept in the output. */
 export function tagged<const T extends string, const V extends Record<string, Fields>>(tag: T, variants: V, doc?: string): Schema<InferTagged<T, V>>;
 export function tagged(tag: string, variants: Record<string, Fields>, doc?: string): Schema<Obj> {
   const names = Object.keys(variants);

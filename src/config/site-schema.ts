@@ -3,7 +3,7 @@
 // (${ENV} in any string, *_file options); cross-section checks live in site-checks.ts.
 import { parsePrivateKey, parsePublicKey } from '../demand-response/signing.js';
 import { arr, bool, duration, num, oneOf, str } from './schema-dsl.js';
-import { obj, record, without, type Obj } from './schema-object.js';
+import { fields, obj, record, without, type Obj } from './schema-object.js';
 import { checkPathOption, exclusive, readSecretFile, resolveFrom } from './secret-files.js';
 import type { FileCtx } from './yaml-source.js';
 
@@ -199,14 +199,14 @@ const sinkTls = obj({
 });
 
 /** Keys every sink has; each sink adds its own. */
-export const sinkCommon = {
+export const sinkCommon = fields({
   batch_max_size: { s: num({ int: true, min: 1, max: 100_000 }), default: 5000, doc: 'readings per upstream request' },
   batch_max_wait: { s: duration(), default: 200, doc: 'a partial batch waits this long for more readings' },
   max_rate: { s: num({ min: 0 }), default: 20_000, doc: 'readings/s at most, also while catching up after an outage; 0 = unlimited' },
   retry_min: { s: duration({ min_ms: 10 }), default: 1000, doc: 'first retry delay (exponential backoff with full jitter)' },
   retry_max: { s: duration({ min_ms: 10 }), default: 60_000, doc: 'retry delay ceiling' },
   timeout: { s: duration({ min_ms: 100 }), default: 10_000, doc: 'one upstream request' },
-};
+});
 
 /** `secret` or `secret_file`: at most one; the file's content replaces it (the caller drops `secret_file`). */
 function resolveSecret(out: Obj, ctx: FileCtx, key: string): void {

@@ -2,7 +2,8 @@
 // YAML keys are snake_case and mirror these types one to one. These are the *validated* shapes
 // the rest of the gateway works with, inferred from src/config/profile-schema.ts (the single
 // source of truth that validates raw YAML into them and generates the JSON Schema in schemas/):
-// a key is added to the schema, never here.
+// a key is added to the schema, never here; here are only the values the loader fills in after
+// checking (`source`, `profile`, a SunSpec point's `address` and `offset`).
 
 import type { profileSchema } from './profile-schema.js';
 import type { Infer } from './schema-dsl.js';
@@ -58,10 +59,12 @@ export type SimBehaviour = NonNullable<ParsedPoint['simulate']>;
 type SunSpecRef = Omit<NonNullable<ParsedPoint['sunspec']>, 'offset'> & { offset: number };
 
 /**
- * What the loader fills in after checking (src/config/profile-sunspec.ts): `address` is as written
- * in the datasheet, in the profile's address_base; for a `sunspec` point (placed by discovery at
- * block start of `model` on the device + `offset`) it is its place in the profile's reference
- * chain, filled at load.
+ * What the loader fills in after checking (src/config/profile-sunspec.ts), where the schema has it
+ * optional: `address` is as written in the datasheet, in the profile's address_base; for a
+ * `sunspec` point (which gives no `address`) it is its place in the profile's reference chain
+ * (`sunspec_models` from `sunspec_base`), filled at load. The gateway does not poll there: it
+ * places such points per device, at the block start of `model` in the chain found at connect
+ * (src/modbus/sunspec-discovery.ts) + `offset`.
  */
 type Placed<P extends { address?: number; sunspec?: object }> = Omit<P, 'address' | 'sunspec'> & { address: number; sunspec?: SunSpecRef };
 
@@ -78,7 +81,7 @@ export type SunSpecModelRef = NonNullable<ParsedProfile['sunspec_models']>[numbe
 export type VerifySpec = Partial<ParsedControl['verify']>;
 
 /** A control as the schema yields it (defaulted keys may be left out in code), before it is placed. */
-export type UnplacedControl = Omissible<Omit<ParsedControl, 'verify'>, 'sentinel' | 'restore' | 'rate_limit_ms'> & { verify: VerifySpec };
+type UnplacedControl = Omissible<Omit<ParsedControl, 'verify'>, 'sentinel' | 'restore' | 'rate_limit_ms'> & { verify: VerifySpec };
 
 /** A writable point; its defaulted keys may be left out in code. */
 export type ControlDef = Placed<UnplacedControl>;

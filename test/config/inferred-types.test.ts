@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import type { ControlDef, DeviceProfile, PointDef, SimBehaviour } from '../../src/config/profile-types.js';
+import type { ControlDef, DeviceProfile, PointDef, SimBehaviour, SunSpecModelRef, UnplacedPoint } from '../../src/config/profile-types.js';
 import { arr, duration, INVALID, num, oneOf, str, type Infer } from '../../src/config/schema-dsl.js';
 import { obj, tagged } from '../../src/config/schema-object.js';
 import type { DemandResponseConfig, DeviceConfig, MqttConfig, ParsedSite, SiteConfig } from '../../src/config/site-types.js';
@@ -53,6 +53,14 @@ describe('schema-inferred types', () => {
     expectTypeOf<DemandResponseConfig>().not.toHaveProperty('gateway_key_file');
     expectTypeOf<MqttConfig>().not.toHaveProperty('password_file');
     expectTypeOf<PointDef['valid_range']>().toEqualTypeOf<[number, number] | undefined>();
+    // A `sunspec` point gives no address (requiredUnless) and may name its point instead of the
+    // offset: the loader fills both in once the point is placed in the reference chain.
+    expectTypeOf<UnplacedPoint['address']>().toEqualTypeOf<number | undefined>();
+    expectTypeOf<NonNullable<UnplacedPoint['sunspec']>>().toEqualTypeOf<{ model: number; offset?: number; point?: string }>();
+    expectTypeOf<PointDef['address']>().toEqualTypeOf<number>();
+    expectTypeOf<ControlDef['address']>().toEqualTypeOf<number>();
+    expectTypeOf<NonNullable<PointDef['sunspec']>['offset']>().toEqualTypeOf<number>();
+    expectTypeOf<SunSpecModelRef>().toEqualTypeOf<{ id: number; length: number; or?: number[] }>();
     expectTypeOf<ControlDef['verify']['timeout_ms']>().toEqualTypeOf<number | undefined>();
     expectTypeOf<DeviceProfile['quirks']['request_gap_ms']>().toEqualTypeOf<number>();
     expectTypeOf<Extract<SimBehaviour, { kind: 'sine' }>>().toEqualTypeOf<{ kind: 'sine'; mean: number; amplitude: number; period_s: number }>();

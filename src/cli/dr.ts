@@ -17,13 +17,15 @@ const KEYGEN_USAGE = `usage: ems-gateway dr keygen --out <prefix>
     its .pub goes to the EMS (dr send --gateway-key).
 `;
 
-const SEND_USAGE = `usage: ems-gateway dr send --config <site.yaml> --key <private.pem> --zone <zone> --gateway-key <gateway.pub>
+const SEND_USAGE = `usage: ems-gateway dr send --config <site.yaml> --key <private.pem> --zone <zone> [--gateway-key <gateway.pub>]
     [--type curtail|restore] [--reduction-mw <MW>] [--duration <15m|900s|1h>]
     [--target <command id>] [--command-id <id>] [--valid-for 60s] [--traceparent 00-...]
     [--url <mqtt url>] [--timeout 30s] [--no-wait]
     signs and publishes one command, waits for the gateway's acks and prints each as a JSON line.
     With --gateway-key only acks signed by the gateway count; anything unsigned, for another
     command id, about a copy of the command (replayed) or out of order is ignored (noted on stderr).
+    Without it acks are read unverified (a warning says so): anyone who may publish on the ack
+    topic could answer.
     exit code: 0 all controllers acknowledged, 3 rejected, 4 not all acknowledged, 5 no final ack
 `;
 

@@ -118,7 +118,9 @@ export class AckTracker {
       return { taken: ack };
     }
     if (ack.status === 'completed' && this.state === 'accepted') return this.finish(ack);
-    return { ignored: `${ack.status} before accepted (out of order)`, ack };
+    if (this.state === 'waiting') return { ignored: `${ack.status} before accepted (out of order)`, ack };
+    // ended / reasserted come later in a curtailment's life (reversion, restart); dr send waits for completed.
+    return { ignored: `${ack.status} after accepted, before completed (not the answer dr send waits for)`, ack };
   }
 
   private finish(ack: DrAck): { taken: DrAck } {

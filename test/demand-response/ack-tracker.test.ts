@@ -78,6 +78,19 @@ describe('signed acks', () => {
     expect(t.done).toBe(true);
   });
 
+  it('an ended or reasserted ack after accepted is named as such, not as arriving before accepted', () => {
+    const t = new AckTracker('c1', SITE_ID, [gwPub]);
+    const ended: DrAck = { ...(completed('c1') as DrAck & { status: 'completed' }), status: 'ended', reason: 'duration_ended' } as DrAck;
+    const reasserted: DrAck = { ...(completed('c1') as DrAck & { status: 'completed' }), status: 'reasserted' } as DrAck;
+    expect(feed(t, [ackMessage(ended, gwKey), ackMessage(accepted('c1'), gwKey), ackMessage(ended, gwKey), ackMessage(reasserted, gwKey), ackMessage(completed('c1'), gwKey)])).toEqual([
+      'ignored: ended before accepted (out of order)',
+      'taken accepted',
+      'ignored: ended after accepted, before completed (not the answer dr send waits for)',
+      'ignored: reasserted after accepted, before completed (not the answer dr send waits for)',
+      'taken completed',
+    ]);
+  });
+
   it('without the gateway key it reads unsigned acks (and cannot tell forgeries)', () => {
     const t = new AckTracker('c1', SITE_ID, undefined);
     expect(feed(t, [ackMessage(accepted('c1'), undefined), ackMessage(completed('c1'), gwKey)])).toEqual(['taken accepted', 'taken completed']);

@@ -2,7 +2,7 @@
 // with a password file made by mosquitto_passwd): the EMS's signed command reaches the gateway's DR
 // service and runs, its signed acks reach the EMS; a third client with a valid login (the meter
 // head-end) can neither publish a command nor an ack, nor overhear a command to replay it; the EMS
-// cannot publish acks. A refused publish gets PUBACK 135, or (mosquitto 2.0.x with the shipped
+// cannot publish acks and the gateway's account cannot publish commands. A refused publish gets PUBACK 135, or (mosquitto 2.0.x with the shipped
 // max_queued_messages 0, eclipse-mosquitto/mosquitto#2579) its connection closed: either way it is
 // never delivered. test/mqtt/edge-broker.test.ts covers the same ACL for meters and raw clients.
 import { execFileSync } from 'node:child_process';
@@ -100,6 +100,8 @@ describe('DR through the shipped mosquitto ACL (deploy/mosquitto)', () => {
     const forged = JSON.stringify({ ack: JSON.stringify({ v: 1, command_id: 'acl-ok', site_id: SITE, status: 'rejected', reason: 'expired', detail: 'forged-by-intruder', authenticated: true, at: new Date().toISOString() }) });
     expect(await refused('meter-headend', `ems/${SITE}/dr/acks/acl-ok`, forged)).toBe(true);
     expect(await refused('ems', `ems/${SITE}/dr/acks/acl-ok`, forged.replace('intruder', 'ems'))).toBe(true);
+    // The gateway's own account cannot publish a command either (a stolen gateway login cannot curtail).
+    expect(await refused('ems-gateway', COMMANDS, command('acl-from-gateway'))).toBe(true);
     // mosquitto grants the SUBSCRIBE and checks read access on every delivery: nothing arrives.
     const listener = await client('meter-headend');
     const overheard: string[] = [];
@@ -110,6 +112,7 @@ describe('DR through the shipped mosquitto ACL (deploy/mosquitto)', () => {
     await rig.waitFor(() => emsAcks.some((a) => a.command_id === 'acl-after' && a.status === 'completed'), 'the next command');
     expect(await commandsSeen()).toBe(seen + 1);
     expect(rig.acks.some((a) => a.command_id === 'acl-intruder')).toBe(false);
+    expect(rig.acks.some((a) => a.command_id === 'acl-from-gateway')).toBe(false);
     expect(emsRaw.some((m) => m.includes('forged-by'))).toBe(false);
     expect(overheard).toEqual([]);
     expect(rig.writes()).toBe(writes + 1);

@@ -1,6 +1,6 @@
 // `ems-gateway dr keygen` and `dr send` against a real mosquitto speaking MQTT v5: the traceparent
 // travels as a user property and the gateway's spans carry the EMS's trace id.
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/cli/dr.js';
 import type { DrAck } from '../../src/demand-response/ack.js';
@@ -95,6 +95,51 @@ describe('dr CLI and MQTT v5 trace propagation (mosquitto)', () => {
     }
     expect(code).toBe(3);
     expect(JSON.parse(lines.join('').trim())).toMatchObject({ status: 'rejected', reason: 'unknown_zone' });
+  });
+
+  async function send(args: string[], file = `${dir}/site.yaml`): Promise<{ code: number; acks: DrAck[]; errs: string }> {
+    const lines: string[] = [];
+    const errs: string[] = [];
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { lines.push(String(chunk)); return true; });
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { errs.push(String(chunk)); return true; });
+    try {
+      const code = await run(['send', '--config', file, '--key', `${dir}/ems.key`, '--zone', 'zone-a', ...args]);
+      const text = lines.join('').trim();
+      return { code, acks: text === '' ? [] : text.split('\n').map((l) => JSON.parse(l) as DrAck), errs: errs.join('') };
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+  }
+
+  it('exits 4 when a controller does not acknowledge (completed, 1 of 2)', async () => {
+    rig.servers[0]?.setFault(2, { exception: 4 });
+    try {
+      const r = await send(['--reduction-mw', '0.1', '--duration', '15m', '--command-id', 'cli-partial', '--timeout', '10s', '--gateway-key', `${dir}/gateway.pub`]);
+      expect(r.acks.map((a) => a.status)).toEqual(['accepted', 'completed']);
+      expect(r.acks[1]).toMatchObject({ command_id: 'cli-partial', ack_count: 1, controller_count: 2 });
+      expect(r.code).toBe(4);
+    } finally {
+      rig.servers[0]?.setFault(2, undefined);
+    }
+  });
+
+  it('exits 5 with "only replayed answers" when the id was used before: the copy is not the answer', async () => {
+    const r = await send(['--reduction-mw', '0.1', '--duration', '15m', '--command-id', 'cli-1', '--timeout', '3s', '--gateway-key', `${dir}/gateway.pub`]);
+    expect(r.acks).toEqual([]);
+    expect(r.errs).toContain("dr send: ignored a message on the ack topic: a copy of this command was sent again (first answered accepted)");
+    expect(r.errs).toContain("dr send: no final ack for cli-1 (only 'replayed' answers: command id cli-1 had been received before (first answered accepted); use a new id)");
+    expect(r.code).toBe(5);
+  });
+
+  it('exits 5 when nothing answers, and warns that acks are unverified without --gateway-key', async () => {
+    const file = `${dir}/site-nobody.yaml`;
+    writeFileSync(file, readFileSync(`${dir}/site.yaml`, 'utf8').replace('command_topic: ems/{site}/dr/command', 'command_topic: ems/{site}/dr/nobody-listens'));
+    const r = await send(['--reduction-mw', '0.1', '--command-id', 'cli-nobody', '--timeout', '1s'], file);
+    expect(r.acks).toEqual([]);
+    expect(r.errs).toContain('dr send: acks are not verified (no --gateway-key): anyone who may publish on the ack topic could answer\n');
+    expect(r.errs).toContain('dr send: no final ack for cli-nobody (is the gateway running and subscribed?)\n');
+    expect(r.code).toBe(5);
   });
 
   it('asks the v5 broker not to deliver packets far above the command size limit', async () => {

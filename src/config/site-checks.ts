@@ -13,6 +13,7 @@ export function checkSite(site: ParsedSite, source: string, profiles: ReadonlyMa
   checkDevices(site.devices, available, ctx);
   checkFrequencySource(site.grid, site.devices, profiles, ctx);
   checkDemandResponse(site.mqtt?.demand_response, site.devices, profiles, ctx, false);
+  checkDrProtocol(site.mqtt, ctx);
   if (site.mqtt?.meters) checkMeters(site.mqtt.meters, ctx);
   checkDelivery(site.delivery !== undefined, site.devices, ctx);
   checkPollBudget(site.devices, profiles, ctx);
@@ -100,6 +101,13 @@ function checkFrequencySource(
   if (p && !p.points.some((pt) => pt.role === 'frequency')) {
     ctx.errorAt(grid, 'frequency_source', `device ${JSON.stringify(src)} (profile ${p.profile}) has no point with role "frequency"`);
   }
+}
+
+/** Said by validate (a warning at mqtt.protocol_version) and logged by the DR service at start-up (docs/demand-response.md). */
+export const DR_OVER_MQTT311_WARNING = 'demand response over MQTT 3.1.1: a command published retained while the gateway is connected arrives without its retain flag and cannot be refused as retained (MQTT v5 can: set protocol_version: 5, or have the broker refuse retain on the command topic)';
+
+function checkDrProtocol(mqtt: SiteConfig['mqtt'], ctx: FileCtx): void {
+  if (mqtt?.demand_response && mqtt.protocol_version === 4) ctx.warnAt(mqtt, 'protocol_version', DR_OVER_MQTT311_WARNING);
 }
 
 /** `incomplete`: some devices did not validate, so zone-wide conclusions are held back. */

@@ -6,6 +6,7 @@ import type { KeyObject } from 'node:crypto';
 import { ROOT_CONTEXT, SpanStatusCode, type Context, type Counter, type Meter, type Tracer } from '@opentelemetry/api';
 import mqtt, { type IPublishPacket } from 'mqtt';
 import type { DeviceProfile } from '../config/profile-types.js';
+import { DR_OVER_MQTT311_WARNING } from '../config/site-checks.js';
 import type { DemandResponseConfig, MqttConfig, SiteConfig } from '../config/site-types.js';
 import { MqttConnection } from '../mqtt/connection.js';
 import type { SessionStatus } from '../mqtt/session-continuity.js';
@@ -134,6 +135,7 @@ export class DemandResponseService {
       onStartActive: deps.onStartActive ?? 'reassert', checkIntervalMs: deps.checkIntervalMs ?? 30_000,
       ...(deps.loadKw ? { loadKw: deps.loadKw } : {}),
     });
+    if (deps.mqtt?.protocol_version === 4) log.warn({ protocol_version: 4 }, DR_OVER_MQTT311_WARNING);
     if (deps.mqtt) this.startMqtt(deps.mqtt, log);
     const coordinator = this.coordinator;
     await coordinator.enqueue('resume', () => coordinator.resume());

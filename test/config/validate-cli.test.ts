@@ -1,9 +1,12 @@
 // `ems-gateway validate` and `ems-gateway schemas --check` through their run() entry points.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { packageRoot } from '../../src/runtime/package-root.js';
 import { run as schemas } from '../../src/cli/schemas.js';
 import { run as validate } from '../../src/cli/validate.js';
+import { DR_OVER_MQTT311_WARNING } from '../../src/config/site-checks.js';
 
 function capture(): { out: () => string; err: () => string } {
   let out = '';
@@ -29,8 +32,41 @@ describe('ems-gateway validate', () => {
     expect(out).toContain('meter topics: meters/+/readings (qos 1, region at level 1, regions north, south, east)');
     expect(out).toContain('DR zone zone-a: load-controller-a (500 kW)');
     expect(out).toContain('DR zone zone-b: load-controller-b (500 kW)');
-    expect(out).toMatch(/demo-site\.yaml: OK\n$/);
-    expect(io.err()).toBe('');
+    expect(out).toMatch(/demo-site\.yaml: OK \(1 warning\)\n$/);
+    // The demo runs DR over MQTT 3.1.1 (its embedded broker speaks nothing else): validate says what that cannot tell.
+    expect(io.err()).toMatch(/^config\/demo-site\.yaml:68:\d+ mqtt\.protocol_version: /);
+    expect(io.err()).toContain(`${DR_OVER_MQTT311_WARNING}\n`);
+    expect(io.err().trim().split('\n')).toHaveLength(1);
+  });
+
+  it('prints the delivery section: spool bounds and policy, each sink, the recorded devices', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ems-validate-'));
+    try {
+      writeFileSync(join(dir, 'token'), 'tok-123\n');
+      writeFileSync(join(dir, 'site.yaml'), [
+        'version: 1', 'site: { id: s1, region: north, nominal_frequency_hz: 50 }', 'devices:',
+        '  - { id: meter-a, profile: generic-grid-meter, host: 127.0.0.1, port: 1502, unit_id: 1, zone: z, record: true }',
+        '  - { id: meter-b, profile: generic-grid-meter, host: 127.0.0.1, port: 1502, unit_id: 2, zone: z }',
+        'delivery:', '  spool: { directory: spool, max_size_mb: 64, max_age: 2d, policy: drop_oldest }', '  sinks:',
+        '    otlp_logs: {}',
+        '    influx: { url: "https://influx:8086", api: v2, org: ems, bucket: readings, token_file: token }',
+        '    postgres: { host: db, port: 5433, database: metering, user: gw, table: readings }', '',
+      ].join('\n'));
+      const io = capture();
+      expect(await validate([join(dir, 'site.yaml')])).toBe(0);
+      const lines = io.out().split('\n');
+      const at = lines.findIndex((l) => l.startsWith('delivery spool:'));
+      expect(lines.slice(at, at + 5)).toEqual([
+        `delivery spool: ${join(dir, 'spool')} (at most 64 MiB, 48h, when full: drop_oldest)`,
+        '  sink otlp_logs: OTLP endpoint + /v1/logs (OTEL_EXPORTER_OTLP_LOGS_ENDPOINT wins)',
+        '  sink influx: https://influx:8086 (api v2, org ems, bucket readings, measurement meter_reading)',
+        '  sink postgres: gw@db:5433/metering (table readings)',
+        '  device samples recorded: meter-a',
+      ]);
+      expect(io.out()).not.toContain('tok-123');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('prints every problem at once and exits 1', async () => {

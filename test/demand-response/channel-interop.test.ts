@@ -3,9 +3,12 @@
 // generic-load-controller profile. Each hostile message is refused (or reported truthfully) and the
 // controller's own write log does not move; a genuine command after them shows the log works.
 import mqtt, { type MqttClient } from 'mqtt';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProfile } from '../../src/config/load.js';
+import { DR_OVER_MQTT311_WARNING } from '../../src/config/site-checks.js';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { readAck, type DrAck, type RejectedAck } from '../../src/demand-response/ack.js';
 import { buildCommand, signedMessage } from '../../src/demand-response/sender.js';
@@ -181,6 +184,20 @@ describe('DR command channel: mosquitto + pymodbus load controller', () => {
       expect(forId(ch.ems.acks, 'v4-down')).toEqual(['rejected:retained']);
       expect(await copies(ch.rig)).toBe(copiesBefore); // nothing was queued: no second copy
       expect(await device.writeCount()).toBe(before + 4);
+    });
+
+    it('the gateway warns at start-up that 3.1.1 cannot tell a retained publish while connected; such a command runs (the documented limit)', async () => {
+      await ch.rig.stopService();
+      const lines: Array<Record<string, unknown>> = [];
+      const sink = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); cb(); } });
+      await ch.rig.startService({ logger: pino(sink) });
+      expect(lines.filter((l) => l['msg'] === DR_OVER_MQTT311_WARNING).map((l) => [l['level'], l['component'], l['protocol_version']])).toEqual([[40, 'demand-response', 4]]);
+      const before = await device.writeCount();
+      await ch.ems.client.publishAsync(COMMANDS, command('v4-live-retained'), { qos: 1, retain: true });
+      await until(() => forId(ch.ems.acks, 'v4-live-retained').includes('completed'), 'the retained command ran');
+      expect(forId(ch.ems.acks, 'v4-live-retained')).toEqual(['accepted', 'completed']);
+      expect(await device.writeCount()).toBe(before + 4);
+      await ch.ems.client.publishAsync(COMMANDS, '', { qos: 1, retain: true });
     });
   });
 

@@ -28,7 +28,15 @@ export interface EndpointObserver {
   stray(endpoint: string, bytes: number): void;
   /** Bytes that could not be framed at all (garbage, a broken header, a partial frame left at a timeout). */
   malformed(endpoint: string, detail: string): void;
+  /**
+   * Such bytes arrived while a request of this unit was in flight: they are charged to it
+   * (`ems.modbus.errors{error_type="garbage"}`), whether or not its own answer then arrives intact.
+   */
+  garbage?(ev: { endpoint: string; deviceId: string | undefined; unitId: number }): void;
 }
+
+/** error_type of ems.modbus.errors for unframeable bytes received while a unit's request was in flight. */
+export const GARBAGE_ERROR_TYPE = 'garbage';
 
 export interface UnitSettings {
   timeoutMs?: number;

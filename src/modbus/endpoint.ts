@@ -70,6 +70,8 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   private readonly log: Logger;
   private readonly limited: RateLimitedLogger;
   private counters = { strays: 0, malformed: 0 };
+  /** The last requests' receive windows (stream offsets [from, to)): whose request was in flight when a byte arrived. */
+  private readonly windows: Array<{ from: number; to: number; unitId: number; deviceId: string | undefined }> = [];
 
   constructor(private readonly opts: EndpointOptions, private readonly deps: EndpointDeps) {
     this.key = targetKey(opts);
@@ -190,7 +192,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     const rx = this.framing.receiver;
     if (this.framing.flushBeforeSend && rx.pending > 0) {
       // Bytes received before the request went out can never be its answer.
-      this.noteMalformed(`${rx.pending} bytes left on the line before a request`);
+      this.noteMalformed(`${rx.pending} bytes left on the line before a request`, rx.received - rx.pending);
       rx.clear();
     }
     p.tid = this.framing.stamp(p.frame);
@@ -203,13 +205,13 @@ export class ModbusEndpoint implements ModbusEndpointClient {
 
   private onTimeout(p: Pending): void {
     if (this.inFlight !== p) return;
-    this.inFlight = undefined;
     const rx = this.framing.receiver;
     if (rx.pending > 0) {
-      // Half a frame and then silence: those bytes can never be completed correctly.
-      this.noteMalformed(`partial frame of ${rx.pending} bytes discarded at timeout`);
+      // Half a frame and then silence: those bytes can never be completed correctly (charged while p is still in flight).
+      this.noteMalformed(`partial frame of ${rx.pending} bytes discarded at timeout`, rx.received - rx.pending);
       rx.clear();
     }
+    this.inFlight = undefined;
     this.consecutiveTimeouts += 1;
     const backedOffMs = this.backoff.failed(p.req.unitId, this.deps.clock.monotonic());
     if (backedOffMs > 0) this.log.debug({ unit_id: p.req.unitId, device: p.deviceId, backoff_ms: backedOffMs }, 'unit backed off after timeouts');
@@ -267,10 +269,10 @@ export class ModbusEndpoint implements ModbusEndpointClient {
           'stray response discarded: it answers no request in flight (late, duplicated, unsolicited, or tagged with another unit id or function code)');
         return;
       case 'garbage':
-        // Charged to nobody: on a byte stream, whose bytes they were cannot be known (the tail of a
-        // late answer may arrive stuck to a neighbour's). A request whose answer drowned in them
-        // times out, on its own unit.
-        this.noteMalformed(ev.detail);
+        // Charged to the unit whose request is in flight (counted, the request goes on: its own
+        // answer may still follow intact); with none in flight, to the endpoint only. A request
+        // whose answer drowned in them times out, on its own unit.
+        this.noteMalformed(ev.detail, ev.at);
         this.limited.warn('garbage', { detail: ev.detail }, 'bytes that are no frame discarded');
         return;
     }
@@ -296,6 +298,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
 
   private finish(p: Pending, value: ReadResult | undefined, err: ModbusError | undefined, bytesIn: number): void {
     if (p.timer !== undefined) this.deps.clock.clearTimeout(p.timer);
+    this.closeWindow(p);
     const now = this.deps.clock.monotonic();
     const unit = p.req.unitId;
     if (err === undefined || err.code.startsWith('exception_')) {
@@ -332,9 +335,24 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     for (const q of this.high.splice(0).concat(this.normal.splice(0))) this.refuse(q, code, detail);
   }
 
-  private noteMalformed(detail: string): void {
+  /**
+   * Unframeable bytes, the first at stream offset `at`: always counted on the endpoint, and charged
+   * to the unit whose request was in flight when that byte arrived (the tail of a broken frame
+   * scanned during the next request is still its sender's); none in flight then: the endpoint's only.
+   */
+  private noteMalformed(detail: string, at?: number): void {
     this.counters.malformed += 1;
     this.deps.observer?.malformed(this.key, detail);
+    if (at === undefined) return;
+    const p = this.inFlight;
+    const w = p !== undefined && at >= p.from ? { unitId: p.req.unitId, deviceId: p.deviceId } : this.windows.find((x) => at >= x.from && at < x.to);
+    if (w !== undefined) this.deps.observer?.garbage?.({ endpoint: this.key, deviceId: w.deviceId, unitId: w.unitId });
+  }
+
+  /** Closes `p`'s receive window at the bytes received so far (a chunk that carried its answer is its). */
+  private closeWindow(p: Pending): void {
+    this.windows.push({ from: p.from, to: this.framing.receiver.received, unitId: p.req.unitId, deviceId: p.deviceId });
+    if (this.windows.length > 4) this.windows.shift();
   }
 
   private error(code: ModbusErrorType, detail: string, unitId: number, deviceId: string | undefined, p?: Pending, exceptionCode?: number): ModbusError {

@@ -35,8 +35,8 @@ export type RxEvent =
   | { kind: 'bad_answer'; code: 'malformed_response' | 'crc_error'; detail: string; bytes: number }
   /** A well-formed frame that answers nothing in flight (late, duplicated, unsolicited, another unit's). */
   | { kind: 'stray'; detail: string; bytes: number }
-  /** Bytes that are no frame at all. */
-  | { kind: 'garbage'; detail: string; bytes: number };
+  /** Bytes that are no frame at all; `at` is the stream offset of the first (to charge them to the request in flight when they arrived). */
+  | { kind: 'garbage'; detail: string; bytes: number; at: number };
 
 export interface Receiver {
   push(chunk: Buffer): void;
@@ -100,7 +100,7 @@ export abstract class StreamReceiver implements Receiver {
   /** Skips buf[from, to): bytes that are no frame of this framing. */
   protected garbage(from: number, to: number): RxEvent {
     this.pos = to;
-    return { kind: 'garbage', bytes: to - from, detail: `${to - from} bytes that are no ${this.frameName} frame` };
+    return { kind: 'garbage', bytes: to - from, at: this.base + from, detail: `${to - from} bytes that are no ${this.frameName} frame` };
   }
 }
 

@@ -7,6 +7,7 @@
 import type { Attributes, BatchObservableResult, Histogram, Meter, Observable, ObservableCounter } from '@opentelemetry/api';
 import { METRICS, METRIC_ATTRS, METRIC_UNITS } from '../telemetry/semconv.js';
 import type { EndpointObserver, RequestEvent } from './endpoint.js';
+import { GARBAGE_ERROR_TYPE } from './endpoint-types.js';
 
 const A = METRIC_ATTRS;
 
@@ -61,7 +62,7 @@ export class ModbusMetrics implements EndpointObserver {
     const counter = (name: string, unit: string, description: string): ObservableCounter => meter.createObservableCounter(name, { unit, description });
     this.counters = [
       [counter(METRICS.modbusRequests, METRIC_UNITS.modbusRequests, 'Modbus requests sent'), this.requests],
-      [counter(METRICS.modbusErrors, METRIC_UNITS.modbusErrors, 'Failed Modbus requests by error_type (including those refused before the wire)'), this.errors],
+      [counter(METRICS.modbusErrors, METRIC_UNITS.modbusErrors, 'Failed Modbus requests by error_type (including those refused before the wire), and garbage received while a request of the device was in flight (error_type garbage)'), this.errors],
       [counter(METRICS.modbusBytes, METRIC_UNITS.modbusBytes, 'Modbus TCP bytes by endpoint and direction'), this.bytes],
       [counter(METRICS.modbusStrayResponses, METRIC_UNITS.modbusStrayResponses, 'Responses matching no request in flight (late replies), discarded'), this.strays],
       [counter(METRICS.modbusMalformedFrames, METRIC_UNITS.modbusMalformedFrames, 'Bytes that could not be framed (garbled header, partial frame at timeout)'), this.malformedFrames],
@@ -113,6 +114,10 @@ export class ModbusMetrics implements EndpointObserver {
 
   malformed(endpoint: string): void {
     this.malformedFrames.add(A.endpoint, endpoint, undefined, '', 1);
+  }
+
+  garbage(ev: { endpoint: string; deviceId: string | undefined; unitId: number }): void {
+    this.errors.add(A.deviceId, ev.deviceId ?? `unit-${ev.unitId}@${ev.endpoint}`, A.errorType, GARBAGE_ERROR_TYPE, 1);
   }
 
   /** Errors the poller finds after a good response (a point that could not be decoded). */

@@ -148,7 +148,10 @@ export class Recorder implements EndpointObserver {
   events: RequestEvent[] = [];
   strays = 0;
   malformedCount = 0;
+  /** Unit ids charged with garbage (bytes that came while their request was in flight), in order. */
+  garbageUnits: number[] = [];
   requestDone(ev: RequestEvent): void { this.events.push(ev); }
   stray(): void { this.strays += 1; }
   malformed(): void { this.malformedCount += 1; }
+  garbage(ev: { unitId: number }): void { this.garbageUnits.push(ev.unitId); }
 }

@@ -206,6 +206,38 @@ describe('ModbusEndpoint: malformed input never crashes', () => {
     expect(s.accepted).toBe(1);
   });
 
+  it('garbage is charged to the unit whose request was in flight when it arrived, its answer still taken; with none in flight, to the endpoint only', async () => {
+    const GARBAGE = Buffer.from([0xff, 0x00, 0x13, 0x37, 0x42]);
+    let unasked: ((b: Buffer) => void) | undefined;
+    const s = await server((req, sock) => {
+      unasked = (b) => sock.write(b);
+      const good = registersFrame(req, Array.from({ length: req.count }, (_, i) => mapValue(req.unitId, req.address + i)));
+      if (req.unitId === 1) sock.write(Buffer.concat([GARBAGE, good]));
+      // Unit 4's answer comes with a broken frame's tail stuck behind it: it arrived while unit 4 was asked.
+      else if (req.unitId === 4) sock.write(Buffer.concat([good, Buffer.from([0x00, 0x07, 0x00, 0x00, 0x00])]));
+      else answerFromMap(req, sock, s);
+    });
+    const { ep, rec } = endpoint(s);
+    expect(Array.from(await ep.read({ unitId: 1, table: 'holding', address: 0, count: 2 }))).toEqual([1000, 1001]);
+    expect(rec.garbageUnits).toEqual([1]);
+    expect(rec.events.map((e) => [e.unitId, e.error])).toEqual([[1, undefined]]);
+    // Unit 4's trailing bytes wait in the buffer (they might start a frame) and are scanned while
+    // unit 2 is asked: they are still unit 4's.
+    expect(Array.from(await ep.read({ unitId: 4, table: 'holding', address: 0, count: 1 }))).toEqual([4000]);
+    expect(Array.from(await ep.read({ unitId: 2, table: 'holding', address: 0, count: 1 }))).toEqual([2000]);
+    await waitFor(() => rec.malformedCount >= 2, 2000);
+    expect(rec.garbageUnits).toEqual([1, 4]);
+    // Nothing in flight: counted on the endpoint, charged to no unit.
+    const before = rec.malformedCount;
+    unasked?.(GARBAGE);
+    await sleep(50);
+    expect(Array.from(await ep.read({ unitId: 3, table: 'holding', address: 0, count: 1 }))).toEqual([3000]);
+    await waitFor(() => rec.malformedCount > before, 2000);
+    expect(rec.garbageUnits).toEqual([1, 4]);
+    expect(rec.events.every((e) => e.error === undefined)).toBe(true);
+    expect(s.accepted).toBe(1);
+  });
+
   it('survives a stream of random bytes without any exception escaping', async () => {
     let seed = 7;
     const rnd = (): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };

@@ -114,6 +114,23 @@ describe.skipIf(!havePeers)('delivery sinks against real stores', () => {
     expect(a.status()?.sinks.map((s) => s.delivered_total)).toEqual([3000, 3000, 3000]);
   }, 120_000);
 
+  it('influx api v2 (token, org, bucket) to VictoriaMetrics, which takes /api/v2/write: the exact values come back', async () => {
+    const readings = seededReadings(500, 21);
+    const s = await service(`influx: { url: "${vm.url}", api: v2, org: ems, bucket: readings, token: "vm-ignores-it", measurement: v2_reading, batch_max_wait: 20ms, max_rate: 0 }`);
+    await feed(s, readings);
+    await drained(s);
+    const series = await vm.exportSeries('{__name__=~"v2_reading_.*"}');
+    const got = new Map<string, number>();
+    for (const x of series) x.timestamps.forEach((t, i) => got.set(`${x.metric['__name__']}|${x.metric['meter_id']}@${t}`, x.values[i]!));
+    expect(got.size).toBe(500 * 5);
+    for (const r of readings) {
+      expect(got.get(`v2_reading_kwh|${r.meter_id}@${r.timestamp_ms}`)).toBeCloseTo(r.kwh, 9);
+      expect(got.get(`v2_reading_voltage|${r.meter_id}@${r.timestamp_ms}`)).toBeCloseTo(r.voltage, 9);
+    }
+    expect(s.status()?.sinks[0]).toMatchObject({ delivered_total: 500, rejected_total: 0 });
+    expectBalanced(s);
+  }, 60_000);
+
   it('a poison reading (a constraint in PostgreSQL, a 400 from the collector) is found by bisection and dropped alone', async () => {
     await pgPeer.query('CREATE TABLE strict_readings (meter_id text NOT NULL, ts timestamptz NOT NULL, region text NOT NULL, site text NOT NULL, kwh double precision, voltage double precision CHECK (voltage < 100000), current double precision, power_factor double precision, power_w double precision, arrived_at timestamptz NOT NULL, PRIMARY KEY (meter_id, ts))');
     const readings = seededReadings(1000, 9);

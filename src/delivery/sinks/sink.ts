@@ -46,6 +46,7 @@ export function networkFailure(err: unknown, what: string): SinkError {
   const e = err as { code?: unknown; message?: unknown };
   const code = typeof e?.code === 'string' ? e.code : undefined;
   const type = code === 'ETIMEDOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'timeout' ? 'timeout'
-    : code !== undefined && /CERT|SSL|TLS|SELF_SIGNED|ERR_TLS/.test(code) ? 'tls' : 'unreachable';
+    // OpenSSL's verify codes (UNABLE_TO_VERIFY_LEAF_SIGNATURE, CERT_HAS_EXPIRED, ...) and Node's ERR_TLS_*/ERR_SSL_*.
+    : code !== undefined && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_|VERIFY|HOSTNAME_MISMATCH/.test(code) ? 'tls' : 'unreachable';
   return new SinkError(`${what}: ${code ?? ''} ${String(e?.message ?? err)}`.trim(), 'retry', type, { cause: err });
 }

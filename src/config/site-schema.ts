@@ -280,7 +280,7 @@ const postgresSink = obj({
 const delivery = obj({
   spool: { s: obj({
     directory: { s: str({ minLength: 1 }), default: '.state/spool', doc: 'the spool folder (LMDB), relative to the site file' },
-    max_size_mb: { s: num({ min: 1 }), default: 1024, doc: 'bound of the spooled readings in MiB (about 110 bytes per reading)' },
+    max_size_mb: { s: num({ min: 1 }), default: 1024, doc: 'bound of the spooled readings in MiB (about 82 bytes per reading: docs/delivery.md, Sizing)' },
     max_age: { s: duration({ min_ms: 1000 }), default: 7 * 86_400_000, doc: 'bound of the oldest reading held' },
     policy: { s: oneOf(['backpressure', 'drop_oldest'] as const), default: 'backpressure', doc: 'when full: stop acknowledging (the broker keeps the readings) or evict the oldest (counted as spool_evicted)' },
   }, { post(out, ctx) { out['directory'] = resolveFrom(ctx, String(out['directory'])); } }), defaults: true, doc: 'the durable queue on the box' },

@@ -180,12 +180,29 @@ export class Spool {
     const value = records.length > 0 ? encodeEntry(records) : undefined;
     const size = value ? value.length + 8 + ENTRY_OVERHEAD : 0;
     for (;;) {
+      let evictionFailed = false;
       for (;;) {
         if (this.closed) throw new Error('spool closed');
         if (!this.wouldOverflow(size)) break;
-        if (this.opts.policy === 'drop_oldest' && this.evictFor(size)) break;
+        if (this.opts.policy === 'drop_oldest' && !evictionFailed) {
+          const ev = this.evictFor(size);
+          if (ev !== undefined) {
+            // The eviction commits on its own (a delete-only transaction may pass where the batch cannot).
+            if (await ev.committed) {
+              if (ev.fits) break;
+              continue;
+            }
+            // Not committed (the disk refuses even that): the disk is the truth; try again in a second.
+            await this.settle();
+            this.load();
+            this.setDiskFull(true);
+            this.diskRetryAt = this.opts.clock.now() + RECHECK_MS;
+            evictionFailed = true;
+          }
+        }
         if (!this.diskFull) this.setFull(true);
         await this.waitForSpace();
+        evictionFailed = false;
       }
       if (!this.diskFull) this.setFull(false);
       try {
@@ -347,8 +364,13 @@ export class Spool {
     return first !== undefined && this.opts.clock.now() - first.arrivedMs > this.opts.maxAgeMs;
   }
 
-  /** drop_oldest: evicts from the front until `size` fits; false when nothing is left to evict. */
-  private evictFor(size: number): boolean {
+  /**
+   * drop_oldest: evicts from the front until `size` fits. Undefined when nothing was evicted; else
+   * whether the batch fits now and the eviction's commit (true once durable). The evicted readings
+   * are reported (log, ems.meter.readings_dropped, ems.delivery.evicted) only once it is: an
+   * eviction the disk refused is undone by the reload and must not be counted.
+   */
+  private evictFor(size: number): { fits: boolean; committed: Promise<boolean> } | undefined {
     const byRegion = new Map<string, number>();
     const bySink = new Map<string, number>();
     const writes: Array<Promise<unknown>> = [];
@@ -384,14 +406,22 @@ export class Spool {
       writes.push(this.store.removeEntry(e.key));
       this.dropFront();
     }
+    if (evicted === 0) return undefined;
     if (byRegion.size > 0) {
       addDelta(this.totals, { ingested: new Map(), dropped: new Map([...byRegion].map(([r, n]) => [r, new Map([['spool_evicted', n]])])) });
-      this.opts.logger.warn({ evicted: [...byRegion.values()].reduce((a, b) => a + b, 0), spool_bytes: this.bytes }, 'spool full (drop_oldest): oldest readings evicted');
-      this.opts.onEvicted?.(byRegion, bySink);
+      // The totals travel with the eviction: its evicted and dropped counts commit with its deletes.
+      writes.push(this.store.putMeta('totals', this.totals));
     }
-    void this.track(Promise.all(writes)).catch(() => undefined); // a failure shows in the next commit
-    if (this.diskFull && evicted > 0) this.diskRetryAt = 0;
-    return evicted > 0 && !this.wouldOverflow(size);
+    const bytes = this.bytes;
+    const committed = this.track(Promise.all(writes)).then(() => {
+      if (byRegion.size > 0) {
+        this.opts.logger.warn({ evicted: [...byRegion.values()].reduce((a, b) => a + b, 0), spool_bytes: bytes }, 'spool full (drop_oldest): oldest readings evicted');
+        this.opts.onEvicted?.(byRegion, bySink);
+      }
+      return true;
+    }, () => false);
+    if (this.diskFull) this.diskRetryAt = 0;
+    return { fits: !this.wouldOverflow(size), committed };
   }
 
   private tooOld(): boolean {

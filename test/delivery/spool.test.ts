@@ -150,6 +150,97 @@ describe('spool', () => {
     expect(lines.filter((l) => l.includes('disk has room again'))).toHaveLength(1);
   });
 
+  it('max_age under drop_oldest: entries older than the bound are evicted at the next append, each reading counted once per sink', async () => {
+    const clock = new ManualClock();
+    const evicted = new Map<string, number>();
+    const bySinkSeen = new Map<string, number>();
+    const s = openSpool(tempDir(), clock, {
+      maxAgeMs: 60_000, policy: 'drop_oldest',
+      onEvicted: (byRegion, bySink) => {
+        for (const [r, n] of byRegion) evicted.set(r, (evicted.get(r) ?? 0) + n);
+        for (const [k, n] of bySink) bySinkSeen.set(k, (bySinkSeen.get(k) ?? 0) + n);
+      },
+    });
+    for (let i = 0; i < 3; i++) await s.append(meterRecords(10, i * 10, clock.now()));
+    await s.confirm('a', 0, 5); // sink a had 5 of them already: only its 25 others are evicted from it
+    clock.advance(30_000);
+    await s.append(meterRecords(10, 30, clock.now()));
+    expect(evicted.size).toBe(0); // 30 s old: within the bound
+    clock.advance(31_000); // the first three entries are now 61 s old, the fourth 31 s
+    await s.append(meterRecords(10, 40, clock.now()));
+    expect(Object.fromEntries(evicted)).toEqual({ north: 15, south: 15 });
+    expect(Object.fromEntries(bySinkSeen)).toEqual({ a: 25, b: 30 });
+    expect(s.state()).toMatchObject({ readings: 20, entries: 2, full: false });
+    expect(s.sinkTotals('a')).toMatchObject({ ingested: 50, delivered: 5, evicted: 25 });
+    expect(s.sinkTotals('b')).toMatchObject({ ingested: 50, delivered: 0, evicted: 30 });
+    for (const name of ['a', 'b']) expect(sinkBalance(s.sinkTotals(name)!, s.pending(name))).toBe(0);
+    expect(s.totalsSnapshot().dropped).toEqual({ north: { spool_evicted: 15 }, south: { spool_evicted: 15 } });
+  });
+
+  it('max_age under backpressure: an entry older than the bound stops acknowledging until every sink has confirmed it', async () => {
+    const clock = new ManualClock();
+    const s = openSpool(tempDir(), clock, { maxAgeMs: 60_000 });
+    await s.append(meterRecords(10, 0, clock.now()));
+    clock.advance(61_000);
+    let done = false;
+    const p = s.append(meterRecords(10, 10, clock.now())).then(() => { done = true; });
+    await new Promise((r) => setTimeout(r, 50));
+    expect([done, s.state().full]).toEqual([false, true]);
+    await s.confirm('a', 0, 10); // one sink has it: the entry stays (sink b still needs it)
+    clock.advance(1000); // the spool looks again every second
+    await new Promise((r) => setTimeout(r, 50));
+    expect([done, s.state().full, s.state().entries]).toEqual([false, true, 1]);
+    await s.confirm('b', 0, 10); // every sink is past it: deleted, the waiting batch commits
+    await p;
+    expect([done, s.state().full, s.state().readings]).toEqual([true, false, 10]);
+    expect(s.totalsSnapshot().dropped).toEqual({}); // nothing evicted under backpressure
+    for (const name of ['a', 'b']) expect(sinkBalance(s.sinkTotals(name)!, s.pending(name))).toBe(0);
+  });
+
+  it('drop_oldest on a full disk: the oldest entry is evicted in a commit of its own, counted once, and the batch then commits', async () => {
+    const clock = new ManualClock();
+    const dir = tempDir();
+    const inner = new LmdbSpoolStore(dir);
+    // The store's contract: writes issued in one turn commit together. A full disk refuses them
+    // all (entry, meta, deletes); `refuse` counts down the transactions to refuse.
+    let refuse = 0;
+    let turnFailing: boolean | undefined;
+    const failing = (): boolean => {
+      if (turnFailing === undefined) {
+        turnFailing = refuse > 0;
+        if (turnFailing) refuse--;
+        queueMicrotask(() => { turnFailing = undefined; });
+      }
+      return turnFailing;
+    };
+    const enospc = (): Promise<never> => Promise.reject(Object.assign(new Error('No space left on device'), { code: 'ENOSPC' }));
+    const store: SpoolStore = Object.assign(Object.create(inner) as SpoolStore, {
+      putEntry: (k: number, v: Uint8Array) => (failing() ? enospc() : inner.putEntry(k, v)),
+      removeEntry: (k: number) => (failing() ? enospc() : inner.removeEntry(k)),
+      putMeta: (k: string, v: unknown) => (failing() ? enospc() : inner.putMeta(k, v)),
+      removeMeta: (k: string) => (failing() ? enospc() : inner.removeMeta(k)),
+    });
+    const evicted: number[] = [];
+    const s = openSpool(dir, clock, { policy: 'drop_oldest', sinks: ['a'], onEvicted: (byRegion) => { evicted.push([...byRegion.values()].reduce((x, y) => x + y, 0)); } }, store);
+    for (let i = 0; i < 3; i++) await s.append(meterRecords(10, i * 10));
+    // Refused: the batch's commit, the first eviction's (undone, not counted), and a second later
+    // the batch's retry; then the second eviction commits and the batch after it.
+    refuse = 3;
+    let done = false;
+    const p = s.append(meterRecords(10, 30)).then(() => { done = true; });
+    await new Promise((r) => setTimeout(r, 100));
+    expect([done, s.state().disk_full, evicted]).toEqual([false, true, []]);
+    clock.advance(1000);
+    await p;
+    // One entry evicted (its 10 readings counted once, after its delete committed), then the batch.
+    expect(evicted).toEqual([10]);
+    expect(s.state()).toMatchObject({ disk_full: false, readings: 30, entries: 3 });
+    expect(s.read('a', 100).records.map((r) => r.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 10));
+    expect(s.sinkTotals('a')).toMatchObject({ ingested: 40, delivered: 0, evicted: 10 });
+    expect(sinkBalance(s.sinkTotals('a')!, s.pending('a'))).toBe(0);
+    expect(s.totalsSnapshot().dropped).toEqual({ north: { spool_evicted: 5 }, south: { spool_evicted: 5 } });
+  });
+
   it('a corrupted record at the tail is detected, counted as corrupt and skipped; its neighbours are read exactly', async () => {
     const clock = new ManualClock();
     const dir = tempDir();

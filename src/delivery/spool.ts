@@ -187,11 +187,9 @@ export class Spool {
         if (this.opts.policy === 'drop_oldest' && !evictionFailed) {
           const ev = this.evictFor(size);
           if (ev !== undefined) {
-            // The eviction commits on its own (a delete-only transaction may pass where the batch cannot).
-            if (await ev.committed) {
-              if (ev.fits) break;
-              continue;
-            }
+            // The eviction commits on its own (a delete-only transaction may pass where the batch
+            // cannot); then the room is checked again: a concurrent append may have taken it meanwhile.
+            if (await ev.committed) continue;
             // Not committed (the disk refuses even that): the disk is the truth; try again in a second.
             await this.settle();
             this.load();
@@ -366,11 +364,11 @@ export class Spool {
 
   /**
    * drop_oldest: evicts from the front until `size` fits. Undefined when nothing was evicted; else
-   * whether the batch fits now and the eviction's commit (true once durable). The evicted readings
+   * the eviction's commit (true once durable). The evicted readings
    * are reported (log, ems.meter.readings_dropped, ems.delivery.evicted) only once it is: an
    * eviction the disk refused is undone by the reload and must not be counted.
    */
-  private evictFor(size: number): { fits: boolean; committed: Promise<boolean> } | undefined {
+  private evictFor(size: number): { committed: Promise<boolean> } | undefined {
     const byRegion = new Map<string, number>();
     const bySink = new Map<string, number>();
     const writes: Array<Promise<unknown>> = [];
@@ -421,7 +419,7 @@ export class Spool {
       return true;
     }, () => false);
     if (this.diskFull) this.diskRetryAt = 0;
-    return { fits: !this.wouldOverflow(size), committed };
+    return { committed };
   }
 
   private tooOld(): boolean {

@@ -63,6 +63,7 @@ export function sampleProviders(now: number): StatusProviders {
       sinks: [
         { name: 'otlp_logs', target: 'http://127.0.0.1:4318/v1/logs', state: 'idle', backlog: 0, oldest_pending_age_s: 0, delivered_total: 1_204_311, rejected_total: 0, evicted_total: 0, rate_per_s: 212, drain_estimate_s: null },
         { name: 'postgres', target: 'postgres://ems@db:5432/ems', state: 'retrying', backlog: 624_000, oldest_pending_age_s: 2950, delivered_total: 580_311, rejected_total: 1, evicted_total: 0, rate_per_s: 0, drain_estimate_s: null, last_error: 'unreachable: ECONNREFUSED' },
+        { name: 'influx', target: 'https://influx.example:8086', state: 'sending', backlog: 120_000, oldest_pending_age_s: 95, delivered_total: 1_084_311, rejected_total: 0, evicted_total: 0, rate_per_s: 80, drain_estimate_s: 1500 },
       ],
     }),
   };

@@ -63,6 +63,16 @@ describe.skipIf(!hasChromium())('status page in headless Chromium', () => {
       expect(dom).toContain(text);
     }
     expect(dom).toContain('MB_TIMEOUT: no answer within 500 ms');
+    // Reading delivery: the spool's state and bound, and per sink its state, backlog, oldest age, drain estimate, delivered, target, error.
+    const delivery = dom.slice(dom.indexOf('id="delivery"'), dom.indexOf('id="parts"'));
+    for (const text of ['<span class="pill ok">OK</span> 624000 readings, 50.0 of 1024 MiB (backpressure)',
+      '<td><b>otlp_logs</b></td><td><span class="pill ok">IDLE</span></td><td>0</td><td>\u2014</td><td>\u2014</td><td>1204311</td>',
+      '<td><b>postgres</b></td><td><span class="pill down">RETRYING</span></td><td>624000</td><td>49 min ago</td><td>\u2014</td><td>580311</td>',
+      'postgres://ems@db:5432/ems<br><span class="err">unreachable: ECONNREFUSED</span>',
+      '<td><b>influx</b></td><td><span class="pill ok">SENDING</span></td><td>120000</td><td>2 min ago</td><td>25 min</td><td>1084311</td>',
+      'https://influx.example:8086']) {
+      expect(delivery).toContain(text);
+    }
     expect(dom).not.toContain('Loading status');
     expect(dom).toContain('<div id="banner" class="banner bad">');
   }, 30_000);

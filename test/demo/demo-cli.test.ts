@@ -55,6 +55,11 @@ describe('ems-gateway demo (built CLI, child process)', () => {
     expect(status.site.id).toBe('demo-substation');
     expect(status.devices).toHaveLength(6);
     await receiver.waitFor((r) => r.metricNames().has(METRICS.meterReadingsIngested) && r.metricNames().has(METRICS.gridFrequency), 15_000, 'demo metrics at the collector');
+    // The demo's spool (a temp folder) with the otlp_logs sink, since an endpoint is set: the summary
+    // shows its backlog and what was delivered, and the readings arrive at the collector as log records.
+    const spool = await demo.waitFor(/spool +([\d,]+) readings, [\d.]+ MiB(?: FULL)? +otlp_logs (idle|sending|retrying|starting), backlog ([\d,]+)(?: \(oldest \d+ s\))?, delivered ([1-9][\d,]*)/, 30_000);
+    expect(Number(spool[3]?.replaceAll(',', ''))).toBeLessThanOrEqual(Number(spool[1]?.replaceAll(',', '')));
+    await receiver.waitFor((r) => r.logs().some((l) => l.eventName === 'ems.meter.reading'), 15_000, 'meter readings as OTLP log records');
 
     // The quick start's mbpoll line, against the grid meter on the port the demo printed.
     const gm = /127\.0\.0\.1:(\d+) \(grid-meter-1 unit 1\)/.exec(demo.stdout());
@@ -82,16 +87,20 @@ describe('ems-gateway demo (built CLI, child process)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ems-demo-log-'));
     try {
       const log = join(dir, 'demo.log');
-      demo = startCli(['demo', '--free-ports', '--duration', '2', '--log-file', log], { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: '', LOG_LEVEL: 'info' });
+      demo = startCli(['demo', '--free-ports', '--duration', '6', '--log-file', log], { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: '', OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: '', LOG_LEVEL: 'info' });
       expect(await demo.exited()).toBe(0);
       expect(demo.stdout()).toContain('OTLP export off (set OTEL_EXPORTER_OTLP_ENDPOINT to export)');
+      // Still a spool (readings are committed before they are acknowledged), with no sink to drain it.
+      const spooled = [...demo.stdout().matchAll(/spool +([\d,]+) readings, [\d.]+ MiB +no sinks \(set OTEL_EXPORTER_OTLP_ENDPOINT for otlp_logs\)/g)];
+      expect(spooled.length).toBeGreaterThan(0);
+      expect(Number(spooled[spooled.length - 1]?.[1]?.replaceAll(',', ''))).toBeGreaterThan(0);
       expect(demo.stdout()).toContain('ems-gateway demo: stopped cleanly');
       expect(demo.stdout()).toContain(`logs ${log}   DR key`);
       expect(readFileSync(log, 'utf8')).toContain('"msg":"gateway running"');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 30_000);
+  }, 40_000);
 
   it('a --log-file it cannot write is refused before anything starts (exit 2)', async () => {
     demo = startCli(['demo', '--free-ports', '--log-file', '/nonexistent-dir/demo.log']);

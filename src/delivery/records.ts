@@ -1,8 +1,7 @@
 // What the spool holds: meter readings and device samples, encoded compactly in binary, one
-// CRC32 per record. A spool entry is one committed batch: [u8 format][u32 count] then per record
+// CRC-32 per record (zlib's, computed here in JavaScript). A spool entry is one committed batch: [u8 format][u32 count] then per record
 // [u32 body length][u32 crc32(body)][body]. A record whose checksum does not match (a torn or
 // corrupted write) is detected, counted and skipped; it is never decoded into wrong values.
-import { crc32 } from 'node:zlib';
 import type { ValidReading } from '../meters/types.js';
 
 export const ENTRY_FORMAT = 1;
@@ -44,27 +43,82 @@ export interface DecodedEntry {
 const HEADER = 5;
 const FRAME = 8;
 
+// CRC-32 (IEEE 802.3, the polynomial and values of zlib's crc32) in JavaScript, slice-by-4: a
+// record body is ~70 bytes, and a native call per record (node:zlib crc32) cost more than the
+// checksum itself (bench:delivery's commit path; docs/delivery.md).
+const CRC_TABLES = ((): Int32Array => {
+  const t = new Int32Array(256 * 4);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c;
+  }
+  for (let n = 0; n < 256; n++) {
+    let c = t[n] as number;
+    for (let k = 1; k < 4; k++) {
+      c = (t[c & 0xff] as number) ^ (c >>> 8);
+      t[k * 256 + n] = c;
+    }
+  }
+  return t;
+})();
+
+/** CRC-32 of buf[start, end), equal to zlib's crc32 of the same bytes. */
+export function crc32(buf: Uint8Array, start = 0, end = buf.length): number {
+  const t = CRC_TABLES;
+  let c = -1;
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    c ^= (buf[i] as number) | ((buf[i + 1] as number) << 8) | ((buf[i + 2] as number) << 16) | ((buf[i + 3] as number) << 24);
+    c = (t[768 + (c & 0xff)] as number) ^ (t[512 + ((c >>> 8) & 0xff)] as number) ^ (t[256 + ((c >>> 16) & 0xff)] as number) ^ (t[c >>> 24] as number);
+  }
+  for (; i < end; i++) c = (t[(c ^ (buf[i] as number)) & 0xff] as number) ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+
 class Writer {
   buf: Buffer;
+  view: DataView;
   pos = 0;
-  constructor(size: number) { this.buf = Buffer.allocUnsafe(size); }
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
+  }
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
+    this.view = new DataView(next.buffer, next.byteOffset, next.length);
   }
   u8(v: number): void { this.ensure(1); this.buf[this.pos++] = v; }
-  u16(v: number): void { this.ensure(2); this.buf.writeUInt16LE(v, this.pos); this.pos += 2; }
-  u32(v: number): void { this.ensure(4); this.buf.writeUInt32LE(v >>> 0, this.pos); this.pos += 4; }
-  f64(v: number): void { this.ensure(8); this.buf.writeDoubleLE(v, this.pos); this.pos += 8; }
+  u16(v: number): void { this.ensure(2); this.view.setUint16(this.pos, v, true); this.pos += 2; }
+  u32(v: number): void { this.ensure(4); this.view.setUint32(this.pos, v >>> 0, true); this.pos += 4; }
+  f64(v: number): void { this.ensure(8); this.view.setFloat64(this.pos, v, true); this.pos += 8; }
   str(s: string): void {
-    const n = Buffer.byteLength(s);
-    if (n > 0xffff) throw new RangeError(`string of ${n} bytes is too long for a spool record`);
-    this.u16(n);
-    this.ensure(n);
-    this.buf.write(s, this.pos, n, 'utf8');
-    this.pos += n;
+    // ASCII (meter ids, regions) byte by byte: a native call per short string costs more.
+    const len = s.length;
+    this.ensure(2 + len);
+    const buf = this.buf;
+    let p = this.pos + 2;
+    let ascii = true;
+    for (let i = 0; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) { ascii = false; break; }
+      buf[p++] = c;
+    }
+    if (!ascii) {
+      const n = Buffer.byteLength(s);
+      if (n > 0xffff) throw new RangeError(`string of ${n} bytes is too long for a spool record`);
+      this.ensure(2 + n);
+      this.view.setUint16(this.pos, n, true);
+      this.buf.write(s, this.pos + 2, n, 'utf8');
+      this.pos += 2 + n;
+      return;
+    }
+    if (len > 0xffff) throw new RangeError(`string of ${len} bytes is too long for a spool record`);
+    this.view.setUint16(this.pos, len, true);
+    this.pos = p;
   }
 }
 
@@ -95,9 +149,8 @@ export function encodeEntry(records: readonly SpoolRecord[]): Buffer {
     w.pos += FRAME;
     const start = w.pos;
     writeBody(w, r);
-    const body = w.buf.subarray(start, w.pos);
-    w.buf.writeUInt32LE(body.length, frame);
-    w.buf.writeUInt32LE(crc32(body), frame + 4);
+    w.view.setUint32(frame, w.pos - start, true);
+    w.view.setUint32(frame + 4, crc32(w.buf, start, w.pos), true);
   }
   return w.buf.subarray(0, w.pos);
 }
@@ -110,12 +163,31 @@ export function entryCount(buf: Uint8Array): number {
 
 class Reader {
   pos: number;
-  constructor(private readonly buf: Buffer, start: number, private readonly end: number) { this.pos = start; }
+  constructor(private readonly buf: Buffer, private readonly view: DataView, start: number, private readonly end: number) { this.pos = start; }
   need(n: number): void { if (this.pos + n > this.end) throw new RangeError('record body ends early'); }
   u8(): number { this.need(1); return this.buf[this.pos++] ?? 0; }
-  u16(): number { this.need(2); const v = this.buf.readUInt16LE(this.pos); this.pos += 2; return v; }
-  f64(): number { this.need(8); const v = this.buf.readDoubleLE(this.pos); this.pos += 8; return v; }
-  str(): string { const n = this.u16(); this.need(n); const s = this.buf.toString('utf8', this.pos, this.pos + n); this.pos += n; return s; }
+  u16(): number { this.need(2); const v = this.view.getUint16(this.pos, true); this.pos += 2; return v; }
+  f64(): number { this.need(8); const v = this.view.getFloat64(this.pos, true); this.pos += 8; return v; }
+  str(): string {
+    const n = this.u16();
+    this.need(n);
+    const buf = this.buf;
+    const end = this.pos + n;
+    // Short ASCII strings without a native call; anything else through the UTF-8 decoder.
+    if (n <= 32) {
+      let ascii = true;
+      for (let i = this.pos; i < end; i++) if ((buf[i] as number) > 0x7f) { ascii = false; break; }
+      if (ascii) {
+        let s = '';
+        for (let i = this.pos; i < end; i++) s += String.fromCharCode(buf[i] as number);
+        this.pos = end;
+        return s;
+      }
+    }
+    const s = buf.toString('utf8', this.pos, end);
+    this.pos = end;
+    return s;
+  }
 }
 
 function readBody(r: Reader): SpoolRecord {
@@ -143,20 +215,21 @@ function readBody(r: Reader): SpoolRecord {
  */
 export function decodeEntry(raw: Uint8Array, firstSeq: number): DecodedEntry {
   const buf = Buffer.from(raw.buffer, raw.byteOffset, raw.length);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
   const count = entryCount(buf);
   const out: DecodedEntry = { records: [], corrupt: 0 };
   if (count === 0) return out;
   let pos = HEADER;
   for (let i = 0; i < count; i++) {
     if (pos + FRAME > buf.length) { out.corrupt += count - i; break; }
-    const len = buf.readUInt32LE(pos);
-    const sum = buf.readUInt32LE(pos + 4);
+    const len = view.getUint32(pos, true);
+    const sum = view.getUint32(pos + 4, true);
     const start = pos + FRAME;
     if (start + len > buf.length) { out.corrupt += count - i; break; }
     pos = start + len;
-    if (crc32(buf.subarray(start, start + len)) !== sum) { out.corrupt++; continue; }
+    if (crc32(buf, start, start + len) !== sum) { out.corrupt++; continue; }
     try {
-      const r = new Reader(buf, start, start + len);
+      const r = new Reader(buf, view, start, start + len);
       out.records.push({ seq: firstSeq + i, record: readBody(r) });
     } catch {
       out.corrupt++; // a checksum that matches a malformed body: counted, never half-decoded
@@ -171,7 +244,7 @@ export function firstArrivedMs(raw: Uint8Array): number | undefined {
   if (entryCount(buf) === 0 || buf.length < HEADER + FRAME + 9) return undefined;
   const len = buf.readUInt32LE(HEADER);
   const start = HEADER + FRAME;
-  if (start + len > buf.length || crc32(buf.subarray(start, start + len)) !== buf.readUInt32LE(HEADER + 4)) return undefined;
+  if (start + len > buf.length || crc32(buf, start, start + len) !== buf.readUInt32LE(HEADER + 4)) return undefined;
   return buf.readDoubleLE(start + 1);
 }
 

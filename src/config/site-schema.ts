@@ -202,7 +202,7 @@ const sinkTls = obj({
 export const sinkCommon = fields({
   batch_max_size: { s: num({ int: true, min: 1, max: 100_000 }), default: 5000, doc: 'readings per upstream request' },
   batch_max_wait: { s: duration(), default: 200, doc: 'a partial batch waits this long for more readings' },
-  max_rate: { s: num({ min: 0 }), default: 20_000, doc: 'readings/s at most, also while catching up after an outage; 0 = unlimited' },
+  max_rate: { s: num({ min: 0 }), default: 100_000, doc: 'readings/s at most, also while catching up after an outage (default: twice the 50k/s drain goal); 0 = unlimited' },
   retry_min: { s: duration({ min_ms: 10 }), default: 1000, doc: 'first retry delay (exponential backoff with full jitter)' },
   retry_max: { s: duration({ min_ms: 10 }), default: 60_000, doc: 'retry delay ceiling' },
   timeout: { s: duration({ min_ms: 100 }), default: 10_000, doc: 'one upstream request' },

@@ -10,6 +10,7 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SiteConfig } from '../../src/config/site-types.js';
 import { DeliveryService } from '../../src/delivery/delivery-service.js';
+import { lineFor } from '../../src/delivery/sinks/influx.js';
 import { sinkBalance } from '../../src/delivery/totals.js';
 import type { ValidReading } from '../../src/meters/types.js';
 import { systemClock } from '../../src/runtime/clock.js';
@@ -164,4 +165,15 @@ describe.skipIf(!hasPeer('openssl'))('influx sink over HTTP(S): v2 token, TLS an
     expect(gaps[4]!).toBeLessThan(gaps[3]!);
     expect(s.status()?.sinks[0]).toMatchObject({ delivered_total: 50, pending: 0 });
   }, 60_000);
+});
+
+describe('influx line protocol mapping', () => {
+  it('meter readings and device samples, tags escaped, non-finite fields left out, timestamps in ms', () => {
+    const cfg = { measurement: 'meter_reading', device_measurement: 'device_sample' };
+    expect(lineFor({ kind: 'meter', meter_id: 'm 1,a=b', region: 'north', timestamp_ms: 1767225600000.4, kwh: 1234.5, voltage: 231.2, current: Number.NaN, power_factor: 0.97, power_w: 920.4, arrived_ms: 0 }, 'sub station', cfg))
+      .toBe('meter_reading,meter_id=m\\ 1\\,a\\=b,region=north,site=sub\\ station kwh=1234.5,voltage=231.2,power_factor=0.97,power_w=920.4 1767225600000');
+    expect(lineFor({ kind: 'device', device_id: 'inverter-1', zone: 'zone-a', role: 'inverter', timestamp_ms: 1767225600000, arrived_ms: 0, values: { ac_power: 15000, 'odd key': 1, bad: Number.POSITIVE_INFINITY } }, 'substation-7', cfg))
+      .toBe('device_sample,device_id=inverter-1,role=inverter,site=substation-7,zone=zone-a ac_power=15000,odd\\ key=1 1767225600000');
+    expect(lineFor({ kind: 'device', device_id: 'd', zone: 'z', role: '', timestamp_ms: 1, arrived_ms: 0, values: { x: Number.NaN } }, 's', cfg)).toBeUndefined();
+  });
 });

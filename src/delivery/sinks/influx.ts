@@ -9,8 +9,10 @@ import type { Sequenced, SpoolRecord } from '../records.js';
 import { HttpPoster } from './http-post.js';
 import { httpFailure, type DeliverySink } from './sink.js';
 
-/** Escapes a tag key/value or a measurement (commas, spaces, '=' and backslashes). */
+const TAG_SPECIAL = /[\\,= \n\r]/;
+/** Escapes a tag key/value or a field key (commas, spaces, '=' and backslashes); most need nothing. */
 function tag(s: string): string {
+  if (!TAG_SPECIAL.test(s)) return s;
   return s.replace(/[\\,= \n\r]/g, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\${c}`));
 }
 
@@ -18,24 +20,35 @@ function measurementName(s: string): string {
   return s.replace(/[\\, \n\r]/g, (c) => `\\${c}`);
 }
 
-/** A float field value; Influx has no NaN or Infinity: such fields are left out. */
-function field(name: string, v: number, out: string[]): void {
-  if (Number.isFinite(v)) out.push(`${tag(name)}=${v}`);
+/** One float field, `key=` already escaped; Influx has no NaN or Infinity: such fields are left out. */
+function field(key: string, v: number, fields: string): string {
+  if (!Number.isFinite(v)) return fields;
+  return fields === '' ? `${key}${v}` : `${fields},${key}${v}`;
 }
 
-export function lineFor(r: SpoolRecord, site: string, cfg: Pick<InfluxSinkConfig, 'measurement' | 'device_measurement'>): string | undefined {
-  const fields: string[] = [];
+/** The escaped parts of a line that do not change per record (one per sink). */
+export interface LineConstants { meterPrefix: string; devicePrefix: string; siteTag: string }
+
+export function lineConstants(site: string, cfg: Pick<InfluxSinkConfig, 'measurement' | 'device_measurement'>): LineConstants {
+  return { meterPrefix: `${measurementName(cfg.measurement)},meter_id=`, devicePrefix: `${measurementName(cfg.device_measurement)},device_id=`, siteTag: tag(site) };
+}
+
+export function lineFor(r: SpoolRecord, site: string, cfg: Pick<InfluxSinkConfig, 'measurement' | 'device_measurement'>, k: LineConstants = lineConstants(site, cfg)): string | undefined {
   const ts = Math.round(r.timestamp_ms);
   if (r.kind === 'meter') {
-    field('kwh', r.kwh, fields); field('voltage', r.voltage, fields); field('current', r.current, fields);
-    field('power_factor', r.power_factor, fields); field('power_w', r.power_w, fields);
-    if (fields.length === 0) return undefined;
-    return `${measurementName(cfg.measurement)},meter_id=${tag(r.meter_id)},region=${tag(r.region)},site=${tag(site)} ${fields.join(',')} ${ts}`;
+    let f = field('kwh=', r.kwh, '');
+    f = field('voltage=', r.voltage, f);
+    f = field('current=', r.current, f);
+    f = field('power_factor=', r.power_factor, f);
+    f = field('power_w=', r.power_w, f);
+    if (f === '') return undefined;
+    return `${k.meterPrefix}${tag(r.meter_id)},region=${tag(r.region)},site=${k.siteTag} ${f} ${ts}`;
   }
-  for (const [k, v] of Object.entries(r.values)) field(k, v, fields);
-  if (fields.length === 0) return undefined;
+  let f = '';
+  for (const [key, v] of Object.entries(r.values)) f = field(`${tag(key)}=`, v, f);
+  if (f === '') return undefined;
   const role = r.role === '' ? '' : `,role=${tag(r.role)}`;
-  return `${measurementName(cfg.device_measurement)},device_id=${tag(r.device_id)}${role},site=${tag(site)},zone=${tag(r.zone)} ${fields.join(',')} ${ts}`;
+  return `${k.devicePrefix}${tag(r.device_id)}${role},site=${k.siteTag},zone=${tag(r.zone)} ${f} ${ts}`;
 }
 
 export class InfluxSink implements DeliverySink {
@@ -44,8 +57,10 @@ export class InfluxSink implements DeliverySink {
   private readonly poster: HttpPoster;
   private readonly path: string;
   private readonly headers: Record<string, string>;
+  private readonly k: LineConstants;
 
   constructor(private readonly cfg: InfluxSinkConfig, private readonly site: string) {
+    this.k = lineConstants(site, cfg);
     const base = new URL(cfg.url);
     this.target = `${base.origin}${base.pathname.replace(/\/+$/, '')}`;
     this.poster = new HttpPoster(base, cfg.tls, cfg.timeout_ms);
@@ -70,7 +85,7 @@ export class InfluxSink implements DeliverySink {
   async send(records: readonly Sequenced[]): Promise<void> {
     const lines: string[] = [];
     for (const r of records) {
-      const l = lineFor(r.record, this.site, this.cfg);
+      const l = lineFor(r.record, this.site, this.cfg, this.k);
       if (l !== undefined) lines.push(l);
     }
     if (lines.length === 0) return;

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sinkBalance } from '../../src/delivery/totals.js';
 import type { DeliveryService } from '../../src/delivery/delivery-service.js';
+import { PostgresSink } from '../../src/delivery/sinks/postgres.js';
 import type { ValidReading } from '../../src/meters/types.js';
 import { startInfluxdb, startPostgres, startVictoriaMetrics, type InfluxPeer, type PostgresPeer, type VictoriaPeer } from '../../bench/lib/store-peers.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
@@ -129,6 +130,25 @@ describe.skipIf(!havePeers)('delivery sinks against real stores', () => {
     }
     expect(s.status()?.sinks[0]).toMatchObject({ delivered_total: 500, rejected_total: 0 });
     expectBalanced(s);
+  }, 60_000);
+
+  it('PostgreSQL array parameters: ids with quotes, backslashes, commas, braces, spaces, NULL-like and non-ASCII, and extreme floats, come back exactly', async () => {
+    const ids = ['a"b', 'c\\d', 'e,f', '{g}', 'h i', 'NULL', 'null', 'ü-é', 'tab\there', 'x'];
+    const floats = [1e21, -0.5, 5e-324, 1.7976931348623157e308, 0.1 + 0.2, -0, 123456789.12345679, 42, 1e-7, 2 ** 53 + 2];
+    const sink = new PostgresSink({ ...(await deliverySite(`postgres: { url: "${pgPeer.url}", table: odd_ids }`)).site.delivery!.sinks.postgres! }, 'site "q"');
+    await sink.prepare();
+    const t0 = Date.UTC(2026, 0, 1);
+    await sink.send(ids.map((id, i) => ({
+      seq: i, record: { kind: 'meter' as const, meter_id: id, region: i % 2 ? 'north' : 'sü d', timestamp_ms: t0 + i, kwh: floats[i]!, voltage: -floats[i]!, current: 0, power_factor: 1, power_w: floats[9 - i]!, arrived_ms: t0 + 1000 + i },
+    })));
+    await sink.close();
+    const rows = await pgPeer.query<{ meter_id: string; region: string; site: string; kwh: number; voltage: number; power_w: number; t: string; a: string }>(
+      "SELECT meter_id, region, site, kwh, voltage, power_w, (extract(epoch from ts) * 1000)::bigint AS t, (extract(epoch from arrived_at) * 1000)::bigint AS a FROM odd_ids ORDER BY ts");
+    expect(rows.map((r) => r.meter_id)).toEqual(ids);
+    expect(rows.map((r) => [r.region, r.site, Number(r.t) - t0, Number(r.a) - t0])).toEqual(ids.map((_, i) => [i % 2 ? 'north' : 'sü d', 'site "q"', i, 1000 + i]));
+    expect(rows.map((r) => r.kwh)).toEqual(floats);
+    expect(rows.map((r) => r.voltage)).toEqual(floats.map((f) => -f));
+    expect(rows.map((r) => r.power_w)).toEqual([...floats].reverse());
   }, 60_000);
 
   it('a poison reading (a constraint in PostgreSQL, a 400 from the collector) is found by bisection and dropped alone', async () => {

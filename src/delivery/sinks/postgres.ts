@@ -111,8 +111,10 @@ export class PostgresSink implements DeliverySink {
       }
     }
     const client = await this.connect();
-    if (m.id.length > 0) await this.query(client, this.meterSql, [m.id, m.t, this.site, m.r, m.k, m.v, m.c, m.pf, m.p, m.a]);
-    if (d.id.length > 0) await this.query(client, this.deviceSql, [d.id, d.pt, d.t, this.site, d.z, d.v, d.a]);
+    if (m.id.length > 0) {
+      await this.query(client, this.meterSql, [textArray(m.id), numArray(m.t), this.site, textArray(m.r), numArray(m.k), numArray(m.v), numArray(m.c), numArray(m.pf), numArray(m.p), numArray(m.a)]);
+    }
+    if (d.id.length > 0) await this.query(client, this.deviceSql, [textArray(d.id), textArray(d.pt), numArray(d.t), this.site, textArray(d.z), numArray(d.v), numArray(d.a)]);
   }
 
   private async query(client: pg.Client, sql: string, values: unknown[]): Promise<void> {
@@ -145,6 +147,31 @@ export class PostgresSink implements DeliverySink {
     this.client = undefined;
     await c?.end().catch(() => undefined);
   }
+}
+
+// Array parameters as PostgreSQL array literals, built here: pg's own serialisation prepares each
+// element on its own (about 2.5x the time, bench:delivery's drain). Numbers print as PostgreSQL's
+// float8/bigint input reads them (NaN, Infinity, 1e+21 included).
+function numArray(xs: readonly number[]): string {
+  let out = '{';
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i] as number;
+    if (i > 0) out += ',';
+    out += x === 0 && 1 / x < 0 ? '-0' : String(x); // String(-0) is "0"
+  }
+  return `${out}}`;
+}
+
+const NEEDS_QUOTES = /[",\\{}\s]/;
+/** A text[] literal: an element is quoted when empty, NULL-like or holding a delimiter, quote, backslash or space. */
+function textArray(xs: readonly string[]): string {
+  let out = '{';
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i] as string;
+    if (i > 0) out += ',';
+    out += x === '' || NEEDS_QUOTES.test(x) || (x.length === 4 && x.toUpperCase() === 'NULL') ? `"${x.replace(/["\\]/g, '\\$&')}"` : x;
+  }
+  return `${out}}`;
 }
 
 function redact(url: string): string {

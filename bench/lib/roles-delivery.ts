@@ -84,26 +84,39 @@ export async function runIngest(p: IngestParams): Promise<Msg> {
   return { type: 'result', readings: sink.count, seconds, readings_per_s: sink.count / seconds, rss_mb: peak / 2 ** 20, spool_bytes: spool?.bytes ?? 0, spool_readings: spool?.readings ?? 0 };
 }
 
-/** Writes synthetic valid readings into the spool until it holds `target` readings. */
+/**
+ * Writes synthetic valid readings into the spool until it holds `target` readings: 500-reading
+ * batches with as many in flight as the meter ingest keeps (DeliveryService.concurrentWrites), each
+ * a durable commit. Its rate is the spool's own commit rate, without MQTT and JSON in front.
+ */
 export async function runFill(p: { site: SiteConfig; target: number }): Promise<Msg> {
   const t = telemetry();
   const service = delivery(p.site, t.meter);
   await service.start();
   const now = Date.now();
-  let held = service.status()?.spool.readings ?? 0;
+  const start = service.status()?.spool.readings ?? 0;
   let i = 0;
-  while (held < p.target) {
-    const batch: ValidReading[] = [];
+  const batch = (): ValidReading[] => {
+    const out: ValidReading[] = [];
     for (let k = 0; k < 500; k++, i++) {
-      batch.push({ meter_id: `fill-${String(i % 10_000).padStart(6, '0')}`, region: 'north', timestamp_ms: now - 3_600_000 + Math.floor(i / 10_000), kwh: 1000 + i / 1000, voltage: 230 + (i % 7), current: 4 + (i % 5) / 10, power_factor: 0.95, power_w: 900 + (i % 50), arrived_at: performance.now() });
+      out.push({ meter_id: `fill-${String(i % 10_000).padStart(6, '0')}`, region: 'north', timestamp_ms: now - 3_600_000 + Math.floor(i / 10_000), kwh: 1000 + i / 1000, voltage: 230 + (i % 7), current: 4 + (i % 5) / 10, power_factor: 0.95, power_w: 900 + (i % 50), arrived_at: performance.now() });
     }
-    await service.write(batch);
-    held = service.status()?.spool.readings ?? held;
+    return out;
+  };
+  const t0 = performance.now();
+  const inFlight = new Set<Promise<void>>();
+  while (start + i < p.target) {
+    const w = service.write(batch());
+    inFlight.add(w);
+    void w.finally(() => inFlight.delete(w));
+    if (inFlight.size >= service.concurrentWrites) await Promise.race(inFlight);
   }
+  await Promise.all(inFlight);
+  const seconds = (performance.now() - t0) / 1000;
   const st = service.status()?.spool;
   await service.stop();
   await t.meter.shutdown();
-  return { type: 'result', readings: st?.readings ?? 0, bytes: st?.bytes ?? 0 };
+  return { type: 'result', readings: st?.readings ?? 0, bytes: st?.bytes ?? 0, appended: i, readings_per_s: i / seconds };
 }
 
 /** One sink drains the spool's backlog; readings/s from its first confirm to an empty backlog. */

@@ -49,9 +49,9 @@ async function site(dir: string, sinks: string): Promise<SiteConfig> {
   return (await loadSiteFromString(yaml, { file: join(dir, '..', 'bench-site.yaml'), env: {} })).site;
 }
 
-async function run(c: Child, params: unknown, timeoutMs: number): Promise<Msg> {
+async function run(c: Child, params: unknown, timeoutMs: number, answer = 'result'): Promise<Msg> {
   c.send({ type: 'run', params });
-  return Promise.race([c.next('result', timeoutMs), c.next('error', timeoutMs).then((e) => { throw new Error(String(e['message'])); })]);
+  return Promise.race([c.next(answer, timeoutMs), c.next('error', timeoutMs).then((e) => { throw new Error(String(e['message'])); })]);
 }
 
 function generate(messages: number, prefix: string, seed: number): Array<{ topic: string; payload: string }> {
@@ -158,7 +158,7 @@ async function main(): Promise<void> {
     const expected = new Set<string>();
     for (const m of drill) for (const r of JSON.parse(m.payload) as Array<{ meter_id: string; timestamp: number }>) expected.add(`${r.meter_id}@${r.timestamp}`);
     let live = spawnRole('live');
-    await run(live, { url: broker.url, topic: drillTopic, clientId: 'bench-gw-drill', site: drillSite }, 60_000).catch(() => undefined);
+    await run(live, { url: broker.url, topic: drillTopic, clientId: 'bench-gw-drill', site: drillSite }, 60_000, 'ready');
     const half = Math.floor(drill.length / 2);
     await publishAll(broker.url, drill.slice(0, half));
     await sleep(300);
@@ -167,7 +167,7 @@ async function main(): Promise<void> {
     log('(c) gateway killed (SIGKILL) mid-stream; restarting');
     const rest = publishAll(broker.url, drill.slice(half));
     live = spawnRole('live');
-    await run(live, { url: broker.url, topic: drillTopic, clientId: 'bench-gw-drill', site: drillSite }, 60_000).catch(() => undefined);
+    await run(live, { url: broker.url, topic: drillTopic, clientId: 'bench-gw-drill', site: drillSite }, 60_000, 'ready');
     await rest;
     const deadline = Date.now() + 300_000;
     let rows = { n: 0, d: 0 };

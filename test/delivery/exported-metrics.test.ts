@@ -169,10 +169,10 @@ describe('ems.meter.ingestion_latency_ms with a spool is arrival to the durable 
         putEntry: async (k: number, v: Uint8Array) => { await new Promise((r) => setTimeout(r, 300)); return inner.putEntry(k, v); },
       });
     };
-    const service = new DeliveryService({ config: site.delivery!, site, env: {}, meter: t.meter, clock: systemClock, logger: silentLogger(), store: slowStore });
+    const service = new DeliveryService({ config: site.delivery!, site, env: {}, meter: t.meter, producer: t.producer, clock: systemClock, logger: silentLogger(), store: slowStore });
     await service.start();
     const cfg = mqttConfig(broker.url, {}, { topics: ['meters/#'], batch_max_wait_ms: 10 });
-    const ingest = new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: t.meter, tracer: t.tracer, sink: service });
+    const ingest = new MeterIngest({ mqtt: cfg, clock: systemClock, logger: silentLogger(), meter: t.meter, producer: t.producer, tracer: t.tracer, sink: service });
     try {
       await ingest.start();
       await publish(broker.url, fleetMessages(20, 9));

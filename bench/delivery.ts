@@ -118,7 +118,7 @@ async function main(): Promise<void> {
     c = spawnRole('ingest');
     const spooled = await run(c, { url: broker.url, topic, clientId: 'bench-gw-spool', readings, site: spoolSite }, 300_000);
     await c.stop();
-    log(`(a) with the spool:    ${Math.round(spooled['readings_per_s'] as number)} readings/s (durable commits), ${spooled['spool_readings']} readings in ${spooled['spool_bytes']} bytes`);
+    log(`(a) with the spool:    ${Math.round(spooled['readings_per_s'] as number)} readings/s (durable commits), ${spooled['spool_readings']} readings in ${spooled['spool_bytes']} bytes, ${spooled['hand_offs']} hand-offs (${Math.round(readings / (spooled['hand_offs'] as number))} readings each, ${(spooled['in_flight_avg'] as number).toFixed(1)} in flight, ${(spooled['write_ms_avg'] as number).toFixed(1)} ms each to the durable commit)`);
 
     // (b) a backlog of BACKLOG readings, drained by each sink alone from a copy.
     c = spawnRole('fill');
@@ -126,7 +126,7 @@ async function main(): Promise<void> {
     await c.stop();
     const backlog = fill['readings'] as number;
     const bytesPerReading = (fill['bytes'] as number) / backlog;
-    log(`(b) backlog: ${backlog} readings, ${(fill['bytes'] as number / 2 ** 20).toFixed(1)} MiB, ${bytesPerReading.toFixed(1)} bytes per reading; appended straight to the spool at ${Math.round(fill['readings_per_s'] as number)} readings/s (500 per batch, 4 in flight, durable)`);
+    log(`(b) backlog: ${backlog} readings, ${(fill['bytes'] as number / 2 ** 20).toFixed(1)} MiB, ${bytesPerReading.toFixed(1)} bytes per reading; appended straight to the spool at ${Math.round(fill['readings_per_s'] as number)} readings/s (500 per batch, as many in flight as the ingest keeps, durable)`);
     // The sinks' production defaults (max_rate 100,000/s included), as a site file would have them.
     const sinks: Record<string, string> = {
       postgres: `    postgres: { url: "${pgPeer.url}", batch_max_size: 5000 }`,

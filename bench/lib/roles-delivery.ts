@@ -40,11 +40,23 @@ export function mqttConfig(url: string, topic: string, clientId: string): MqttCo
 
 class CountingSink implements ReadingSink {
   count = 0;
+  writes = 0;
+  writeMs = 0;
+  inFlight = 0;
+  inFlightSum = 0;
   onCount: (() => void) | undefined;
   readonly concurrentWrites: number | undefined;
   constructor(private readonly inner: ReadingSink) { this.concurrentWrites = inner.concurrentWrites; }
   async write(batch: readonly ValidReading[], dropped?: Parameters<ReadingSink['write']>[1]): Promise<void> {
-    await this.inner.write(batch, dropped);
+    this.writes++;
+    this.inFlightSum += ++this.inFlight;
+    const t0 = performance.now();
+    try {
+      await this.inner.write(batch, dropped);
+    } finally {
+      this.inFlight--;
+      this.writeMs += performance.now() - t0;
+    }
     this.count += batch.length;
     this.onCount?.();
   }
@@ -81,7 +93,7 @@ export async function runIngest(p: IngestParams): Promise<Msg> {
   await service?.stop();
   await t.meter.shutdown();
   await t.tracer.shutdown();
-  return { type: 'result', readings: sink.count, seconds, readings_per_s: sink.count / seconds, rss_mb: peak / 2 ** 20, spool_bytes: spool?.bytes ?? 0, spool_readings: spool?.readings ?? 0 };
+  return { type: 'result', readings: sink.count, seconds, readings_per_s: sink.count / seconds, rss_mb: peak / 2 ** 20, spool_bytes: spool?.bytes ?? 0, spool_readings: spool?.readings ?? 0, hand_offs: sink.writes, write_ms_avg: sink.writeMs / Math.max(1, sink.writes), in_flight_avg: sink.inFlightSum / Math.max(1, sink.writes) };
 }
 
 /**

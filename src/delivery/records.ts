@@ -64,7 +64,7 @@ const CRC_TABLES = ((): Int32Array => {
 })();
 
 /** CRC-32 of buf[start, end), equal to zlib's crc32 of the same bytes. */
-export function crc32(buf: Uint8Array, start = 0, end = buf.length): number {
+function crc32(buf: Uint8Array, start = 0, end = buf.length): number {
   const t = CRC_TABLES;
   let c = -1;
   let i = start;

@@ -66,7 +66,6 @@ export const KNOWN_UNUSED: readonly string[] = [
   'src/delivery/records.ts DecodedEntry',
   'src/delivery/records.ts ENTRY_FORMAT',
   'src/delivery/sinks/http-post.ts HttpResponse',
-  'src/delivery/sinks/influx.ts lineFor',
   'src/delivery/sinks/otlp-logs.ts otlpLogsTarget',
   'src/delivery/sinks/postgres.ts createTableSql',
   'src/delivery/sinks/sink.ts SINK_TYPES',

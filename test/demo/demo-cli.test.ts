@@ -90,10 +90,9 @@ describe('ems-gateway demo (built CLI, child process)', () => {
       demo = startCli(['demo', '--free-ports', '--duration', '6', '--log-file', log], { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: '', OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: '', LOG_LEVEL: 'info' });
       expect(await demo.exited()).toBe(0);
       expect(demo.stdout()).toContain('OTLP export off (set OTEL_EXPORTER_OTLP_ENDPOINT to export)');
-      // Still a spool (readings are committed before they are acknowledged), with no sink to drain it.
-      const spooled = [...demo.stdout().matchAll(/spool +([\d,]+) readings, [\d.]+ MiB +no sinks \(set OTEL_EXPORTER_OTLP_ENDPOINT for otlp_logs\)/g)];
-      expect(spooled.length).toBeGreaterThan(0);
-      expect(Number(spooled[spooled.length - 1]?.[1]?.replaceAll(',', ''))).toBeGreaterThan(0);
+      // Still a spool (readings are committed before they are acknowledged), with no sink: an entry
+      // no sink takes is deleted once committed, so what it holds stays near 0.
+      expect(demo.stdout()).toMatch(/spool +[\d,]+ readings, [\d.]+ MiB +no sinks \(set OTEL_EXPORTER_OTLP_ENDPOINT for otlp_logs\)/);
       expect(demo.stdout()).toContain('ems-gateway demo: stopped cleanly');
       expect(demo.stdout()).toContain(`logs ${log}   DR key`);
       expect(readFileSync(log, 'utf8')).toContain('"msg":"gateway running"');

@@ -27,9 +27,9 @@ function field(key: string, v: number, fields: string): string {
 }
 
 /** The escaped parts of a line that do not change per record (one per sink). */
-export interface LineConstants { meterPrefix: string; devicePrefix: string; siteTag: string }
+interface LineConstants { meterPrefix: string; devicePrefix: string; siteTag: string }
 
-export function lineConstants(site: string, cfg: Pick<InfluxSinkConfig, 'measurement' | 'device_measurement'>): LineConstants {
+function lineConstants(site: string, cfg: Pick<InfluxSinkConfig, 'measurement' | 'device_measurement'>): LineConstants {
   return { meterPrefix: `${measurementName(cfg.measurement)},meter_id=`, devicePrefix: `${measurementName(cfg.device_measurement)},device_id=`, siteTag: tag(site) };
 }
 

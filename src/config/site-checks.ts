@@ -106,7 +106,7 @@ function checkFrequencySource(
 /** Said by validate (a warning at mqtt.protocol_version) and logged by the DR service at start-up (docs/demand-response.md). */
 export const DR_OVER_MQTT311_WARNING = 'demand response over MQTT 3.1.1: a command published retained while the gateway is connected arrives without its retain flag and cannot be refused as retained (MQTT v5 can: set protocol_version: 5, or have the broker refuse retain on the command topic)';
 
-function checkDrProtocol(mqtt: SiteConfig['mqtt'], ctx: FileCtx): void {
+function checkDrProtocol(mqtt: { protocol_version: 4 | 5; demand_response?: unknown } | undefined, ctx: FileCtx): void {
   if (mqtt?.demand_response && mqtt.protocol_version === 4) ctx.warnAt(mqtt, 'protocol_version', DR_OVER_MQTT311_WARNING);
 }
 

@@ -161,6 +161,34 @@ export function wordsToRaw(type: NumericType, words: ArrayLike<number>, offset: 
   return type === 'int64' ? SCRATCH.getBigInt64(0) : type === 'uint64' ? SCRATCH.getBigUint64(0) : SCRATCH.getFloat64(0);
 }
 
+/** Reads one raw numeric value at `offset`; the caller has checked the bounds. */
+export type RawReader = (words: ArrayLike<number>, offset: number) => number | bigint;
+
+/**
+ * wordsToRaw with type and order resolved once: what a compiled point decoder (codec.ts
+ * pointDecoder) calls per value. Same results as wordsToRaw(type, words, offset, order).
+ */
+export function rawReader(type: NumericType, order: WordOrder): RawReader {
+  const bswap = swapsBytes(order);
+  const wswap = swapsWords(order);
+  switch (type) {
+    case 'uint16':
+      return bswap ? (w, o) => swap16(w[o] ?? 0) : (w, o) => (w[o] ?? 0) & 0xffff;
+    case 'int16':
+      return bswap ? (w, o) => (swap16(w[o] ?? 0) << 16) >> 16 : (w, o) => ((w[o] ?? 0) << 16) >> 16;
+    case 'uint32': case 'int32': {
+      const h = wswap ? 1 : 0;
+      const l = wswap ? 0 : 1;
+      const word = bswap ? (w: ArrayLike<number>, i: number): number => swap16(w[i] ?? 0) : (w: ArrayLike<number>, i: number): number => (w[i] ?? 0) & 0xffff;
+      return type === 'uint32'
+        ? (w, o) => word(w, o + h) * 0x10000 + word(w, o + l)
+        : (w, o) => ((word(w, o + h) << 16) | word(w, o + l)) | 0;
+    }
+    default:
+      return (w, o) => wordsToRaw(type, w, o, order);
+  }
+}
+
 /** String registers: two ASCII bytes each, high byte first unless the order swaps bytes. */
 export function stringToWords(text: string, length: number, order: WordOrder): Uint16Array {
   const bytes = new Uint8Array(length * 2); // NUL padded

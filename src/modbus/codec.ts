@@ -10,7 +10,7 @@
 import type { DeviceProfile, PointDef, PointType, WordOrder } from '../config/profile-types.js';
 import { pointWidth } from '../config/profile-types.js';
 import {
-  WORD_ORDERS, isNumericType, rawFits, rawToWords, stringToWords, wordsToRaw, wordsToString,
+  WORD_ORDERS, isNumericType, rawFits, rawReader, rawToWords, stringToWords, wordsToRaw, wordsToString,
   type NumericType,
 } from './codec-words.js';
 
@@ -86,11 +86,12 @@ function decimalInverse(scale: number): number | undefined {
   const inv = 1 / scale;
   return Math.abs(scale) < 1 && Number.isInteger(inv) ? inv : undefined;
 }
-function applyScale(x: number, scale: number, offset: number): number {
+/** value = raw * scale + offset, as a function with its branches taken once (decoders are compiled). */
+function scaler(scale: number, offset: number): (x: number) => number {
   const inv = decimalInverse(scale);
-  if (inv === undefined) return x * scale + offset;
+  if (inv === undefined) return (x) => x * scale + offset;
   const steps = offset * inv;
-  return Number.isInteger(steps) ? (x + steps) / inv : x / inv + offset;
+  return Number.isInteger(steps) ? (x) => (x + steps) / inv : (x) => x / inv + offset;
 }
 function unapplyScale(x: number, scale: number, offset: number): number {
   const inv = decimalInverse(scale);
@@ -100,11 +101,16 @@ function applyPow10(x: number, sf: number): number {
   if (sf === 0) return x;
   return sf < 0 ? x / 10 ** -sf : x * 10 ** sf;
 }
-/** Scale, offset and a scale factor: a decimal scale and a negative sf divide once (997 / 1000 = 0.997, not 997 / 100 / 10). */
-function applyScaleAndPow10(x: number, scale: number, offset: number, sf: number): number {
+/**
+ * Scale, offset and a scale factor, compiled: a decimal scale and a negative sf divide once
+ * (997 / 1000 = 0.997, not 997 / 100 / 10).
+ */
+function pow10Scaler(scale: number, offset: number): (x: number, sf: number) => number {
+  const plain = scaler(scale, offset);
   const inv = decimalInverse(scale);
-  if (inv !== undefined && sf < 0 && Number.isInteger(offset * inv)) return (x + offset * inv) / (inv * 10 ** -sf);
-  return applyPow10(applyScale(x, scale, offset), sf);
+  if (inv === undefined || !Number.isInteger(offset * inv)) return (x, sf) => applyPow10(plain(x), sf);
+  const steps = offset * inv;
+  return (x, sf) => (sf < 0 ? (x + steps) / (inv * 10 ** -sf) : applyPow10(plain(x), sf));
 }
 
 function validScaleFactor(sf: number | undefined): 'ok' | 'missing' | 'bad' {
@@ -113,10 +119,110 @@ function validScaleFactor(sf: number | undefined): 'ok' | 'missing' | 'bad' {
 }
 
 /**
+ * A point's decoder: (registers or bits of one read, index of the point's first register, the
+ * decoded value of its scale_factor register) -> its value. Never throws: a short read is
+ * `malformed`.
+ */
+export type PointDecoder = (words: Uint16Array | Uint8Array, offset: number, scaleFactor?: number) => DecodedValue;
+
+// Failures carry no data: one shared (frozen) result each, nothing allocated per failed decode.
+const MALFORMED: DecodedValue = Object.freeze({ ok: false, reason: 'malformed' });
+const NOT_IMPLEMENTED: DecodedValue = Object.freeze({ ok: false, reason: 'not_implemented' });
+const SF_MISSING: DecodedValue = Object.freeze({ ok: false, reason: 'scale_factor_not_implemented' });
+
+/**
+ * Compile a point's decoder: width, word order, type, sentinels, scale and offset are resolved
+ * here, once, so a poller that compiles one per point at plan time pays none of it per value.
+ * decodePoint is this decoder made and called once: the two cannot disagree.
+ */
+export function pointDecoder(profile: Pick<DeviceProfile, 'default_order'>, point: PointDef): PointDecoder {
+  const width = pointWidth(point);
+  const order = pointOrder(profile, point);
+  const short = (words: Uint16Array | Uint8Array, offset: number): boolean =>
+    !Number.isInteger(offset) || offset < 0 || offset + width > words.length;
+
+  if (point.table === 'coil' || point.table === 'discrete') {
+    return (words, offset) => {
+      if (short(words, offset)) return MALFORMED;
+      const bit = (words[offset] ?? 0) !== 0;
+      return { ok: true, value: bit, raw: bit };
+    };
+  }
+  switch (point.type) {
+    case 'bool': {
+      const read = rawReader('uint16', order);
+      return (words, offset) => {
+        if (short(words, offset)) return MALFORMED;
+        const raw = read(words, offset) as number;
+        return { ok: true, value: raw !== 0, raw };
+      };
+    }
+    case 'bit': {
+      const read = rawReader('uint16', order);
+      const bit = point.bit ?? 0;
+      return (words, offset) => {
+        if (short(words, offset)) return MALFORMED;
+        const raw = read(words, offset) as number;
+        return { ok: true, value: ((raw >>> bit) & 1) === 1, raw };
+      };
+    }
+    case 'string': {
+      // SunSpec: an unimplemented string is all NUL.
+      const nulIsMissing = (point.sentinel ?? 'default') === 'default';
+      return (words, offset) => {
+        if (short(words, offset)) return MALFORMED;
+        const text = wordsToString(words, offset, width, order);
+        if (text === '' && nulIsMissing) return NOT_IMPLEMENTED;
+        return { ok: true, value: text, raw: text };
+      };
+    }
+    default:
+      return numericDecoder(point, point.type, order, short);
+  }
+}
+
+function numericDecoder(
+  point: PointDef, type: NumericType, order: WordOrder, short: (words: Uint16Array | Uint8Array, offset: number) => boolean,
+): PointDecoder {
+  const read = rawReader(type, order);
+  const sentinel = sentinelTest(point.sentinel, type);
+  const hasSf = point.scale_factor !== undefined;
+  const scaled = scaler(point.scale ?? 1, point.offset ?? 0);
+  const scaledPow10 = pow10Scaler(point.scale ?? 1, point.offset ?? 0);
+  return (words, offset, sf) => {
+    if (short(words, offset)) return MALFORMED;
+    const raw = read(words, offset);
+    if (sentinel(raw)) return NOT_IMPLEMENTED;
+    const n = typeof raw === 'number' ? raw : Number(raw);
+    // NaN is "no number" whatever the sentinel spec says; an infinity is not a reading either.
+    if (Number.isNaN(n)) return NOT_IMPLEMENTED;
+    if (!Number.isFinite(n)) return MALFORMED;
+    if (!hasSf) return { ok: true, value: scaled(n), raw };
+    const check = validScaleFactor(sf);
+    if (check === 'missing') return SF_MISSING;
+    if (check === 'bad') return MALFORMED;
+    return { ok: true, value: scaledPow10(n, sf as number), raw };
+  };
+}
+
+/** sentinelHit with the spec resolved once. */
+function sentinelTest(sentinel: PointDef['sentinel'], type: NumericType): (raw: number | bigint) => boolean {
+  const spec = sentinel ?? 'default';
+  if (spec === 'none') return () => false;
+  if (spec === 'default') {
+    if (type === 'float32' || type === 'float64') return (raw) => Number.isNaN(raw);
+    const s = DEFAULT_SENTINELS[type];
+    return (raw) => raw === s;
+  }
+  return (raw) => sentinelHit(spec, type, raw);
+}
+
+/**
  * Decode one point from the registers (or bits, for coil/discrete) of one read.
  * `offset` is the index of the point's first register within `words`; `scaleFactor` is the
  * decoded value of the point's scale_factor register (ignored when the point has none).
- * Never throws: a short read is `malformed`.
+ * Never throws: a short read is `malformed`. For repeated decodes of a point, compile its
+ * decoder once (pointDecoder).
  */
 export function decodePoint(
   profile: Pick<DeviceProfile, 'default_order'>,
@@ -125,49 +231,7 @@ export function decodePoint(
   offset: number,
   scaleFactor?: number,
 ): DecodedValue {
-  const width = pointWidth(point);
-  if (!Number.isInteger(offset) || offset < 0 || offset + width > words.length) return { ok: false, reason: 'malformed' };
-  const order = pointOrder(profile, point);
-
-  if (point.table === 'coil' || point.table === 'discrete') {
-    const bit = (words[offset] ?? 0) !== 0;
-    return { ok: true, value: bit, raw: bit };
-  }
-  switch (point.type) {
-    case 'bool': {
-      const raw = wordsToRaw('uint16', words, offset, order) as number;
-      return { ok: true, value: raw !== 0, raw };
-    }
-    case 'bit': {
-      const raw = wordsToRaw('uint16', words, offset, order) as number;
-      const bit = point.bit ?? 0;
-      return { ok: true, value: ((raw >>> bit) & 1) === 1, raw };
-    }
-    case 'string': {
-      const text = wordsToString(words, offset, width, order);
-      // SunSpec: an unimplemented string is all NUL.
-      if (text === '' && (point.sentinel ?? 'default') === 'default') return { ok: false, reason: 'not_implemented' };
-      return { ok: true, value: text, raw: text };
-    }
-    default:
-      return decodeNumeric(point, point.type, words, offset, order, scaleFactor);
-  }
-}
-
-function decodeNumeric(
-  point: PointDef, type: NumericType, words: Uint16Array | Uint8Array, offset: number, order: WordOrder, sf: number | undefined,
-): DecodedValue {
-  const raw = wordsToRaw(type, words, offset, order);
-  if (sentinelHit(point.sentinel, type, raw)) return { ok: false, reason: 'not_implemented' };
-  const n = typeof raw === 'number' ? raw : Number(raw);
-  // NaN is "no number" whatever the sentinel spec says; an infinity is not a reading either.
-  if (Number.isNaN(n)) return { ok: false, reason: 'not_implemented' };
-  if (!Number.isFinite(n)) return { ok: false, reason: 'malformed' };
-  if (point.scale_factor === undefined) return { ok: true, value: applyScale(n, point.scale ?? 1, point.offset ?? 0), raw };
-  const check = validScaleFactor(sf);
-  if (check === 'missing') return { ok: false, reason: 'scale_factor_not_implemented' };
-  if (check === 'bad') return { ok: false, reason: 'malformed' };
-  return { ok: true, value: applyScaleAndPow10(n, point.scale ?? 1, point.offset ?? 0, sf as number), raw };
+  return pointDecoder(profile, point)(words, offset, scaleFactor);
 }
 
 /** A decoded value as a number (booleans as 0/1); undefined for sentinels, malformed reads, strings and infinities. */

@@ -36,11 +36,47 @@ import { UnitBackoff, type UnitHealth } from './unit-backoff.js';
 
 export type { EndpointDeps, EndpointObserver, EndpointOptions, EndpointStats, EndpointTuning, RequestEvent, UnitSettings } from './endpoint-types.js';
 
+/**
+ * A read compiled once by the endpoint that will send it (prepareRead): its arguments checked, its
+ * PDU and wire frame built (the RTU frame with its CRC, the MBAP frame with a transaction id
+ * stamped at each send). A poller prepares its planned reads when it compiles its plan, so a poll
+ * allocates no request, PDU or frame. Immutable; anywhere else it is a plain ReadRequest.
+ */
+class PreparedRead implements ReadRequest {
+  readonly unitId: number;
+  readonly table: RegisterTable;
+  readonly address: number;
+  readonly count: number;
+  /** Why the read cannot be sent (checkRead, the framing's unit check); rejected at every read. */
+  readonly invalid: string | undefined;
+  readonly pdu: RequestPdu | undefined;
+  /** The frame; `busy` while a request uses it (queued, or sent and not yet answered). */
+  readonly wire: PreparedWire;
+
+  constructor(readonly owner: ModbusEndpoint, req: ReadRequest, framing: Framing) {
+    this.unitId = req.unitId;
+    this.table = req.table;
+    this.address = req.address;
+    this.count = req.count;
+    this.invalid = checkRead(req) ?? framing.checkUnit(req.unitId);
+    this.pdu = this.invalid === undefined ? encodeRead(req) : undefined;
+    this.wire = { frame: this.pdu === undefined ? Buffer.alloc(0) : framing.frame(this.pdu), busy: false };
+    Object.freeze(this);
+  }
+}
+
+interface PreparedWire {
+  frame: Buffer;
+  busy: boolean;
+}
+
 /** A request in the queue or on the wire; it is also what its answer must match (Expect, filled at send). */
 interface Pending extends Expect {
   req: RequestPdu;
   /** The wire frame (built once; per-send fields stamped at send). */
   frame: Buffer;
+  /** The prepared read whose frame this request borrowed (released at finish), if any. */
+  wire: PreparedWire | undefined;
   write: boolean;
   table: RegisterTable;
   deviceId: string | undefined;
@@ -117,7 +153,16 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     return () => this.listeners.delete(listener);
   }
 
+  /** Compile a read that will be repeated (a poller's planned read): pass the result to read(). */
+  prepareRead(req: ReadRequest): ReadRequest {
+    return new PreparedRead(this, req, this.framing);
+  }
+
   read(req: ReadRequest, opts: RequestOptions = {}): Promise<ReadResult> {
+    if (req instanceof PreparedRead && req.owner === this) {
+      if (req.pdu === undefined) return Promise.reject(this.error('invalid_request', `read ${req.invalid ?? ''}`, req.unitId, opts.deviceId));
+      return this.enqueue(req.pdu, false, req.table, opts, req.wire) as Promise<ReadResult>;
+    }
     const bad = checkRead(req) ?? this.framing.checkUnit(req.unitId);
     if (bad !== undefined) return Promise.reject(this.error('invalid_request', `read ${bad}`, req.unitId, opts.deviceId));
     return this.enqueue(encodeRead(req), false, req.table, opts) as Promise<ReadResult>;
@@ -142,12 +187,17 @@ export class ModbusEndpoint implements ModbusEndpointClient {
 
   // ---------------------------------------------------------------- queue
 
-  private enqueue(req: RequestPdu, write: boolean, table: RegisterTable, opts: RequestOptions): Promise<ReadResult | undefined> {
+  private enqueue(req: RequestPdu, write: boolean, table: RegisterTable, opts: RequestOptions, wire?: PreparedWire): Promise<ReadResult | undefined> {
     return new Promise((resolve, reject) => {
       const high = opts.priority === 'high';
       const timeoutMs = opts.timeoutMs ?? this.unitSettings.get(req.unitId)?.timeoutMs ?? this.opts.defaultTimeoutMs ?? 1000;
+      // A prepared frame is stamped in place at send, so two requests never share one: the same
+      // prepared read queued twice at once (rare: a one-shot cycle beside the poll loop) gets a copy.
+      const borrow = wire !== undefined && !wire.busy;
+      if (borrow) wire.busy = true;
+      const frame = borrow ? wire.frame : wire !== undefined ? Buffer.from(wire.frame) : this.framing.frame(req);
       const p: Pending = {
-        req, frame: this.framing.frame(req), write, table, deviceId: opts.deviceId, high, timeoutMs,
+        req, frame, wire: borrow ? wire : undefined, write, table, deviceId: opts.deviceId, high, timeoutMs,
         tid: 0, from: 0, sentAt: 0, timer: undefined, resolve, reject,
       };
       const state = this.link.state;
@@ -299,6 +349,13 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   private finish(p: Pending, value: ReadResult | undefined, err: ModbusError | undefined, bytesIn: number): void {
     if (p.timer !== undefined) this.deps.clock.clearTimeout(p.timer);
     this.closeWindow(p);
+    if (p.wire !== undefined) {
+      // Unanswered (timeout, connection lost), the frame may still sit in the socket's write queue:
+      // the prepared read takes a copy, so the next stamp cannot change bytes not yet sent.
+      if (bytesIn === 0) p.wire.frame = Buffer.from(p.frame);
+      p.wire.busy = false;
+      p.wire = undefined;
+    }
     const now = this.deps.clock.monotonic();
     const unit = p.req.unitId;
     if (err === undefined || err.code.startsWith('exception_')) {
@@ -321,6 +378,10 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   }
 
   private refuse(p: Pending, code: ModbusErrorType, detail: string): void {
+    if (p.wire !== undefined) {
+      p.wire.busy = false; // never sent
+      p.wire = undefined;
+    }
     this.deps.observer?.requestDone({
       endpoint: this.key, deviceId: p.deviceId, unitId: p.req.unitId, table: p.table, write: p.write, sent: false,
       durationMs: 0, bytesOut: 0, bytesIn: 0, error: code,

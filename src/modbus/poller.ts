@@ -11,7 +11,7 @@ import type { DeviceConfig } from '../config/site-types.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { rateLimitedLogger, type RateLimitedLogger } from '../runtime/rate-limit.js';
-import { decodePoint, pointOrder, type DecodedValue } from './codec.js';
+import { pointDecoder, pointOrder, type DecodedValue, type PointDecoder } from './codec.js';
 import { IdentityCheck, IdentityGate, type IdentityValues } from './identity-check.js';
 import { emptyReads, readBlocks, readPoints, type LastRead, type PointReadout, type ReadBlockReadout } from './live-values.js';
 import { checksPlausibility, implausibleWhy, isMultiRegister, orderHint, ordersInRange, outOfRange } from './plausibility.js';
@@ -20,7 +20,7 @@ import type { DeviceSnapshot } from './snapshot.js';
 import { logChainEnd } from './sunspec-discovery.js';
 import { absentModels, describeChain, type DeviceLayout } from './sunspec-layout.js';
 import { sunspecModelName } from '../config/sunspec-models.js';
-import { ModbusError, type ModbusEndpointClient, type ModbusErrorType } from './types.js';
+import { ModbusError, type ModbusEndpointClient, type ModbusErrorType, type ReadRequest, type RequestOptions } from './types.js';
 
 export interface PollObserver {
   cycleDone(deviceId: string, durationMs: number, overrun: boolean): void;
@@ -74,6 +74,12 @@ interface CompiledItem {
   offset: number;
   width: number;
   isSf: boolean;
+  /** The point's decoder, compiled with the plan (width, word order, type, sentinels, scaling resolved). */
+  decode: PointDecoder;
+  /** The item of this point's scale factor in the same read, if the point has one there. */
+  sfItem: CompiledItem | undefined;
+  /** Scale factors only: the value decoded from this read's words (undefined: none or not a number). */
+  sfNow: number | undefined;
   /**
    * The words (w0..w3, -1: none yet) and scale factor of the last decode, and its result as plain
    * fields (see store()): no array and no result object is kept per point, so a changing value
@@ -92,18 +98,33 @@ interface CompiledItem {
 
 interface CompiledRead {
   read: PlannedRead;
+  /** The request as the endpoint sends it, compiled once (its frame, when the endpoint prepares reads). */
+  request: ReadRequest;
+  options: RequestOptions;
   items: CompiledItem[];
+  /** The scale-factor items (the first of `items`). */
+  sfCount: number;
 }
 
-// A planned read with each point's offset, scale factors first (decoded before their values).
-function compile(profile: DeviceProfile, read: PlannedRead): CompiledRead {
+// A planned read compiled for one device: the request frame prepared by the endpoint, each point's
+// offset and decoder, its scale factor resolved to an item of the same read, scale factors first
+// (decoded before their values). A recompiled plan recompiles all of it.
+function compile(device: DeviceConfig, profile: DeviceProfile, endpoint: ModbusEndpointClient, read: PlannedRead): CompiledRead {
   const sfIds = new Set(read.points.map((p) => p.scale_factor).filter((x): x is string => x !== undefined));
   const items = read.points.map((point): CompiledItem => ({
     point, offset: point.address - profile.address_base - read.address, width: pointWidth(point), isSf: sfIds.has(point.id),
+    decode: pointDecoder(profile, point), sfItem: undefined, sfNow: undefined,
     cached: false, w0: -1, w1: -1, w2: -1, w3: -1, lastSf: undefined, lastOk: false, lastValue: 0, lastReason: '',
   }));
   items.sort((a, b) => Number(b.isSf) - Number(a.isSf));
-  return { read, items };
+  const byId = new Map(items.map((it) => [it.point.id, it]));
+  for (const it of items) {
+    const sf = it.point.scale_factor === undefined ? undefined : byId.get(it.point.scale_factor);
+    it.sfItem = sf?.isSf === true ? sf : undefined;
+  }
+  const req: ReadRequest = { unitId: device.unit_id, table: read.table, address: read.address, count: read.count };
+  const request = endpoint.prepareRead?.(req) ?? req;
+  return { read, request, options: { deviceId: device.id, timeoutMs: profile.quirks.timeout_ms }, items, sfCount: sfIds.size === 0 ? 0 : items.filter((it) => it.isSf).length };
 }
 
 /** Whether the registers of `it` still hold the words of its last decode. */
@@ -138,7 +159,6 @@ export class DevicePoller {
   private lastReads: LastRead[] = [];
   /** Points whose value is withheld as implausible now (logged once per state change). */
   private readonly implausible = new Set<string>();
-  private readonly sfValues = new Map<string, number>();
   private parkedUntil: number[] = [];
   private timer: ClockTimer | undefined;
   private due = 0;
@@ -179,7 +199,7 @@ export class DevicePoller {
     try {
       // A SunSpec profile's points are placed per device once its chain is known (applyLayout).
       const requests = isSunSpecProfile(this.profile) ? [] : (this.deps.plan ?? planReads(this.profile).requests);
-      this.plan = requests.map((r) => compile(this.profile, r));
+      this.plan = requests.map((r) => compile(this.device, this.profile, this.deps.endpoint, r));
       const check = new IdentityCheck(this.profile, this.deps.identityPlan);
       const target = { deviceId: this.device.id, unitId: this.device.unit_id, endpoint: this.deps.endpoint, timeoutMs: this.profile.quirks.timeout_ms };
       this.ident = check.needed ? new IdentityGate(check, target, this.log) : undefined;
@@ -247,7 +267,7 @@ export class DevicePoller {
     const before = this.layout;
     this.layout = layout;
     const requests = planReads(layout.profile).requests;
-    this.plan = requests.map((r) => compile(layout.profile, r));
+    this.plan = requests.map((r) => compile(this.device, layout.profile, this.deps.endpoint, r));
     this.parkedUntil = this.plan.map(() => 0);
     this.lastReads = emptyReads(this.plan.length);
     const kept = new Set(layout.profile.points.map((p) => p.id));
@@ -310,7 +330,8 @@ export class DevicePoller {
     let failedWith: ModbusError | undefined = blocked;
     let abort = blocked !== undefined;
     for (let i = 0; i < this.plan.length; i++) {
-      const r = (this.plan[i] as CompiledRead).read;
+      const c = this.plan[i] as CompiledRead;
+      const r = c.read;
       const last = this.lastReads[i] as LastRead;
       if (abort || (this.parkedUntil[i] ?? 0) > t0) {
         for (const p of r.points) snapshot.delete(this.device.id, p.id);
@@ -323,15 +344,12 @@ export class DevicePoller {
         continue;
       }
       try {
-        const words = await endpoint.read(
-          { unitId: this.device.unit_id, table: r.table, address: r.address, count: r.count },
-          { deviceId: this.device.id, timeoutMs: this.profile.quirks.timeout_ms },
-        );
+        const words = await endpoint.read(c.request, c.options);
         const at = clock.now();
         last.words = words;
         last.atMs = at;
         last.error = undefined;
-        this.store(this.plan[i] as CompiledRead, words, at);
+        this.store(c, words, at);
         good += 1;
       } catch (e) {
         const err = e instanceof ModbusError ? e : new ModbusError('exception_other', String(e), { device: this.device.id });
@@ -367,18 +385,18 @@ export class DevicePoller {
     if (good > 0) this.lastGoodMono = clock.monotonic();
   }
 
-  // decodePoint is a pure function of (point, words, scale factor): when a point's registers and
+  // A point's decoder is a pure function of (words, scale factor): when a point's registers and
   // scale factor are what they were last cycle (status words, counters, setpoints: most of a
   // device), the last result is reused. At 1,000 polls/s that halves the decoding CPU
   // (bench:modbus) without a second decoder to keep in step with the codec.
   private store(c: CompiledRead, words: Uint16Array | Uint8Array, at: number): void {
-    const sf = this.sfValues;
-    sf.clear();
-    for (const it of c.items) {
-      const p = it.point;
-      const sfv = p.scale_factor === undefined ? undefined : sf.get(p.scale_factor);
+    const items = c.items;
+    // Scale factors come from this read only: none is carried over from the last one.
+    for (let i = 0; i < c.sfCount; i++) (items[i] as CompiledItem).sfNow = undefined;
+    for (const it of items) {
+      const sfv = it.sfItem?.sfNow;
       if (!it.cached || sfv !== it.lastSf || !sameWords(it, words)) {
-        const d = decodePoint(this.profile, p, words, it.offset, sfv);
+        const d = it.decode(words, it.offset, sfv);
         if (it.width <= 4 && it.offset + it.width <= words.length) remember(it, words, sfv, d);
         else it.cached = false;
         this.apply(it, d.ok, d.ok ? d.value : 0, d.ok ? '' : d.reason, at, words, sfv);
@@ -396,7 +414,7 @@ export class DevicePoller {
     if (ok && checksPlausibility(p) && this.withheld(it, value, words, sfv)) return;
     if (ok) {
       this.deps.snapshot.set(this.device.id, p.id, value, at);
-      if (it.isSf && typeof value === 'number') this.sfValues.set(p.id, value);
+      if (it.isSf && typeof value === 'number') it.sfNow = value;
     } else {
       this.deps.snapshot.delete(this.device.id, p.id);
       // A sentinel is the device saying "not implemented": expected, not an error.

@@ -71,6 +71,12 @@ export interface ModbusEndpointClient {
   readonly key: string;  // "host:port", or the serial port
   read(req: ReadRequest, opts?: RequestOptions): Promise<ReadResult>;
   /**
+   * Compile a read that will be repeated (a poller's planned reads, at plan compile): its checks,
+   * PDU and wire frame are done once, and read() of the result only stamps the transaction id.
+   * Optional: a client without it is given the plain request.
+   */
+  prepareRead?(req: ReadRequest): ReadRequest;
+  /**
    * Writes one checked value of a profile's writable control (src/config/profile-controls.ts) to
    * `unitId`: never raw addresses or words, so nothing but a declared control, within its bounds
    * after rounding, can reach the wire.

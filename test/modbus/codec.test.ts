@@ -3,8 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import type { DeviceProfile, PointDef, PointType, WordOrder } from '../../src/config/profile-types.js';
 import {
-  CodecError, activeFlags, decodeAllOrders, decodePoint, encodePoint, encodeRaw, enumLabel, type NumericType,
+  CodecError, activeFlags, decodeAllOrders, decodePoint, encodePoint, encodeRaw, enumLabel, pointDecoder, type NumericType,
 } from '../../src/modbus/codec.js';
+import { NUMERIC_TYPES, rawReader, wordsToRaw } from '../../src/modbus/codec-words.js';
 
 const profile: Pick<DeviceProfile, 'default_order'> = { default_order: 'ABCD' };
 const pt = (type: PointType, extra: Partial<PointDef> = {}): PointDef => ({ id: `p_${type}`, table: 'holding', address: 0, type, ...extra });
@@ -274,5 +275,39 @@ describe('codec properties (seeded random)', () => {
       checked++;
     }
     expect(checked).toBeGreaterThan(4000);
+  });
+
+  it('rawReader (type and order resolved once) reads what wordsToRaw reads, every type x order', () => {
+    const r = rng(3);
+    for (const type of NUMERIC_TYPES) {
+      for (const order of ORDERS) {
+        const read = rawReader(type, order);
+        for (let i = 0; i < 500; i++) {
+          // Edge words (0, 0x7fff, 0x8000, 0xffff) half the time, random the rest.
+          const words = Uint16Array.from({ length: 6 }, () => (r() < 0.5 ? [0, 0x7fff, 0x8000, 0xffff][Math.floor(r() * 4)] ?? 0 : Math.floor(r() * 65536)));
+          const offset = Math.floor(r() * 3);
+          expect(read(words, offset), `${type} ${order} ${Array.from(words).join(',')} @${offset}`).toEqual(wordsToRaw(type, words, offset, order));
+        }
+      }
+    }
+  });
+
+  it('a compiled decoder reused across reads keeps no state: each result is what a fresh decodePoint gives', () => {
+    const r = rng(4);
+    for (let i = 0; i < 300; i++) {
+      const type = TYPES[Math.floor(r() * TYPES.length)] ?? 'int16';
+      const point = pt(type, {
+        order: ORDERS[Math.floor(r() * 4)], length: 1 + Math.floor(r() * 3), bit: Math.floor(r() * 16),
+        scale: r() < 0.5 ? undefined : [0.1, 0.01, 2, 0.5][Math.floor(r() * 4)], offset: r() < 0.5 ? undefined : [-40, 2.5, 100][Math.floor(r() * 3)],
+        scale_factor: r() < 0.3 ? 'sf' : undefined, sentinel: r() < 0.2 ? 'none' : r() < 0.2 ? { values: [0, 1] } : undefined,
+      });
+      const decode = pointDecoder(profile, point);
+      for (let j = 0; j < 20; j++) {
+        const words = Uint16Array.from({ length: 5 }, () => (r() < 0.3 ? 0xffff : Math.floor(r() * 65536)));
+        const offset = Math.floor(r() * 3);
+        const sf = r() < 0.2 ? -32768 : Math.floor(r() * 8) - 4;
+        expect(decode(words, offset, sf)).toEqual(decodePoint(profile, point, words, offset, sf));
+      }
+    }
   });
 });

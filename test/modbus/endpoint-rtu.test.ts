@@ -64,6 +64,15 @@ describe.skipIf(!hasPeer('socat'))('ModbusEndpoint on Modbus RTU', () => {
     expect(ep.key).toBe(kind === 'rtu' ? l.path : `127.0.0.1:${l.port}`);
   });
 
+  it.each(kinds)('%s: a prepared read (frame and CRC built once) is sent unchanged and answered each time', async (kind) => {
+    const l = await line(kind);
+    const { ep } = endpoint(kind, l);
+    const prepared = ep.prepareRead({ unitId: 6, table: 'holding', address: 20, count: 2 });
+    for (let i = 0; i < 5; i++) expect(Array.from(await ep.read(prepared))).toEqual([6020, 6021]);
+    expect(l.requests.map((r) => [r.unitId, r.fc, r.address, r.count])).toEqual(Array.from({ length: 5 }, () => [6, 3, 20, 2]));
+    expect(await codeOf(ep.read(ep.prepareRead({ unitId: 0, table: 'holding', address: 0, count: 1 })))).toBe('invalid_request');
+  });
+
   it.each(kinds)('%s: a CRC error is counted as crc_error on the unit asked; the line goes on', async (kind) => {
     let corrupt = true;
     const l = await line(kind, (req, reply) => {

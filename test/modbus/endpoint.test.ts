@@ -119,6 +119,65 @@ describe('ModbusEndpoint: requests and responses', () => {
   });
 });
 
+describe('ModbusEndpoint: prepared reads (frames compiled once, transaction id stamped per send)', () => {
+  it('sends the bytes of a plain read with a fresh transaction id each time, and decodes every answer', async () => {
+    const s = await server();
+    const { ep } = endpoint(s);
+    await ep.read({ unitId: 5, table: 'input', address: 30, count: 3 });
+    const prepared = ep.prepareRead({ unitId: 5, table: 'input', address: 30, count: 3 });
+    for (let i = 0; i < 20; i++) expect(Array.from(await ep.read(prepared))).toEqual([5030, 5031, 5032]);
+    const [plain, ...rest] = s.requests;
+    expect(rest).toHaveLength(20);
+    for (const r of rest) expect([r.unitId, r.fc, r.pdu.toString('hex')]).toEqual([plain?.unitId, plain?.fc, plain?.pdu.toString('hex')]);
+    expect(new Set(s.requests.map((r) => r.tid)).size).toBe(21);
+  });
+
+  it('the same prepared read twice at once: each request its own frame and id, both answered', async () => {
+    const s = await server();
+    const { ep } = endpoint(s);
+    const prepared = ep.prepareRead({ unitId: 2, table: 'holding', address: 7, count: 2 });
+    const got = await Promise.all([ep.read(prepared), ep.read(prepared), ep.read(prepared)]);
+    expect(got.map((g) => Array.from(g))).toEqual([[2007, 2008], [2007, 2008], [2007, 2008]]);
+    expect(new Set(s.requests.map((r) => r.tid)).size).toBe(3);
+    expect(Array.from(await ep.read(prepared))).toEqual([2007, 2008]);
+  });
+
+  it('a prepared read that breaks the limits is refused at every read, never sent', async () => {
+    const s = await server();
+    const { ep } = endpoint(s);
+    const bad = ep.prepareRead({ unitId: 1, table: 'holding', address: 65535, count: 2 });
+    expect(await codeOf(ep.read(bad))).toBe('invalid_request');
+    expect(await codeOf(ep.read(bad))).toBe('invalid_request');
+    expect(s.requests).toHaveLength(0);
+  });
+
+  it('after a timeout the late answer is a stray, and the next send of the same prepared read gets its own answer', async () => {
+    let late: Buffer | undefined;
+    let n = 0;
+    const s = await server((req, sock) => {
+      n += 1;
+      const frame = registersFrame(req, [n === 1 ? 0xdead : mapValue(req.unitId, req.address)]);
+      if (n === 1) { late = frame; return; }
+      sock.write(Buffer.concat([late ?? Buffer.alloc(0), frame]));
+      late = undefined;
+    });
+    const { ep, rec } = endpoint(s, { defaultTimeoutMs: 100 });
+    const prepared = ep.prepareRead({ unitId: 1, table: 'holding', address: 9, count: 1 });
+    expect(await codeOf(ep.read(prepared))).toBe('timeout');
+    expect(Array.from(await ep.read(prepared))).toEqual([mapValue(1, 9)]);
+    expect(rec.strays).toBe(1);
+    expect(s.requests[0]?.tid).not.toBe(s.requests[1]?.tid);
+  });
+
+  it("another endpoint's prepared read is an ordinary request here", async () => {
+    const s = await server();
+    const { ep } = endpoint(s);
+    const { ep: other } = endpoint(s);
+    const prepared = other.prepareRead({ unitId: 4, table: 'holding', address: 1, count: 1 });
+    expect(Array.from(await ep.read(prepared))).toEqual([4001]);
+  });
+});
+
 describe('ModbusEndpoint: exception classes', () => {
   const cases: Array<[number, string]> = [
     [1, 'exception_illegal_function'], [2, 'exception_illegal_address'], [3, 'exception_illegal_value'],

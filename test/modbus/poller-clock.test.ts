@@ -132,6 +132,47 @@ describe('poll scheduling with an injected clock', () => {
   });
 });
 
+describe('plan compile: prepared requests', () => {
+  /** An endpoint that prepares reads: records what it prepared and what each read was given. */
+  class PreparingEndpoint extends FakeEndpoint {
+    prepared: ReadRequest[] = [];
+    given: ReadRequest[] = [];
+    prepareRead(req: ReadRequest): ReadRequest {
+      const r = Object.freeze({ ...req });
+      this.prepared.push(r);
+      return r;
+    }
+    override read(req: ReadRequest): Promise<ReadResult> {
+      this.given.push(req);
+      return super.read(req);
+    }
+  }
+
+  it('each planned read is prepared once when the plan is compiled, and every poll sends that request', async () => {
+    const clock = new FakeClock();
+    const endpoint = new PreparingEndpoint(clock, 1);
+    const profile = testProfile();
+    const device = testDevice('d', 502, 9, { poll_interval_ms: 100 });
+    const snapshot = new DeviceSnapshot();
+    snapshot.register(device, profile);
+    const poller = new DevicePoller(device, profile, { clock, logger: silentLogger(), endpoint, snapshot });
+    poller.start(0);
+    await clock.advance(450);
+    const reads = endpoint.prepared.length;
+    expect(reads).toBeGreaterThan(0);
+    expect(endpoint.prepared.every((r) => r.unitId === 9)).toBe(true);
+    expect(endpoint.given).toHaveLength(5 * reads);
+    expect(endpoint.given.every((r) => endpoint.prepared.includes(r))).toBe(true);
+    expect(snapshot.get('d', 'w')?.value).toBe(123.4);
+    // A recompiled plan prepares its reads again.
+    poller.prepare();
+    expect(endpoint.prepared).toHaveLength(2 * reads);
+    const stopping = poller.stop();
+    await clock.advance(10);
+    await stopping;
+  });
+});
+
 describe('UnitBackoff', () => {
   it('backs a unit off after the threshold, growing exponentially up to the cap, and clears on success', () => {
     const b = new UnitBackoff({ failuresBeforeBackoff: 2, baseMs: 1000, maxMs: 10_000, random: () => 1 });

@@ -22,8 +22,12 @@ import { benchDevices, benchProfile, benchSite } from './bench-profile.js';
 import { ResourceMeter, percentile, sleep, type Msg } from './child.js';
 import type { FastParams, RateParams } from './roles-sim-bare.js';
 
-/** The gateway's MeterProvider as createTelemetry builds it: OTLP reader with the device-gauge producer. */
-function meterProvider(sinkUrl: string): { provider: MeterProvider; gaugeProducer: GaugeProducer } {
+/**
+ * The gateway's MeterProvider as createTelemetry builds it: OTLP reader with the device-gauge
+ * producer; `cardinalityLimit` is the site's telemetry.cardinality_limit (default 2000: a site of
+ * more devices than that raises it, or its per-device series overflow).
+ */
+function meterProvider(sinkUrl: string, cardinalityLimit = 2000): { provider: MeterProvider; gaugeProducer: GaugeProducer } {
   const otlp = new OTLPMetricExporter({ url: `${sinkUrl}/v1/metrics` });
   // The gateway's temporality choice (gauges DELTA) on the stock exporter.
   const exporter: PushMetricExporter = {
@@ -33,18 +37,18 @@ function meterProvider(sinkUrl: string): { provider: MeterProvider; gaugeProduce
     selectAggregationTemporality: gatewayTemporality,
   };
   const resource = resourceFromAttributes({ 'service.name': 'ems-gateway', [RESOURCE_ATTRS.siteId]: 'bench' });
-  const gaugeProducer = new GaugeProducer(resource, { name: INSTRUMENTATION_SCOPE }, 2000);
+  const gaugeProducer = new GaugeProducer(resource, { name: INSTRUMENTATION_SCOPE }, cardinalityLimit);
   const provider = new MeterProvider({
     resource,
-    views: gatewayViews(2000),
+    views: gatewayViews(cardinalityLimit),
     readers: [new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 10_000, exportTimeoutMillis: 5_000, metricProducers: [gaugeProducer] })],
   });
   return { provider, gaugeProducer };
 }
 
 /** (a) The gateway polling every device at its interval, fully decoded and exported. */
-export async function runGateway(p: RateParams & { sinkUrl: string }): Promise<Msg> {
-  const { provider, gaugeProducer } = meterProvider(p.sinkUrl);
+export async function runGateway(p: RateParams & { sinkUrl: string; cardinalityLimit?: number }): Promise<Msg> {
+  const { provider, gaugeProducer } = meterProvider(p.sinkUrl, p.cardinalityLimit);
   const cycles: number[] = [];
   let measuring = false;
   let overruns = 0;

@@ -12,12 +12,14 @@ import { ResourceMeter, onParent, sleep, toParent, type Msg } from './child.js';
 // at run time, while its typings describe a namespace.
 const ModbusClient = ModbusSerial as unknown as new () => ModbusRTU;
 
-export interface SimParams { endpoints: number; units: number }
+/** `firstEndpoint`: this process's first endpoint index (seeds), when several processes share the simulators. */
+export interface SimParams { endpoints: number; units: number; firstEndpoint?: number }
 
 export async function runSim(p: SimParams): Promise<void> {
   const profile = benchProfile();
   const servers: ModbusSimServer[] = [];
-  for (let e = 0; e < p.endpoints; e++) {
+  const first = p.firstEndpoint ?? 0;
+  for (let e = first; e < first + p.endpoints; e++) {
     const units = new Map<number, SimulatedDevice>();
     for (let u = 1; u <= p.units; u++) units.set(u, createSimulatedDevice(profile, { seed: e * 1000 + u, tickMs: 1000 }));
     servers.push(await startModbusServer({ units }));

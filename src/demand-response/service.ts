@@ -25,6 +25,7 @@ import { RejectAnswers, type Held } from './reject-answers.js';
 import { parsePrivateKey, parsePublicKey } from './signing.js';
 import { DrStateStore, type ActiveCommandRecord } from './state-store.js';
 import { contextFromTraceparent, userProperty } from './trace-context.js';
+import { warmUp } from './warm-up.js';
 
 /** Commands above LIMITS.maxMessageBytes are answered `oversized`; far above it they are not even delivered. */
 const MAX_PACKET_BYTES = 4 * LIMITS.maxMessageBytes;
@@ -63,6 +64,11 @@ export interface DemandResponseDeps {
   checkIntervalMs?: number;
   /** At most one answer per this interval to unauthenticated messages and replays; default 1 s (0: answer each). */
   noiseAnswerIntervalMs?: number;
+  /**
+   * Rehearse the DR path at start-up against in-memory stand-ins (warm-up.ts: nothing reaches a
+   * device, the broker, the state file or the telemetry), so the first command runs warm; default true.
+   */
+  warmUp?: boolean;
 }
 
 export interface DemandResponseStatus {
@@ -136,10 +142,26 @@ export class DemandResponseService {
       ...(deps.loadKw ? { loadKw: deps.loadKw } : {}),
     });
     if (deps.mqtt?.protocol_version === 4) log.warn({ protocol_version: 4 }, DR_OVER_MQTT311_WARNING);
+    // Before the subscription: no command waits behind the rehearsal.
+    if (deps.warmUp ?? true) await this.rehearse(log);
     if (deps.mqtt) this.startMqtt(deps.mqtt, log);
     const coordinator = this.coordinator;
     await coordinator.enqueue('resume', () => coordinator.resume());
     coordinator.watch();
+  }
+
+  private async rehearse(log: Logger): Promise<void> {
+    const { deps } = this;
+    try {
+      const r = await warmUp({
+        site: deps.site, profiles: deps.profiles, config: deps.config, clock: deps.clock,
+        ...(this.ackKey ? { ackKey: this.ackKey } : {}), ...(deps.loadKw ? { loadKw: deps.loadKw } : {}),
+      });
+      if (r.tasks > 0) log.info({ warm_up_ms: Math.round(r.ms), controller_commands: r.tasks, rounds: r.rounds }, 'DR path warmed up (rehearsed in memory: nothing written to any device)');
+    } catch (err) {
+      // Only speed is lost: the first command runs cold.
+      log.warn({ err }, 'DR warm-up failed: the first command will run cold');
+    }
   }
 
   async stop(): Promise<void> {

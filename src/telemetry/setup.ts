@@ -7,7 +7,7 @@ import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
-import { BatchSpanProcessor, NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import { AlwaysOnSampler, BatchSpanProcessor, NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
 import type { SiteInfo, TelemetryConfig } from '../config/site-types.js';
 import type { Logger } from '../runtime/logger.js';
 import { CumulativeProducer } from './cumulative-producer.js';
@@ -171,4 +171,12 @@ async function boundedShutdown(logger: Logger, timeoutMs: number, work: Promise<
   const outcome = await Promise.race([Promise.all(work).then(() => 'done' as const), timedOut]);
   clearTimeout(timer);
   if (outcome === 'timeout') logger.warn({ timeout_ms: timeoutMs, spans_unsent: unsentSpans() }, 'telemetry shutdown timed out; unsent data dropped');
+}
+
+/**
+ * A tracer whose spans are made, timed and ended by the same SDK as the gateway's, and exported
+ * nowhere: for rehearsals that warm the span code at start-up (src/demand-response/warm-up.ts).
+ */
+export function offlineTracer(): Tracer {
+  return new NodeTracerProvider({ sampler: new AlwaysOnSampler() }).getTracer('ems-gateway-rehearsal');
 }

@@ -8,7 +8,7 @@
 // `controller_cmd` span (verified).
 // Last line: one JSON object {controllers, total_ms, p50_ms, p99_ms, cold_total_ms, start_ms, goals, goal_met, ...}.
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { fileURLToPath } from 'node:url';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -116,7 +116,9 @@ async function gateway(): Promise<void> {
       poll_interval_ms: 1000, labels: {}, capacity_kw: 300, enabled: true,
     })));
     const spans = new InMemorySpanExporter();
-    const tracer = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }).getTracer('bench');
+    // Batched, as the gateway's spans are (its queue large enough to keep every span of a command).
+    const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(spans, { maxQueueSize: 50_000, maxExportBatchSize: 5_000, scheduledDelayMillis: 500 })] });
+    const tracer = tracerProvider.getTracer('bench');
     const keys = generateKeyPair();
     const privateKey = parsePrivateKey(keys.privatePem);
     const concurrency = Number(arg('concurrency') ?? 64);
@@ -148,6 +150,7 @@ async function gateway(): Promise<void> {
     const gc = new PerformanceObserver((list) => { for (const e of list.getEntries()) gcMs += e.duration; });
     gc.observe({ entryTypes: ['gc'] });
     const run = async (type: 'curtail' | 'restore', id: string): Promise<{ totalMs: number; cpuMs: number; gcMs: number; ack: ResultAck }> => {
+      await tracerProvider.forceFlush();
       spans.reset();
       const cmd = buildCommand({ siteId: 'bench-site', zone: 'bench-zone', type, reductionMw: 100, durationMinutes: 15, commandId: id });
       // Signed before the clock starts: the EMS signs in its own process.
@@ -168,6 +171,7 @@ async function gateway(): Promise<void> {
     await sleep(1100);
     const measured = await run('curtail', 'bench-curtail');
     gc.disconnect();
+    await tracerProvider.forceFlush();
     const finished = spans.getFinishedSpans();
     const send = finished.find((s: ReadableSpan) => s.name === SPANS.drSend);
     const perController = finished.filter((s) => s.name === SPANS.drControllerCmd)

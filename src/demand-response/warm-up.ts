@@ -10,16 +10,15 @@
 // controllers (at most MAX_CONTROLLERS of them), rounds repeated on a small site (up to
 // MAX_ROUNDS) towards MIN_TASKS controller commands. Every side effect goes to a stand-in: an
 // in-memory endpoint per real endpoint key (RehearsalEndpoint: nothing on any wire), a state file
-// in a temporary directory (removed after), a tracer that exports nowhere, an audit log that
-// discards its lines, counters of a no-op meter, acks signed and dropped. The real state file,
+// in a temporary directory (removed after), a tracer and meter of the SDK that export nowhere
+// (offlineTelemetry), an audit log written to the null device, acks signed and dropped. The real state file,
 // endpoints, broker, spans, metrics and audit log see nothing.
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { devNull, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { KeyObject } from 'node:crypto';
-import { createNoopMeter, ROOT_CONTEXT } from '@opentelemetry/api';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { pino } from 'pino';
 import type { DeviceProfile } from '../config/profile-types.js';
 import { wireAddress } from '../config/profile-types.js';
@@ -28,11 +27,11 @@ import { encodePoint } from '../modbus/codec.js';
 import { RehearsalEndpoint } from '../modbus/rehearsal-endpoint.js';
 import { endpointKey } from '../modbus/transport.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
-import { offlineTracer } from '../telemetry/setup.js';
+import { offlineTelemetry } from '../telemetry/setup.js';
 import { ackMessage } from './ack.js';
 import { LIMITS } from './command.js';
 import { DrCoordinator } from './coordinator.js';
-import { ControllerExecutor } from './executor.js';
+import { ControllerExecutor, type EndpointLookup } from './executor.js';
 import { admit } from './intake.js';
 import { zoneControllers, type LoadProvider, type ZoneController } from './planner.js';
 import { buildCommand, signedMessage } from './sender.js';
@@ -78,7 +77,9 @@ export async function warmUp(deps: WarmUpDeps): Promise<WarmUpReport> {
   const dir = mkdtempSync(join(tmpdir(), 'ems-dr-warm-up-'));
   const clock = rehearsalClock(deps.clock);
   const endpoints = standIns(controllers);
-  const coordinator = rehearsalCoordinator({ ...deps, site }, clock, endpoints, join(dir, 'dr-state.json'));
+  const lookup: EndpointLookup = (d) => endpoints.get(endpointKey(d));
+  const telemetry = offlineTelemetry();
+  const coordinator = rehearsalCoordinator({ ...deps, site }, clock, lookup, join(dir, 'dr-state.json'), telemetry);
   try {
     const keys = generateKeyPair();
     const emsKey = parsePrivateKey(keys.privatePem);
@@ -108,6 +109,7 @@ export async function warmUp(deps: WarmUpDeps): Promise<WarmUpReport> {
   } finally {
     coordinator.run.stop();
     clock.stop();
+    await telemetry.shutdown();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -137,12 +139,11 @@ function standIns(controllers: readonly ZoneController[]): Map<string, Rehearsal
   return out;
 }
 
-function rehearsalCoordinator(deps: WarmUpDeps, clock: RehearsalClock, endpoints: ReadonlyMap<string, RehearsalEndpoint>, statePath: string): { run: DrCoordinator; store: DrStateStore } {
-  const tracer = offlineTracer();
-  // The audit lines are formatted as in the real log (pino at info) and discarded.
-  const audit = pino({ level: 'info' }, new Writable({ write: (_c, _e, cb) => cb() }));
-  const counter = createNoopMeter().createCounter('ems.rehearsal');
-  const lookup = (d: Parameters<typeof endpointKey>[0]): RehearsalEndpoint | undefined => endpoints.get(endpointKey(d));
+function rehearsalCoordinator(deps: WarmUpDeps, clock: RehearsalClock, lookup: EndpointLookup, statePath: string, telemetry: ReturnType<typeof offlineTelemetry>): { run: DrCoordinator; store: DrStateStore } {
+  const { tracer, meter } = telemetry;
+  // The audit lines are formatted and written as in the real log (pino at info, sonic-boom), to the null device.
+  const audit = pino({ level: 'info' }, pino.destination({ dest: devNull, sync: true }));
+  const counter = meter.createCounter('ems.rehearsal.controller_commands');
   const ackKey = deps.ackKey ?? parsePrivateKey(generateKeyPair().privatePem);
   const store = new DrStateStore(statePath);
   const executor = new ControllerExecutor({ endpoints: lookup, clock, audit, tracer, controllerCommands: counter, dryRun: false });

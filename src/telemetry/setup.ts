@@ -7,7 +7,8 @@ import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
-import { AlwaysOnSampler, BatchSpanProcessor, NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import { AlwaysOnSampler, BatchSpanProcessor, NodeTracerProvider, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import { ExportResultCode } from '@opentelemetry/core';
 import type { SiteInfo, TelemetryConfig } from '../config/site-types.js';
 import type { Logger } from '../runtime/logger.js';
 import { CumulativeProducer } from './cumulative-producer.js';
@@ -174,9 +175,18 @@ async function boundedShutdown(logger: Logger, timeoutMs: number, work: Promise<
 }
 
 /**
- * A tracer whose spans are made, timed and ended by the same SDK as the gateway's, and exported
- * nowhere: for rehearsals that warm the span code at start-up (src/demand-response/warm-up.ts).
+ * A tracer and a meter made by the same SDK classes as the gateway's (spans batched by a
+ * BatchSpanProcessor, counters of an SDK MeterProvider) whose data goes nowhere: no reader, and an
+ * exporter that discards. For rehearsals that warm this code at start-up
+ * (src/demand-response/warm-up.ts); shutdown() when done.
  */
-export function offlineTracer(): Tracer {
-  return new NodeTracerProvider({ sampler: new AlwaysOnSampler() }).getTracer('ems-gateway-rehearsal');
+export function offlineTelemetry(): { tracer: Tracer; meter: Meter; shutdown(): Promise<void> } {
+  const discard: SpanExporter = { export: (_spans, done) => done({ code: ExportResultCode.SUCCESS }), shutdown: () => Promise.resolve() };
+  const tracerProvider = new NodeTracerProvider({ sampler: new AlwaysOnSampler(), spanProcessors: [new BatchSpanProcessor(discard)] });
+  const meterProvider = new MeterProvider();
+  return {
+    tracer: tracerProvider.getTracer('ems-gateway-rehearsal'),
+    meter: meterProvider.getMeter('ems-gateway-rehearsal'),
+    shutdown: async () => { await Promise.all([tracerProvider.shutdown(), meterProvider.shutdown()]); },
+  };
 }

@@ -106,6 +106,27 @@ interface CompiledRead {
   sfCount: number;
 }
 
+/**
+ * Point decoders by profile and point object: a decoder depends on nothing else, so the devices of
+ * a profile share them (one per point, not one per point per device: 300,000 closures at 5,000
+ * devices of 60 points were 130 MB of heap).
+ */
+const decoders = new WeakMap<DeviceProfile, WeakMap<PointDef, PointDecoder>>();
+
+function decoderOf(profile: DeviceProfile, point: PointDef): PointDecoder {
+  let byPoint = decoders.get(profile);
+  if (byPoint === undefined) {
+    byPoint = new WeakMap();
+    decoders.set(profile, byPoint);
+  }
+  let d = byPoint.get(point);
+  if (d === undefined) {
+    d = pointDecoder(profile, point);
+    byPoint.set(point, d);
+  }
+  return d;
+}
+
 // A planned read compiled for one device: the request frame prepared by the endpoint, each point's
 // offset and decoder, its scale factor resolved to an item of the same read, scale factors first
 // (decoded before their values). A recompiled plan recompiles all of it.
@@ -113,7 +134,7 @@ function compile(device: DeviceConfig, profile: DeviceProfile, endpoint: ModbusE
   const sfIds = new Set(read.points.map((p) => p.scale_factor).filter((x): x is string => x !== undefined));
   const items = read.points.map((point): CompiledItem => ({
     point, offset: point.address - profile.address_base - read.address, width: pointWidth(point), isSf: sfIds.has(point.id),
-    decode: pointDecoder(profile, point), sfItem: undefined, sfNow: undefined,
+    decode: decoderOf(profile, point), sfItem: undefined, sfNow: undefined,
     cached: false, w0: -1, w1: -1, w2: -1, w3: -1, lastSf: undefined, lastOk: false, lastValue: 0, lastReason: '',
   }));
   items.sort((a, b) => Number(b.isSf) - Number(a.isSf));

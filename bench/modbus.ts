@@ -155,7 +155,7 @@ async function main(): Promise<void> {
       await Promise.all(sims.map((c) => c.stop()));
       console.log(`  gateway: ${fmt(l['polls_per_s'])} polls/s, cycle p50 ${fmt(l['cycle_p50_ms'], 2)} ms p99 ${fmt(l['cycle_p99_ms'], 2)} ms max ${fmt(l['cycle_max_ms'], 1)} ms, ` +
         `overruns ${String(l['overruns'])}, up ${String(l['up'])}/${lDevices}, errors ${String(l['errors'])}, values ok ${String(l['values_ok'])}, ` +
-        `CPU ${fmt(l['cpu_pct'], 2)} % of one core (${fmt((l['cpu_pct'] as number) / Math.max(1e-9, cpu), 2)}x the 1,000-device run), RSS ${fmt(l['rss_mb'])} MB`);
+        `CPU ${fmt(l['cpu_pct'], 2)} % of one core (${fmt((l['cpu_pct'] as number) / Math.max(1e-9, cpu), 2)}x the 1,000-device run), RSS ${fmt(l['rss_mb'])} MB (V8 heap ${fmt(l['heap_mb'])} MB)`);
       large = {
         devices_5k: lDevices,
         duration_5k_s: lDuration,
@@ -168,6 +168,7 @@ async function main(): Promise<void> {
         cpu_pct_5k: round(l['cpu_pct'] as number),
         cpu_vs_1k: round(cpu > 0 ? (l['cpu_pct'] as number) / cpu : 0),
         rss_mb_5k: round(l['rss_mb'] as number, 1),
+        heap_mb_5k: round(l['heap_mb'] as number, 1),
       };
     }
     const summary = {
@@ -185,6 +186,7 @@ async function main(): Promise<void> {
       bare_cpu_pct: round(bareCpu),
       cpu_ratio_vs_bare: round(bareCpu > 0 ? cpu / bareCpu : 0),
       rss_mb: round(g['rss_mb'] as number, 1),
+      heap_mb: round(g['heap_mb'] as number, 1),
       bare_rss_mb: round(b['rss_mb'] as number, 1),
       read_path_rps: round(gfr.requests_per_s, 0),
       bare_rps: round(bfr.requests_per_s, 0),

@@ -74,25 +74,34 @@ export function percentile(sorted: number[], q: number): number {
   return sorted[i] ?? 0;
 }
 
-/** CPU % of one core and peak RSS over a window, sampled once a second. */
+/** CPU % of one core, peak RSS and peak V8 heap (used) over a window, sampled once a second. */
 export class ResourceMeter {
   private cpu0 = process.cpuUsage();
   private t0 = performance.now();
   private peakRss = 0;
+  private peakHeap = 0;
   private timer: ReturnType<typeof setInterval> | undefined;
 
   start(): void {
     this.cpu0 = process.cpuUsage();
     this.t0 = performance.now();
-    this.peakRss = process.memoryUsage().rss;
-    this.timer = setInterval(() => { this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss); }, 1000);
+    this.peakRss = 0;
+    this.peakHeap = 0;
+    this.sample();
+    this.timer = setInterval(() => this.sample(), 1000);
   }
 
-  stop(): { cpuPct: number; rssMb: number; elapsedS: number } {
+  private sample(): void {
+    const m = process.memoryUsage();
+    this.peakRss = Math.max(this.peakRss, m.rss);
+    this.peakHeap = Math.max(this.peakHeap, m.heapUsed);
+  }
+
+  stop(): { cpuPct: number; rssMb: number; heapMb: number; elapsedS: number } {
     if (this.timer !== undefined) clearInterval(this.timer);
     const d = process.cpuUsage(this.cpu0);
     const elapsedMs = performance.now() - this.t0;
-    this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
-    return { cpuPct: ((d.user + d.system) / 1000 / elapsedMs) * 100, rssMb: this.peakRss / 2 ** 20, elapsedS: elapsedMs / 1000 };
+    this.sample();
+    return { cpuPct: ((d.user + d.system) / 1000 / elapsedMs) * 100, rssMb: this.peakRss / 2 ** 20, heapMb: this.peakHeap / 2 ** 20, elapsedS: elapsedMs / 1000 };
   }
 }

@@ -81,7 +81,7 @@ export async function runGateway(p: RateParams & { sinkUrl: string; cardinalityL
   return {
     type: 'result', polls: cycles.length, polls_per_s: cycles.length / r.elapsedS, cycle_p50_ms: percentile(cycles, 0.5),
     cycle_p99_ms: percentile(cycles, 0.99), cycle_max_ms: cycles[cycles.length - 1] ?? 0, overruns, up, errors,
-    values_ok: valuesOk, cpu_pct: r.cpuPct, rss_mb: r.rssMb,
+    values_ok: valuesOk, cpu_pct: r.cpuPct, rss_mb: r.rssMb, heap_mb: r.heapMb,
   };
 }
 

@@ -27,6 +27,7 @@ import { encodePoint } from '../modbus/codec.js';
 import { RehearsalEndpoint } from '../modbus/rehearsal-endpoint.js';
 import { endpointKey } from '../modbus/transport.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
+import { METRICS } from '../telemetry/semconv.js';
 import { offlineTelemetry } from '../telemetry/setup.js';
 import { ackMessage } from './ack.js';
 import { LIMITS } from './command.js';
@@ -48,7 +49,7 @@ const MAX_ROUNDS = 4;
 /** A large site rehearses this many of its controllers: enough calls for the JIT, a bounded start-up. */
 const MAX_CONTROLLERS = 250;
 
-export interface WarmUpDeps {
+interface WarmUpDeps {
   site: SiteConfig;
   profiles: ReadonlyMap<string, DeviceProfile>;
   config: DemandResponseConfig;
@@ -58,7 +59,7 @@ export interface WarmUpDeps {
   loadKw?: LoadProvider;
 }
 
-export interface WarmUpReport {
+interface WarmUpReport {
   ms: number;
   /** Controller commands run (each: writes, read-back, audit line, span) against the stand-ins. */
   tasks: number;
@@ -143,7 +144,7 @@ function rehearsalCoordinator(deps: WarmUpDeps, clock: RehearsalClock, lookup: E
   const { tracer, meter } = telemetry;
   // The audit lines are formatted and written as in the real log (pino at info, sonic-boom), to the null device.
   const audit = pino({ level: 'info' }, pino.destination({ dest: devNull, sync: true }));
-  const counter = meter.createCounter('ems.rehearsal.controller_commands');
+  const counter = meter.createCounter(METRICS.drControllerCommands);
   const ackKey = deps.ackKey ?? parsePrivateKey(generateKeyPair().privatePem);
   const store = new DrStateStore(statePath);
   const executor = new ControllerExecutor({ endpoints: lookup, clock, audit, tracer, controllerCommands: counter, dryRun: false });

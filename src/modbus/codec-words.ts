@@ -162,7 +162,7 @@ export function wordsToRaw(type: NumericType, words: ArrayLike<number>, offset: 
 }
 
 /** Reads one raw numeric value at `offset`; the caller has checked the bounds. */
-export type RawReader = (words: ArrayLike<number>, offset: number) => number | bigint;
+type RawReader = (words: ArrayLike<number>, offset: number) => number | bigint;
 
 /**
  * wordsToRaw with type and order resolved once: what a compiled point decoder (codec.ts

@@ -87,7 +87,6 @@ export const KNOWN_UNUSED: readonly string[] = [
   'src/demand-response/load-provider.ts loadPoint',
   'src/demand-response/planner.ts Plan',
   'src/demand-response/planner.ts PlannedController',
-  'src/demand-response/planner.ts ZoneController',
   'src/demand-response/planner.ts setpointControl',
   'src/demand-response/reject-answers.ts SuppressedCounts',
   'src/demand-response/sender.ts CommandSpec',

@@ -137,18 +137,21 @@ export class MeterIngest implements GridSampleSource {
 
   /**
    * Feeds the sink's committed dedupe journal (the last batches it committed) into the dedupe
-   * state, as if those readings had just arrived again at their first arrival time: the broker's
-   * redeliveries of readings committed before a crash (kill -9: no state file written) are then
-   * duplicates, not readings ingested and counted twice.
+   * state, as if those readings had just arrived again: the broker's redeliveries of readings
+   * committed before a crash (kill -9: no state file written) are then duplicates, not readings
+   * ingested and counted twice. They count as heard now, not at their first arrival: the broker
+   * redelivers whenever the gateway comes back, so an outage longer than the dedupe window must not
+   * have aged them out of it (the window runs from the restart).
    */
   private replayJournal(): void {
     const sink = this.deps.sink;
     if (sink?.committedJournal === undefined) return;
     const started = performance.now();
+    const now = this.deps.clock.now();
     let readings = 0;
     try {
       for (const entry of sink.committedJournal()) {
-        readings += decodeJournal(entry, (id, ts, kwh, arrived) => { this.state.accept(id, ts, kwh, arrived); });
+        readings += decodeJournal(entry, (id, ts, kwh) => { this.state.accept(id, ts, kwh, now); });
       }
     } catch (err) {
       this.deps.logger.warn({ err: { message: (err as Error).message } }, 'dedupe journal not replayed: redeliveries of committed readings will be ingested again');

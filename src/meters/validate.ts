@@ -108,12 +108,40 @@ const NUMBER_FIELDS: readonly NumberField[] = ['kwh', 'voltage', 'current', 'pow
 
 function checkNumber(obj: Record<string, unknown>, field: keyof typeof RANGES, label: string = field): number | [MeterErrorType, () => string] {
   const v = obj[field];
-  if (v === undefined || v === null) return ['missing_field', () => `${label} is missing`];
-  if (typeof v !== 'number') return ['wrong_type', () => `${label} is ${echo(v)}, not a number`];
-  if (!Number.isFinite(v)) return ['non_finite', () => `${label} is not finite`];
+  if (v === undefined || v === null) return ['missing_field', fixedDetail(`${label} is missing`)];
+  if (typeof v !== 'number') return ['wrong_type', echoDetail(label, ' is ', v, ', not a number')];
+  if (!Number.isFinite(v)) return ['non_finite', fixedDetail(`${label} is not finite`)];
   const [lo, hi] = RANGES[field];
-  if (v < lo || v > hi) return ['out_of_range', () => `${label} ${v} outside [${lo}, ${hi}]`];
+  if (v < lo || v > hi) return ['out_of_range', rangeDetail(label, v, lo, hi)];
   return v;
+}
+
+// The deferred details below are built in functions of their own, whose closures capture nothing but
+// their bounded arguments: a closure keeps its whole scope alive in V8, and a rejection can wait
+// behind the spool's backpressure holding a parsed payload of up to max_payload_bytes.
+function fixedDetail(text: string): () => string { return () => text; }
+function rangeDetail(label: string, v: number, lo: number, hi: number): () => string { return () => `${label} ${v} outside [${lo}, ${hi}]`; }
+function futureDetail(ts: number, skewMs: number): () => string { return () => `timestamp ${new Date(ts).toISOString()} is ahead of now by more than ${skewMs} ms`; }
+function regionDetail(rawRegion: string): () => string {
+  const shown = detached(rawRegion.slice(0, 80));
+  return () => `region ${JSON.stringify(shown)} is not a site region`;
+}
+
+/** A deferred `${label}${middle}${echo(v)}${after}` that keeps of `v` only a bounded copy (a short string or number as is, else its echo). */
+function echoDetail(label: string, middle: string, v: unknown, after: string): () => string {
+  // `v` itself is never captured (a closure here referring to it would keep it for them all).
+  const kept = v === undefined || v === null || typeof v === 'number' || typeof v === 'boolean' ? v
+    : typeof v === 'string' && v.length <= ECHO_MAX_CHARS ? detached(v) : undefined;
+  const echoed = kept === undefined && v !== undefined ? detached(echo(v)) : undefined;
+  return () => `${label}${middle}${echoed ?? echo(kept)}${after}`;
+}
+
+/**
+ * A copy of a (short) string that shares no memory with its source: a slice of a string is, in V8,
+ * a view that keeps the whole parent alive. The UTF-16 round trip is lossless (lone surrogates too).
+ */
+function detached(s: string): string {
+  return Buffer.from(s, 'utf16le').toString('utf16le');
 }
 
 const [KWH_LO, KWH_HI] = RANGES.kwh;
@@ -170,16 +198,16 @@ export function diagnoseReading(
   const meterId = typeof mid === 'string' ? mid : undefined;
   const reject = (error_type: MeterErrorType, detail: string | (() => string)): DroppedReading =>
     meterId !== undefined
-      ? { error_type, region: attrRegion, meter_id: clip(meterId), detail, arrived_at: arrivedAt }
+      ? { error_type, region: attrRegion, meter_id: detached(clip(meterId)), detail, arrived_at: arrivedAt }
       : { error_type, region: attrRegion, detail, arrived_at: arrivedAt };
 
   if (mid === undefined || mid === null) return reject('missing_field', 'meter_id is missing');
-  if (meterId === undefined) return reject('wrong_type', () => `meter_id is ${echo(mid)}, not a string`);
+  if (meterId === undefined) return reject('wrong_type', echoDetail('meter_id', ' is ', mid, ', not a string'));
   if (meterId.length === 0 || meterId.length > 128 || CONTROL_CHARS.test(meterId)) {
-    return reject('invalid_meter_id', () => `meter_id ${echo(meterId)} is empty, too long or has control characters`);
+    return reject('invalid_meter_id', echoDetail('meter_id', ' ', meterId, ' is empty, too long or has control characters'));
   }
   const ts = parseTimestamp(obj['timestamp']);
-  if (typeof ts === 'string') return reject(ts, () => `timestamp ${obj['timestamp'] === undefined ? 'undefined' : echo(obj['timestamp'])}: ${ts}`);
+  if (typeof ts === 'string') return reject(ts, echoDetail('timestamp', ' ', obj['timestamp'], `: ${ts}`));
   const nums: Record<NumberField, number> = { kwh: 0, voltage: 0, current: 0, power_factor: 0 };
   for (const f of NUMBER_FIELDS) {
     const r = checkNumber(obj, f);
@@ -194,9 +222,9 @@ export function diagnoseReading(
     power = r;
   }
   if (rawRegion === undefined || rawRegion === null) return reject('missing_field', 'region is missing (payload and topic)');
-  if (typeof rawRegion !== 'string') return reject('wrong_type', () => `region is ${echo(rawRegion)}, not a string`);
-  if (region === undefined) return reject('unknown_region', () => `region ${JSON.stringify(rawRegion.slice(0, 80))} is not a site region`);
-  if (ts > nowMs + ctx.futureSkewMs) return reject('future_timestamp', () => `timestamp ${new Date(ts).toISOString()} is ahead of now by more than ${ctx.futureSkewMs} ms`);
+  if (typeof rawRegion !== 'string') return reject('wrong_type', echoDetail('region', ' is ', rawRegion, ', not a string'));
+  if (region === undefined) return reject('unknown_region', regionDetail(rawRegion));
+  if (ts > nowMs + ctx.futureSkewMs) return reject('future_timestamp', futureDetail(ts, ctx.futureSkewMs));
   return {
     meter_id: meterId, region, timestamp_ms: ts, kwh: nums.kwh, voltage: nums.voltage, current: nums.current,
     power_factor: nums.power_factor, power_w: power, arrived_at: arrivedAt,
@@ -231,7 +259,8 @@ export function parsePayload(
   try {
     doc = JSON.parse(payload.toString('utf8'));
   } catch (err) {
-    out.rejections.push({ error_type: 'malformed_json', region: topicRegion ?? UNKNOWN_REGION, detail: () => (err as Error).message.slice(0, 200), arrived_at: arrivedAt });
+    // The parser's message may quote the payload: a bounded copy, not the error (nor a slice of it).
+    out.rejections.push({ error_type: 'malformed_json', region: topicRegion ?? UNKNOWN_REGION, detail: detached((err as Error).message.slice(0, 200)), arrived_at: arrivedAt });
     return;
   }
   // A topic region that is not a known one still counts as given: the payload may not override it

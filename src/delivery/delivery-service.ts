@@ -139,6 +139,12 @@ export class DeliveryService implements ReadingSink {
   /** The dedupe journal as committed, oldest first (ReadingSink.committedJournal). */
   committedJournal(): Uint8Array[] { return this.spool?.journalEntries() ?? []; }
 
+  /** The regions of the committed ingest counts, first committed first (ReadingSink.committedRegions). */
+  committedRegions(): string[] {
+    const t = this.spool?.totalsSnapshot();
+    return t === undefined ? [] : [...new Set([...Object.keys(t.ingested), ...Object.keys(t.dropped)])];
+  }
+
   /** Device samples (and anything else not acknowledged to a broker): committed like readings. */
   async append(records: readonly SpoolRecord[]): Promise<void> {
     await this.requireSpool().append(records);

@@ -18,12 +18,13 @@ import { HandOffPipeline } from './hand-off.js';
 import { IngestTelemetry } from './ingest-telemetry.js';
 import { IngestStats, type MeterIngestStatus } from './ingest-stats.js';
 import { MeterStateTable } from './meter-state.js';
+import { OpenRegions } from './open-regions.js';
 import { loadMeterState, saveMeterState } from './state-file.js';
 import { MeterPowerTable } from './power-table.js';
 import { SlotTable } from './slot-table.js';
 import { StateBound } from './state-bound.js';
 import type { ReadingSink } from './types.js';
-import { parsePayload, type DroppedReading, type ParseResult, type ValidationContext } from './validate.js';
+import { parsePayload, UNKNOWN_REGION, type DroppedReading, type ParseResult, type ValidationContext } from './validate.js';
 
 export type { MeterIngestStatus } from './ingest-stats.js';
 
@@ -50,6 +51,8 @@ export interface MeterIngestDeps {
    * read by start(), written by stop(). Without it, duplicates across a restart are not recognised.
    */
   stateFile?: string;
+  /** Distinct regions taken while `mqtt.meters.regions` is unset (default MAX_OPEN_REGIONS; tests). */
+  maxOpenRegions?: number;
   /** Flow check timing (SubscriptionKeeper); defaults 60 s idle, 5 s probe timeout. */
   idleProbeMs?: number;
   probeTimeoutMs?: number;
@@ -102,9 +105,15 @@ export class MeterIngest implements GridSampleSource {
       clock: deps.clock, logger: deps.logger.child({ component: 'meters' }), batchMaxSize: cfg.batch_max_size,
       batchMaxWaitMs: cfg.batch_max_wait_ms, ...(deps.random ? { random: deps.random } : {}),
     });
+    const regions = new Set(cfg.regions ?? []);
     this.ctx = {
-      regions: new Set(cfg.regions ?? []), regionTopicLevel: cfg.region_topic_level,
+      regions, regionTopicLevel: cfg.region_topic_level,
       maxPayloadBytes: cfg.max_payload_bytes, futureSkewMs: cfg.future_skew_ms,
+      ...(regions.size === 0 ? {
+        openRegions: new OpenRegions(deps.maxOpenRegions, (limit) => {
+          deps.logger.warn({ limit }, 'distinct regions limit reached (mqtt.meters.regions unset): readings of new regions are dropped as unknown_region; configure mqtt.meters.regions');
+        }),
+      } : {}),
     };
     this.keeper = new SubscriptionKeeper({
       connection: this.connection, filters: this.filters, qos: cfg.qos, clock: deps.clock,
@@ -128,11 +137,20 @@ export class MeterIngest implements GridSampleSource {
         this.deps.logger.warn({ err: { message: (err as Error).message } }, 'meter dedupe state not restored');
       }
     }
+    this.admitCommittedRegions();
     this.replayJournal();
     this.bound.start();
     this.connection.setMessageHandler((packet, token, next) => this.onMessage(packet, token, next));
     this.keeper.start();
     this.connection.start();
+  }
+
+  /** Without configured regions: the ones the sink's committed counts name come first (open-regions.ts). */
+  private admitCommittedRegions(): void {
+    const open = this.ctx.openRegions;
+    const committed = this.deps.sink?.committedRegions?.();
+    if (open === undefined || committed === undefined) return;
+    for (const r of committed) if (r !== UNKNOWN_REGION && !open.admit(r)) break;
   }
 
   /**

@@ -36,4 +36,9 @@ export interface ReadingSink {
    * the broker's redeliveries of readings committed before a crash are recognised as duplicates.
    */
   committedJournal?(): Uint8Array[];
+  /**
+   * The regions of the counts a durable sink committed: without `mqtt.meters.regions`, the ingest
+   * admits these first (open-regions.ts), so the distinct regions stay bounded across restarts.
+   */
+  committedRegions?(): string[];
 }

@@ -2,6 +2,7 @@
 // wrong maps to exactly one error_type, which becomes the `error_type` attribute of
 // ems.meter.readings_dropped. Stateful checks (duplicate, kwh decreasing) live in meter-state.ts.
 import { regionFromTopic } from '../mqtt/topics.js';
+import type { OpenRegions } from './open-regions.js';
 import type { ValidReading } from './types.js';
 
 /** Every reason a reading is dropped. Stable: dashboards and alerts group by these. */
@@ -69,8 +70,10 @@ export function describeRejection(r: Pick<Rejection, 'detail'>): string {
 }
 
 export interface ValidationContext {
-  /** Known regions; empty = any plain region name is accepted. */
+  /** Known regions; empty = any plain region name is accepted (up to `openRegions`' limit). */
   regions: ReadonlySet<string>;
+  /** With `regions` empty: the distinct names admitted so far, bounded (open-regions.ts). */
+  openRegions?: OpenRegions;
   regionTopicLevel: number | undefined;
   maxPayloadBytes: number;
   futureSkewMs: number;
@@ -84,7 +87,7 @@ export interface ParseResult {
 function knownRegion(ctx: ValidationContext, region: unknown): string | undefined {
   if (typeof region !== 'string') return undefined;
   if (ctx.regions.size > 0) return ctx.regions.has(region) ? region : undefined;
-  return REGION_NAME.test(region) ? region : undefined;
+  return REGION_NAME.test(region) && (ctx.openRegions?.admit(region) ?? true) ? region : undefined;
 }
 
 /** Parses a timestamp to epoch ms, or returns the error type. */
@@ -122,9 +125,11 @@ function checkNumber(obj: Record<string, unknown>, field: keyof typeof RANGES, l
 function fixedDetail(text: string): () => string { return () => text; }
 function rangeDetail(label: string, v: number, lo: number, hi: number): () => string { return () => `${label} ${v} outside [${lo}, ${hi}]`; }
 function futureDetail(ts: number, skewMs: number): () => string { return () => `timestamp ${new Date(ts).toISOString()} is ahead of now by more than ${skewMs} ms`; }
-function regionDetail(rawRegion: string): () => string {
+function regionDetail(rawRegion: string, pastLimit: boolean): () => string {
   const shown = detached(rawRegion.slice(0, 80));
-  return () => `region ${JSON.stringify(shown)} is not a site region`;
+  return pastLimit
+    ? () => `region ${JSON.stringify(shown)} is past the limit of distinct regions (mqtt.meters.regions unset)`
+    : () => `region ${JSON.stringify(shown)} is not a site region`;
 }
 
 /** A deferred `${label}${middle}${echo(v)}${after}` that keeps of `v` only a bounded copy (a short string or number as is, else its echo). */
@@ -223,7 +228,7 @@ export function diagnoseReading(
   }
   if (rawRegion === undefined || rawRegion === null) return reject('missing_field', 'region is missing (payload and topic)');
   if (typeof rawRegion !== 'string') return reject('wrong_type', echoDetail('region', ' is ', rawRegion, ', not a string'));
-  if (region === undefined) return reject('unknown_region', regionDetail(rawRegion));
+  if (region === undefined) return reject('unknown_region', regionDetail(rawRegion, ctx.regions.size === 0 && REGION_NAME.test(rawRegion)));
   if (ts > nowMs + ctx.futureSkewMs) return reject('future_timestamp', futureDetail(ts, ctx.futureSkewMs));
   return {
     meter_id: meterId, region, timestamp_ms: ts, kwh: nums.kwh, voltage: nums.voltage, current: nums.current,

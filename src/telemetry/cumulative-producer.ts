@@ -51,8 +51,8 @@ abstract class SeriesTable {
     if (i !== undefined) return i;
     if (this.since !== undefined) startMs = this.since;
     if (this.attrs.length >= this.limit - 1) {
+      // Not indexed: the keys folded into the overflow series must not grow the index instead.
       if (this.overflow < 0) this.overflow = this.open(OVERFLOW_ATTRIBUTES, startMs);
-      this.index.set(key, this.overflow);
       return this.overflow;
     }
     const n = this.open(attributes, startMs);

@@ -115,7 +115,6 @@ export const KNOWN_UNUSED: readonly string[] = [
   'src/meters/validate.ts ECHO_MAX_CHARS',
   'src/meters/validate.ts EPOCH_MS_THRESHOLD',
   'src/meters/validate.ts RANGES',
-  'src/meters/validate.ts UNKNOWN_REGION',
   'src/meters/validate.ts clip',
   'src/meters/validate.ts diagnoseReading',
   'src/meters/validate.ts parseTimestamp',

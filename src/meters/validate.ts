@@ -3,6 +3,7 @@
 // ems.meter.readings_dropped. Stateful checks (duplicate, kwh decreasing) live in meter-state.ts.
 import { regionFromTopic } from '../mqtt/topics.js';
 import type { OpenRegions } from './open-regions.js';
+import { NUM_TIMESTAMP, NUM_VALUES, PayloadScanner, type ScannedReading } from './payload-scan.js';
 import type { ValidReading } from './types.js';
 
 /** Every reason a reading is dropped. Stable: dashboards and alerts group by these. */
@@ -92,18 +93,21 @@ function knownRegion(ctx: ValidationContext, region: unknown): string | undefine
 
 /** Parses a timestamp to epoch ms, or returns the error type. */
 export function parseTimestamp(value: unknown): number | MeterErrorType {
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) return 'non_finite';
-    if (value <= 0) return 'invalid_timestamp';
-    const ms = value < EPOCH_MS_THRESHOLD ? value * 1000 : value;
-    return ms > MAX_TIMESTAMP_MS ? 'invalid_timestamp' : ms;
-  }
+  if (typeof value === 'number') return epochMs(value);
   if (typeof value === 'string') {
     if (!RFC3339.test(value)) return 'invalid_timestamp';
     const ms = Date.parse(value.includes(' ') ? value.replace(' ', 'T') : value);
     return Number.isFinite(ms) && ms > 0 ? ms : 'invalid_timestamp';
   }
   return value === undefined || value === null ? 'missing_field' : 'wrong_type';
+}
+
+/** A numeric timestamp (epoch s or ms) to epoch ms, or the error type. */
+function epochMs(value: number): number | MeterErrorType {
+  if (!Number.isFinite(value)) return 'non_finite';
+  if (value <= 0) return 'invalid_timestamp';
+  const ms = value < EPOCH_MS_THRESHOLD ? value * 1000 : value;
+  return ms > MAX_TIMESTAMP_MS ? 'invalid_timestamp' : ms;
 }
 
 type NumberField = 'kwh' | 'voltage' | 'current' | 'power_factor';
@@ -156,9 +160,8 @@ const [PF_LO, PF_HI] = RANGES.power_factor;
 
 /**
  * Validates one decoded reading object. The common case (a well-formed reading without a power
- * field) is checked without allocating; anything else goes to diagnoseReading, which names the
- * exact reason. Comparisons are false for NaN and the range bounds exclude +-Infinity, so the
- * fast path accepts exactly what diagnoseReading accepts.
+ * field) is checked without allocating (acceptFields); anything else goes to diagnoseReading, which
+ * names the exact reason.
  */
 export function validateReading(
   value: unknown, topicRegion: string | undefined, ctx: ValidationContext, nowMs: number, arrivedAt: number,
@@ -170,21 +173,45 @@ export function validateReading(
     const v = o['voltage'];
     const c = o['current'];
     const pf = o['power_factor'];
-    const rawRegion = o['region'] ?? topicRegion;
-    if (typeof mid === 'string' && mid.length > 0 && mid.length <= 128
-      && typeof kwh === 'number' && kwh >= KWH_LO && kwh <= KWH_HI
-      && typeof v === 'number' && v >= V_LO && v <= V_HI
-      && typeof c === 'number' && c >= I_LO && c <= I_HI
-      && typeof pf === 'number' && pf >= PF_LO && pf <= PF_HI
-      && o['power_w'] === undefined && o['power'] === undefined && !CONTROL_CHARS.test(mid)) {
-      const region = knownRegion(ctx, rawRegion);
+    if (typeof mid === 'string' && typeof kwh === 'number' && typeof v === 'number' && typeof c === 'number' && typeof pf === 'number'
+      && o['power_w'] === undefined && o['power'] === undefined) {
       const ts = parseTimestamp(o['timestamp']);
-      if (region !== undefined && typeof ts === 'number' && ts <= nowMs + ctx.futureSkewMs) {
-        return { meter_id: mid, region, timestamp_ms: ts, kwh, voltage: v, current: c, power_factor: pf, power_w: v * c * pf, arrived_at: arrivedAt };
-      }
+      const ok = acceptFields(mid, kwh, v, c, pf, o['region'] ?? topicRegion, typeof ts === 'number' ? ts : NaN, ctx, nowMs, arrivedAt);
+      if (ok !== undefined) return ok;
     }
   }
   return diagnoseReading(value, topicRegion, ctx, nowMs, arrivedAt);
+}
+
+/**
+ * The fast path of validation, for a reading whose meter_id is a string, whose four values are
+ * numbers and which has no power field: the reading when every other check passes, else undefined
+ * (then diagnoseReading decides). `ts`: the parsed timestamp, NaN when it is not valid.
+ * Comparisons are false for NaN and the range bounds exclude +-Infinity, so this accepts exactly
+ * what diagnoseReading accepts.
+ */
+function acceptFields(
+  mid: string, kwh: number, v: number, c: number, pf: number, rawRegion: unknown, ts: number,
+  ctx: ValidationContext, nowMs: number, arrivedAt: number,
+): ValidReading | undefined {
+  if (mid.length > 0 && mid.length <= 128
+    && kwh >= KWH_LO && kwh <= KWH_HI && v >= V_LO && v <= V_HI && c >= I_LO && c <= I_HI && pf >= PF_LO && pf <= PF_HI
+    && ts <= nowMs + ctx.futureSkewMs && !CONTROL_CHARS.test(mid)) {
+    const region = knownRegion(ctx, rawRegion);
+    if (region !== undefined) {
+      return { meter_id: mid, region, timestamp_ms: ts, kwh, voltage: v, current: c, power_factor: pf, power_w: v * c * pf, arrived_at: arrivedAt };
+    }
+  }
+  return undefined;
+}
+
+/** The timestamp of a scanned reading as epoch ms, NaN when it is not a valid one (parseTimestamp's verdicts). */
+function scannedTimestamp(r: ScannedReading): number {
+  let t: number | MeterErrorType;
+  if ((r.numbers & NUM_TIMESTAMP) !== 0) t = epochMs(r.tsN);
+  else if (!Number.isNaN(r.tsMs)) return r.tsMs > 0 ? r.tsMs : NaN; // a string's Date.parse result counts when > 0
+  else t = parseTimestamp(r.timestamp);
+  return typeof t === 'number' ? t : NaN;
 }
 
 /** The slow path of validateReading: the first failing check, in a fixed order, as a Rejection. */
@@ -249,7 +276,14 @@ function echo(v: unknown): string {
   return clip(JSON.stringify(v) ?? String(v));
 }
 
-/** Parses one MQTT payload (one reading or an array of readings) into readings and rejections. */
+/** Scratch for parsePayload's fast path (synchronous, so one is enough). */
+const scanner = new PayloadScanner();
+
+/**
+ * Parses one MQTT payload (one reading or an array of readings) into readings and rejections.
+ * Payloads in the plain subset payload-scan.ts reads are read from their bytes; the others go
+ * through JSON.parse: both reach the same verdicts.
+ */
 export function parsePayload(
   payload: Buffer, topic: string, ctx: ValidationContext, nowMs: number, arrivedAt: number, out: ParseResult,
 ): void {
@@ -260,6 +294,27 @@ export function parsePayload(
     out.rejections.push({ error_type: 'payload_too_large', region: topicRegion ?? UNKNOWN_REGION, detail: () => `payload of ${bytes} bytes exceeds ${ctx.maxPayloadBytes}`, arrived_at: arrivedAt });
     return;
   }
+  // A topic region that is not a known one still counts as given: the payload may not override it
+  // with nothing, and validateReading reports it as unknown_region.
+  const fallbackRegion = topicRegion ?? topicRegionRaw;
+  if (scanner.scan(payload)) {
+    try {
+      const n = scanner.count;
+      for (let k = 0; k < n; k++) {
+        const r = scanner.readings[k] as ScannedReading;
+        const mid = r.meter_id;
+        const ok = typeof mid === 'string' && (r.numbers & NUM_VALUES) === NUM_VALUES && r.power_w === undefined && r.power === undefined
+          ? acceptFields(mid, r.kwhN, r.voltageN, r.currentN, r.pfN, r.region ?? fallbackRegion, scannedTimestamp(r), ctx, nowMs, arrivedAt)
+          : undefined;
+        // A reading that fails a check is diagnosed as the object JSON.parse would have made of it.
+        push(out, ok ?? diagnoseReading(r.materialize(payload), fallbackRegion, ctx, nowMs, arrivedAt));
+      }
+    } finally {
+      scanner.release();
+    }
+    return;
+  }
+  scanner.release();
   let doc: unknown;
   try {
     doc = JSON.parse(payload.toString('utf8'));
@@ -268,9 +323,6 @@ export function parsePayload(
     out.rejections.push({ error_type: 'malformed_json', region: topicRegion ?? UNKNOWN_REGION, detail: detached((err as Error).message.slice(0, 200)), arrived_at: arrivedAt });
     return;
   }
-  // A topic region that is not a known one still counts as given: the payload may not override it
-  // with nothing, and validateReading reports it as unknown_region.
-  const fallbackRegion = topicRegion ?? topicRegionRaw;
   if (Array.isArray(doc)) {
     if (doc.length === 0) {
       out.rejections.push({ error_type: 'empty_batch', region: topicRegion ?? UNKNOWN_REGION, detail: 'empty array of readings', arrived_at: arrivedAt });

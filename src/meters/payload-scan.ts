@@ -1,0 +1,357 @@
+// A fast path for the payloads meters send nearly always: one flat JSON object, or an array of
+// them, in plain ASCII (no escapes), whose values are strings, numbers, true, false or null. It
+// reads the fields validation looks at straight from the payload bytes into reused records, so a
+// reading costs no JSON.parse object, no key strings and (for an RFC 3339 timestamp in its plain
+// form, rfc3339.ts) no timestamp string. Anything else (a byte >= 0x80, an escape, a nested value,
+// an empty array, an element that is not an object, any syntax error) makes scan() return false and
+// the caller takes the whole payload through JSON.parse as before: this file only ever speeds up
+// payloads JSON.parse would have read to the same field values, never decides about the others.
+import { rfc3339Ms } from './rfc3339.js';
+
+/** Bits of ScannedReading.numbers: the field's value is the number in its `...N` field. */
+export const NUM_KWH = 1;
+export const NUM_VOLTAGE = 2;
+export const NUM_CURRENT = 4;
+export const NUM_PF = 8;
+export const NUM_TIMESTAMP = 16;
+/** The four measured values are numbers. */
+export const NUM_VALUES = NUM_KWH | NUM_VOLTAGE | NUM_CURRENT | NUM_PF;
+
+/**
+ * The fields of one scanned reading, as JSON.parse would have them (undefined = absent). Numbers
+ * of kwh, voltage, current, power_factor and timestamp are kept unboxed in the `...N` fields (the
+ * record is reused: no heap number per value), flagged in `numbers`.
+ */
+export class ScannedReading {
+  meter_id: unknown = undefined;
+  region: unknown = undefined;
+  /** The timestamp when it is neither a number nor a plain RFC 3339 string. */
+  timestamp: unknown = undefined;
+  /** The epoch ms of a plain-form RFC 3339 timestamp string at b[tsStart..tsEnd), else NaN. */
+  tsMs = NaN;
+  tsStart = 0;
+  tsEnd = 0;
+  kwh: unknown = undefined;
+  voltage: unknown = undefined;
+  current: unknown = undefined;
+  power_factor: unknown = undefined;
+  power_w: unknown = undefined;
+  power: unknown = undefined;
+  numbers = 0;
+  kwhN = 0;
+  voltageN = 0;
+  currentN = 0;
+  pfN = 0;
+  tsN = 0;
+
+  reset(): void {
+    this.meter_id = this.region = this.timestamp = undefined;
+    this.kwh = this.voltage = this.current = this.power_factor = this.power_w = this.power = undefined;
+    this.tsMs = NaN;
+    this.numbers = 0;
+  }
+
+  /** The reading as the plain object JSON.parse made of it (its known fields): for the slow path's diagnosis. */
+  materialize(b: Buffer): Record<string, unknown> {
+    const o: Record<string, unknown> = {};
+    const n = this.numbers;
+    const ts = (n & NUM_TIMESTAMP) !== 0 ? this.tsN : Number.isNaN(this.tsMs) ? this.timestamp : b.toString('latin1', this.tsStart, this.tsEnd);
+    const fields: Array<[string, unknown]> = [
+      ['meter_id', this.meter_id], ['region', this.region], ['timestamp', ts],
+      ['kwh', (n & NUM_KWH) !== 0 ? this.kwhN : this.kwh], ['voltage', (n & NUM_VOLTAGE) !== 0 ? this.voltageN : this.voltage],
+      ['current', (n & NUM_CURRENT) !== 0 ? this.currentN : this.current], ['power_factor', (n & NUM_PF) !== 0 ? this.pfN : this.power_factor],
+      ['power_w', this.power_w], ['power', this.power],
+    ];
+    for (const [k, v] of fields) if (v !== undefined) o[k] = v;
+    return o;
+  }
+}
+
+const enum Key { Other, MeterId, Region, Timestamp, Kwh, Voltage, Current, PowerFactor, PowerW, Power }
+
+/** Each known key's bytes, by Key. */
+const KEY_BYTES: Uint8Array[] = [];
+for (const [name, k] of [
+  ['meter_id', Key.MeterId], ['region', Key.Region], ['timestamp', Key.Timestamp], ['kwh', Key.Kwh], ['voltage', Key.Voltage],
+  ['current', Key.Current], ['power_factor', Key.PowerFactor], ['power_w', Key.PowerW], ['power', Key.Power],
+] as const) KEY_BYTES[k] = Buffer.from(name, 'latin1');
+/** Meter id strings remembered (direct-mapped by a hash of the bytes): a meter heard again costs no new string. */
+const ID_CACHE = 16_384;
+
+// Powers of ten exact as doubles (to 1e22); a number of at most 15 significant digits divided or
+// multiplied by one is correctly rounded, as JSON.parse's is (Clinger's fast path).
+const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+const MAX_FAST_DIGITS = 15;
+
+/** A syntax outside the subset (or outside JSON): scan() answers false. */
+const FAIL = -1;
+/** Records kept between payloads. */
+const KEEP_RECORDS = 1000;
+const EMPTY = Buffer.alloc(0);
+
+export class PayloadScanner {
+  /** Readings scanned by the last successful scan(). */
+  count = 0;
+  /** true when the payload was a single object rather than an array. */
+  single = false;
+  readonly readings: ScannedReading[] = [];
+  private b: Buffer = EMPTY;
+  private end = 0;
+  /** The last region string made, reused while the next one has the same bytes. */
+  private lastRegion = '';
+  private readonly ids: Array<string | undefined> = new Array<string | undefined>(ID_CACHE).fill(undefined);
+
+  /** Scans a payload; false: not in the fast subset (use JSON.parse). */
+  scan(b: Buffer): boolean {
+    this.b = b;
+    this.end = b.length;
+    this.count = 0;
+    let i = this.ws(0);
+    const c = b[i];
+    if (c === 0x5b) { // '['
+      this.single = false;
+      i = this.ws(i + 1);
+      if (b[i] === 0x5d) return false; // empty array: the slow path counts it
+      for (;;) {
+        if (b[i] !== 0x7b) return false;
+        i = this.object(i + 1, this.record());
+        if (i === FAIL) return false;
+        i = this.ws(i);
+        const d = b[i];
+        if (d === 0x2c) { i = this.ws(i + 1); continue; }
+        if (d === 0x5d) { i++; break; }
+        return false;
+      }
+    } else if (c === 0x7b) { // '{'
+      this.single = true;
+      i = this.object(i + 1, this.record());
+      if (i === FAIL) return false;
+    } else {
+      return false;
+    }
+    return this.ws(i) === this.end;
+  }
+
+  /** Lets go of the payload, and of the records beyond a usual batch (a huge one keeps no memory). */
+  release(): void {
+    this.b = EMPTY;
+    this.end = 0;
+    if (this.readings.length > KEEP_RECORDS) this.readings.length = KEEP_RECORDS;
+  }
+
+  private record(): ScannedReading {
+    let r = this.readings[this.count];
+    if (r === undefined) {
+      r = new ScannedReading();
+      this.readings.push(r);
+    }
+    r.reset();
+    this.count++;
+    return r;
+  }
+
+  private ws(i: number): number {
+    const b = this.b;
+    if ((b[i] as number) > 0x20) return i;
+    while (i < this.end) {
+      const c = b[i];
+      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+      i++;
+    }
+    return i;
+  }
+
+  /** The end of a plain string starting after its opening quote at `i` (the closing quote's index), or FAIL. */
+  private stringEnd(i: number): number {
+    const b = this.b;
+    for (; i < this.end; i++) {
+      const c = b[i] as number;
+      if (c === 0x22) return i;
+      if (c < 0x20 || c === 0x5c || c >= 0x80) return FAIL; // control (invalid JSON), escape, non-ASCII
+    }
+    return FAIL;
+  }
+
+  /** An object's members from just after `{`; returns the index after `}`, or FAIL. */
+  private object(i: number, r: ScannedReading): number {
+    const b = this.b;
+    i = this.ws(i);
+    if (b[i] === 0x7d) return i + 1;
+    for (;;) {
+      if (b[i] !== 0x22) return FAIL;
+      const ks = i + 1;
+      const ke = this.stringEnd(ks);
+      if (ke === FAIL) return FAIL;
+      const key = this.key(ks, ke);
+      i = this.ws(ke + 1);
+      if (b[i] !== 0x3a) return FAIL;
+      i = this.ws(i + 1);
+      i = this.value(i, key, r);
+      if (i === FAIL) return FAIL;
+      i = this.ws(i);
+      const c = b[i];
+      if (c === 0x2c) { i = this.ws(i + 1); continue; }
+      if (c === 0x7d) return i + 1;
+      return FAIL;
+    }
+  }
+
+  private key(s: number, e: number): Key {
+    const b = this.b;
+    let k: Key;
+    switch (e - s) {
+      case 3: k = Key.Kwh; break;
+      case 5: k = Key.Power; break;
+      case 6: k = Key.Region; break;
+      case 7: k = b[s] === 0x76 ? Key.Voltage : b[s] === 0x63 ? Key.Current : Key.PowerW; break;
+      case 8: k = Key.MeterId; break;
+      case 9: k = Key.Timestamp; break;
+      case 12: k = Key.PowerFactor; break;
+      default: return Key.Other;
+    }
+    const kb = KEY_BYTES[k] as Uint8Array;
+    for (let j = 0; j < kb.length; j++) if (b[s + j] !== kb[j]) return Key.Other;
+    return k;
+  }
+
+  /** A meter id: the same string as last time this id was seen, when the cache still has it. */
+  private meterId(s: number, e: number): string {
+    const b = this.b;
+    let h = 0x811c9dc5;
+    for (let i = s; i < e; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
+    const slot = (h ^ (h >>> 15)) & (ID_CACHE - 1);
+    const cached = this.ids[slot];
+    const n = e - s;
+    if (cached !== undefined && cached.length === n) {
+      let j = 0;
+      while (j < n && b[s + j] === cached.charCodeAt(j)) j++;
+      if (j === n) return cached;
+    }
+    const str = b.toString('latin1', s, e);
+    this.ids[slot] = str;
+    return str;
+  }
+
+  /** One value at `i` into the field `key` of `r`; returns the index after it, or FAIL. */
+  private value(i: number, key: Key, r: ScannedReading): number {
+    const b = this.b;
+    const c = b[i] as number;
+    let v: unknown;
+    let next: number;
+    if (c === 0x22) {
+      const e = this.stringEnd(i + 1);
+      if (e === FAIL) return FAIL;
+      next = e + 1;
+      if (key === Key.Timestamp) {
+        const ms = rfc3339Ms(b, i + 1, e);
+        if (!Number.isNaN(ms)) {
+          r.timestamp = undefined;
+          r.numbers &= ~NUM_TIMESTAMP;
+          r.tsMs = ms;
+          r.tsStart = i + 1;
+          r.tsEnd = e;
+          return next;
+        }
+      }
+      if (key === Key.Other) return next;
+      v = key === Key.Region ? this.region(i + 1, e) : key === Key.MeterId ? this.meterId(i + 1, e) : b.toString('latin1', i + 1, e);
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      next = this.number(i);
+      if (next === FAIL) return FAIL;
+      const num = this.num;
+      switch (key) {
+        case Key.Kwh: r.kwh = undefined; r.kwhN = num; r.numbers |= NUM_KWH; return next;
+        case Key.Voltage: r.voltage = undefined; r.voltageN = num; r.numbers |= NUM_VOLTAGE; return next;
+        case Key.Current: r.current = undefined; r.currentN = num; r.numbers |= NUM_CURRENT; return next;
+        case Key.PowerFactor: r.power_factor = undefined; r.pfN = num; r.numbers |= NUM_PF; return next;
+        case Key.Timestamp: r.timestamp = undefined; r.tsMs = NaN; r.tsN = num; r.numbers |= NUM_TIMESTAMP; return next;
+        case Key.Other: return next;
+        default: v = num;
+      }
+    } else if (c === 0x74 && b[i + 1] === 0x72 && b[i + 2] === 0x75 && b[i + 3] === 0x65) {
+      v = true;
+      next = i + 4;
+    } else if (c === 0x66 && b[i + 1] === 0x61 && b[i + 2] === 0x6c && b[i + 3] === 0x73 && b[i + 4] === 0x65) {
+      v = false;
+      next = i + 5;
+    } else if (c === 0x6e && b[i + 1] === 0x75 && b[i + 2] === 0x6c && b[i + 3] === 0x6c) {
+      v = null;
+      next = i + 4;
+    } else {
+      return FAIL; // a nested object or array, or not JSON
+    }
+    switch (key) {
+      case Key.MeterId: r.meter_id = v; break;
+      case Key.Region: r.region = v; break;
+      case Key.Timestamp: r.timestamp = v; r.tsMs = NaN; r.numbers &= ~NUM_TIMESTAMP; break;
+      case Key.Kwh: r.kwh = v; r.numbers &= ~NUM_KWH; break;
+      case Key.Voltage: r.voltage = v; r.numbers &= ~NUM_VOLTAGE; break;
+      case Key.Current: r.current = v; r.numbers &= ~NUM_CURRENT; break;
+      case Key.PowerFactor: r.power_factor = v; r.numbers &= ~NUM_PF; break;
+      case Key.PowerW: r.power_w = v; break;
+      case Key.Power: r.power = v; break;
+      case Key.Other: break;
+    }
+    return next;
+  }
+
+  /** A region name: the previous one's string again when the bytes are the same (a batch is mostly one region). */
+  private region(s: number, e: number): string {
+    const b = this.b;
+    const prev = this.lastRegion;
+    const n = e - s;
+    if (prev.length === n) {
+      let j = 0;
+      while (j < n && b[s + j] === prev.charCodeAt(j)) j++;
+      if (j === n) return prev;
+    }
+    const str = b.toString('latin1', s, e);
+    this.lastRegion = str;
+    return str;
+  }
+
+  private num = 0;
+
+  /** A JSON number at `i` into `this.num`; returns the index after it, or FAIL (not JSON). */
+  private number(i: number): number {
+    const b = this.b;
+    const start = i;
+    let neg = false;
+    if (b[i] === 0x2d) { neg = true; i++; }
+    let m = 0;
+    let nd = 0; // significant digits taken into m (leading zeros included: harmless, m stays exact)
+    let c = b[i] as number;
+    if (c === 0x30) {
+      i++;
+      c = b[i] as number;
+      if (c >= 0x30 && c <= 0x39) return FAIL; // a leading zero
+    } else if (c >= 0x31 && c <= 0x39) {
+      do { m = m * 10 + (c - 48); nd++; i++; c = b[i] as number; } while (c >= 0x30 && c <= 0x39);
+    } else {
+      return FAIL;
+    }
+    let frac = 0;
+    if (c === 0x2e) {
+      i++;
+      c = b[i] as number;
+      if (!(c >= 0x30 && c <= 0x39)) return FAIL;
+      do { m = m * 10 + (c - 48); nd++; frac++; i++; c = b[i] as number; } while (c >= 0x30 && c <= 0x39);
+    }
+    let exp = false;
+    if (c === 0x65 || c === 0x45) {
+      exp = true;
+      i++;
+      c = b[i] as number;
+      if (c === 0x2b || c === 0x2d) { i++; c = b[i] as number; }
+      if (!(c >= 0x30 && c <= 0x39)) return FAIL;
+      do { i++; c = b[i] as number; } while (c >= 0x30 && c <= 0x39);
+    }
+    if (exp || nd > MAX_FAST_DIGITS) {
+      this.num = Number(b.toString('latin1', start, i)); // the same correctly rounded value JSON.parse gives
+    } else {
+      const v = frac === 0 ? m : m / (POW10[frac] as number);
+      this.num = neg ? -v : v;
+    }
+    return i;
+  }
+}

@@ -24,6 +24,8 @@ export const BACKLOG_BATCHES = 4;
 export interface OpenBatch extends SealedBatch {
   acks: AckToken[];
   size: number;
+  /** Per reading, its meter's slot when the dedupe state accepted it (a hint for the power table, checked there). */
+  slots: number[];
 }
 
 export interface HandOffDeps {
@@ -79,7 +81,7 @@ export class HandOffPipeline {
    * The open batch one message's readings and rejections go into (pushed by the caller, no copy),
    * opened at `nowWall` when none is. End the message with messageAdded().
    */
-  batchFor(nowWall: number): SealedBatch {
+  batchFor(nowWall: number): OpenBatch {
     return this.openBatch(nowWall);
   }
 
@@ -143,7 +145,7 @@ export class HandOffPipeline {
 
   private openBatch(now: number): OpenBatch {
     if (this.current === undefined) {
-      this.current = { readings: [], rejections: [], acks: [], size: 0, openedAtWall: now };
+      this.current = { readings: [], rejections: [], acks: [], size: 0, openedAtWall: now, slots: [] };
       this.timer = this.deps.clock.setTimeout(() => { this.timer = undefined; this.seal(); }, this.deps.batchMaxWaitMs);
     }
     return this.current;
@@ -205,7 +207,7 @@ export class HandOffPipeline {
     const mono = clock.monotonic();
     const now = clock.now();
     // The grid's meter load comes from the power table whatever the sink is (in memory, synchronous).
-    if (this.deps.sink !== this.deps.powerTable) void this.deps.powerTable.write(batch.readings);
+    if (this.deps.sink !== this.deps.powerTable) this.deps.powerTable.writeHinted(batch.readings, batch.slots);
     try {
       this.deps.telemetry.record(batch, mono, now);
     } catch (err) {

@@ -250,8 +250,10 @@ export class MeterIngest implements GridSampleSource {
     let n = 0;
     for (const r of out.readings) {
       const verdict = this.state.accept(r.meter_id, r.timestamp_ms, r.kwh, now);
-      if (verdict === undefined) batch.readings.push(r);
-      else {
+      if (verdict === undefined) {
+        batch.readings.push(r);
+        batch.slots.push(this.state.acceptedSlot);
+      } else {
         const id = r.meter_id;
         const ts = r.timestamp_ms;
         batch.rejections.push(this.noteDrop({ error_type: verdict, region: r.region, meter_id: id, detail: () => `meter ${id} timestamp ${ts}`, arrived_at: arrived }, packet.topic));

@@ -64,11 +64,15 @@ export class MeterStateTable implements SlotColumns {
   /** Forgets silent meters (SlotTable.sweep). */
   sweep(nowMs: number, limit?: number): number { return this.slots.sweep(nowMs, limit); }
 
+  /** The meter's slot in the table after the latest accept() (-1 before the first): a hint for the power table. */
+  acceptedSlot = -1;
+
   /** Checks and, when accepted, records the reading. */
   accept(meterId: string, tsMs: number, kwh: number, nowMs: number): MeterErrorType | undefined {
     let s = this.slots.find(meterId);
     if (s < 0) {
       s = this.slots.add(meterId, nowMs);
+      this.acceptedSlot = s;
       this.values[4 * s] = tsMs;
       this.values[4 * s + 1] = kwh;
       this.values[4 * s + 2] = tsMs;
@@ -76,6 +80,7 @@ export class MeterStateTable implements SlotColumns {
       this.count[s] = 1;
       return undefined;
     }
+    this.acceptedSlot = s;
     // Outside the window: forget the timestamps, keep the kwh register for the monotonic check.
     if (nowMs - (this.values[4 * s + 3] as number) > this.windowMs) this.count[s] = 0;
     if (this.remembers(s, tsMs)) return 'duplicate';

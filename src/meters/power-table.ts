@@ -45,6 +45,8 @@ export class MeterPowerTable implements ReadingSink, GridSampleSource, SlotColum
   private regionOf = new Int32Array(0); // per slot: index into regionNames
   private regionNames: string[] = [];
   private readonly regionIds = new Map<string, number>();
+  private lastRegion = '';
+  private lastRegionId = -1;
 
   constructor(private readonly clock: Clock, private readonly staleAfterMs: number, opts: PowerTableOptions = {}) {
     this.addsMeters = opts.slots === undefined;
@@ -57,20 +59,37 @@ export class MeterPowerTable implements ReadingSink, GridSampleSource, SlotColum
 
   write(batch: readonly ValidReading[]): Promise<void> {
     const now = this.clock.now();
-    for (const r of batch) {
-      let s = this.slots.find(r.meter_id);
-      if (s < 0) {
-        if (!this.addsMeters) continue;
-        s = this.slots.add(r.meter_id, now);
-      } else {
-        this.slots.touch(s, now);
-        if (r.timestamp_ms < (this.values[2 * s + 1] as number)) continue;
-      }
-      this.values[2 * s] = r.power_w;
-      this.values[2 * s + 1] = r.timestamp_ms;
-      this.regionOf[s] = this.regionId(r.region);
-    }
+    for (const r of batch) this.store(r, this.slots.find(r.meter_id), now);
     return Promise.resolve();
+  }
+
+  /**
+   * write() for readings whose meter's slot was noted when the dedupe state accepted them
+   * (`hints[i]`, MeterStateTable.acceptedSlot): used when the slot still holds that meter, which
+   * saves hashing the id again; otherwise the meter is looked up as write() does.
+   */
+  writeHinted(batch: readonly ValidReading[], hints: readonly number[]): void {
+    const now = this.clock.now();
+    const slots = this.slots;
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i] as ValidReading;
+      const h = hints[i];
+      this.store(r, h !== undefined && h >= 0 && slots.keyOf(h) === r.meter_id ? h : slots.find(r.meter_id), now);
+    }
+  }
+
+  /** Keeps `r` as its meter's latest reading unless a newer one is kept; `s`: the meter's slot or -1. */
+  private store(r: ValidReading, s: number, now: number): void {
+    if (s < 0) {
+      if (!this.addsMeters) return;
+      s = this.slots.add(r.meter_id, now);
+    } else {
+      this.slots.touch(s, now);
+      if (r.timestamp_ms < (this.values[2 * s + 1] as number)) return;
+    }
+    this.values[2 * s] = r.power_w;
+    this.values[2 * s + 1] = r.timestamp_ms;
+    this.regionOf[s] = this.regionId(r.region);
   }
 
   /** Fresh power per region. */
@@ -105,12 +124,16 @@ export class MeterPowerTable implements ReadingSink, GridSampleSource, SlotColum
   }
 
   private regionId(region: string): number {
+    // A batch is mostly one region: the last answer again without a Map lookup.
+    if (region === this.lastRegion && this.lastRegionId >= 0) return this.lastRegionId;
     let id = this.regionIds.get(region);
     if (id === undefined) {
       id = this.regionNames.length;
       this.regionNames.push(region);
       this.regionIds.set(region, id);
     }
+    this.lastRegion = region;
+    this.lastRegionId = id;
     return id;
   }
 
@@ -137,6 +160,7 @@ export class MeterPowerTable implements ReadingSink, GridSampleSource, SlotColum
     // Compaction: only the regions still in use keep a number.
     const names: string[] = [];
     this.regionIds.clear();
+    this.lastRegionId = -1;
     for (let j = 0; j < n; j++) {
       const name = this.regionNames[this.regionOf[j] as number] ?? '';
       let id = this.regionIds.get(name);

@@ -9,10 +9,10 @@
 import { rfc3339Ms } from './rfc3339.js';
 
 /** Bits of ScannedReading.numbers: the field's value is the number in its `...N` field. */
-export const NUM_KWH = 1;
-export const NUM_VOLTAGE = 2;
-export const NUM_CURRENT = 4;
-export const NUM_PF = 8;
+const NUM_KWH = 1;
+const NUM_VOLTAGE = 2;
+const NUM_CURRENT = 4;
+const NUM_PF = 8;
 export const NUM_TIMESTAMP = 16;
 /** The four measured values are numbers. */
 export const NUM_VALUES = NUM_KWH | NUM_VOLTAGE | NUM_CURRENT | NUM_PF;

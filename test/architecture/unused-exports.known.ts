@@ -116,8 +116,6 @@ export const KNOWN_UNUSED: readonly string[] = [
   'src/meters/validate.ts EPOCH_MS_THRESHOLD',
   'src/meters/validate.ts RANGES',
   'src/meters/validate.ts clip',
-  'src/meters/validate.ts diagnoseReading',
-  'src/meters/validate.ts parseTimestamp',
   'src/modbus/codec-words.ts FLOAT32_MAX',
   'src/modbus/codec-words.ts bytesToWords',
   'src/modbus/codec-words.ts rawToBytes',

@@ -77,6 +77,8 @@ for (const [name, k] of [
 ] as const) KEY_BYTES[k] = Buffer.from(name, 'latin1');
 /** Meter id strings remembered (direct-mapped by a hash of the bytes): a meter heard again costs no new string. */
 const ID_CACHE = 16_384;
+/** The longest meter id validation accepts (validate.ts): longer ones are never cached. */
+const MAX_CACHED_ID = 128;
 
 // Powers of ten exact as doubles (to 1e22); a number of at most 15 significant digits divided or
 // multiplied by one is correctly rounded, as JSON.parse's is (Clinger's fast path).
@@ -137,6 +139,8 @@ export class PayloadScanner {
     this.b = EMPTY;
     this.end = 0;
     if (this.readings.length > KEEP_RECORDS) this.readings.length = KEEP_RECORDS;
+    // The kept records quote nothing of this payload once it is done (a huge value would stay alive).
+    for (let k = 0; k < this.count; k++) this.readings[k]?.reset();
   }
 
   private record(): ScannedReading {
@@ -228,7 +232,8 @@ export class PayloadScanner {
       if (j === n) return cached;
     }
     const str = b.toString('latin1', s, e);
-    this.ids[slot] = str;
+    // Only ids that can be valid are kept: an oversized one is refused anyway and must not stay alive.
+    if (n <= MAX_CACHED_ID) this.ids[slot] = str;
     return str;
   }
 

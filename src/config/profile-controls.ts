@@ -223,8 +223,35 @@ export function profileControls(profile: DeviceProfile): ProfileControls {
 
   for (const def of profile.controls) build(def);
   if (problems.length > 0) throw new ControlDefinitionError(profile.profile, problems);
-  const list = Object.freeze(profile.controls.map((c) => handles.get(c.id) as WritableControl));
+  // Every control is checked above; one at a reference-chain address gets no handle (see unplacedControls).
+  const unplaced = unplacedControls(profile, points);
+  for (const id of unplaced) handles.delete(id);
+  const list = Object.freeze(profile.controls.filter((c) => !unplaced.has(c.id)).map((c) => handles.get(c.id) as WritableControl));
   const controls: ProfileControls = Object.freeze({ profile: profile.profile, list, get: (id: string) => handles.get(id) });
   built.set(profile, controls);
   return controls;
+}
+
+/**
+ * The controls of a profile that have no handle: a `sunspec` control still at its address in the
+ * profile's reference chain (the profile as loaded; the device's own addresses are known only once
+ * its chain is found, and the profile placed on it, src/modbus/sunspec-layout.ts, has no `sunspec`
+ * point left), and a control that reads its scale factor or read-back point there or drives such a
+ * control as its enable or revert timer. A write at a reference address would land on another
+ * register of a device whose chain differs.
+ */
+function unplacedControls(profile: DeviceProfile, points: ReadonlyMap<string, PointDef>): Set<string> {
+  const atReference = (id: string | undefined): boolean => id !== undefined && points.get(id)?.sunspec !== undefined;
+  const out = new Set(profile.controls.filter((c) => c.sunspec !== undefined || atReference(c.scale_factor) || atReference(c.verify.point)).map((c) => c.id));
+  for (let changed = out.size > 0; changed;) {
+    changed = false;
+    for (const c of profile.controls) {
+      if (out.has(c.id)) continue;
+      if ((c.enable !== undefined && out.has(c.enable.point)) || (c.revert_timer !== undefined && out.has(c.revert_timer.point))) {
+        out.add(c.id);
+        changed = true;
+      }
+    }
+  }
+  return out;
 }

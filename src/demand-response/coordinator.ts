@@ -14,7 +14,7 @@ import { achievedMw, ackRate, type DrAck, type EndReason, type ResultAck } from 
 import type { CommandType, DrCommand } from './command.js';
 import { interleaveBy, runBounded } from './concurrency.js';
 import type { ControllerExecutor, ControllerResult, ControllerTask, EndpointLookup, TaskPurpose } from './executor.js';
-import { planCurtailment, restoreValue, zoneControllers, type LoadProvider } from './planner.js';
+import { drExclusion, planCurtailment, restoreValue, zoneControllers, type LoadProvider } from './planner.js';
 import type { ActiveCommandRecord, DrStateStore } from './state-store.js';
 import { contextFromTraceparent } from './trace-context.js';
 
@@ -290,6 +290,13 @@ export class DrCoordinator {
         this.refuseRecord(rec, c.device_id, c.control, 'unknown_device', 'DR: controller of an active command is no longer configured: nothing written to it');
         continue;
       }
+      // A controller DR leaves out now (e.g. its profile became SunSpec-placed: its controls have no
+      // fixed address) is refused as the planner would: a stored value goes to no reference address.
+      const excluded = drExclusion(profile);
+      if (excluded !== undefined) {
+        this.refuseRecord(rec, c.device_id, c.control, 'excluded_controller', `DR: stored record names controller ${c.device_id}, which DR now leaves out (${excluded}): refused, nothing written to this controller`);
+        continue;
+      }
       // The stored control id must name a control of the device's profile as it is now: never
       // another one (a stored value would land on another register, in another unit).
       const control = profileControls(profile).get(c.control);
@@ -308,7 +315,7 @@ export class DrCoordinator {
     return tasks;
   }
 
-  private refuseRecord(rec: ActiveCommandRecord, deviceId: string, control: string, reason: 'unknown_device' | 'unknown_control', msg: string): void {
+  private refuseRecord(rec: ActiveCommandRecord, deviceId: string, control: string, reason: 'unknown_device' | 'unknown_control' | 'excluded_controller', msg: string): void {
     this.deps.logger.error({ command_id: rec.command_id, device: deviceId, control, reason }, msg);
     this.deps.stateRefused.add(1, { [METRIC_ATTRS.reason]: reason });
   }

@@ -47,7 +47,7 @@ export function setpointControl(profile: DeviceProfile): WritableControl | undef
  * controls at addresses known only per device, and only when the device has their model: DR
  * drives controls at the profile's fixed addresses, so such a device is left out.
  */
-function drExclusion(profile: DeviceProfile): string | undefined {
+export function drExclusion(profile: DeviceProfile): string | undefined {
   if (isSunSpecProfile(profile)) {
     return 'its profile places controls by SunSpec discovery (per device, absent when the device lacks the model): DR drives load controllers at fixed addresses only';
   }

@@ -2,7 +2,8 @@
 // start of its model in the chain found on that device (sunspec-discovery.ts). Points of a model
 // the device lacks, or past the end of the device's shorter model, are left out with the reason:
 // they are not read, so they are absent (never 0), and a control among them has no handle. The
-// result is an ordinary DeviceProfile: the read planner and profileControls() take it as it is.
+// result is an ordinary DeviceProfile (its placed points carry no `sunspec`): the read planner and
+// profileControls() take it as it is, and only it gives handles to the SunSpec controls.
 import type { ControlDef, DeviceProfile, PointDef } from '../config/profile-types.js';
 import { pointWidth } from '../config/profile-types.js';
 import { sunspecModelName } from '../config/sunspec-models.js';
@@ -86,8 +87,11 @@ export function placeOnDevice(profile: DeviceProfile, chain: SunSpecChain): Devi
       reasons.set(pt.id, { id: pt.id, model: ref.model, reason: `offset ${ref.offset} is past the end of the device's model ${block.id} (length ${block.length})` });
       return undefined;
     }
-    return { ...pt, address: block.start + ref.offset + profile.address_base };
+    // Placed: an ordinary point at this device's address (no `sunspec` left, so its control has a handle).
+    const { sunspec: _ref, ...placed } = pt;
+    return { ...placed, address: block.start + ref.offset + profile.address_base } as T;
   };
+  const modelOf = new Map([...profile.points, ...profile.controls].map((p) => [p.id, p.sunspec?.model]));
   let points = profile.points.map(place).filter((p): p is PointDef => p !== undefined);
   let controls = profile.controls.map(place).filter((c): c is ControlDef => c !== undefined);
   // What depends on a left-out point goes too (its scale factor, read-back point, enable, timer).
@@ -106,7 +110,7 @@ export function placeOnDevice(profile: DeviceProfile, chain: SunSpecChain): Devi
     const keep = <T extends PointDef>(pt: T): boolean => {
       const why = missing(pt);
       if (why === undefined) return true;
-      reasons.set(pt.id, { id: pt.id, model: pt.sunspec?.model, reason: why });
+      reasons.set(pt.id, { id: pt.id, model: modelOf.get(pt.id), reason: why });
       changed = true;
       return false;
     };

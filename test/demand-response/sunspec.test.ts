@@ -1,6 +1,8 @@
 // The shipped SunSpec inverter profile (model 123): WMaxLimPct written with its scale factor
 // (evcc#16008), the device revert timer WMaxLimPct_RvrtTms set first, WMaxLim_Ena after, and the
 // limit read back through the scaled read-back point. Restore: 100 % and disabled first, then timer 0.
+// The handles are those of the profile placed on the device's chain (the loaded profile has none for
+// its SunSpec controls: their addresses there are the reference chain's, not the device's).
 import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
@@ -10,6 +12,7 @@ import { profileControls, type WritableControl } from '../../src/config/profile-
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { ControllerExecutor, type ControllerTask } from '../../src/demand-response/executor.js';
 import { EndpointPool } from '../../src/modbus/endpoint-pool.js';
+import { placeOnDevice } from '../../src/modbus/sunspec-layout.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { silentLogger } from '../../src/runtime/logger.js';
 import { createSimulatedDevice, startModbusServer, type ModbusSimServer, type SimulatedDevice } from '../../simulators/modbus/index.js';
@@ -23,8 +26,11 @@ describe('DR writes to a SunSpec inverter (model 123)', () => {
   let executor: ControllerExecutor;
 
   beforeAll(async () => {
-    profile = await loadProfile(new URL('../../devices/sunspec-inverter-3ph.yaml', import.meta.url).pathname);
-    sim = createSimulatedDevice(profile);
+    const loaded = await loadProfile(new URL('../../devices/sunspec-inverter-3ph.yaml', import.meta.url).pathname);
+    expect(profileControls(loaded).get('set_power_limit_pct')).toBeUndefined();
+    // The chain the simulator serves (the profile's reference chain).
+    profile = placeOnDevice(loaded, { base: 40000, end: 'end_marker', models: [{ id: 1, start: 40002, length: 66 }, { id: 103, start: 40070, length: 50 }, { id: 123, start: 40122, length: 24 }] }).profile;
+    sim = createSimulatedDevice(loaded);
     sim.set('wmaxlimpct_sf', -1); // WMaxLimPct in 0.1 %
     server = await startModbusServer({ units: new Map([[1, sim]]) });
     pool = new EndpointPool({ clock: systemClock, logger: silentLogger() });

@@ -157,4 +157,42 @@ describe('DR stored records (service, simulator)', () => {
     const refused = await rig.counter(METRICS.drStateRefused);
     expect(refused.find((p) => p.attrs['reason'] === 'unknown_control')?.value).toBeGreaterThanOrEqual(1);
   });
+
+  it('refuses a stored record for a controller whose profile became SunSpec-placed (same control id): nothing goes to the reference address', async () => {
+    const sunspec = validated('ws-sunspec', [
+      'profile: ws-sunspec', 'vendor: Test', 'model: SunSpec LC', 'kind: load_controller', 'address_base: 0',
+      'sunspec_base: 40000', 'sunspec_models: [{ id: 1, length: 66 }, { id: 123, length: 24 }]',
+      'points:',
+      '  - { id: load_kw, table: holding, address: 0, type: uint16, scale: 0.1, unit: kW, metric: ems.device.load_power, role: load }',
+      '  - { id: lim, table: holding, sunspec: { model: 123, point: WMaxLimPct }, type: uint16, unit: \'%\', metric: ems.device.power_limit, role: setpoint }',
+      'controls:',
+      '  - { id: limit, table: holding, sunspec: { model: 123, point: WMaxLimPct }, type: uint16, unit: \'%\', role: setpoint, min: 5, max: 100, verify: { point: lim, tolerance: 1 } }',
+      '',
+    ].join('\n'));
+    // The loaded profile has no handle for its SunSpec control: its address (40000 + 2 + 68 + 5) is the reference chain's.
+    expect(profileControls(sunspec).get('limit')).toBeUndefined();
+    expect(sunspec.controls.find((c) => c.id === 'limit')?.address).toBe(40075);
+    rig = await Rig.start({ profile: sunspec, servers: [[1]], clock: systemClock });
+    await rig.stopService();
+    const now = Date.now();
+    writeFileSync(rig.stateFile, JSON.stringify({
+      version: 1, seen: {},
+      active: [
+        { command_id: 'old-end', zone: 'zone-a', reduction_mw: 0.05, duration_minutes: 15, accepted_at: now - 900_000, ends_at: now - 1000,
+          controllers: [{ device_id: 'lc1', control: 'limit', setpoint: 50, reduction_kw: 50 }] },
+        { command_id: 'old-live', zone: 'zone-a', reduction_mw: 0.05, duration_minutes: 15, accepted_at: now - 60_000, ends_at: now + 600_000,
+          controllers: [{ device_id: 'lc1', control: 'limit', setpoint: 50, reduction_kw: 50 }] },
+      ],
+    }));
+    const errors: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'error' }, new Writable({ write(chunk: Buffer, _e, cb) { errors.push(JSON.parse(chunk.toString()) as Record<string, unknown>); cb(); } }));
+    await rig.startService({ logger });
+    await rig.service?.idle();
+    expect(rig.writes()).toBe(0);
+    const excluded = errors.filter((e) => e['reason'] === 'excluded_controller' && e['device'] === 'lc1' && e['level'] === 50);
+    expect(excluded.map((e) => e['command_id'])).toEqual(expect.arrayContaining(['old-end', 'old-live']));
+    expect(String(excluded[0]?.['msg'])).toMatch(/DR now leaves out .*SunSpec discovery/);
+    const refused = await rig.counter(METRICS.drStateRefused);
+    expect(refused.find((p) => p.attrs['reason'] === 'excluded_controller')?.value).toBeGreaterThanOrEqual(2);
+  });
 });

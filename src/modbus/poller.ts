@@ -267,7 +267,8 @@ export class DevicePoller {
 
   /** Every cyclic point's live value or the reason it has none; `withRegisters`: raw registers and the four orders too. */
   liveValues(withRegisters = false): PointReadout[] {
-    return readPoints(this.profile, this.plan.map((c) => c.read), this.lastReads, withRegisters);
+    // The plan is compiled from the profile placed on this device (SunSpec): its addresses, not the reference chain's.
+    return readPoints(this.layout?.profile ?? this.profile, this.plan.map((c) => c.read), this.lastReads, withRegisters);
   }
 
   /** The planned reads with the registers of their last answer. */

@@ -15,7 +15,8 @@ import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { PollerSet } from '../../src/modbus/poller-set.js';
 import type { ReadRequest } from '../../src/modbus/types.js';
 import { systemClock } from '../../src/runtime/clock.js';
-import { deviceStatus } from '../../src/status/adapters.js';
+import { deviceDetail, deviceStatus } from '../../src/status/adapters.js';
+import { pointWidth } from '../../src/config/profile-types.js';
 import { waitFor } from './endpoint-helpers.js';
 import { flatten, testDevice, testMeter, testSite, type TestReader } from './poller-fixtures.js';
 
@@ -97,6 +98,45 @@ describe('SunSpec discovery: points placed from the chain each device has', () =
     expect(controls.get('set_power_limit_pct')?.address).toBe(40127);
     // Nothing left out, no length reported (other warnings, e.g. an overrun on a loaded machine, are not this test's).
     expect(lines.filter((l) => l.level >= 40 && /SunSpec/.test(l.msg))).toEqual([]);
+  });
+
+  it('/status/devices/<id> on a device with model 1 of 65: each model-103 point shows the registers the device holds there, and decodes from them', async () => {
+    const profile = await loadProfile(SUNSPEC);
+    const layout: SunSpecLayout = { base: 40000, models: [{ id: 1, length: 65 }, { id: 103, length: 50 }, { id: 123, length: 24 }] };
+    const sim = createSimulatedDevice(profile, { sunspecLayout: layout });
+    pin(sim);
+    const server = await serve(sim);
+    const { set } = poll(profile, server.port);
+    set.start();
+    expect(await settled(set)).toEqual(EXPECTED);
+    const placed = set.deviceProfile('inv-1')!;
+    // Model 103 starts one register before the reference chain's 40070 on this device.
+    expect(placed.points.find((p) => p.id === 'ac_power')?.address).toBe(40069 + 14);
+    const ep = set.pool.all()[0]!;
+    const detail = deviceDetail('inv-1', set.status(), [testDevice('inv-1', server.port, 1, { profile: profile.profile })], set, Date.now());
+    const values = detail?.values ?? [];
+    const inModel103 = placed.points.filter((p) => p.sunspec === undefined && p.address >= 40069 && p.address < 40069 + 52);
+    expect(inModel103.length).toBeGreaterThan(10);
+    // Constant points: the words cannot change between the poll and this read.
+    for (const id of ['energy_produced', 'operating_state']) {
+      const p = placed.points.find((x) => x.id === id)!;
+      const words = await ep.read({ unitId: 1, table: 'holding', address: p.address, count: pointWidth(p) });
+      expect(values.find((v) => v.id === id)?.registers, id).toEqual([...words]);
+    }
+    const energy = values.find((v) => v.id === 'energy_produced');
+    expect(energy).toMatchObject({ value: 12345678, order: 'ABCD' });
+    expect(energy?.orders?.ABCD).toBe(12345678);
+    // Every model-103 point's registers are the device's words at its placed address (as last read).
+    const reads = detail?.reads ?? [];
+    let checked = 0;
+    for (const p of inModel103) {
+      const block = reads.find((b) => b.address <= p.address && p.address + pointWidth(p) <= b.address + b.count);
+      const v = values.find((x) => x.id === p.id);
+      if (block === undefined || v?.registers === undefined) continue;
+      expect(v.registers, p.id).toEqual(block.registers?.slice(p.address - block.address, p.address - block.address + pointWidth(p)));
+      checked += 1;
+    }
+    expect(checked).toBe(inModel103.length);
   });
 
   it('another layout (base 50000, model 1 of 65, a vendor model, 103 of 52, 160, no 123): same values, no limit, no control, reasons', async () => {

@@ -340,17 +340,31 @@ export class DevicePoller {
     // Identity first (once per connection); a wrong marker or a failed identity read skips the cycle.
     const blocked = this.ident === undefined || this.ident.verified ? undefined : await this.identityGate(t0);
     const found = this.ident?.layout;
+    let noPlan: ModbusError | undefined;
     if (blocked === undefined && found !== undefined && found !== this.layout) {
       try {
         this.applyLayout(found);
       } catch (e) {
-        // The loader plans every model's points; a layout that still cannot be planned stops only this device.
+        // The loader plans every model's points; a layout that still cannot be planned stops only
+        // this device, which is down; the layout stays unset, so the next discovery tries again.
+        this.layout = undefined;
         this.plan = [];
-        this.fail('invalid_request', `read plan on the discovered chain: ${e instanceof Error ? e.message : String(e)}`);
-        this.log.error({ err: this.lastError?.message }, 'device not polled: its points cannot be planned on the discovered chain');
+        this.parkedUntil = [];
+        this.lastReads = [];
+        noPlan = new ModbusError('invalid_request', `read plan on the discovered chain: ${e instanceof Error ? e.message : String(e)}`, { device: this.device.id });
+        this.limitedKeys.add('layout');
+        this.limited.error('layout', { err: noPlan.message }, 'device not polled: its points cannot be planned on the discovered chain');
       }
     }
-    let failedWith: ModbusError | undefined = blocked;
+    // A SunSpec device with nothing to read (none of the profile's models is on it: a wrong unit id
+    // hitting another SunSpec device) is down with the reason, never up with no values.
+    if (blocked === undefined && noPlan === undefined && this.plan.length === 0 && isSunSpecProfile(this.profile)) {
+      noPlan = new ModbusError('identity_mismatch', this.layout === undefined
+        ? 'SunSpec chain not discovered yet: nothing to read'
+        : `none of the profile's points is on this device (its SunSpec chain: ${describeChain(this.layout.chain) || 'no models'}; ${absentModels(this.layout).map((a) => a.reason).join('; ')}): nothing to read; check the unit id and the profile`, { device: this.device.id });
+    }
+    if (noPlan !== undefined) this.fail(noPlan.code, noPlan.message);
+    let failedWith: ModbusError | undefined = blocked ?? noPlan;
     let abort = blocked !== undefined;
     for (let i = 0; i < this.plan.length; i++) {
       const c = this.plan[i] as CompiledRead;
@@ -404,7 +418,7 @@ export class DevicePoller {
       this.limited.warn('overrun', { cycle_ms: Math.round(ms), interval_ms: this.device.poll_interval_ms }, 'poll cycle overran its interval: next slot skipped');
     }
     this.deps.observer?.cycleDone(this.device.id, ms, overrun);
-    this.transition(blocked === undefined && (good > 0 || this.plan.length === 0), failedWith);
+    this.transition(blocked === undefined && noPlan === undefined && (good > 0 || this.plan.length === 0), failedWith);
     if (good > 0) this.lastGoodMono = clock.monotonic();
   }
 

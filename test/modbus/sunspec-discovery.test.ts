@@ -201,6 +201,43 @@ describe('SunSpec discovery: points placed from the chain each device has', () =
     expect(set.status()[0]!.sunspec?.models.map((m) => [m.id, m.start])).toEqual([[1, 2], [103, 70]]);
   });
 
+  it('none of the profile\'s models on the device (a wrong unit id hitting a SunSpec meter): down with the reason, no up gauge', async () => {
+    const profile = await loadProfile(SUNSPEC);
+    const server = await serve(createSimulatedDevice(profile, { sunspecLayout: { base: 40000, models: [{ id: 1, length: 66 }, { id: 203, length: 105 }] } }));
+    const { set, reader } = poll(profile, server.port);
+    set.start();
+    expect(await waitFor(() => set.status()[0]?.sunspec !== undefined && set.status()[0]!.cycles >= 3, 10_000)).toBe(true);
+    const st = set.status()[0]!;
+    expect(st.up).toBe(false);
+    expect(st.lastError?.code).toBe('identity_mismatch');
+    expect(st.lastError?.message).toMatch(/^none of the profile's points is on this device \(its SunSpec chain: 1 common @40002\+66, 203 .*model 103 or 101 or 102 .* is not in the device's SunSpec chain.*check the unit id and the profile$/);
+    expect(set.snapshot.values('inv-1').size).toBe(0);
+    const up = flatten((await reader.collect()).resourceMetrics).find((p) => p.name === 'ems.modbus.device.up' && p.attrs['device_id'] === 'inv-1');
+    expect(up?.value).toBe(0);
+  });
+
+  it('a chain its points cannot be planned on: down with the reason, and the next device behind the address is discovered and read', async () => {
+    const loaded = await loadProfile(SUNSPEC);
+    // Made in code (the loader keeps a value and its scale factor in one model): ac_power scaled by a model-123 point.
+    const profile: DeviceProfile = { ...loaded, points: loaded.points.map((p) => (p.id === 'ac_power' ? { ...p, scale_factor: 'wmaxlimpct_sf' } : p)) };
+    // A 200-register vendor model between 103 and 123: value and scale factor no longer fit one read.
+    const far = createSimulatedDevice(loaded, { sunspecLayout: { base: 40000, models: [{ id: 1, length: 66 }, { id: 103, length: 50 }, { id: 64001, length: 200 }, { id: 123, length: 24 }] } });
+    const server = await serve(far);
+    const { set } = poll(profile, server.port);
+    set.start();
+    expect(await waitFor(() => set.status()[0]?.lastError?.code === 'invalid_request' && set.status()[0]!.cycles >= 2, 10_000)).toBe(true);
+    const st = set.status()[0]!;
+    expect(st.up).toBe(false);
+    expect(st.lastError?.message).toMatch(/^read plan on the discovered chain: .*value and scale factor "wmaxlimpct_sf" span/);
+    expect(st.sunspec).toBeUndefined();
+    // The reference chain behind the same address (no reconnect): discovered again and read.
+    const good = createSimulatedDevice(loaded);
+    pin(good);
+    server.units.set(1, good);
+    expect(await waitFor(() => set.status()[0]?.up === true && set.snapshot.get('inv-1', 'ac_voltage_a')?.value === 231.4, 10_000)).toBe(true);
+    expect(set.status()[0]!.sunspec?.models.map((m) => m.id)).toEqual([1, 103, 123]);
+  });
+
   it("'SunS' one register off: identity_mismatch naming where it is, nothing polled", async () => {
     const profile = await loadProfile(SUNSPEC);
     const server = await serve(createSimulatedDevice(profile, { sunspecLayout: { base: 40001, models: profile.sunspec_models! } }));

@@ -22,7 +22,7 @@ export type ModbusErrorType =
   | 'unit_backed_off'                 // request refused locally: the unit is in backoff
   | 'rejected_write'                  // a write refused before the wire (bounds, never_write, undeclared)
   | 'invalid_request'                 // (endpoint) address/count/unit id outside Modbus limits: a caller bug, never sent
-  | 'identity_mismatch'               // (poller) no 'SunS' marker at the profile's sunspec_base: configuration error, device not polled
+  | 'identity_mismatch'               // (poller) no 'SunS' marker at the profile's sunspec_base, or none of its points on the chain: configuration error, device not polled
   | 'implausible'                     // (poller) a value outside its valid_range, or a denormal float: withheld, device stays up
   | 'closed';                         // the endpoint is shutting down
 

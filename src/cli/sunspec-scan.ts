@@ -208,8 +208,18 @@ export function scanProfile(scan: ScanResult, host: string): string {
   lines.push('address_base: 0');
   lines.push('default_order: ABCD');
   lines.push(`sunspec_base: ${scan.chain.base}`);
-  lines.push('sunspec_models:               # the chain found at the scan (and what the simulators serve)');
-  for (const m of scan.chain.models) lines.push(`  - { id: ${m.id}, length: ${m.length} }`);
+  // A profile places each model once, at the device's first copy of it (src/modbus/sunspec-layout.ts):
+  // a repeated model (two MPPT 160s, several 203s) is listed once, its later copies noted.
+  lines.push('sunspec_models:               # the chain found at the scan, each model once (and what the simulators serve)');
+  const listed = new Set<number>();
+  for (const m of scan.chain.models) {
+    if (listed.has(m.id)) {
+      lines.push(`  # model ${m.id} again at ${m.start} (length ${m.length}): not listed, a profile places each model at its first copy`);
+      continue;
+    }
+    listed.add(m.id);
+    lines.push(`  - { id: ${m.id}, length: ${m.length} }`);
+  }
   lines.push('quirks:');
   lines.push('  max_registers_per_request: 125');
   lines.push('  max_gap_registers: 8');

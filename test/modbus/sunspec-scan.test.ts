@@ -1,6 +1,7 @@
 // `ems-gateway sunspec scan` against the team simulator: reads only (no write reaches the device),
 // the profile it writes loads and places every model of the device, and bad flags are refused
 // with what to do, before anything is read.
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +57,25 @@ describe('ems-gateway sunspec scan', () => {
     const again = await cli(['scan', '--host', '127.0.0.1', '--port', String(server.port), '--write', file]);
     expect(again.code).toBe(2);
     expect(again.err).toMatch(/exists; add --force/);
+  });
+
+  it('a chain that repeats a model (two 160s): the written profile lists each model once and loads', async () => {
+    const profile = await loadProfile(SUNSPEC);
+    const twice = createSimulatedDevice(profile, { sunspecLayout: { models: [{ id: 1, length: 66 }, { id: 103, length: 50 }, { id: 160, length: 48 }, { id: 160, length: 48 }, { id: 123, length: 24 }] } });
+    const other = await startModbusServer({ units: new Map([[1, twice]]) });
+    try {
+      const file = join(dir, 'devices', 'twice-160.yaml');
+      const r = await cli(['scan', '--host', '127.0.0.1', '--port', String(other.port), '--unit', '1', '--write', file]);
+      expect(r.code, r.err).toBe(0);
+      expect(r.err).not.toMatch(/does not validate/);
+      const p = await loadProfile(file);
+      expect(p.sunspec_models?.map((m) => m.id)).toEqual([1, 103, 160, 123]);
+      expect(p.controls.map((c) => c.id)).toEqual(['set_power_limit_pct', 'set_power_limit_revert_s', 'set_power_limit_enable']);
+      expect(readFileSync(file, 'utf8')).toMatch(/model 160 again at 40\d+ \(length 48\)/);
+      expect(other.writes).toEqual([]);
+    } finally {
+      await other.close();
+    }
   });
 
   it('refuses bad flags with what to do', async () => {

@@ -2,6 +2,7 @@
 // problem at once (exit 1), or a summary with the compiled Modbus read plan (exit 0).
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { formatDuration } from '../config/duration.js';
+import { drExclusion } from '../config/dr-targets.js';
 import { loadSite } from '../config/load.js';
 import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import type { DeviceProfile } from '../config/profile-types.js';
@@ -89,11 +90,17 @@ export function summary(loaded: LoadedSite, _cwd: string): string {
     if (dr) {
       out.push(`demand response: commands ${dr.command_topic}, acks ${dr.ack_topic}, ${dr.public_keys.length} public key${dr.public_keys.length === 1 ? '' : 's'}${dr.dry_run ? ', DRY RUN' : ''}`);
       const zones = new Map<string, string[]>();
+      const leftOut: Array<[string, string]> = [];
       for (const d of site.devices) {
-        if (!d.enabled || profiles.get(d.profile)?.kind !== 'load_controller') continue;
+        const p = profiles.get(d.profile);
+        if (!d.enabled || p?.kind !== 'load_controller') continue;
+        // Listed as DR will drive them: a controller it leaves out is named apart (and warned about).
+        const why = drExclusion(p);
+        if (why !== undefined) { leftOut.push([d.id, why]); continue; }
         zones.set(d.zone, [...(zones.get(d.zone) ?? []), `${d.id}${d.capacity_kw !== undefined ? ` (${d.capacity_kw} kW)` : ''}`]);
       }
       for (const [z, ids] of [...zones].sort()) out.push(`  DR zone ${z}: ${ids.join(', ')}`);
+      for (const [id, why] of leftOut) out.push(`  left out of DR: ${id}: ${why}`);
     }
   }
   const dl = site.delivery;

@@ -2,6 +2,7 @@
 // frequency source, demand-response zones, the poll budget, and derived defaults.
 import { endpointKey } from '../modbus/transport.js';
 import { hint } from './did-you-mean.js';
+import { drExclusion } from './dr-targets.js';
 import { BUDGET_WARN_UTILISATION, endpointLoads } from './poll-budget.js';
 import type { DeviceProfile } from './profile-types.js';
 import type { LenientSite } from './site-lenient.js';
@@ -121,18 +122,34 @@ function checkDemandResponse(
     const unit = p?.controls.find((c) => c.role === 'setpoint')?.unit ?? p?.controls[0]?.unit;
     if (unit === '%' && d.capacity_kw === undefined) ctx.warnAt(d, 'id', 'a load controller with a % setpoint needs capacity_kw to turn kW reductions into %');
   }
-  if (!dr || incomplete) return;
-  if (controllers.length === 0) {
-    ctx.errorAt(dr, undefined, 'demand_response is configured but no enabled device has a load_controller profile: no zone can act on a command');
+  if (!dr) return;
+  // What DR will drive at run time (src/config/dr-targets.ts): the others are said here, by name.
+  const leftOut = new Map<string, string[]>();
+  const driven = controllers.filter((d) => {
+    const p = profiles.get(d.profile);
+    const why = p === undefined ? undefined : drExclusion(p);
+    if (why === undefined) return true;
+    ctx.warnAt(d, 'profile', `load controller ${d.id} is left out of demand response: ${why}`);
+    leftOut.set(d.zone, [...(leftOut.get(d.zone) ?? []), d.id]);
+    return false;
+  });
+  if (incomplete) return;
+  if (driven.length === 0) {
+    ctx.errorAt(dr, undefined, controllers.length === 0
+      ? 'demand_response is configured but no enabled device has a load_controller profile: no zone can act on a command'
+      : `demand_response is configured but every enabled load controller is left out of it (${controllers.map((d) => d.id).join(', ')}): no zone can act on a command`);
     return;
   }
-  const zones = new Set(controllers.map((d) => d.zone));
+  const zones = new Set(driven.map((d) => d.zone));
   for (const d of devices) {
     if (!d.enabled || zones.has(d.zone) || d.zone === 'default') continue;
-    ctx.warnAt(d, 'zone', `zone ${JSON.stringify(d.zone)} has no load controller: demand-response commands for it cannot act`);
+    const out = leftOut.get(d.zone);
+    ctx.warnAt(d, 'zone', out === undefined
+      ? `zone ${JSON.stringify(d.zone)} has no load controller: demand-response commands for it cannot act`
+      : `zone ${JSON.stringify(d.zone)} has no load controller demand response drives (left out: ${out.join(', ')}): demand-response commands for it cannot act`);
     zones.add(d.zone); // once per zone
   }
-  for (const d of controllers) {
+  for (const d of driven) {
     if (d.zone === 'default') ctx.warnAt(d, 'id', 'load controller has no zone: demand-response commands address zones (set zone:)');
   }
 }

@@ -3,6 +3,7 @@
 // zone is active at a time: a newer one supersedes it. Commands run one after another (a restore
 // never interleaves with the curtailment it ends); the controllers within one run concurrently.
 import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Counter, type Span, type Tracer } from '@opentelemetry/api';
+import { drExclusion } from '../config/dr-targets.js';
 import { profileControls } from '../config/profile-controls.js';
 import type { DeviceProfile } from '../config/profile-types.js';
 import type { DemandResponseConfig, DeviceConfig, SiteConfig } from '../config/site-types.js';
@@ -14,7 +15,7 @@ import { achievedMw, ackRate, type DrAck, type EndReason, type ResultAck } from 
 import type { CommandType, DrCommand } from './command.js';
 import { interleaveBy, runBounded } from './concurrency.js';
 import type { ControllerExecutor, ControllerResult, ControllerTask, EndpointLookup, TaskPurpose } from './executor.js';
-import { drExclusion, planCurtailment, restoreValue, zoneControllers, type LoadProvider } from './planner.js';
+import { planCurtailment, restoreValue, zoneControllers, type LoadProvider } from './planner.js';
 import type { ActiveCommandRecord, DrStateStore } from './state-store.js';
 import { contextFromTraceparent } from './trace-context.js';
 

@@ -3,7 +3,7 @@
 // reduction is shared in proportion to that. When the zone cannot give it all, every controller
 // sheds all it can and the plan says `partial`.
 import { profileControls, type WritableControl } from '../config/profile-controls.js';
-import { isSunSpecProfile } from '../config/profile-sunspec.js';
+import { drExclusion } from '../config/dr-targets.js';
 import type { ControlDef, DeviceProfile } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 
@@ -39,19 +39,6 @@ export type LoadProvider = (deviceId: string) => number | undefined;
 export function setpointControl(profile: DeviceProfile): WritableControl | undefined {
   const { list } = profileControls(profile);
   return list.find((c) => c.def.role === 'setpoint') ?? list[0];
-}
-
-/**
- * Why a load controller is left out of DR (undefined: it takes part). Only load controllers are
- * DR targets (inverters, BMS and meters never are). A profile placed by SunSpec discovery has its
- * controls at addresses known only per device, and only when the device has their model: DR
- * drives controls at the profile's fixed addresses, so such a device is left out.
- */
-export function drExclusion(profile: DeviceProfile): string | undefined {
-  if (isSunSpecProfile(profile)) {
-    return 'its profile places controls by SunSpec discovery (per device, absent when the device lacks the model): DR drives load controllers at fixed addresses only';
-  }
-  return undefined;
 }
 
 /** The enabled load controllers DR leaves out, each with the reason (logged when DR starts). */

@@ -1,5 +1,5 @@
 // `ems-gateway validate` and `ems-gateway schemas --check` through their run() entry points.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -126,5 +126,53 @@ describe('ems-gateway schemas --check', () => {
     const io = capture();
     expect(await schemas(['--check', join(ROOT, 'test')])).toBe(1);
     expect(io.err()).toMatch(/site\.schema\.json is missing: run `ems-gateway schemas --write`/);
+  });
+
+  describe('a SunSpec-placed load controller (DR leaves it out at run time)', () => {
+    const SS_LC = [
+      'vendor: Test', 'model: SunSpec LC', 'kind: load_controller', 'address_base: 0',
+      'sunspec_base: 40000', 'sunspec_models: [{ id: 1, length: 66 }, { id: 123, length: 24 }]',
+      'points:',
+      '  - { id: load_kw, table: holding, address: 0, type: uint16, scale: 0.1, unit: kW, metric: ems.device.load_power, role: load }',
+      "  - { id: lim, table: holding, sunspec: { model: 123, point: WMaxLimPct }, type: uint16, unit: '%', metric: ems.device.power_limit, role: setpoint }",
+      'controls:',
+      "  - { id: limit, table: holding, sunspec: { model: 123, point: WMaxLimPct }, type: uint16, unit: '%', role: setpoint, min: 5, max: 100, verify: { point: lim, tolerance: 1 } }",
+      '',
+    ].join('\n');
+    let dir = '';
+    afterEach(() => { if (dir) rmSync(dir, { recursive: true, force: true }); dir = ''; });
+    function siteWith(devices: string[]): string {
+      dir = mkdtempSync(join(tmpdir(), 'ems-validate-'));
+      mkdirSync(join(dir, 'devices'));
+      copyFileSync(join(ROOT, 'devices/generic-load-controller.yaml'), join(dir, 'devices/generic-load-controller.yaml'));
+      writeFileSync(join(dir, 'devices/ss-lc.yaml'), SS_LC);
+      const file = join(dir, 'site.yaml');
+      writeFileSync(file, [
+        'version: 1', 'site: { id: t, region: north, nominal_frequency_hz: 50 }', 'profiles_dir: devices', 'devices:', ...devices,
+        'mqtt:', '  url: mqtt://b', `  demand_response: { command_topic: c, ack_topic: a, public_key_file: ${join(ROOT, 'config/keys/demo-dr.pub')} }`, '',
+      ].join('\n'));
+      return file;
+    }
+
+    it('is not listed under its DR zone: validate names it left out, with why, and warns for its zone', async () => {
+      const io = capture();
+      const code = await validate([siteWith([
+        '  - { id: lc, profile: generic-load-controller, host: h, zone: z1 }',
+        '  - { id: ss, profile: ss-lc, host: h2, zone: z2, capacity_kw: 100 }',
+      ])]);
+      expect(code, io.err()).toBe(0);
+      expect(io.out()).toContain('DR zone z1: lc');
+      expect(io.out()).not.toContain('DR zone z2');
+      expect(io.out()).toMatch(/ {2}left out of DR: ss: its profile places controls by SunSpec discovery/);
+      expect(io.err()).toMatch(/:6:\d+ devices\[1\]\.profile: warning: load controller ss is left out of demand response: its profile places controls by SunSpec discovery/);
+      expect(io.err()).toMatch(/devices\[1\]\.zone: warning: zone "z2" has no load controller demand response drives \(left out: ss\): demand-response commands for it cannot act/);
+    });
+
+    it('when it is the only load controller: the error that no zone can act, naming it', async () => {
+      const io = capture();
+      const code = await validate([siteWith(['  - { id: ss, profile: ss-lc, host: h2, zone: z2, capacity_kw: 100 }'])]);
+      expect(code).toBe(1);
+      expect(io.err()).toMatch(/mqtt\.demand_response: demand_response is configured but every enabled load controller is left out of it \(ss\): no zone can act on a command/);
+    });
   });
 });

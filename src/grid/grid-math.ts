@@ -6,7 +6,7 @@
 // imbalance = generation - load (positive: surplus); imbalance % is relative to load.
 // grid_import / grid_export are reported per source but are not part of either total: the seed
 // defines load as what the meters and load points measure, not a balance of the feeder.
-import type { GridSample } from './sources.js';
+import type { GridRole, GridSample } from './sources.js';
 
 const POWER_TO_MW: Readonly<Record<string, number>> = { W: 1e-6, kW: 1e-3, MW: 1, GW: 1e3 };
 const FREQUENCY_TO_HZ: Readonly<Record<string, number>> = { Hz: 1, mHz: 1e-3 };
@@ -39,8 +39,11 @@ export interface GridMathInput {
   staleAfterMs: number;
   nominalHz: 50 | 60;
   frequencySource?: string;
-  /** `source/point` keys seen before: one that has disappeared counts as missing. */
-  known: ReadonlySet<string>;
+  /**
+   * `source/point` keys seen before, with their role: one that has disappeared counts as missing,
+   * and its kind stays known (the total it fed is absent, not 0, while nothing of its kind is fresh).
+   */
+  known: ReadonlyMap<string, GridRole>;
   /** Roles the site's sources feed, read or not (a total fed by one is absent until fresh). */
   expectedRoles?: ReadonlySet<string>;
 }
@@ -105,8 +108,10 @@ export function computeGrid(input: GridMathInput): GridComputation {
       load += mw; loadFresh = true;
     }
   }
-  for (const key of input.known) {
+  for (const [key, role] of input.known) {
     if (present.has(key)) continue;
+    if (role === 'generation' || role === 'battery_power') generationKnown = true;
+    if (role === 'load' || role === 'battery_power') loadKnown = true;
     const slash = key.lastIndexOf('/');
     excluded.push({ source: key.slice(0, slash), point: key.slice(slash + 1), reason: 'missing' });
   }

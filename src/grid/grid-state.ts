@@ -8,7 +8,7 @@ import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { METRICS, METRIC_ATTRS, METRIC_UNITS, SPANS, SPAN_ATTRS } from '../telemetry/semconv.js';
 import { computeGrid, sampleKey, type Exclusion } from './grid-math.js';
-import type { GridSample, GridSampleSource } from './sources.js';
+import type { GridRole, GridSample, GridSampleSource } from './sources.js';
 
 export interface GridSnapshot {
   /** Epoch ms of the computation. */
@@ -41,7 +41,8 @@ export class GridState {
   private readonly deps: GridStateDeps;
   private readonly logger: Logger;
   private readonly sources: GridSampleSource[];
-  private readonly known = new Set<string>();
+  /** Every `source/point` seen, with its role (grid-math: a missing one still counts for its kind). */
+  private readonly known = new Map<string, GridRole>();
   private latest: GridSnapshot | undefined;
   private timer: ClockTimer | undefined;
   private running = false;
@@ -101,7 +102,7 @@ export class GridState {
       known: this.known,
       expectedRoles: this.expectedRoles(),
     });
-    for (const s of samples) this.known.add(sampleKey(s));
+    for (const s of samples) this.known.set(sampleKey(s), s.role);
     const snap: GridSnapshot = {
       at_ms: clock.now(),
       nominal_frequency_hz: site.nominal_frequency_hz,

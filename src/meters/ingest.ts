@@ -6,7 +6,7 @@ import type { Meter, Tracer } from '@opentelemetry/api';
 import { CumulativeProducer } from '../telemetry/cumulative-producer.js';
 import type { IPublishPacket } from 'mqtt';
 import type { MeterIngestConfig, MqttConfig } from '../config/site-types.js';
-import type { GridSample, GridSampleSource } from '../grid/sources.js';
+import type { GridRole, GridSample, GridSampleSource } from '../grid/sources.js';
 import { MqttConnection, type AckToken } from '../mqtt/connection.js';
 import { SubscriptionKeeper } from '../mqtt/subscription-keeper.js';
 import { parseTopicFilter } from '../mqtt/topics.js';
@@ -216,6 +216,9 @@ export class MeterIngest implements GridSampleSource {
   dropConnection(): void { this.connection.dropConnection(); }
 
   gridSamples(): GridSample[] { return this.powerTable.gridSamples(); }
+
+  /** The fleet's power is a load source from the start: load is absent, not 0, while no meter is fresh. */
+  gridRoles(): GridRole[] { return ['load']; }
 
   status(): MeterIngestStatus {
     return this.stats.snapshot({

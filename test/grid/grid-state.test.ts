@@ -13,6 +13,8 @@ import { silentLogger } from '../../src/runtime/logger.js';
 import { METRICS, SPANS, SPAN_ATTRS } from '../../src/telemetry/semconv.js';
 import { gatewayTemporality } from '../../src/telemetry/views.js';
 import { ManualClock } from '../runtime/manual-clock.js';
+import { MeterIngest } from '../../src/meters/ingest.js';
+import { mqttConfig, TestTelemetry } from '../meters/harness.js';
 
 class PullReader extends MetricReader {
   protected override async onForceFlush(): Promise<void> {}
@@ -128,6 +130,34 @@ describe('GridState', () => {
     snapshot.clear('pv-1');                     // the device went down
     expect(t.grid.update().generation_mw).toBeNull();
     expect((await t.gauges())[METRICS.gridTotalGeneration]).toBeUndefined();
+  });
+
+  it('load is absent, not 0, before the meter fleet has a fresh reading (no false full-generation imbalance)', async () => {
+    const t = setup(); stop = t.shutdown;
+    const tel = new TestTelemetry();
+    // Never started: no reading yet, as in the first seconds after start or a broker outage from the start.
+    const ingest = new MeterIngest({
+      mqtt: mqttConfig('mqtt://127.0.0.1:1'), clock: t.clock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer,
+    });
+    t.grid.addSource(ingest);
+    t.source.samples = [t.sample('pv-1', 'p', 'generation', 5, 'MW')];
+    await t.grid.start();
+    const s = t.grid.snapshot();
+    expect([s?.generation_mw, s?.load_mw, s?.imbalance_mw, s?.imbalance_pct]).toEqual([5, null, null, null]);
+    const g = await t.gauges();
+    expect(g[METRICS.gridTotalGeneration]).toBe(5);
+    expect(g[METRICS.gridTotalLoad]).toBeUndefined();
+    await tel.shutdown();
+  });
+
+  it('load is absent, not 0, once every meter region seen before has gone (all stale, e.g. a broker outage)', () => {
+    const t = setup(); stop = t.shutdown;   // a source that declares no roles: the kind is learnt from what was seen
+    t.source.samples = [t.sample('pv-1', 'p', 'generation', 5, 'MW'), t.sample('meters:north', 'power', 'load', 2_000_000, 'W')];
+    expect(t.grid.update()).toMatchObject({ generation_mw: 5, load_mw: 2, imbalance_mw: 3 });
+    t.source.samples = [t.sample('pv-1', 'p', 'generation', 5, 'MW')];   // the power table drops stale regions
+    const s = t.grid.update();
+    expect(s.excluded).toEqual([{ source: 'meters:north', point: 'power', reason: 'missing' }]);
+    expect([s.generation_mw, s.load_mw, s.imbalance_mw, s.imbalance_pct]).toEqual([5, null, null, null]);
   });
 
   it.each([50, 60] as const)('deviation is measured from the %i Hz nominal', (nominal) => {

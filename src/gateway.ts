@@ -164,7 +164,10 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
   };
   if (site.devices.some((d) => d.enabled)) {
     gridSources.push(pollers);
-    parts.push(part('modbus', async () => pollers.start(), async () => { await pollers.stop(); await recorder?.stop(); }));
+    // Final only when the whole gateway stops (its last export still carries the devices' figures);
+    // a modbus part isolated at run time stops reporting them at once.
+    const final = (): boolean => holder.lifecycle?.state === 'stopping';
+    parts.push(part('modbus', async () => pollers.start(), async () => { await pollers.stop({ final: final() }); await recorder?.stop(); }));
     providers.devices = () => deviceStatus(pollers.status(), site.devices, pollers, clock.now());
     providers.device = (id) => deviceDetail(id, pollers.status(), site.devices, pollers, clock.now());
   }

@@ -29,9 +29,10 @@ interface Binding {
 const UP_STREAM = 0;
 
 /**
- * How long the figures of the moment the pollers stopped are still reported: long enough for the
- * export telemetry sends when it stops, last (the gateway's whole stop is bounded by 7 s), short
- * enough that a modbus part stopped at run time does not report a frozen site for long.
+ * The longest the figures of the moment the gateway shut down are still reported: long enough for
+ * the export telemetry sends when it stops, last (the gateway's whole stop is bounded by 7 s).
+ * Each figure also ends where its device's staleness bound would have ended it (stale is never
+ * reported as fresh), and only a shutdown freezes them (PollerSet.stop({ final: true })).
  */
 export const FINAL_FIGURES_MS = 15_000;
 
@@ -63,7 +64,8 @@ export class DeviceGauges {
   private streams: GaugeStream[] = [];
   private devices: DeviceBindings[] = [];
   private observables: ObservableGauge[] = [];
-  private final: { atMs: number; emits: Array<[number, number, Attributes]> } | undefined;
+  /** Frozen at shutdown: each figure with the epoch ms after which it is no longer reported. */
+  private final: Array<[stream: number, value: number, attrs: Attributes, untilMs: number]> | undefined;
   private registered: Observable[] = [];
   private source: GaugeSource | undefined;
   private readonly observe = (r: BatchObservableResult): void => {
@@ -138,34 +140,44 @@ export class DeviceGauges {
   }
 
   /**
-   * The pollers are stopping: keep reporting the availability and values of this moment (for
-   * FINAL_FIGURES_MS), so the export sent at shutdown still carries them.
+   * The gateway is shutting down and the pollers are stopping: keep reporting the availability and
+   * values of this moment, so the export sent at shutdown still carries them. A value is reported
+   * only while it would still be fresh (its device's staleness bound from when it was read), the
+   * availability only for the device's staleness bound from now, and nothing after FINAL_FIGURES_MS.
    */
   freeze(): void {
-    const emits: Array<[number, number, Attributes]> = [];
+    const now = this.deps.clock.now();
+    const last = now + FINAL_FIGURES_MS;
+    const frozen: Array<[number, number, Attributes, number]> = [];
     this.final = undefined;
-    this.scan((stream, value, attrs) => { emits.push([stream, value, attrs]); });
-    this.final = { atMs: this.deps.clock.now(), emits };
+    this.scanLive(now, (stream, value, attrs, untilMs) => { frozen.push([stream, value, attrs, Math.min(untilMs, last)]); });
+    this.final = frozen;
   }
 
   /** Every fresh value in the snapshot, once: what one collection reports. */
   private scan(emit: GaugeEmit): void {
     const now = this.deps.clock.now();
     if (this.final !== undefined) {
-      if (now - this.final.atMs <= FINAL_FIGURES_MS) for (const [s, v, a] of this.final.emits) emit(s, v, a);
+      for (const [s, v, a, untilMs] of this.final) if (now <= untilMs) emit(s, v, a);
       return;
     }
+    this.scanLive(now, emit);
+  }
+
+  /** The snapshot's fresh values; `untilMs`: the last epoch ms each would still be fresh (freeze()). */
+  private scanLive(now: number, emit: (stream: number, value: number, attrs: Attributes, untilMs: number) => void): void {
     const snap = this.deps.snapshot;
     for (const d of this.devices) {
       const up = this.deps.isUp(d.deviceId);
-      if (up !== undefined) emit(UP_STREAM, up ? 1 : 0, d.upAttrs);
+      if (up !== undefined) emit(UP_STREAM, up ? 1 : 0, d.upAttrs, now + d.staleAfterMs);
       for (const b of d.points) {
         const v = snap.get(d.deviceId, b.pointId);
         if (v === undefined || now - v.readAtMs > d.staleAfterMs) continue;
+        const untilMs = v.readAtMs + d.staleAfterMs;
         if (typeof v.value === 'number') {
-          if (Number.isFinite(v.value)) emit(b.stream, v.value, b.attrs);
+          if (Number.isFinite(v.value)) emit(b.stream, v.value, b.attrs, untilMs);
         } else if (typeof v.value === 'boolean') {
-          emit(b.stream, v.value ? 1 : 0, b.attrs);
+          emit(b.stream, v.value ? 1 : 0, b.attrs, untilMs);
         }
       }
     }

@@ -111,10 +111,15 @@ export class PollerSet implements GridSampleSource {
     this.log.info({ devices: n, endpoints: this.pool.all().length }, 'modbus polling started');
   }
 
-  async stop(): Promise<void> {
-    // The gauges keep the figures of this moment for the export telemetry sends when it stops,
-    // last (the pollers clear the snapshot as they stop). A later start() replaces them.
-    this.gauges?.freeze();
+  /**
+   * Stops polling. `final`: the gateway is shutting down, so the gauges keep the figures of this
+   * moment for the export telemetry sends when it stops, last (the pollers clear the snapshot as
+   * they stop; a later start() replaces them). Stopped at run time (not final), the devices' figures
+   * end now: a value no poller refreshes is not reported as fresh.
+   */
+  async stop(opts: { final?: boolean } = {}): Promise<void> {
+    if (opts.final === true) this.gauges?.freeze();
+    else this.gauges?.stop();
     // Close the endpoints first (when ours) so in-flight cycles end at once with 'closed'.
     const pollersDone = Promise.all(this.pollers.map((p) => p.stop()));
     if (this.ownsPool) await this.pool.close();

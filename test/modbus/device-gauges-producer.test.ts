@@ -90,7 +90,7 @@ describe('device gauges through the GaugeProducer', () => {
     expect((await g.collect()).points.filter((p) => p.name === 'ems.device.frequency').map((p) => p.value)).toEqual([49.9]);
   });
 
-  it.each([true, false])('frozen when the pollers stop: the figures of that moment, for FINAL_FIGURES_MS (producer: %s)', async (viaProducer) => {
+  it.each([true, false])('frozen at shutdown: the figures of that moment, each only while it would be fresh (producer: %s)', async (viaProducer) => {
     const snap = new DeviceSnapshot();
     fill(snap, nowMs);
     const g = build(snap, viaProducer);
@@ -98,8 +98,23 @@ describe('device gauges through the GaugeProducer', () => {
     g.gauges.freeze();
     for (const d of devices) snap.clear(d.id); // what the stopping pollers do
     expect((await g.collect()).points.map(key).sort()).toEqual(before);
-    nowMs += FINAL_FIGURES_MS + 1;
+    // The devices' staleness bound is 5 s (3 x 200 ms, at least 5 s): well inside FINAL_FIGURES_MS,
+    // a frozen value and the frozen availability end where a live one would have gone stale.
+    expect(FINAL_FIGURES_MS).toBeGreaterThan(5_001);
+    nowMs += 5_000;
+    expect((await g.collect()).points.map(key).sort()).toEqual(before);
+    nowMs += 1;
     expect((await g.collect()).points).toEqual([]);
+  });
+
+  it('frozen figures of values read earlier end earlier: their own staleness bound, not the freeze time', async () => {
+    const snap = new DeviceSnapshot();
+    fill(snap, nowMs - 4_000);                // read 4 s before the shutdown
+    const g = build(snap, true);
+    g.gauges.freeze();
+    for (const d of devices) snap.clear(d.id);
+    nowMs += 1_001;                           // 5.001 s after they were read: stale; up is still within its bound
+    expect((await g.collect()).points.map((p) => `${p.name}:${String(p.attrs['device_id'])}:${p.value}`)).toEqual(['ems.modbus.device.up:inv-1:1']);
   });
 
   it('keep the cardinality limit per metric and say so', async () => {

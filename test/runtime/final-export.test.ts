@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadSiteFromString } from '../../src/config/load.js';
 import { buildGateway, type Gateway } from '../../src/gateway.js';
 import { silentLogger } from '../../src/runtime/logger.js';
+import { PullMetricReader } from '../../src/telemetry/pull-reader.js';
 import type { StatusReport } from '../../src/status/status-model.js';
 import { DEVICE_METRICS, METRICS } from '../../src/telemetry/semconv.js';
 import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
@@ -58,6 +59,41 @@ status: { host: 127.0.0.1, port: 0 }
     const power = receiver.metric('ems.device.ac_power').flatMap((m) => m.points);
     expect(power.map((p) => p.attributes['device_id'])).toEqual(['inverter-1']);
     expect(receiver.metric('ems.device.ac_frequency').flatMap((m) => m.points)[0]?.value).toBeGreaterThan(49);
+  }, 40_000);
+
+  it('a modbus part stopped at run time (isolated, not a shutdown) reports no frozen figures', async () => {
+    receiver = await OtlpReceiver.start();
+    const loaded = await loadSiteFromString(`version: 1
+site: { id: final-export, region: north, nominal_frequency_hz: 50 }
+devices:
+  - { id: inverter-1, profile: sunspec-inverter-3ph, host: 127.0.0.1, port: 1502, poll_interval: 200ms }
+telemetry: { otlp_endpoint: "${receiver.url}", export_interval: 10m, export_timeout: 5s }
+status: { host: 127.0.0.1, port: 0 }
+`, { file: 'final-export.yaml', env: {}, metrics: DEVICE_METRICS });
+    sims = await startSiteSimulators(loaded, { port: 0 });
+    loaded.site.devices[0]!.port = sims.endpoints[0]!.server.port;
+    const reader = new PullMetricReader();
+    gw = buildGateway(loaded, { env: {}, logger: silentLogger(), statusPort: 0, extraMetricReaders: [reader] });
+    reader.addProducer(gw.telemetry.gaugeProducer);   // the device gauges' path (only the OTLP reader has it built in)
+    await gw.start();
+    const names = async (): Promise<string[]> => {
+      const { resourceMetrics } = await reader.collect();
+      return resourceMetrics.scopeMetrics.flatMap((sm) => sm.metrics).filter((m) => m.dataPoints.length > 0).map((m) => m.descriptor.name)
+        .filter((n) => n === METRICS.modbusDeviceUp || n.startsWith('ems.device.'));
+    };
+    const deadline = Date.now() + 20_000;
+    while (!(await names()).includes('ems.device.ac_power')) {
+      if (Date.now() > deadline) throw new Error('inverter-1 was never read');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await names()).toContain(METRICS.modbusDeviceUp);
+    gw.lifecycle.reportFailure('modbus', new Error('test: the modbus part broke'));
+    while (gw.lifecycle.health().find((h) => h.name === 'modbus')?.state !== 'failed' || gw.pollers.status().length > 0) {
+      if (Date.now() > deadline) throw new Error('the modbus part did not stop');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // The gateway keeps running; no poller refreshes the devices' values, so none is reported.
+    expect(await names()).toEqual([]);
   }, 40_000);
 
   it('SIGTERM to `ems-gateway run` (built CLI): the last export carries them too', async () => {

@@ -35,13 +35,38 @@ function tokenStart(line: string, i: number, inFlow: boolean): boolean {
   return line[w] === '&' || line[w] === '!';
 }
 
+/** A block scalar header from its indicator to the end of the line: `|`/`>`, indentation and chomping indicators, a comment. */
+const BLOCK_SCALAR_HEADER = /^[|>](?:([1-9])[+-]?|[+-]([1-9])?)?[ \t]*(?:#.*)?$/;
+
+interface BlockScalar {
+  /** Indentation of the node holding the scalar: content is indented more. */
+  parent: number;
+  /** Indentation of the content: from the indentation indicator, else the first non-empty line. */
+  content: number | undefined;
+}
+
+/**
+ * The block scalar whose header is at `col` of `line`, with `stack` the columns of the line's open
+ * block nodes. Its parent is the innermost node that is not the scalar itself: the key's column in
+ * `- a: |`, the inner entry's in `- - |` (not the line's indentation: the scan would take a less
+ * indented sibling key for content and miss the nesting under it).
+ */
+function blockScalar(stack: readonly number[], line: string, col: number, digit: string | undefined): BlockScalar {
+  let top = stack.length - 1;
+  const last = stack[top] ?? -1;
+  // The last node opened on this line is the scalar itself when only anchors and tags come before the header.
+  if (last >= 0 && /^(?:[&!]\S*[ \t]+)*$/.test(line.slice(last, col))) top--;
+  const parent = stack[top] ?? -1;
+  return { parent, content: digit === undefined ? undefined : Math.max(parent, 0) + Number(digit) };
+}
+
 /** The first place where `text` nests deeper than `max`, or undefined. */
 export function excessiveNesting(text: string, max: number): NestingProblem | undefined {
   const lines = text.split('\n');
   const stack: number[] = [];         // columns of the open block nodes
   let flow = 0;                       // open [ and {
   let quote: string | undefined;      // inside a quoted scalar (it may span lines)
-  let scalarParent: number | undefined; // inside a block scalar (| or >) of a line with this indent
+  let scalar: BlockScalar | undefined; // inside a block scalar (| or >)
   for (let li = 0; li < lines.length; li++) {
     const line = (lines[li] ?? '').replace(/\r$/, '');
     let i = 0;
@@ -49,9 +74,13 @@ export function excessiveNesting(text: string, max: number): NestingProblem | un
       let indent = 0;
       while (line[indent] === ' ') indent++;
       const blank = indent >= line.length || line[indent] === '#' || /^\s*$/.test(line);
-      if (scalarParent !== undefined) {
-        if (blank || indent > scalarParent) continue;
-        scalarParent = undefined;
+      if (scalar !== undefined) {
+        // The parser's rule: the content is indented more than the parent node, by the indentation
+        // indicator or as much as its first non-empty line; a less indented line (a comment too) ends it.
+        if (/^\s*$/.test(line)) continue;
+        if (scalar.content === undefined && indent > scalar.parent) scalar.content = indent;
+        if (scalar.content !== undefined && indent >= scalar.content) continue;
+        scalar = undefined;
       }
       if (blank) continue;
       while (stack.length > 0 && (stack[stack.length - 1] ?? 0) >= indent) stack.pop();
@@ -67,8 +96,6 @@ export function excessiveNesting(text: string, max: number): NestingProblem | un
         if (c >= line.length || line[c] === '#') break;
       }
       i = indent;
-      const header = /(^|\s)[|>][0-9+-]*\s*(#.*)?$/.exec(line);
-      if (header && tokenStart(line, header.index + header[1]!.length, false)) scalarParent = indent;
     }
     for (; i < line.length; i++) {
       const ch = line[i];
@@ -81,6 +108,13 @@ export function excessiveNesting(text: string, max: number): NestingProblem | un
         continue;
       }
       if (ch === '#' && (i === 0 || SPACE.has(line[i - 1] ?? ''))) break;
+      if ((ch === '|' || ch === '>') && flow === 0 && tokenStart(line, i, false)) {
+        const header = BLOCK_SCALAR_HEADER.exec(line.slice(i));
+        if (header) {
+          scalar = blockScalar(stack, line, i, header[1] ?? header[2]);
+          break;
+        }
+      }
       if ((ch === '"' || ch === "'") && tokenStart(line, i, flow > 0)) quote = ch;
       else if ((ch === '[' || ch === '{') && (flow > 0 || tokenStart(line, i, false))) {
         flow++;

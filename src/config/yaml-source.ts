@@ -10,6 +10,8 @@ export const MAX_ALIAS_EXPANSIONS = 100;
 const MAX_SYNTAX_PROBLEMS = 20;
 /** Deeper nesting (block or flow) only serves to exhaust the parser's stack; no config needs it. */
 const MAX_NESTING = 64;
+const STACK_OVERFLOW = /Maximum call stack size exceeded/;
+const TOO_DEEP = `YAML: nested too deeply (more than the parser can read): refusing`;
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 export interface SourceFile {
@@ -117,9 +119,10 @@ export class FileCtx {
 
 /**
  * Parses YAML keeping positions. Syntax errors, oversized input and alias bombs become problems;
- * the returned doc is undefined when validation of the content cannot go on.
+ * the returned doc is undefined when validation of the content cannot go on. `maxNesting`: the
+ * scan's bound (tests raise it to reach the net below the scan).
  */
-export function parseYaml(text: string, file: string, problems: Problems): SourceFile {
+export function parseYaml(text: string, file: string, problems: Problems, maxNesting = MAX_NESTING): SourceFile {
   const lines = new LineCounter();
   const size = Buffer.byteLength(text, 'utf8');
   if (size > MAX_CONFIG_BYTES) {
@@ -127,10 +130,10 @@ export function parseYaml(text: string, file: string, problems: Problems): Sourc
       message: `file is ${size} bytes; config files are limited to ${MAX_CONFIG_BYTES} bytes (1 MiB)` });
     return { file, doc: undefined, lines };
   }
-  const deep = excessiveNesting(text, MAX_NESTING);
+  const deep = excessiveNesting(text, maxNesting);
   if (deep !== undefined) {
     const what = deep.kind === 'flow' ? 'brackets nest' : 'blocks (indentation, `- `) nest';
-    problems.add({ file, line: deep.line, col: deep.col, path: '', severity: 'error', message: `YAML: ${what} more than ${MAX_NESTING} levels deep: refusing` });
+    problems.add({ file, line: deep.line, col: deep.col, path: '', severity: 'error', message: `YAML: ${what} more than ${maxNesting} levels deep: refusing` });
     return { file, doc: undefined, lines };
   }
   let doc: Document.Parsed;
@@ -138,10 +141,19 @@ export function parseYaml(text: string, file: string, problems: Problems): Sourc
     doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
   } catch (err) {
     // The scan above should have refused what the parser cannot read; this is the net below it.
-    problems.add({ file, line: 0, col: 0, path: '', severity: 'error', message: `YAML: cannot be read: ${(err as Error).message}` });
+    const message = err instanceof RangeError && STACK_OVERFLOW.test(err.message) ? TOO_DEEP : `YAML: cannot be read: ${(err as Error).message}`;
+    problems.add({ file, line: 0, col: 0, path: '', severity: 'error', message });
     return { file, doc: undefined, lines };
   }
   const errs = doc.errors;
+  // The parser catches its own stack overflow and reports it as an error: also the net below the
+  // scan, said once, in words a user can act on.
+  const overflow = errs.find((e) => STACK_OVERFLOW.test(e.message));
+  if (overflow !== undefined) {
+    const p = lines.linePos(overflow.pos[0]);
+    problems.add({ file, line: p.line, col: p.col, path: '', severity: 'error', message: TOO_DEEP });
+    return { file, doc: undefined, lines };
+  }
   for (const e of errs.slice(0, MAX_SYNTAX_PROBLEMS)) {
     const p = lines.linePos(e.pos[0]);
     const msg = e.message.split('\n')[0] ?? e.message;

@@ -5,7 +5,6 @@
 // decoded every way (`decode`'s table per register pair, and as text). It only ever reads: the code
 // below holds a read-only view of the endpoint (RegisterReader), so no write is reachable.
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { DEFAULT_DEVICES_DIR, loadProfile, loadSite } from '../config/load.js';
 import type { DeviceProfile, RegisterTable } from '../config/profile-types.js';
@@ -21,6 +20,8 @@ import { isSunSpecProfile } from '../config/profile-sunspec.js';
 import { ModbusError, readOnly, type RegisterReader } from '../modbus/types.js';
 import { systemClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
+import { DEVICE_METRICS } from '../telemetry/semconv.js';
+import { defineCommand, parseCommandArgs, usageFailure, type OptionValues } from './args.js';
 import { decodeTable } from './decode.js';
 
 const USAGE = `usage: ems-gateway probe --config <site.yaml> --device <id> [--raw <start> <count>] [options]
@@ -43,11 +44,20 @@ interface Target {
   profile: DeviceProfile | undefined;
 }
 
-const OPTIONS = {
-  config: { type: 'string' }, device: { type: 'string' }, devices: { type: 'string' },
-  host: { type: 'string' }, port: { type: 'string' }, unit: { type: 'string' }, profile: { type: 'string' },
-  raw: { type: 'string' }, table: { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-} as const;
+// --port, --unit, --timeout and --raw's numbers are checked here (hex allowed, probe's own ranges).
+const ARGS = defineCommand({
+  command: 'probe',
+  usage: USAGE,
+  options: {
+    config: { type: 'string' }, device: { type: 'string' }, devices: { type: 'string' },
+    host: { type: 'string' }, port: { type: 'string' }, unit: { type: 'string' }, profile: { type: 'string' },
+    raw: { type: 'string' }, table: { type: 'string' }, timeout: { type: 'string' },
+  },
+  // `--raw <start> <count>`: <start> is the option's value, <count> the one positional.
+  positionals: { max: 1 },
+});
+
+type ProbeArgs = OptionValues<typeof ARGS.options>;
 
 function int(text: string | undefined, name: string, min: number, max: number): number | undefined {
   if (text === undefined) return undefined;
@@ -56,13 +66,15 @@ function int(text: string | undefined, name: string, min: number, max: number): 
   return n;
 }
 
-async function resolveTarget(v: ReturnType<typeof parseOptions>['values'], raw: boolean): Promise<Target> {
+async function resolveTarget(v: ProbeArgs, raw: boolean): Promise<Target> {
   if (v.config !== undefined) {
     if (v.host !== undefined || v.port !== undefined || v.unit !== undefined || v.profile !== undefined) {
       throw new ProbeUsage('--config takes the device from the site file: drop --host/--port/--unit/--profile');
     }
     if (v.device === undefined) throw new ProbeUsage('--config needs --device <id>');
-    const loaded = await loadSite(v.config, v.devices === undefined ? {} : { devicesDir: v.devices });
+    // Loaded as `run` and `validate` load it (the device metric vocabulary, the environment), so
+    // probe accepts exactly the sites the gateway runs.
+    const loaded = await loadSite(v.config, { env: process.env, metrics: DEVICE_METRICS, ...(v.devices === undefined ? {} : { devicesDir: v.devices }) });
     const device = loaded.site.devices.find((d) => d.id === v.device);
     if (device === undefined) {
       throw new ProbeUsage(`no device ${JSON.stringify(v.device)} in ${v.config} (devices: ${loaded.site.devices.map((d) => d.id).join(', ') || 'none'})`);
@@ -80,10 +92,6 @@ async function resolveTarget(v: ReturnType<typeof parseOptions>['values'], raw: 
     profile = await loadProfile(file);
   }
   return { device: { id: `${v.host}:${port}/${unit}`, transport: 'tcp', host: v.host, port, unit_id: unit }, profile };
-}
-
-function parseOptions(args: string[]): ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>> {
-  return parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
 }
 
 /** Every planned read once, in order; a failure is kept as the read's outcome, never thrown. */
@@ -176,13 +184,11 @@ export function formatRaw(where: string, table: RegisterTable, start: number, wo
 }
 
 export async function run(args: string[]): Promise<number> {
+  const parsed = parseCommandArgs(args, ARGS);
+  if (typeof parsed === 'number') return parsed;
+  const { values: v, positionals } = parsed;
   let pool: EndpointPool | undefined;
   try {
-    const { values: v, positionals } = parseOptions(args);
-    if (v.help === true) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
     const raw = v.raw !== undefined;
     if (positionals.length !== (raw ? 1 : 0)) {
       throw new ProbeUsage(raw ? '--raw needs <start> <count>' : `unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -236,11 +242,7 @@ export async function run(args: string[]): Promise<number> {
       for (const p of err.problems) process.stderr.write(`${formatProblem(p, process.cwd())}\n`);
       return 2;
     }
-    const code = (err as { code?: unknown }).code;
-    if (err instanceof ProbeUsage || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
-      process.stderr.write(`ems-gateway probe: ${(err as Error).message}\n${USAGE}`);
-      return 2;
-    }
+    if (err instanceof ProbeUsage) return usageFailure(ARGS, err.message);
     throw err;
   } finally {
     await pool?.close();

@@ -10,7 +10,7 @@ function cli(args: string[]): { code: number | null; out: string; err: string } 
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-const COMMANDS = ['validate', 'schemas', 'simulate', 'decode', 'run', 'demo', 'dr', 'dr keygen', 'dr send'];
+const COMMANDS = ['validate', 'schemas', 'simulate', 'decode', 'probe', 'run', 'demo', 'dr', 'dr keygen', 'dr send'];
 
 describe('ems-gateway <command> --help', () => {
   it.each(COMMANDS)('%s --help prints its usage on stdout and exits 0', (command) => {

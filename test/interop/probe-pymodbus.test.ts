@@ -31,10 +31,14 @@ function capture(): { out: () => string; err: () => string } {
 }
 afterEach(() => { vi.restoreAllMocks(); });
 
-/** A profile YAML of the fixture's map (optionally with one point's order changed). */
+/**
+ * A profile YAML of the fixture's map (optionally with one point's order changed), without the
+ * fixture's `ems.test.*` metric names: `probe --config` loads a site as `run` does, and the device
+ * metric vocabulary is closed.
+ */
 function writeProfile(name: string, wrongOrder?: string): void {
   const p = pymodbusProfile(name, 0);
-  const points = p.points.map((pt) => (pt.id === wrongOrder ? { ...pt, order: 'ABCD' } : pt));
+  const points = p.points.map(({ metric: _metric, ...pt }) => (pt.id === wrongOrder ? { ...pt, order: 'ABCD' } : pt));
   writeFileSync(join(dir, `${name}.yaml`), stringify({
     vendor: p.vendor, model: p.model, kind: p.kind, address_base: 0, default_order: 'ABCD', quirks: { max_gap_registers: 10, timeout: '2s' }, points,
   }));
@@ -139,7 +143,7 @@ describe('ems-gateway probe against pymodbus', () => {
     expect(await probe(['--host', '127.0.0.1', '--port', String(proxyPort), '--raw', '60000', '4'])).toBe(1);
     expect(io.out()).toMatch(/failed: exception_illegal_address/);
     for (const [args, msg] of [
-      [['--host', 'x', '--profile', 'p', '--bogus'], /Unknown option '--bogus'/],
+      [['--host', 'x', '--profile', 'p', '--bogus'], /^ems-gateway probe: unknown option --bogus \(known: --config <value>, [^\n]*\nusage: ems-gateway probe /],
       [['--config', 'site.yaml'], /--config needs --device/],
       [['--host', '127.0.0.1'], /--host needs --profile/],
       [['--host', '127.0.0.1', '--raw', '0'], /--raw needs <start> <count>/],

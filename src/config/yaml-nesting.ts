@@ -85,6 +85,7 @@ export function excessiveNesting(text: string, max: number): NestingProblem | un
       if (blank) continue;
       while (stack.length > 0 && (stack[stack.length - 1] ?? 0) >= indent) stack.pop();
       let c = indent;
+      while (SPACE.has(line[c] ?? '')) c++;   // a tab after the indentation: the parser reads on past it
       for (;;) {
         stack.push(c);
         if (stack.length > max) return { kind: 'block', line: li + 1, col: c + 1 };
@@ -97,6 +98,7 @@ export function excessiveNesting(text: string, max: number): NestingProblem | un
       }
       i = indent;
     }
+    let flowDashes = 0;                 // `- ` inside a flow collection: not YAML, but the parser nests them
     for (; i < line.length; i++) {
       const ch = line[i];
       if (quote !== undefined) {
@@ -120,6 +122,10 @@ export function excessiveNesting(text: string, max: number): NestingProblem | un
         flow++;
         if (flow > max) return { kind: 'flow', line: li + 1, col: i + 1 };
       } else if ((ch === ']' || ch === '}') && flow > 0) flow--;
+      else if (ch === '-' && flow > 0 && (i + 1 >= line.length || SPACE.has(line[i + 1] ?? '')) && tokenStart(line, i, true)) {
+        flowDashes++;
+        if (flow + flowDashes > max) return { kind: 'flow', line: li + 1, col: i + 1 };
+      }
     }
   }
   return undefined;

@@ -85,6 +85,7 @@ describe('hostile config input', () => {
       [`version: 1\na: |\n      text\n  ${deep}\n`, 'x.yaml:4:'],          // less indented than the first line
       [`version: 1\na: |9\n  ${deep}\n`, 'x.yaml:3:'],                     // less indented than the indicator says
       [`version: 1\na: |\n  text\n# c\n  ${deep}\n`, 'x.yaml:5:'],          // a less indented comment ends it
+      [`version: 1\nx:\n \t${deep}\n`, 'x.yaml:3:'],                       // a tab after the indentation
     ];
     for (const [text, where] of cases) {
       const err = await rejection(loadSiteFromString(text, { file: 'x.yaml', env: {} }));
@@ -92,6 +93,9 @@ describe('hostile config input', () => {
       expect(err.message).toContain(where);
       expect(err.message).toMatch(/YAML: blocks \(indentation, `- `\) nest more than 64 levels deep: refusing$/);
     }
+    // `- ` inside brackets is no YAML, but the parser nests it all the same: counted with the brackets.
+    const err = await rejection(loadSiteFromString(`version: 1\nx: [\n${deep}]\n`, { file: 'x.yaml', env: {} }));
+    expect(err.message).toMatch(/x\.yaml:3:\d+: YAML: brackets nest more than 64 levels deep: refusing$/);
   });
 
   it('the scan and the parser agree on block scalars: whatever the scan lets through, the parser reads without overflowing', () => {

@@ -62,8 +62,10 @@ export function buildSinks(config: DeliveryConfig, site: SiteConfig, env: NodeJS
 export class DeliveryService implements ReadingSink {
   readonly name = 'delivery';
   // LMDB commits every write issued while the previous commit's fsync runs in one transaction:
-  // batches in flight together share one fsync (docs/delivery.md, bench:delivery).
-  readonly concurrentWrites = 4;
+  // batches in flight together share one fsync (docs/delivery.md, bench:delivery). Up to 16 full
+  // batches may be in flight: with the hand-off's bound in readings (GROUP_BACKLOG_READINGS), a
+  // commit under load carries several thousand readings.
+  readonly concurrentWrites = 16;
   private spool: Spool | undefined;
   private forwarders: SinkForwarder[] = [];
   private telemetry: DeliveryTelemetry | undefined;

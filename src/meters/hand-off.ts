@@ -8,8 +8,12 @@
 // PUBACKs go out in order (MQTT 3.1.1 §4.6): a batch is acknowledged only once it and every batch
 // before it were handed off. A sink that commits in groups (the delivery spool: one fsync for
 // every write issued meanwhile) says how many writes it takes at once (`concurrentWrites`); others
-// get one at a time. When BACKLOG_BATCHES batches' worth of readings wait, the inbound pump is
-// paused: backpressure reaches the broker.
+// get one at a time. Group commit: while a write to such a sink is in flight, the readings that
+// arrive meanwhile ride along in the open batch until it is full or a write completes, so each
+// fsync carries what arrived during the previous one; idle, a batch closes at once. The backlog
+// is bounded in readings: BACKLOG_BATCHES batches' worth, and for a group-committing sink at least
+// GROUP_BACKLOG_READINGS (larger groups under load); beyond it the inbound pump is paused:
+// backpressure reaches the broker.
 import type { AckToken, MqttConnection } from '../mqtt/connection.js';
 import { backoffDelay, type Clock, type ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -20,6 +24,11 @@ import type { ReadingSink } from './types.js';
 
 /** Batches' worth of readings that may wait for hand-off before the inbound pump is paused. */
 export const BACKLOG_BATCHES = 4;
+/**
+ * Readings a group-committing sink may have waiting or in flight before the pump is paused: the
+ * durable commit rate is (readings in flight) / (fsync time), so a few batches' worth would cap it.
+ */
+export const GROUP_BACKLOG_READINGS = 8192;
 
 export interface OpenBatch extends SealedBatch {
   acks: AckToken[];
@@ -60,14 +69,23 @@ export class HandOffPipeline {
   private drainWaiters: Array<() => void> = [];
 
   private readonly maxInFlight: number;
+  /** Readings received and not yet acknowledged beyond which the inbound pump is paused. */
+  private readonly backlogReadings: number;
 
   constructor(private readonly deps: HandOffDeps) {
     this.maxInFlight = Math.max(1, Math.floor(deps.sink.concurrentWrites ?? 1));
+    const batches = BACKLOG_BATCHES * deps.batchMaxSize;
+    this.backlogReadings = this.maxInFlight > 1 ? Math.max(batches, GROUP_BACKLOG_READINGS) : batches;
   }
 
   private get writing(): boolean { return this.inflight.length > 0; }
-  /** Every write slot taken (or a retry pending): readings ride along in the open batch. */
-  private get busy(): boolean { return this.retrying !== undefined || this.inflight.length >= this.maxInFlight; }
+  /** Every write slot taken (or a retry pending): nothing more can be handed off now. */
+  private get full(): boolean { return this.retrying !== undefined || this.inflight.length >= this.maxInFlight; }
+  /**
+   * Readings ride along in the open batch (it closes when full, when a write completes or after
+   * batch_max_wait): every slot is taken, or a write is in flight (group commit).
+   */
+  private get busy(): boolean { return this.full || this.writing; }
 
   /** Readings received but not yet handed off (their messages are not acknowledged yet). */
   get queued(): number {
@@ -96,7 +114,7 @@ export class HandOffPipeline {
     if (token) batch.acks.push(token);
     if (batch.size >= this.deps.batchMaxSize) this.seal();
     else this.scheduleSeal();
-    if (this.queued >= BACKLOG_BATCHES * this.deps.batchMaxSize) this.paused.push(next);
+    if (this.queued >= this.backlogReadings) this.paused.push(next);
     else next();
   }
 
@@ -195,9 +213,9 @@ export class HandOffPipeline {
       const slot = this.inflight.shift() as InFlight;
       this.handedOff(slot.batch);
     }
-    if (this.queued < (BACKLOG_BATCHES - 1) * this.deps.batchMaxSize) this.releasePaused();
-    // Readings that arrived during the hand-off form the next batch right away.
-    if (this.queue.length === 0 && this.current !== undefined && !this.busy) this.seal();
+    if (this.queued < this.backlogReadings - this.deps.batchMaxSize) this.releasePaused();
+    // Readings that arrived during the hand-off form the next batch right away (the next commit's group).
+    if (this.queue.length === 0 && this.current !== undefined && !this.full) this.seal();
     else this.pump();
   }
 

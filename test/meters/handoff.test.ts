@@ -2,6 +2,7 @@
 // nothing is lost or handed off twice, and the backlog in memory stays bounded (backpressure).
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
+import { GROUP_BACKLOG_READINGS } from '../../src/meters/hand-off.js';
 import { MeterIngest } from '../../src/meters/ingest.js';
 import type { ReadingSink, ValidReading } from '../../src/meters/types.js';
 import { systemClock } from '../../src/runtime/clock.js';
@@ -98,6 +99,46 @@ describe('hand-off', () => {
     expect(ingest.status().sink_errors).toBe(1);
     expect(sink.seen.size).toBe(n);
     expect([...sink.seen.values()].every((c) => c === 1)).toBe(true);
+    expect(ingest.status().queued_readings).toBe(0);
+  });
+
+  it('a group-committing sink: the backlog is bounded in readings (more than four batches), full batches ride along while a write is in flight', async () => {
+    class GroupSink extends FlakySink {
+      readonly concurrentWrites = 16;
+      inFlight = 0;
+      maxInFlight = 0;
+      sizes: number[] = [];
+      override async write(batch: readonly ValidReading[]): Promise<void> {
+        this.inFlight++;
+        this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+        this.sizes.push(batch.length);
+        try { await super.write(batch); } finally { this.inFlight--; }
+      }
+    }
+    const sink = new GroupSink(0, 40);
+    const batchMax = 500;
+    const { ingest, pub } = await setup(sink, batchMax);
+    let maxQueued = 0;
+    const timer = setInterval(() => { maxQueued = Math.max(maxQueued, ingest.status().queued_readings); }, 2);
+    cleanups.push(async () => clearInterval(timer));
+    // 150 messages of 100 readings: 15,000 readings, more than the bound.
+    const messages = 150;
+    const per = 100;
+    const payload = (m: number): string => JSON.stringify(Array.from({ length: per }, (_, j) => ({
+      meter_id: `m-${m}-${j}`, timestamp: Date.now() - 1000, kwh: j, voltage: 230, current: 1, power_factor: 1, region: 'north',
+    })));
+    await Promise.all(Array.from({ length: messages }, (_, m) => pub.publishAsync(`meters/north/m-${m}`, payload(m), { qos: 1 })));
+    await waitFor(() => ingest.status().readings_ingested === messages * per, 30_000, 'all handed off');
+    clearInterval(timer);
+    expect(sink.seen.size).toBe(messages * per);
+    expect([...sink.seen.values()].every((c) => c === 1)).toBe(true);
+    // More than four batches waited (larger groups under load), never more than the bound plus one message.
+    expect(maxQueued).toBeGreaterThan(4 * batchMax + per);
+    expect(maxQueued).toBeLessThanOrEqual(GROUP_BACKLOG_READINGS + per);
+    expect(sink.maxInFlight).toBeGreaterThan(4);
+    expect(sink.maxInFlight).toBeLessThanOrEqual(16);
+    // Under load the batches filled up while earlier writes were in flight.
+    expect(sink.sizes.filter((n) => n === batchMax).length).toBeGreaterThan(sink.sizes.length / 2);
     expect(ingest.status().queued_readings).toBe(0);
   });
 

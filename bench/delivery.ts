@@ -10,7 +10,8 @@
 //       alone from a copy of it: drain_readings_per_s per sink, rss_mb_max, spool_bytes_per_reading;
 //   (c) kill -9 drill: publish DRILL readings, kill -9 the gateway halfway, restart it, wait until
 //       PostgreSQL holds every acknowledged reading: lost, duplicates_postgres.
-// Options (env): BENCH_BACKLOG (default 1000000), BENCH_INGEST_MESSAGES (3000), BENCH_DRILL_MESSAGES (2000).
+// Options (env): BENCH_BACKLOG (default 1000000), BENCH_INGEST_MESSAGES (3000), BENCH_DRILL_MESSAGES (2000),
+// BENCH_PHASES=ingest (phase (a) alone: its last line holds the commit rate and the ratio; for A/B runs).
 // The last line of output is one JSON object.
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -29,6 +30,7 @@ import { startPostgres, startVictoriaMetrics } from './lib/store-peers.js';
 const BACKLOG = Number(process.env['BENCH_BACKLOG'] ?? 1_000_000);
 const INGEST_MESSAGES = Number(process.env['BENCH_INGEST_MESSAGES'] ?? 3000);
 const DRILL_MESSAGES = Number(process.env['BENCH_DRILL_MESSAGES'] ?? 2000);
+const INGEST_ONLY = process.env['BENCH_PHASES'] === 'ingest';
 const log = (s: string): void => { process.stderr.write(`${s}\n`); };
 const role = process.argv.find((a) => a.startsWith('--role='))?.slice(7);
 
@@ -119,6 +121,15 @@ async function main(): Promise<void> {
     const spooled = await run(c, { url: broker.url, topic, clientId: 'bench-gw-spool', readings, site: spoolSite }, 300_000);
     await c.stop();
     log(`(a) with the spool:    ${Math.round(spooled['readings_per_s'] as number)} readings/s (durable commits), ${spooled['spool_readings']} readings in ${spooled['spool_bytes']} bytes, ${spooled['hand_offs']} hand-offs (${Math.round(readings / (spooled['hand_offs'] as number))} readings each, ${(spooled['in_flight_avg'] as number).toFixed(1)} in flight, ${(spooled['write_ms_avg'] as number).toFixed(1)} ms each to the durable commit)`);
+    if (INGEST_ONLY) {
+      process.stdout.write(`${JSON.stringify({
+        spool_commit_readings_per_s: Math.round(spooled['readings_per_s'] as number),
+        ingest_without_spool_readings_per_s: Math.round(plain['readings_per_s'] as number),
+        ingest_ratio_with_spool: Number(((spooled['readings_per_s'] as number) / (plain['readings_per_s'] as number)).toFixed(3)),
+        hand_offs: spooled['hand_offs'], in_flight_avg: spooled['in_flight_avg'], write_ms_avg: spooled['write_ms_avg'],
+      })}\n`);
+      return;
+    }
 
     // (b) a backlog of BACKLOG readings, drained by each sink alone from a copy.
     c = spawnRole('fill');

@@ -321,8 +321,9 @@ export class ModbusEndpoint implements ModbusEndpointClient {
       case 'garbage':
         // Charged to the unit whose request is in flight (counted, the request goes on: its own
         // answer may still follow intact); with none in flight, to the endpoint only. A request
-        // whose answer drowned in them times out, on its own unit.
-        this.noteMalformed(ev.detail, ev.at);
+        // whose answer drowned in them times out, on its own unit. The bytes of an RTU answer that
+        // failed its CRC are that answer's crc_error (charged once the line is quiet), not garbage too.
+        this.noteMalformed(ev.detail, ev.damagedAnswer === true ? undefined : ev.at);
         this.limited.warn('garbage', { detail: ev.detail }, 'bytes that are no frame discarded');
         return;
     }

@@ -114,10 +114,10 @@ export class RtuReceiver extends StreamReceiver {
             // Wait for the rest, unless a whole answer already follows (this was noise looking like a header).
             const q = this.wholeAnswerAfter(p, ex);
             if (q < 0) break;
-            return this.garbage(start, q);
+            return this.junk(start, q);
           }
           if (crcOk(b, p, p + len)) {
-            if (p > start) return this.garbage(start, p);
+            if (p > start) return this.junk(start, p);
             this.pos = p + len;
             return { kind: 'answer', pdu: b.subarray(p + 1, p + len - 2), bytes: len };
           }
@@ -128,14 +128,21 @@ export class RtuReceiver extends StreamReceiver {
       }
       const len = anyAnswerLength(b, p);
       if (len > 0 && p + len <= b.length && crcOk(b, p, p + len)) {
-        if (p > start) return this.garbage(start, p);
+        if (p > start) return this.junk(start, p);
         this.pos = p + len;
         return { kind: 'stray', bytes: len, detail: `unit ${b[p] ?? 0}, function code ${b[p + 1] ?? 0}` };
       }
       p++;
     }
-    if (p > start) return this.garbage(start, p);
+    if (p > start) return this.junk(start, p);
     return undefined;
+  }
+
+  /** Garbage, marked when it holds a damaged copy of the expected answer (counted as its CRC error). */
+  private junk(from: number, to: number): RxEvent {
+    const ev = this.garbage(from, to);
+    if (this.badCrc && ev.kind === 'garbage') ev.damagedAnswer = true;
+    return ev;
   }
 
   quiet(ex: Expect): RxEvent | undefined {

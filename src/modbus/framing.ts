@@ -35,8 +35,12 @@ export type RxEvent =
   | { kind: 'bad_answer'; code: 'malformed_response' | 'crc_error'; detail: string; bytes: number }
   /** A well-formed frame that answers nothing in flight (late, duplicated, unsolicited, another unit's). */
   | { kind: 'stray'; detail: string; bytes: number }
-  /** Bytes that are no frame at all; `at` is the stream offset of the first (to charge them to the request in flight when they arrived). */
-  | { kind: 'garbage'; detail: string; bytes: number; at: number };
+  /**
+   * Bytes that are no frame at all; `at` is the stream offset of the first (to charge them to the
+   * request in flight when they arrived). `damagedAnswer`: they hold what looked like the expected
+   * answer with a failed RTU CRC, which is charged as that answer's crc_error, not again as garbage.
+   */
+  | { kind: 'garbage'; detail: string; bytes: number; at: number; damagedAnswer?: boolean };
 
 export interface Receiver {
   push(chunk: Buffer): void;

@@ -5,7 +5,7 @@
 
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import type { LoadedSite, ModbusTransport } from '../../src/config/site-types.js';
-import { endpointKey } from '../../src/modbus/transport.js';
+import { endpointKey } from '../../src/config/endpoint-key.js';
 import type { Clock } from '../../src/runtime/clock.js';
 import { createSimulatedDevice, type SimulatedDevice } from './device.js';
 import { openPtyPair, type PtyPair } from './pty.js';

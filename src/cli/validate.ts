@@ -8,7 +8,8 @@ import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import type { DeviceProfile } from '../config/profile-types.js';
 import type { LoadedSite } from '../config/site-types.js';
 import { planIdentityReads, planReads, type ReadPlan } from '../modbus/read-plan.js';
-import { describeLink, endpointKey } from '../modbus/transport.js';
+import { endpointKey } from '../config/endpoint-key.js';
+import { describeLink } from '../modbus/transport.js';
 import { defineCommand, parseCommandArgs } from './args.js';
 
 const USAGE = 'usage: ems-gateway validate <site.yaml> [--devices <dir>] [--quiet]\n';

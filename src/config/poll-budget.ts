@@ -3,7 +3,7 @@
 // reported as a warning: a device answering slower than assumed is reported at run time.
 import { lineTiming, rtuBytes } from '../modbus/framing-rtu.js';
 import { planReads, type PlannedRead } from '../modbus/read-plan.js';
-import { endpointKey } from '../modbus/transport.js';
+import { endpointKey } from './endpoint-key.js';
 import type { DeviceProfile } from './profile-types.js';
 import type { DeviceConfig } from './site-types.js';
 

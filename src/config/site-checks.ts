@@ -1,8 +1,8 @@
 // Cross-section checks of a site: devices against profiles, unique ids and addresses, the grid
 // frequency source, demand-response zones, the poll budget, and derived defaults.
-import { endpointKey } from '../modbus/transport.js';
 import { hint } from './did-you-mean.js';
 import { drExclusion } from './dr-targets.js';
+import { endpointKey } from './endpoint-key.js';
 import { BUDGET_WARN_UTILISATION, endpointLoads } from './poll-budget.js';
 import type { DeviceProfile } from './profile-types.js';
 import type { LenientSite } from './site-lenient.js';

@@ -9,7 +9,7 @@ import type { DeviceProfile } from '../config/profile-types.js';
 import type { DemandResponseConfig, DeviceConfig, SiteConfig } from '../config/site-types.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
-import { endpointKey } from '../modbus/transport.js';
+import { endpointKey } from '../config/endpoint-key.js';
 import { METRIC_ATTRS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
 import { achievedMw, ackRate, type DrAck, type EndReason, type ResultAck } from './ack.js';
 import type { CommandType, DrCommand } from './command.js';

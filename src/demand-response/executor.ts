@@ -8,7 +8,7 @@ import { context as otelContext, SpanStatusCode, trace, type Context, type Count
 import { CheckedWrite, WritableControl, boundsProblem } from '../config/profile-controls.js';
 import { wireAddress, type DeviceProfile, type PointDef } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
-import { endpointKey } from '../modbus/transport.js';
+import { endpointKey } from '../config/endpoint-key.js';
 import { ModbusError, type ModbusEndpointClient } from '../modbus/types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';

@@ -25,7 +25,7 @@ import { wireAddress } from '../config/profile-types.js';
 import type { DemandResponseConfig, SiteConfig } from '../config/site-types.js';
 import { encodePoint } from '../modbus/codec.js';
 import { RehearsalEndpoint } from '../modbus/rehearsal-endpoint.js';
-import { endpointKey } from '../modbus/transport.js';
+import { endpointKey } from '../config/endpoint-key.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
 import { METRICS } from '../telemetry/semconv.js';
 import { offlineTelemetry } from '../telemetry/setup.js';

@@ -11,7 +11,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../../simulators/broke
 import { FleetGenerator, type GeneratorReport } from '../../simulators/meter-fleet/generator.js';
 import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
 import type { DeliveryConfig, LoadedSite, SiteConfig } from '../config/site-types.js';
-import { endpointKey } from '../modbus/transport.js';
+import { endpointKey } from '../config/endpoint-key.js';
 import type { Logger } from '../runtime/logger.js';
 
 interface DemoSiteOptions {

@@ -8,7 +8,8 @@ import type { DeviceConfig } from '../config/site-types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { ModbusEndpoint, type EndpointObserver, type EndpointTuning } from './endpoint.js';
-import { deviceTarget, endpointKey, targetKey, type EndpointTarget } from './transport.js';
+import { endpointKey } from '../config/endpoint-key.js';
+import { deviceTarget, targetKey, type EndpointTarget } from './transport.js';
 
 export interface EndpointPoolDeps {
   clock: Clock;

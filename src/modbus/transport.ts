@@ -1,6 +1,7 @@
-// Which transport a device is reached through, as the endpoint needs it: the endpoint key (devices
-// with the same key share one connection or serial line, one request at a time), the link (TCP
-// socket or serial port) and the framing (MBAP or RTU).
+// Which transport a device is reached through, as the endpoint needs it: the link (TCP socket or
+// serial port) and the framing (MBAP or RTU). The endpoint key (devices with the same key share one
+// connection or serial line) is a function of the config: src/config/endpoint-key.ts.
+import { endpointKey } from '../config/endpoint-key.js';
 import type { DeviceConfig, SerialSettings } from '../config/site-types.js';
 import type { Framing, Link } from './framing.js';
 import { TransactionIds, mbapFraming } from './framing-mbap.js';
@@ -14,11 +15,6 @@ export type EndpointTarget =
   | { transport: 'rtu'; serial: SerialSettings & { device: string } };
 
 type DeviceLink = Pick<DeviceConfig, 'transport' | 'host' | 'port' | 'serial'>;
-
-/** "host:port" for Modbus TCP and RTU over TCP, the serial port for RTU. */
-export function endpointKey(d: DeviceLink): string {
-  return d.transport === 'rtu' ? d.serial?.device ?? '(no serial device)' : `${d.host ?? '(no host)'}:${d.port}`;
-}
 
 export function targetKey(t: EndpointTarget): string {
   return t.transport === 'rtu' ? t.serial.device : `${t.host}:${t.port}`;

@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
 import { loadSiteFromString } from '../../src/config/load.js';
-import { describeLink, endpointKey } from '../../src/modbus/transport.js';
+import { endpointKey } from '../../src/config/endpoint-key.js';
+import { describeLink } from '../../src/modbus/transport.js';
 
 const HEAD = 'version: 1\nsite: { id: t, region: north, nominal_frequency_hz: 50 }\n';
 

@@ -6,7 +6,8 @@ import { loadSite } from '../config/load.js';
 import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { COMMAND_TYPES, type CommandType } from '../demand-response/command.js';
 import { buildCommand, sendCommand, signedMessage } from '../demand-response/sender.js';
-import { generateKeyPair, parsePrivateKey, parsePublicKey } from '../demand-response/signing.js';
+import { generateKeyPair } from '../demand-response/signing.js';
+import { parsePrivateKey, parsePublicKey } from '../runtime/ed25519-keys.js';
 import { defineCommand, parseCommandArgs, runSubcommand, type OptionValues } from './args.js';
 
 const KEYGEN_USAGE = `usage: ems-gateway dr keygen --out <prefix>

@@ -1,7 +1,7 @@
 // The site schema (config/<site>.yaml): the single source of truth that validates site YAML into
 // SiteConfig (site-types.ts) and generates schemas/site.schema.json. Secrets resolve here
 // (${ENV} in any string, *_file options); cross-section checks live in site-checks.ts.
-import { parsePrivateKey, parsePublicKey } from '../demand-response/signing.js';
+import { parsePrivateKey, parsePublicKey } from '../runtime/ed25519-keys.js';
 import { arr, bool, duration, num, oneOf, str } from './schema-dsl.js';
 import { fields, obj, record, without, type Obj } from './schema-object.js';
 import { checkPathOption, exclusive, readSecretFile, resolveFrom } from './secret-files.js';

@@ -22,7 +22,7 @@ import { ControllerExecutor, type EndpointLookup } from './executor.js';
 import { admit, type Admission } from './intake.js';
 import { leftOutControllers, zoneControllers, type LoadProvider } from './planner.js';
 import { RejectAnswers, type Held } from './reject-answers.js';
-import { parsePrivateKey, parsePublicKey } from './signing.js';
+import { parsePrivateKey, parsePublicKey } from '../runtime/ed25519-keys.js';
 import { DrStateStore, type ActiveCommandRecord } from './state-store.js';
 import { contextFromTraceparent, userProperty } from './trace-context.js';
 import { warmUp } from './warm-up.js';

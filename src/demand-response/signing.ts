@@ -4,57 +4,14 @@
 // followed by the exact UTF-8 bytes of the envelope's text: the prefix separates each use of a key
 // from any other thing it might sign (domain separation), and signing the text as sent avoids JSON
 // canonicalisation differences between the EMS's language and ours.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+// Key parsing (parsePublicKey, parsePrivateKey) is in src/runtime/ed25519-keys.ts: the site schema
+// checks the configured keys with it too.
+import { ED25519_SPKI_PREFIX } from '../runtime/ed25519-keys.js';
 
 export const SIGNING_PREFIX = 'ems-dr-cmd-v1\n';
 /** The gateway's acks are signed with its own key under another prefix: neither can pass for the other. */
 export const ACK_SIGNING_PREFIX = 'ems-dr-ack-v1\n';
-
-// DER SubjectPublicKeyInfo header of an Ed25519 key (RFC 8410): the 32 raw key bytes follow it.
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-
-export class KeyError extends Error {
-  readonly code = 'DR_BAD_KEY';
-  constructor(message: string) {
-    super(message);
-    this.name = 'KeyError';
-  }
-}
-
-/** A public key from PEM (SPKI) or base64 of the raw 32 bytes. */
-export function parsePublicKey(text: string, where = 'public key'): KeyObject {
-  const t = text.trim();
-  let key: KeyObject;
-  try {
-    if (t.startsWith('-----BEGIN')) {
-      key = createPublicKey(t);
-    } else {
-      const raw = Buffer.from(t, 'base64');
-      if (raw.length !== 32) throw new KeyError(`${where}: base64 key must decode to 32 bytes, got ${raw.length}`);
-      key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
-    }
-  } catch (err) {
-    if (err instanceof KeyError) throw err;
-    throw new KeyError(`${where}: not a PEM or base64 Ed25519 public key (${(err as Error).message})`);
-  }
-  if (key.asymmetricKeyType !== 'ed25519') {
-    throw new KeyError(`${where}: key type is ${String(key.asymmetricKeyType)}, expected ed25519`);
-  }
-  return key;
-}
-
-export function parsePrivateKey(pem: string, where = 'private key'): KeyObject {
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(pem);
-  } catch (err) {
-    throw new KeyError(`${where}: not a PEM private key (${(err as Error).message})`);
-  }
-  if (key.asymmetricKeyType !== 'ed25519') {
-    throw new KeyError(`${where}: key type is ${String(key.asymmetricKeyType)}, expected ed25519`);
-  }
-  return key;
-}
 
 /** Base64 signature over `prefix` + text. */
 function signText(prefix: string, text: string, privateKey: KeyObject): string {

@@ -36,7 +36,8 @@ import { ControllerExecutor, type EndpointLookup } from './executor.js';
 import { admit } from './intake.js';
 import { zoneControllers, type LoadProvider, type ZoneController } from './planner.js';
 import { buildCommand, signedMessage } from './sender.js';
-import { generateKeyPair, parsePrivateKey, parsePublicKey } from './signing.js';
+import { generateKeyPair } from './signing.js';
+import { parsePrivateKey, parsePublicKey } from '../runtime/ed25519-keys.js';
 import { DrStateStore } from './state-store.js';
 
 /**

@@ -94,7 +94,6 @@ export const KNOWN_UNUSED: readonly string[] = [
   'src/demand-response/sender.ts SendResult',
   'src/demand-response/service.ts DeliveryMeta',
   'src/demand-response/signing.ts GeneratedKeyPair',
-  'src/demand-response/signing.ts KeyError',
   'src/demand-response/state-store.ts ControllerPlanRecord',
   'src/demand-response/state-store.ts StateStoreError',
   'src/demand-response/strict-json.ts StrictIssue',

@@ -5,7 +5,8 @@ import { loadSiteFromString } from '../../src/config/load.js';
 import { packageRoot } from '../../src/runtime/package-root.js';
 import { ackMessage, readAck, type AcceptedAck, type DrAck } from '../../src/demand-response/ack.js';
 import { AckTracker } from '../../src/demand-response/sender.js';
-import { ACK_SIGNING_PREFIX, SIGNING_PREFIX, generateKeyPair, parsePrivateKey, parsePublicKey, signAck, signCommand } from '../../src/demand-response/signing.js';
+import { ACK_SIGNING_PREFIX, SIGNING_PREFIX, generateKeyPair, signAck, signCommand } from '../../src/demand-response/signing.js';
+import { parsePrivateKey, parsePublicKey } from '../../src/runtime/ed25519-keys.js';
 import { SITE_ID } from './fixtures.js';
 
 const gw = generateKeyPair();

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/cli/dr.js';
 import type { DrAck } from '../../src/demand-response/ack.js';
 import { buildCommand, sendCommand, signedMessage } from '../../src/demand-response/sender.js';
-import { parsePrivateKey } from '../../src/demand-response/signing.js';
+import { parsePrivateKey } from '../../src/runtime/ed25519-keys.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { SPANS } from '../../src/telemetry/semconv.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';

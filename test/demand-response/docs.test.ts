@@ -4,7 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { admit } from '../../src/demand-response/intake.js';
-import { generateKeyPair, parsePublicKey } from '../../src/demand-response/signing.js';
+import { generateKeyPair } from '../../src/demand-response/signing.js';
+import { parsePublicKey } from '../../src/runtime/ed25519-keys.js';
 import { DrStateStore } from '../../src/demand-response/state-store.js';
 import { SITE_ID, tempDir } from './fixtures.js';
 

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ControlDef, DeviceProfile } from '../../src/config/profile-types.js';
 import type { DemandResponseConfig, DeviceConfig, SiteConfig } from '../../src/config/site-types.js';
-import { generateKeyPair, parsePrivateKey, parsePublicKey } from '../../src/demand-response/signing.js';
+import { generateKeyPair } from '../../src/demand-response/signing.js';
+import { parsePrivateKey, parsePublicKey } from '../../src/runtime/ed25519-keys.js';
 import type { Clock, ClockTimer } from '../../src/runtime/clock.js';
 
 export const SITE_ID = 'test-site';

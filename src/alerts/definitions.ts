@@ -10,10 +10,10 @@ export type AlertId = 'stale_meter_data' | 'ingestion_drops' | 'dr_not_acknowled
   | 'broker_session_lost' | 'delivery_backlog';
 
 /** Default of alerts.delivery_backlog_age (the schema sets it; fixtures written before it may not). */
-export const DELIVERY_BACKLOG_AGE_MS = 3_600_000;
+const DELIVERY_BACKLOG_AGE_MS = 3_600_000;
 
 /** What some alerts need beyond the window's increases. */
-export interface AlertContext {
+interface AlertContext {
   config: AlertConfig;
   /** region -> ms since its ingested counter last moved (IngestActivity), regions seen only. */
   silentForMs: Map<string, number>;

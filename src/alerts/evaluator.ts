@@ -24,9 +24,9 @@ export class AlertMetricReader extends PullMetricReader {
   }
 }
 
-export type AlertPhase = 'inactive' | 'pending' | 'firing';
+type AlertPhase = 'inactive' | 'pending' | 'firing';
 
-export interface AlertState {
+interface AlertState {
   alert: AlertId;
   prometheus_name: string;
   /** '' for site-wide alerts; the MQTT client for per-client ones (AlertDefinition.label). */
@@ -54,7 +54,7 @@ function formatValue(v: number | null, unit: string): string {
   return `${Number(v.toFixed(3))} ${unit}`;
 }
 
-export interface AlertEvaluatorDeps {
+interface AlertEvaluatorDeps {
   config: AlertConfig;
   site: SiteInfo;
   reader: AlertMetricReader;

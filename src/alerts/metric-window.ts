@@ -5,7 +5,7 @@
 import { DataPointType, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { METRICS, METRIC_ATTRS } from '../telemetry/semconv.js';
 
-export interface BucketCounts {
+interface BucketCounts {
   /** Finite inclusive upper bounds. */
   boundaries: number[];
   /** Per-bucket counts (boundaries.length + 1; the last is the +Inf bucket). */
@@ -26,7 +26,7 @@ export interface MetricSnapshot {
   deliveryOldestAgeS: Map<string, number>;
 }
 
-export function emptySnapshot(atMs: number): MetricSnapshot {
+function emptySnapshot(atMs: number): MetricSnapshot {
   return {
     atMs, ingested: new Map(), dropped: new Map(), latency: new Map(), dataAge: new Map(), drCommands: new Map(), sessionLost: new Map(),
     frequencyHz: null, deliveryOldestAgeS: new Map(),

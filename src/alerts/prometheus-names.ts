@@ -5,7 +5,7 @@
 // `{annotations}` give no suffix; counters end in `_total`; gauges with unit `1` in `_ratio`.
 // config/alerts/ems.rules.yaml is written against these names and a test checks it with this.
 
-export type PromMetricType = 'counter' | 'gauge' | 'histogram';
+type PromMetricType = 'counter' | 'gauge' | 'histogram';
 
 const UNIT_WORDS: Readonly<Record<string, string>> = {
   d: 'days', h: 'hours', min: 'minutes', s: 'seconds', ms: 'milliseconds', us: 'microseconds', ns: 'nanoseconds',

@@ -172,7 +172,7 @@ export function formatProbe(where: string, profile: DeviceProfile, plan: readonl
 }
 
 /** --raw: the registers one by one, each pair decoded every way (decode's table), and as text. */
-export function formatRaw(where: string, table: RegisterTable, start: number, words: Uint16Array): string {
+function formatRaw(where: string, table: RegisterTable, start: number, words: Uint16Array): string {
   const out = [`probe ${where}: raw read of ${table} registers ${start}..${start + words.length - 1} (wire addresses)`];
   for (let i = 0; i < words.length; i++) {
     const pair = [words[i] ?? 0, ...(i + 1 < words.length ? [words[i + 1] ?? 0] : [])];

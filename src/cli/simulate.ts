@@ -23,7 +23,7 @@ const USAGE = `usage: ems-gateway simulate <site.yaml> [--host 127.0.0.1] [--any
   e.g. --fault inverter-2:exception=6   --fault bms-1:latency=300,disconnect-after=50
 `;
 
-export interface SimulateArgs {
+interface SimulateArgs {
   site: string;
   host: string;
   anyPort: boolean;

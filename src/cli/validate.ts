@@ -53,7 +53,7 @@ function planLines(plan: ReadPlan, profile: DeviceProfile, indent: string): stri
 }
 
 /** The human summary printed on success. */
-export function summary(loaded: LoadedSite, _cwd: string): string {
+function summary(loaded: LoadedSite, _cwd: string): string {
   const { site, profiles } = loaded;
   const out: string[] = [];
   out.push(`site ${site.site.id} (region ${site.site.region}, ${site.site.nominal_frequency_hz} Hz)`);

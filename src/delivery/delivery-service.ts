@@ -23,9 +23,9 @@ import { LmdbSpoolStore, type SpoolStore } from './spool-store.js';
 import type { IngestDelta, SpoolTotals } from './totals.js';
 
 /** error_type of ems.meter.readings_dropped for readings evicted from a full spool (drop_oldest). */
-export const SPOOL_EVICTED: MeterErrorType = 'spool_evicted';
+const SPOOL_EVICTED: MeterErrorType = 'spool_evicted';
 
-export interface DeliveryDeps {
+interface DeliveryDeps {
   config: DeliveryConfig;
   site: SiteConfig;
   env: NodeJS.ProcessEnv;
@@ -50,7 +50,7 @@ export interface DeliveryStatus {
   sinks: ForwarderStatus[];
 }
 
-export function buildSinks(config: DeliveryConfig, site: SiteConfig, env: NodeJS.ProcessEnv, resourceAttributes: Record<string, string>): DeliverySink[] {
+function buildSinks(config: DeliveryConfig, site: SiteConfig, env: NodeJS.ProcessEnv, resourceAttributes: Record<string, string>): DeliverySink[] {
   const out: DeliverySink[] = [];
   const s = config.sinks;
   if (s.otlp_logs) out.push(new OtlpLogsSink(s.otlp_logs, site.telemetry, env, resourceFromAttributes(resourceAttributes)));

@@ -11,7 +11,7 @@ import type { CumulativeProducer, CumulativeSum } from '../telemetry/cumulative-
 import { BUCKETS, METRIC_ATTRS, METRICS, METRIC_UNITS } from '../telemetry/semconv.js';
 import type { SinkTotals, SpoolTotals } from './totals.js';
 
-export interface GaugeSource {
+interface GaugeSource {
   sinks(): Array<{ name: string; pending: number; oldestAgeS: number }>;
   spool(): { bytes: number; readings: number };
 }

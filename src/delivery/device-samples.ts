@@ -12,7 +12,7 @@ import type { DeviceSampleRecord, SpoolRecord } from './records.js';
 const FLUSH_MS = 1000;
 const MAX_BUFFER = 50_000;
 
-export interface SampleTarget {
+interface SampleTarget {
   append(records: readonly SpoolRecord[]): Promise<void>;
 }
 

@@ -11,7 +11,7 @@ import type { Sequenced } from './records.js';
 import { SinkError, type DeliverySink } from './sinks/sink.js';
 import type { Spool } from './spool.js';
 
-export type ForwarderState = 'starting' | 'idle' | 'sending' | 'retrying' | 'stopped';
+type ForwarderState = 'starting' | 'idle' | 'sending' | 'retrying' | 'stopped';
 
 export interface ForwarderStatus {
   name: string;
@@ -31,7 +31,7 @@ export interface ForwarderStatus {
   consecutive_failures: number;
 }
 
-export interface ForwarderDeps {
+interface ForwarderDeps {
   sink: DeliverySink;
   name: string;
   config: SinkCommonConfig;

@@ -4,7 +4,7 @@
 // corrupted write) is detected, counted and skipped; it is never decoded into wrong values.
 import type { ValidReading } from '../meters/types.js';
 
-export const ENTRY_FORMAT = 1;
+const ENTRY_FORMAT = 1;
 const KIND_METER = 1;
 const KIND_DEVICE = 2;
 
@@ -34,7 +34,7 @@ export interface Sequenced {
   record: SpoolRecord;
 }
 
-export interface DecodedEntry {
+interface DecodedEntry {
   /** Records in sequence order; corrupt ones are missing (their sequence numbers are skipped). */
   records: Sequenced[];
   corrupt: number;

@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 
-export interface StoredEntry {
+interface StoredEntry {
   key: number;
   value: Uint8Array;
 }

@@ -14,7 +14,7 @@ import { decodeEntry, encodeEntry, entryCount, firstArrivedMs, recordRegion, typ
 import { isDiskFull, type SpoolStore } from './spool-store.js';
 import { emptyTotals, type IngestDelta, type SinkTotals, type SpoolTotals } from './totals.js';
 
-export type SpoolPolicy = 'backpressure' | 'drop_oldest';
+type SpoolPolicy = 'backpressure' | 'drop_oldest';
 
 export interface SpoolOptions {
   maxBytes: number;
@@ -34,12 +34,12 @@ export interface SpoolOptions {
 const ENTRY_OVERHEAD = 24;
 const RECHECK_MS = 1000;
 /** Dedupe journal entries kept: the last this many batches (docs/delivery.md, "Redeliveries after a crash"). */
-export const JOURNAL_BATCHES = 64;
+const JOURNAL_BATCHES = 64;
 const JOURNAL_PREFIX = 'journal/';
 
 interface IndexEntry { key: number; count: number; bytes: number; arrivedMs: number }
 
-export interface ReadResult {
+interface ReadResult {
   records: Sequenced[];
   /** Sequence numbers in the range whose records failed their checksum. */
   corrupt: number[];

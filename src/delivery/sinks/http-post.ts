@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { SinkTlsConfig } from '../../config/site-types.js';
 import { networkFailure } from './sink.js';
 
-export interface HttpResponse { status: number; body: string }
+interface HttpResponse { status: number; body: string }
 
 export class HttpPoster {
   private readonly agent: http.Agent;

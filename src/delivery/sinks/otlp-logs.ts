@@ -19,7 +19,7 @@ import { httpFailure, networkFailure, SinkError, type DeliverySink } from './sin
 const nonEmpty = (v: string | undefined): string | undefined => (v === undefined || v.trim() === '' ? undefined : v.trim());
 
 /** The logs URL and headers: OTEL_EXPORTER_OTLP_LOGS_* > the sink's keys > OTEL_EXPORTER_OTLP_* > telemetry section. */
-export function otlpLogsTarget(cfg: OtlpLogsSinkConfig, telemetry: TelemetryConfig, env: NodeJS.ProcessEnv): { url: string; headers: Record<string, string> } {
+function otlpLogsTarget(cfg: OtlpLogsSinkConfig, telemetry: TelemetryConfig, env: NodeJS.ProcessEnv): { url: string; headers: Record<string, string> } {
   const base = nonEmpty(env['OTEL_EXPORTER_OTLP_ENDPOINT']) ?? nonEmpty(telemetry.otlp_endpoint) ?? DEFAULT_OTLP_ENDPOINT;
   const url = nonEmpty(env['OTEL_EXPORTER_OTLP_LOGS_ENDPOINT']) ?? nonEmpty(cfg.endpoint) ?? `${base.replace(/\/+$/, '')}/v1/logs`;
   const headers = {

@@ -10,7 +10,7 @@ import type { Sequenced } from '../records.js';
 import { networkFailure, SinkError, type DeliverySink } from './sink.js';
 
 /** The documented tables (docs/delivery.md); names come validated from the site file. */
-export function createTableSql(cfg: Pick<PostgresSinkConfig, 'table' | 'device_table'>): string[] {
+function createTableSql(cfg: Pick<PostgresSinkConfig, 'table' | 'device_table'>): string[] {
   return [
     `CREATE TABLE IF NOT EXISTS ${ident(cfg.table)} (
       meter_id text NOT NULL,

@@ -7,7 +7,7 @@ import type { Sequenced } from '../records.js';
  * poison: the upstream refused the content (HTTP 400/422, a constraint): split until the one bad record is found.
  * too_large: the batch is too big for the upstream (HTTP 413): split, nothing is dropped for it alone.
  */
-export type SinkErrorKind = 'retry' | 'poison' | 'too_large';
+type SinkErrorKind = 'retry' | 'poison' | 'too_large';
 
 export class SinkError extends Error {
   constructor(message: string, readonly kind: SinkErrorKind, readonly errorType: string, options?: { cause?: unknown }) {
@@ -16,8 +16,7 @@ export class SinkError extends Error {
   }
 }
 
-export const SINK_TYPES = ['otlp_logs', 'influx', 'postgres'] as const;
-export type SinkType = (typeof SINK_TYPES)[number];
+type SinkType = 'otlp_logs' | 'influx' | 'postgres';
 
 export interface DeliverySink {
   readonly type: SinkType;

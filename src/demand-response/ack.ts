@@ -9,7 +9,7 @@ import type { ControllerResult } from './executor.js';
 import { signAck, verifyAck } from './signing.js';
 import { parseStrictJson } from './strict-json.js';
 
-export type AckStatus = 'accepted' | 'rejected' | 'completed' | 'ended' | 'reasserted';
+type AckStatus = 'accepted' | 'rejected' | 'completed' | 'ended' | 'reasserted';
 
 export type EndReason = 'duration_ended' | 'restore_command' | 'superseded' | 'ended_while_down' | 'restored_on_start';
 
@@ -86,7 +86,7 @@ export function ackMessage(ack: DrAck, key: KeyObject | undefined): string {
   return JSON.stringify(key === undefined ? { ack: text } : { ack: text, signature: signAck(text, key) });
 }
 
-export type ReadAck = { ok: true; ack: DrAck; signed: boolean } | { ok: false; problem: string };
+type ReadAck = { ok: true; ack: DrAck; signed: boolean } | { ok: false; problem: string };
 
 /**
  * Reads an ack message. With `keys`, only an ack signed by one of them is read (anything unsigned

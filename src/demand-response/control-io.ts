@@ -14,7 +14,7 @@ export function findReadPoint(profile: DeviceProfile, id: string): PointDef | un
 }
 
 /** A decoded value as a number; undefined for sentinels ("not implemented") and non-numbers. */
-export function decodeControl(profile: DeviceProfile, point: PointDef, words: Uint16Array | Uint8Array, sf: number | undefined): number | undefined {
+function decodeControl(profile: DeviceProfile, point: PointDef, words: Uint16Array | Uint8Array, sf: number | undefined): number | undefined {
   if (point.table === 'coil' || point.table === 'discrete') return words[0] === undefined ? undefined : words[0] ? 1 : 0;
   return numericValue(decodePoint(profile, point, Uint16Array.from(words), 0, sf));
 }

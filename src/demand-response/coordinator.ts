@@ -19,7 +19,7 @@ import { planCurtailment, restoreValue, zoneControllers, type LoadProvider } fro
 import type { ActiveCommandRecord, DrStateStore } from './state-store.js';
 import { contextFromTraceparent } from './trace-context.js';
 
-export interface CoordinatorDeps {
+interface CoordinatorDeps {
   site: SiteConfig;
   profiles: ReadonlyMap<string, DeviceProfile>;
   config: DemandResponseConfig;
@@ -357,7 +357,7 @@ export class DrCoordinator {
   }
 }
 
-export function finishSend(span: Span, results: readonly ControllerResult[]): void {
+function finishSend(span: Span, results: readonly ControllerResult[]): void {
   const { ack_count, ack_rate } = ackRate(results);
   span.setAttribute(SPAN_ATTRS.drAckCount, ack_count);
   span.setAttribute(SPAN_ATTRS.drAckRate, ack_rate);

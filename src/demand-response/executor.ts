@@ -16,7 +16,7 @@ import { METRIC_ATTRS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
 import { findReadPoint, readPoint } from './control-io.js';
 import { restoreValue } from './planner.js';
 
-export type ControllerOutcome =
+type ControllerOutcome =
   | 'acknowledged'       // written and read back as requested
   | 'not_acknowledged'   // written, but the read-back disagreed until verify.timeout_ms
   | 'write_failed'       // the device answered the write with an exception, or the write timed out
@@ -54,7 +54,7 @@ export interface ControllerResult {
 
 export type EndpointLookup = (device: DeviceConfig) => ModbusEndpointClient | undefined;
 
-export interface ExecutorDeps {
+interface ExecutorDeps {
   endpoints: EndpointLookup;
   clock: Clock;
   audit: Logger;

@@ -22,7 +22,7 @@ export interface IntakeContext {
   now: number;
 }
 
-export interface IncomingMessage {
+interface IncomingMessage {
   payload: Buffer;
   /** The RETAIN flag as delivered (MQTT v5 with retain-as-published: as published). */
   retained: boolean;

@@ -7,14 +7,14 @@ import type { Clock } from '../runtime/clock.js';
 import type { LoadProvider } from './planner.js';
 
 /** What the provider needs of src/modbus/snapshot.ts DeviceSnapshot. */
-export interface PointValueReader {
+interface PointValueReader {
   get(deviceId: string, pointId: string): { value: number | string | boolean; readAtMs: number } | undefined;
 }
 
 const KW_PER: Record<string, number> = { W: 0.001, kW: 1, MW: 1000 };
 
 /** The device's `role: load` point with a power unit, if its profile has one. */
-export function loadPoint(profile: DeviceProfile): (PointDef & { unit: string }) | undefined {
+function loadPoint(profile: DeviceProfile): (PointDef & { unit: string }) | undefined {
   const p = profile.points.find((x) => x.role === 'load' && x.unit !== undefined && x.unit in KW_PER);
   return p as (PointDef & { unit: string }) | undefined;
 }

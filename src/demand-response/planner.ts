@@ -13,7 +13,7 @@ export interface ZoneController {
   control: WritableControl;
 }
 
-export interface PlannedController {
+interface PlannedController {
   device: DeviceConfig;
   profile: DeviceProfile;
   control: WritableControl;
@@ -23,7 +23,7 @@ export interface PlannedController {
   setpoint: number;
 }
 
-export interface Plan {
+interface Plan {
   zone: string;
   requested_mw: number;
   planned_mw: number;
@@ -36,7 +36,7 @@ export interface Plan {
 export type LoadProvider = (deviceId: string) => number | undefined;
 
 /** The control a DR command drives: the profile's `setpoint` control, else its first control. */
-export function setpointControl(profile: DeviceProfile): WritableControl | undefined {
+function setpointControl(profile: DeviceProfile): WritableControl | undefined {
   const { list } = profileControls(profile);
   return list.find((c) => c.def.role === 'setpoint') ?? list[0];
 }

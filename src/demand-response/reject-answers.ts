@@ -8,7 +8,7 @@ import type { Clock, ClockTimer } from '../runtime/clock.js';
 import { RepeatLimiter } from '../runtime/rate-limit.js';
 import type { RejectReason } from './command.js';
 
-export type SuppressedCounts = Partial<Record<RejectReason, number>>;
+type SuppressedCounts = Partial<Record<RejectReason, number>>;
 
 export interface Held {
   total: number;

@@ -9,7 +9,7 @@ import { readAck, type DrAck } from './ack.js';
 import type { CommandType, DrCommand, DrEnvelope } from './command.js';
 import { signCommand } from './signing.js';
 
-export interface CommandSpec {
+interface CommandSpec {
   siteId: string;
   zone: string;
   type: CommandType;
@@ -48,7 +48,7 @@ export function signedMessage(cmd: DrCommand | Record<string, unknown>, key: Key
   return JSON.stringify(envelope);
 }
 
-export interface SendOptions {
+interface SendOptions {
   mqtt: MqttConfig;
   dr: DemandResponseConfig;
   siteId: string;
@@ -65,7 +65,7 @@ export interface SendOptions {
   wait?: boolean;
 }
 
-export interface SendResult {
+interface SendResult {
   acks: DrAck[];
   final?: DrAck;
   timedOut: boolean;

@@ -33,7 +33,7 @@ const MAX_PACKET_BYTES = 4 * LIMITS.maxMessageBytes;
 const NOISE_ANSWER_INTERVAL_MS = 1000;
 
 /** How a message was delivered, as far as the gate cares. */
-export interface DeliveryMeta {
+interface DeliveryMeta {
   /** RETAIN as delivered (MQTT v5 subscriptions ask for retain-as-published). */
   retained: boolean;
   /** MQTT DUP: the broker redelivers a message it sent on an earlier connection. */

@@ -52,7 +52,7 @@ export function verifyAck(ackText: string, signatureB64: string, keys: readonly 
   return verifyText(ACK_SIGNING_PREFIX, ackText, signatureB64, keys);
 }
 
-export interface GeneratedKeyPair {
+interface GeneratedKeyPair {
   privatePem: string;
   publicPem: string;
   /** Base64 of the raw 32 public key bytes: the one-line form for a site file. */

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { writeFileAtomicSync } from '../runtime/atomic-file.js';
 import type { Verdict } from './command.js';
 
-export interface ControllerPlanRecord {
+interface ControllerPlanRecord {
   device_id: string;
   control: string;
   /** Setpoint in the control's scaled unit. */
@@ -44,7 +44,7 @@ interface StateFile {
 /** Far above any real command rate; bounds the file if a key holder floods the gateway. */
 const MAX_SEEN = 100_000;
 
-export class StateStoreError extends Error {
+class StateStoreError extends Error {
   readonly code = 'DR_STATE_FILE';
   constructor(message: string, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });

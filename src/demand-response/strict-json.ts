@@ -11,9 +11,9 @@
 // (9007199254740993 is not canonical: it reads as ...992). Plain decimals with at most 15
 // significant digits between 1e-6 and 1e21 (1.5, 15, 0.25) are canonical in every language.
 
-export type StrictIssueKind = 'duplicate_key' | 'non_canonical_number';
+type StrictIssueKind = 'duplicate_key' | 'non_canonical_number';
 
-export interface StrictIssue {
+interface StrictIssue {
   kind: StrictIssueKind;
   /** JSON pointer-like path of the key or value, e.g. `command_id` or `a.b[2]`. */
   path: string;

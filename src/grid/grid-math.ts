@@ -11,7 +11,7 @@ import type { GridRole, GridSample } from './sources.js';
 const POWER_TO_MW: Readonly<Record<string, number>> = { W: 1e-6, kW: 1e-3, MW: 1, GW: 1e3 };
 const FREQUENCY_TO_HZ: Readonly<Record<string, number>> = { Hz: 1, mHz: 1e-3 };
 
-export type ExclusionReason = 'stale' | 'missing' | 'bad_unit' | 'not_finite';
+type ExclusionReason = 'stale' | 'missing' | 'bad_unit' | 'not_finite';
 
 export interface Exclusion {
   source: string;
@@ -19,7 +19,7 @@ export interface Exclusion {
   reason: ExclusionReason;
 }
 
-export interface GridComputation {
+interface GridComputation {
   /** null: generation sources exist (read or not) but none is fresh (absent, not zero). 0 when the site has none. */
   generationMw: number | null;
   loadMw: number | null;
@@ -33,7 +33,7 @@ export interface GridComputation {
   excluded: Exclusion[];
 }
 
-export interface GridMathInput {
+interface GridMathInput {
   samples: readonly GridSample[];
   nowMs: number;
   staleAfterMs: number;
@@ -51,12 +51,12 @@ export interface GridMathInput {
 export const sampleKey = (s: Pick<GridSample, 'source' | 'point'>): string => `${s.source}/${s.point}`;
 
 /** Converts a power value to MW; undefined for a unit that is not a power unit. */
-export function toMegawatts(value: number, unit: string): number | undefined {
+function toMegawatts(value: number, unit: string): number | undefined {
   const f = POWER_TO_MW[unit];
   return f === undefined ? undefined : value * f;
 }
 
-export function toHertz(value: number, unit: string): number | undefined {
+function toHertz(value: number, unit: string): number | undefined {
   const f = FREQUENCY_TO_HZ[unit];
   return f === undefined ? undefined : value * f;
 }

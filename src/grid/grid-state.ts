@@ -26,7 +26,7 @@ export interface GridSnapshot {
   excluded: Exclusion[];
 }
 
-export interface GridStateDeps {
+interface GridStateDeps {
   config: GridConfig;
   site: SiteInfo;
   sources: GridSampleSource[];

@@ -23,21 +23,21 @@ import type { MeterPowerTable } from './power-table.js';
 import type { ReadingSink } from './types.js';
 
 /** Batches' worth of readings that may wait for hand-off before the inbound pump is paused. */
-export const BACKLOG_BATCHES = 4;
+const BACKLOG_BATCHES = 4;
 /**
  * Readings a group-committing sink may have waiting or in flight before the pump is paused: the
  * durable commit rate is (readings in flight) / (fsync time), so a few batches' worth would cap it.
  */
 export const GROUP_BACKLOG_READINGS = 8192;
 
-export interface OpenBatch extends SealedBatch {
+interface OpenBatch extends SealedBatch {
   acks: AckToken[];
   size: number;
   /** Per reading, its meter's slot when the dedupe state accepted it (a hint for the power table, checked there). */
   slots: number[];
 }
 
-export interface HandOffDeps {
+interface HandOffDeps {
   sink: ReadingSink;
   powerTable: MeterPowerTable;
   connection: Pick<MqttConnection, 'ackMany'>;

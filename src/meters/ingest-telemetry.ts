@@ -32,7 +32,7 @@ export function meterStreams(producer: CumulativeProducer): { ingested: Cumulati
 }
 
 /** The key of a readings_dropped series: region and error_type (a NUL cannot occur in either). */
-export function dropKey(region: string, errorType: string): string {
+function dropKey(region: string, errorType: string): string {
   return `${region}\u0000${errorType}`;
 }
 

@@ -28,7 +28,7 @@ import { parsePayload, UNKNOWN_REGION, type DroppedReading, type ParseResult, ty
 
 export type { MeterIngestStatus } from './ingest-stats.js';
 
-export interface MeterIngestDeps {
+interface MeterIngestDeps {
   /** The site's `mqtt:` section; `mqtt.meters` must be set. */
   mqtt: MqttConfig;
   clock: Clock;

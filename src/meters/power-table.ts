@@ -8,7 +8,7 @@ import { DEFAULT_MAX_METERS } from './meter-state.js';
 import { SlotTable, type Column, type ColumnSpec, type SlotColumns } from './slot-table.js';
 import type { ReadingSink, ValidReading } from './types.js';
 
-export interface RegionPower {
+interface RegionPower {
   region: string;
   power_w: number;
   meters: number;

@@ -27,7 +27,7 @@ export const METER_ERROR_TYPES = [
 export type MeterErrorType = (typeof METER_ERROR_TYPES)[number];
 
 /** Physical bounds; outside them a value is a publisher fault, not a measurement. */
-export const RANGES = {
+const RANGES = {
   voltage: [0, 1_000_000],          // V
   current: [-100_000, 100_000],     // A (sign = direction for meters that report it that way)
   power_factor: [-1, 1],
@@ -39,7 +39,7 @@ export const RANGES = {
  * Numbers below this are epoch seconds, at or above it epoch milliseconds. 1e11 s is the year 5138
  * and 1e11 ms is March 1973: no real meter clock sits on the wrong side of either.
  */
-export const EPOCH_MS_THRESHOLD = 1e11;
+const EPOCH_MS_THRESHOLD = 1e11;
 const MAX_TIMESTAMP_MS = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 const REGION_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -264,10 +264,10 @@ export function diagnoseReading(
 }
 
 /** Longest piece of an untrusted value echoed into a log line or span attribute. */
-export const ECHO_MAX_CHARS = 128;
+const ECHO_MAX_CHARS = 128;
 
 /** A string cut to ECHO_MAX_CHARS, saying how long it was: a 600,000-character id is no 600 KB log line. */
-export function clip(s: string): string {
+function clip(s: string): string {
   return s.length <= ECHO_MAX_CHARS ? s : `${s.slice(0, ECHO_MAX_CHARS)}…(${s.length} chars)`;
 }
 

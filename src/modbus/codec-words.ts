@@ -39,7 +39,7 @@ const swapsBytes = (order: WordOrder): boolean => order === 'BADC' || order === 
  * Big-endian bytes (A first) of `width` registers starting at `offset`, undoing `order`.
  * The caller has checked the bounds.
  */
-export function wordsToBytes(words: ArrayLike<number>, offset: number, width: number, order: WordOrder): Uint8Array {
+function wordsToBytes(words: ArrayLike<number>, offset: number, width: number, order: WordOrder): Uint8Array {
   const out = new Uint8Array(width * 2);
   const wswap = swapsWords(order);
   const bswap = swapsBytes(order);
@@ -54,7 +54,7 @@ export function wordsToBytes(words: ArrayLike<number>, offset: number, width: nu
 }
 
 /** Registers carrying big-endian `bytes` (A first) in `order`: the inverse of wordsToBytes. */
-export function bytesToWords(bytes: Uint8Array, order: WordOrder): Uint16Array {
+function bytesToWords(bytes: Uint8Array, order: WordOrder): Uint16Array {
   const width = bytes.length >> 1;
   const out = new Uint16Array(width);
   const wswap = swapsWords(order);
@@ -79,7 +79,7 @@ const INT64_RANGES: Record<'int64' | 'uint64', [bigint, bigint]> = {
 };
 
 /** Largest finite float32. */
-export const FLOAT32_MAX = 3.4028234663852886e38;
+const FLOAT32_MAX = 3.4028234663852886e38;
 
 /**
  * Whether an integral raw value fits the type. Floats: whether it is finite and (float32) within
@@ -107,7 +107,7 @@ export function rawFits(type: NumericType, raw: number | bigint): boolean {
 }
 
 /** Big-endian bytes of a raw value; the caller has checked rawFits. */
-export function rawToBytes(type: NumericType, raw: number | bigint): Uint8Array {
+function rawToBytes(type: NumericType, raw: number | bigint): Uint8Array {
   const bytes = new Uint8Array(numericWidth(type) * 2);
   const dv = new DataView(bytes.buffer);
   switch (type) {

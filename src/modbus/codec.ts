@@ -7,7 +7,7 @@
 // exact up to 2^53 (9.007e15: 9 PWh in Wh, far beyond any real counter) and loses low digits
 // beyond. Gauges are doubles anyway; callers needing exact counts use `raw`.
 
-import type { DeviceProfile, PointDef, PointType, WordOrder } from '../config/profile-types.js';
+import type { DeviceProfile, PointDef, WordOrder } from '../config/profile-types.js';
 import { pointWidth } from '../config/profile-types.js';
 import {
   WORD_ORDERS, isNumericType, rawFits, rawReader, rawToWords, stringToWords, wordsToRaw, wordsToString,
@@ -18,7 +18,7 @@ export type DecodedValue =
   | { ok: true; value: number | string | boolean; raw: number | bigint | string | boolean }
   | { ok: false; reason: 'not_implemented' | 'scale_factor_not_implemented' | 'malformed' };
 
-export type CodecErrorCode =
+type CodecErrorCode =
   | 'out_of_range'          // the raw value does not fit the point's type
   | 'not_finite'            // NaN or +-Infinity commanded
   | 'unsupported_type'      // bit and string points cannot be written from a number
@@ -39,7 +39,7 @@ export class CodecError extends Error {
 }
 
 /** SunSpec's "not implemented" scale factor. */
-export const SF_NOT_IMPLEMENTED = -32768;
+const SF_NOT_IMPLEMENTED = -32768;
 
 const DEFAULT_SENTINELS: Record<NumericType, number | bigint> = {
   int16: -0x8000,
@@ -61,7 +61,7 @@ export function pointOrder(profile: Pick<DeviceProfile, 'default_order'>, point:
 }
 
 /** Whether a raw value is one of the point's "not implemented" sentinels. */
-export function isSentinel(point: Pick<PointDef, 'type' | 'sentinel'>, raw: number | bigint): boolean {
+function isSentinel(point: Pick<PointDef, 'type' | 'sentinel'>, raw: number | bigint): boolean {
   return isNumericType(point.type) && sentinelHit(point.sentinel, point.type, raw);
 }
 
@@ -345,5 +345,5 @@ export function activeFlags(point: Pick<PointDef, 'bits'>, raw: number | bigint)
     .map(([, name]) => name);
 }
 
-export type { NumericType, PointType };
+export type { NumericType };
 export { WORD_ORDERS } from './codec-words.js';

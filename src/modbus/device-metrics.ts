@@ -43,7 +43,7 @@ interface DeviceBindings {
   points: Binding[];
 }
 
-export interface DeviceGaugesDeps {
+interface DeviceGaugesDeps {
   meter: Meter;
   snapshot: DeviceSnapshot;
   clock: Clock;
@@ -54,7 +54,7 @@ export interface DeviceGaugesDeps {
   producer?: GaugeProducer;
 }
 
-export function isExportedPoint(p: PointDef): p is PointDef & { metric: string } {
+function isExportedPoint(p: PointDef): p is PointDef & { metric: string } {
   return p.metric !== undefined && !(p.role !== undefined && NOT_METRICS.has(p.role)) && p.type !== 'string';
 }
 

@@ -7,9 +7,9 @@ import type { Logger } from '../runtime/logger.js';
 import type { EndpointTuning } from './endpoint-types.js';
 import type { Link, LinkConn } from './framing.js';
 
-export type ConnectionState = 'idle' | 'connecting' | 'ready' | 'waiting' | 'closed';
+type ConnectionState = 'idle' | 'connecting' | 'ready' | 'waiting' | 'closed';
 
-export interface ConnectionHooks {
+interface ConnectionHooks {
   ready(): void;
   data(chunk: Buffer): void;
   /** The connection is gone (or never came up): what was in flight or queued fails with `code`. */

@@ -7,12 +7,12 @@ import type { RegisterTable } from '../config/profile-types.js';
 import type { RequestPdu } from './framing.js';
 import type { ModbusErrorType, ReadRequest, WriteRequest } from './types.js';
 
-export const MAX_READ_REGISTERS = 125;
-export const MAX_READ_BITS = 2000;
-export const MAX_WRITE_REGISTERS = 123;
-export const MAX_WRITE_BITS = 1968;
+const MAX_READ_REGISTERS = 125;
+const MAX_READ_BITS = 2000;
+const MAX_WRITE_REGISTERS = 123;
+const MAX_WRITE_BITS = 1968;
 
-export function readFunctionCode(table: RegisterTable): number {
+function readFunctionCode(table: RegisterTable): number {
   switch (table) {
     case 'coil': return 1;
     case 'discrete': return 2;
@@ -91,7 +91,7 @@ export function encodeWrite(req: WriteRequest): RequestPdu {
 }
 
 /** Exception code -> error_type (docs/modbus.md has the table and what the endpoint does with each). */
-export function classifyException(code: number): ModbusErrorType {
+function classifyException(code: number): ModbusErrorType {
   switch (code) {
     case 1: return 'exception_illegal_function';
     case 2: return 'exception_illegal_address';
@@ -104,7 +104,7 @@ export function classifyException(code: number): ModbusErrorType {
   }
 }
 
-export type ResponseCheck<T> = { ok: true; value: T } | { ok: false; code: ModbusErrorType; exceptionCode?: number; detail: string };
+type ResponseCheck<T> = { ok: true; value: T } | { ok: false; code: ModbusErrorType; exceptionCode?: number; detail: string };
 
 function exceptionOrWrongFc<T>(req: RequestPdu, pdu: Buffer): ResponseCheck<T> | undefined {
   const fc = pdu[0] ?? 0;

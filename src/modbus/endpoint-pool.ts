@@ -11,7 +11,7 @@ import { ModbusEndpoint, type EndpointObserver, type EndpointTuning } from './en
 import { endpointKey } from '../config/endpoint-key.js';
 import { deviceTarget, targetKey, type EndpointTarget } from './transport.js';
 
-export interface EndpointPoolDeps {
+interface EndpointPoolDeps {
   clock: Clock;
   logger: Logger;
   observer?: EndpointObserver;

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { StreamReceiver, type Expect, type Framing, type RequestPdu, type RxEvent } from './framing.js';
 
-export const MBAP_HEADER = 7;          // tid(2) protocol(2) length(2) unit(1)
+const MBAP_HEADER = 7;          // tid(2) protocol(2) length(2) unit(1)
 /** Largest PDU (253) plus the unit byte: a length field above this is garbage, not a frame. */
 const MAX_MBAP_LENGTH = 254;
 
@@ -97,7 +97,7 @@ const enum Sig { No, Partial, Match }
  * and tells the expected answer from strays and garbage. Memory is bounded: garbage is dropped
  * as it is scanned, and a frame is at most 260 bytes.
  */
-export class MbapReceiver extends StreamReceiver {
+class MbapReceiver extends StreamReceiver {
   protected readonly frameName = 'MBAP';
 
   quiet(): RxEvent | undefined {

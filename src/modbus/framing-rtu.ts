@@ -35,7 +35,7 @@ export function crcOk(buf: Uint8Array, start: number, end: number): boolean {
   return buf[end - 2] === (crc & 0xff) && buf[end - 1] === crc >> 8;
 }
 
-export interface LineTiming {
+interface LineTiming {
   /** One character on the wire: start bit, 8 data bits, parity bit if any, stop bits. */
   charMs: number;
   /** Inter-frame silence: 3.5 characters, or the Modbus spec's fixed 1.75 ms above 19,200 baud. */
@@ -90,7 +90,7 @@ function anyAnswerLength(b: Buffer, p: number): number {
   return 0;
 }
 
-export class RtuReceiver extends StreamReceiver {
+class RtuReceiver extends StreamReceiver {
   protected readonly frameName = 'RTU';
   /** A frame with the expected header and length but a wrong CRC was seen since the request went out. */
   private badCrc = false;

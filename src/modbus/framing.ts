@@ -42,7 +42,7 @@ export type RxEvent =
    */
   | { kind: 'garbage'; detail: string; bytes: number; at: number; damagedAnswer?: boolean };
 
-export interface Receiver {
+interface Receiver {
   push(chunk: Buffer): void;
   /** The next event from the bytes pushed so far, or undefined when more bytes are needed. */
   next(expect: Expect | undefined): RxEvent | undefined;
@@ -127,7 +127,7 @@ export interface Framing {
   checkUnit(unitId: number): string | undefined;
 }
 
-export interface LinkHandlers {
+interface LinkHandlers {
   open(): void;
   data(chunk: Buffer): void;
   /** The link is gone (or never opened); `reason` is the last error seen, if any. */

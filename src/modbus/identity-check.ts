@@ -15,11 +15,11 @@ import { ModbusError, type ModbusEndpointClient, type ModbusErrorType } from './
 import { UnitBackoff } from './unit-backoff.js';
 
 /** 'SunS' as two big-endian registers (0x53756e53). */
-export const SUNS_WORDS: readonly [number, number] = [0x5375, 0x6e53];
+const SUNS_WORDS: readonly [number, number] = [0x5375, 0x6e53];
 
 export type IdentityValues = Readonly<Record<string, string | number | boolean>>;
 
-export type IdentityOutcome =
+type IdentityOutcome =
   /** `layout`: for a SunSpec profile, its points placed on the chain this device has. */
   | { status: 'ok'; identity: IdentityValues; layout?: DeviceLayout }
   /** The marker is not where the profile says: a configuration error (fields for the log). */
@@ -40,7 +40,7 @@ const ascii = (words: ArrayLike<number>): string => {
   return s;
 };
 
-export interface IdentityTarget {
+interface IdentityTarget {
   deviceId: string;
   unitId: number;
   endpoint: ModbusEndpointClient;

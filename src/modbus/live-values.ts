@@ -21,8 +21,7 @@ export interface LastRead {
   error: { code: string; message: string } | undefined;
 }
 
-export const POINT_STATES = ['ok', 'sentinel', 'implausible', 'failed_read', 'malformed', 'not_read'] as const;
-export type PointState = (typeof POINT_STATES)[number];
+type PointState = 'ok' | 'sentinel' | 'implausible' | 'failed_read' | 'malformed' | 'not_read';
 
 export interface PointReadout {
   id: string;

@@ -7,7 +7,7 @@ import { decodePointAllOrders, pointOrder } from './codec.js';
 import { WORD_ORDERS, isNumericType, numericWidth } from './codec-words.js';
 
 /** The smallest normal float32. Below it (and not 0) a float is denormal: no meter or sensor sends one. */
-export const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;
+const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;
 
 const isFloat = (point: Pick<PointDef, 'type'>): boolean => point.type === 'float32' || point.type === 'float64';
 

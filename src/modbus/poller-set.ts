@@ -16,7 +16,7 @@ import { ModbusMetrics } from './poller-metrics.js';
 import { planIdentityReads, planReads, type PlannedRead } from './read-plan.js';
 import { DeviceSnapshot } from './snapshot.js';
 
-export interface PollerSetDeps {
+interface PollerSetDeps {
   clock: Clock;
   logger: Logger;
   meter: Meter;

@@ -56,7 +56,7 @@ interface SunSpecStatus {
   length_mismatches: Array<{ model: number; device_length: number; profile_length: number }>;
 }
 
-export interface DevicePollerDeps {
+interface DevicePollerDeps {
   /** The profile's read plan when already computed (shared by every device of a profile). */
   plan?: readonly PlannedRead[];
   /** The profile's identity plan when already computed (planIdentityReads). */

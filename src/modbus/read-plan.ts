@@ -19,7 +19,7 @@ export interface ReadPlan {
   requests: PlannedRead[];
 }
 
-export type PlanErrorCode =
+type PlanErrorCode =
   | 'scale_factor_unknown'     // scale_factor names no point of the profile
   | 'scale_factor_other_table' // the scale factor lives in another table: no single read covers both
   | 'scale_factor_too_far'     // value and scale factor further apart than one read allows
@@ -40,8 +40,8 @@ export class PlanError extends Error {
 }
 
 /** Modbus limits: FC3/FC4 read at most 125 registers, FC1/FC2 at most 2000 bits. */
-export const MAX_REGISTERS_PER_READ = 125;
-export const MAX_BITS_PER_READ = 2000;
+const MAX_REGISTERS_PER_READ = 125;
+const MAX_BITS_PER_READ = 2000;
 
 const TABLE_ORDER: readonly RegisterTable[] = ['holding', 'input', 'coil', 'discrete'];
 
@@ -58,7 +58,7 @@ export function planIdentityReads(profile: PlanProfile): ReadPlan {
 }
 
 /** The limit for one read of `table` on this device. */
-export function maxPerRead(profile: Pick<DeviceProfile, 'quirks'>, table: RegisterTable): number {
+function maxPerRead(profile: Pick<DeviceProfile, 'quirks'>, table: RegisterTable): number {
   if (table === 'coil' || table === 'discrete') return MAX_BITS_PER_READ;
   const q = profile.quirks.max_registers_per_request;
   return Number.isInteger(q) && q > 0 ? Math.min(q, MAX_REGISTERS_PER_READ) : MAX_REGISTERS_PER_READ;

@@ -6,7 +6,7 @@ import type { DeviceProfile, PointDef } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 import type { GridRole, GridSample, GridSampleSource } from '../grid/sources.js';
 
-export interface PointValue {
+interface PointValue {
   value: number | string | boolean;
   /** Wall-clock epoch ms when the response carrying it arrived. */
   readAtMs: number;

@@ -21,9 +21,9 @@ export interface AckToken {
  * is handed on. `next()` lets mqtt.js parse the next packet: call it as soon as the message is
  * queued (or later, to apply backpressure). It must be called exactly once.
  */
-export type MessageHandler = (packet: IPublishPacket, token: AckToken | undefined, next: () => void) => void;
+type MessageHandler = (packet: IPublishPacket, token: AckToken | undefined, next: () => void) => void;
 
-export interface ConnectEvent {
+interface ConnectEvent {
   generation: number;
   sessionPresent: boolean;
   /** The broker no longer had the persistent session it had before (session-continuity.ts). */
@@ -31,7 +31,7 @@ export interface ConnectEvent {
   connack: IConnackPacket;
 }
 
-export interface MqttConnectionDeps extends MqttClientOptionOverrides {
+interface MqttConnectionDeps extends MqttClientOptionOverrides {
   cfg: MqttConfig;
   clock: Clock;
   logger: Logger;

@@ -17,7 +17,7 @@ export interface MqttClientOptionOverrides {
 /** Upper bound of MQTT's session expiry interval (seconds); 0xFFFFFFFF means "never expires". */
 const MAX_SESSION_EXPIRY_S = 0xfffffffe;
 
-export class MqttOptionsError extends Error {
+class MqttOptionsError extends Error {
   readonly code = 'EMS_MQTT_OPTIONS';
   constructor(message: string) {
     super(message);

@@ -23,7 +23,7 @@ export interface SessionStatus {
   lastLostAtMs?: number;
 }
 
-export interface SessionContinuityDeps {
+interface SessionContinuityDeps {
   /** Names the client in the log line and the metric (`meters`, `dr`). */
   client: string;
   /** What the client receives, for the warning: QoS 1 `<at risk>` published meanwhile are lost. */

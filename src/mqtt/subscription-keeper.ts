@@ -9,11 +9,11 @@ import type { AckToken, MqttConnection } from './connection.js';
 import { subscribeConfirmed } from './subscriptions.js';
 import { assertPublishTopic } from './topics.js';
 
-export const PROBE_TIMEOUT_MS = 5000;
+const PROBE_TIMEOUT_MS = 5000;
 /** Probes that may fail in a row before the keeper stops reconnecting for that reason (an ACL refusing the probe topic). */
 const MAX_PROBE_RECONNECTS = 3;
 
-export interface SubscriptionKeeperDeps {
+interface SubscriptionKeeperDeps {
   connection: MqttConnection;
   filters: readonly string[];
   qos: 0 | 1;
@@ -33,7 +33,7 @@ export interface SubscriptionKeeperDeps {
 }
 
 /** The probe topic of a client: `ems-gateway/probe/<client id with / + # replaced>`. */
-export function probeTopicFor(clientId: string): string {
+function probeTopicFor(clientId: string): string {
   return assertPublishTopic(`ems-gateway/probe/${clientId.replace(/[/+#]/g, '_')}`);
 }
 

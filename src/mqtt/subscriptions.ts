@@ -2,7 +2,7 @@
 // that refuses a filter (ACL, bad $share syntax) answers 0x80 and otherwise nothing tells us.
 import type { MqttClient } from 'mqtt';
 
-export class SubscriptionError extends Error {
+class SubscriptionError extends Error {
   readonly code = 'EMS_MQTT_SUBSCRIBE';
   constructor(message: string, readonly refused: string[]) {
     super(message);
@@ -10,7 +10,7 @@ export class SubscriptionError extends Error {
   }
 }
 
-export interface SubscriptionResult {
+interface SubscriptionResult {
   /** Granted QoS per filter. */
   granted: Map<string, number>;
   /** Filters granted a lower QoS than requested (still delivering, but at-most-once). */

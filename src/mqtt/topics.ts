@@ -2,7 +2,7 @@
 // `$share/<group>/` prefix of shared subscriptions), topic levels (the region level of meter
 // topics), and the demand-response command/ack topics.
 
-export class TopicError extends Error {
+class TopicError extends Error {
   readonly code = 'EMS_MQTT_TOPIC';
   constructor(message: string) {
     super(message);
@@ -12,7 +12,7 @@ export class TopicError extends Error {
 
 const SHARE_PREFIX = '$share/';
 
-export interface ParsedFilter {
+interface ParsedFilter {
   /** The filter as configured, e.g. `$share/ems/meters/+/reading`: what is sent in SUBSCRIBE. */
   subscription: string;
   /** The filter messages are matched against, without the `$share/<group>/` prefix. */

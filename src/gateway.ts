@@ -28,7 +28,7 @@ import { gatherStatus, type StatusContext, type StatusProviders, type StatusRepo
 import { StatusServer } from './status/status-server.js';
 import { createTelemetry, type Telemetry, type TelemetryOptions } from './telemetry/setup.js';
 
-export interface GatewayOptions {
+interface GatewayOptions {
   env: NodeJS.ProcessEnv;
   logger: Logger;
   clock?: Clock;

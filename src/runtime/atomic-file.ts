@@ -12,7 +12,7 @@ function tempPath(path: string): string {
   return `${path}.${process.pid}.${++counter}.tmp`;
 }
 
-export interface AtomicWriteOptions {
+interface AtomicWriteOptions {
   /** File mode of a new file (default 0o644; state holding secrets or verdicts use 0o600). */
   mode?: number;
 }

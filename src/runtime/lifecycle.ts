@@ -14,7 +14,7 @@ export interface Part {
   status?(): unknown;
 }
 
-export type PartState = 'idle' | 'starting' | 'running' | 'failed' | 'stopping' | 'stopped';
+type PartState = 'idle' | 'starting' | 'running' | 'failed' | 'stopping' | 'stopped';
 
 export interface PartHealth {
   name: string;
@@ -51,7 +51,7 @@ export function errorText(err: unknown): string {
   return String(err);
 }
 
-export interface LifecycleOptions {
+interface LifecycleOptions {
   logger: Logger;
   clock: Clock;
   /** Bound for the whole stop sequence; each part gets what is left of it. Default 7 s: with the 1 s exit grace of `run`, the process is gone within 10 s of SIGTERM (the acceptance bound). */

@@ -4,17 +4,17 @@ import { pino, type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger };
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+type LogLevel = (typeof LOG_LEVELS)[number];
 
 // Secrets never reach a log line, however a config object or an error is logged.
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'password', '*.password', 'mqtt.password', 'private_key', '*.private_key', 'headers.authorization', '*.otlp_headers',
   'otlp_headers', 'authorization', '*.authorization', 'token', '*.token', 'secret', '*.secret', 'site.mqtt.password',
   'site.telemetry.otlp_headers',
 ];
 
-export interface CreateLoggerOptions {
+interface CreateLoggerOptions {
   /** The level from the site file; LOG_LEVEL in the environment wins. */
   level?: string;
   destination?: NodeJS.WritableStream;
@@ -24,7 +24,7 @@ export interface CreateLoggerOptions {
   base?: Record<string, unknown>;
 }
 
-export function isLogLevel(s: string | undefined): s is LogLevel {
+function isLogLevel(s: string | undefined): s is LogLevel {
   return s !== undefined && (LOG_LEVELS as readonly string[]).includes(s);
 }
 

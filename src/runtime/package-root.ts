@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const PACKAGE_NAME = 'ems-gateway';
+const PACKAGE_NAME = 'ems-gateway';
 
 /** The folder holding the package's package.json (the repo root, or the installed package). */
 export function packageRoot(): string {

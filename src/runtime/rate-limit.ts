@@ -5,9 +5,9 @@
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 
-export type RateLimitedLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+type RateLimitedLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
-export interface RateLimiterOptions {
+interface RateLimiterOptions {
   /** At most one line per key per interval. Default 60 s. */
   intervalMs?: number;
   /** Keys remembered at most (oldest forgotten first) so hostile input cannot grow memory. Default 10,000. */

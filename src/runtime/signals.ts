@@ -9,7 +9,7 @@ export const DUPLICATE_WINDOW_MS = 500;
 
 export type ShutdownSignal = 'SIGTERM' | 'SIGINT';
 
-export interface SignalHandlingOptions {
+interface SignalHandlingOptions {
   /** Called once, on the first signal. */
   onSignal: (signal: ShutdownSignal) => void;
   /** Called on a second signal; default exits the process with 130. */

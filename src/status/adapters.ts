@@ -132,7 +132,7 @@ export function drStatus(s: DemandResponseStatus, tally: DrTally): DrStatus {
 }
 
 /** Where the live values come from (PollerSet.liveValues / lastReads). */
-export interface LiveValueSource {
+interface LiveValueSource {
   liveValues(deviceId: string, withRegisters?: boolean): PointReadout[] | undefined;
   lastReads(deviceId: string): ReadBlockReadout[] | undefined;
 }
@@ -140,7 +140,7 @@ export interface LiveValueSource {
 const ageOf = (atMs: number | undefined, nowMs: number): number | null => (atMs === undefined ? null : Math.max(0, (nowMs - atMs) / 1000));
 
 /** A point's readout as the status page shows it: the value, or `absent` with the reason. */
-export function deviceValue(r: PointReadout, nowMs: number): DeviceValue {
+function deviceValue(r: PointReadout, nowMs: number): DeviceValue {
   const v: DeviceValue = { id: r.id, age_s: ageOf(r.read_at_ms, nowMs) };
   if (r.name !== undefined) v.name = r.name;
   if (r.unit !== undefined) v.unit = r.unit;

@@ -110,7 +110,7 @@ export interface AlertStatus {
   summary?: string;
 }
 
-export interface DrCommandStatus {
+interface DrCommandStatus {
   command_id: string;
   type?: string;
   zone: string;
@@ -144,7 +144,7 @@ export interface ExporterStatus {
   spans?: SpanQueueStatus;
 }
 
-export interface SpanQueueStatus {
+interface SpanQueueStatus {
   /** telemetry.span_queue_size: spans held for export; past it new spans are dropped. */
   queue_size: number;
   /** telemetry.span_batch_size: spans per export request. */
@@ -157,7 +157,7 @@ export interface SpanQueueStatus {
   dropped_by_reason: Record<string, number>;
 }
 
-export interface SinkStatus {
+interface SinkStatus {
   name: string;
   /** Where it delivers (URL or host, no credentials). */
   target: string;
@@ -192,8 +192,8 @@ export interface StatusProviders {
   device?: (id: string) => DeviceDetail | undefined;
 }
 
-export const SECTIONS = ['devices', 'meters', 'grid', 'alerts', 'demand_response', 'exporter', 'delivery'] as const;
-export type SectionName = (typeof SECTIONS)[number];
+const SECTIONS = ['devices', 'meters', 'grid', 'alerts', 'demand_response', 'exporter', 'delivery'] as const;
+type SectionName = (typeof SECTIONS)[number];
 
 /** A section whose accessor threw: shown as such, never crashes the endpoint. */
 export interface SectionError {

@@ -48,7 +48,7 @@ table.vals td.note{white-space:normal;overflow-wrap:anywhere;color:#374151}
 const DASH = '\u2014';
 
 /** "just now", "12 s ago", "3 min ago", "never". */
-export function age(s: number | null | undefined): string {
+function age(s: number | null | undefined): string {
   if (s === null || s === undefined) return 'never';
   const x = Math.max(0, s);
   if (x < 1) return 'just now';
@@ -85,7 +85,7 @@ function session(x: BrokerSessionStatus | undefined, now: number): string {
 }
 
 /** A value as a technician compares it with the device: up to 7 significant digits, enum label, flags. */
-export function formatValue(v: DeviceValue): string {
+function formatValue(v: DeviceValue): string {
   const raw = v.value;
   let text = typeof raw === 'number' ? (Number.isInteger(raw) ? String(raw) : String(Number(raw.toPrecision(7)))) : String(raw);
   if (v.label !== undefined) text += ` ${v.label}`;

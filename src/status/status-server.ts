@@ -15,7 +15,7 @@ function pickedDevice(query: string): string | undefined {
   return new URLSearchParams(query).get('device') ?? undefined;
 }
 
-export interface StatusServerOptions {
+interface StatusServerOptions {
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
@@ -24,7 +24,7 @@ export interface StatusServerOptions {
   logger: Logger;
 }
 
-export class StatusServerError extends Error {
+class StatusServerError extends Error {
   readonly code = 'GW_STATUS_LISTEN';
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);

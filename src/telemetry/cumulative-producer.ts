@@ -19,14 +19,14 @@ import {
   type CollectionResult, type DataPoint, type Histogram, type HistogramMetricData, type MetricData, type MetricProducer, type SumMetricData,
 } from '@opentelemetry/sdk-metrics';
 
-export interface StreamDescriptor {
+interface StreamDescriptor {
   readonly name: string;
   readonly unit: string;
   readonly description: string;
 }
 
 /** The attribute set the SDK folds series past the cardinality limit into. */
-export const OVERFLOW_ATTRIBUTES: Attributes = Object.freeze({ 'otel.metric.overflow': true });
+const OVERFLOW_ATTRIBUTES: Attributes = Object.freeze({ 'otel.metric.overflow': true });
 
 /** Series bookkeeping shared by sums and histograms: key -> index, attributes, start times. */
 abstract class SeriesTable {

@@ -13,9 +13,9 @@ import { METRIC_ATTRS, SPAN_DROP_REASONS, type SpanDropReason } from './semconv.
 import type { SpanAccounting } from './span-accounting.js';
 import { gatewayTemporality } from './views.js';
 
-export type Signal = 'metrics' | 'traces';
+type Signal = 'metrics' | 'traces';
 
-export interface SignalHealth {
+interface SignalHealth {
   /** `unknown` until the first export finishes; `disabled` when export is off. */
   state: 'unknown' | 'ok' | 'failing' | 'disabled';
   /** Failed exports since start. */

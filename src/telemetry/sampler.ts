@@ -10,7 +10,7 @@ import { AlwaysOnSampler, ParentBasedSampler, SamplingDecision, type Sampler, ty
 /** Span name -> probability in [0, 1] that one such span is recorded. */
 export type SpanRatios = Readonly<Record<string, number>>;
 
-export class SpanNameRatioSampler implements Sampler {
+class SpanNameRatioSampler implements Sampler {
   constructor(
     private readonly ratios: SpanRatios,
     private readonly delegate: Sampler = new AlwaysOnSampler(),

@@ -26,7 +26,7 @@ export interface TelemetrySettings {
   resourceAttributes: Record<string, string>;
 }
 
-export interface SettingsInput {
+interface SettingsInput {
   config: TelemetryConfig;
   site: SiteInfo;
   env: NodeJS.ProcessEnv;

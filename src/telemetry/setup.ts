@@ -22,7 +22,7 @@ import { AccountedSpanProcessor, SpanAccounting, type SpanBooks } from './span-a
 import { gatewayViews } from './views.js';
 
 export const INSTRUMENTATION_SCOPE = 'ems-gateway';
-export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5_000;
+const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5_000;
 
 export interface TelemetryOptions {
   config: TelemetryConfig;

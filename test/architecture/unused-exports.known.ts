@@ -45,11 +45,4 @@ export const KNOWN_UNUSED: readonly string[] = [
   'src/config/yaml-source.ts isMap',
   'src/config/yaml-source.ts isScalar',
   'src/config/yaml-source.ts isSeq',
-  'src/telemetry/cumulative-producer.ts OVERFLOW_ATTRIBUTES',
-  'src/telemetry/cumulative-producer.ts StreamDescriptor',
-  'src/telemetry/export-health.ts Signal',
-  'src/telemetry/export-health.ts SignalHealth',
-  'src/telemetry/sampler.ts SpanNameRatioSampler',
-  'src/telemetry/settings.ts SettingsInput',
-  'src/telemetry/setup.ts DEFAULT_SHUTDOWN_TIMEOUT_MS',
 ];

@@ -3,8 +3,6 @@
 import { relative } from 'node:path';
 import type { ConfigProblem } from './site-types.js';
 
-export type { ConfigProblem };
-
 /** `file:line:col path: message`; `file` is shown relative to `relativeTo` when given. */
 export function formatProblem(p: ConfigProblem, relativeTo?: string): string {
   const file = relativeTo === undefined ? p.file : relative(relativeTo, p.file) || p.file;

@@ -5,12 +5,12 @@ import { profileSchema } from './profile-schema.js';
 import type { Json } from './schema-dsl.js';
 import { siteSchema } from './site-schema.js';
 
-export const SCHEMA_FILES = {
+const SCHEMA_FILES = {
   'site.schema.json': { schema: siteSchema, title: 'EMS gateway site file (config/<site>.yaml)' },
   'device-profile.schema.json': { schema: profileSchema, title: 'EMS gateway device profile (devices/<vendor>-<model>.yaml)' },
 } as const;
 
-export type SchemaFileName = keyof typeof SCHEMA_FILES;
+type SchemaFileName = keyof typeof SCHEMA_FILES;
 
 function document(name: SchemaFileName): Json {
   const { schema, title } = SCHEMA_FILES[name];

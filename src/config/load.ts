@@ -19,7 +19,7 @@ export { ConfigError, loadProfile, loadProfiles };
 /** The package's devices/ folder. */
 export const DEFAULT_DEVICES_DIR: string = join(packageRoot(), 'devices');
 
-export interface LoadOptions {
+interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Profiles folder; a site's `profiles_dir:` wins over this, this wins over DEFAULT_DEVICES_DIR. */
   devicesDir?: string;

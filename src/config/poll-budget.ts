@@ -8,13 +8,13 @@ import type { DeviceProfile } from './profile-types.js';
 import type { DeviceConfig } from './site-types.js';
 
 /** Assumed round trip of one Modbus TCP request on a LAN, before the device's own request_gap. */
-export const ASSUMED_REQUEST_MS = 20;
+const ASSUMED_REQUEST_MS = 20;
 /** Assumed time an RTU device takes to start answering, on top of the bytes and silences on the line. */
-export const ASSUMED_RTU_TURNAROUND_MS = 5;
+const ASSUMED_RTU_TURNAROUND_MS = 5;
 /** Warn above this share of the connection's time: retries and slow replies need headroom. */
 export const BUDGET_WARN_UTILISATION = 0.5;
 
-export interface EndpointLoad {
+interface EndpointLoad {
   endpoint: string;           // host:port, or the serial port
   devices: string[];
   requests_per_s: number;
@@ -23,7 +23,7 @@ export interface EndpointLoad {
 }
 
 /** Time one planned read holds the line: a LAN round trip, or (RTU) its bytes at the line's baud, two silences and a turnaround. */
-export function requestCostMs(d: Pick<DeviceConfig, 'transport' | 'serial'>, r: Pick<PlannedRead, 'table' | 'count'>): number {
+function requestCostMs(d: Pick<DeviceConfig, 'transport' | 'serial'>, r: Pick<PlannedRead, 'table' | 'count'>): number {
   const s = d.serial;
   if ((d.transport ?? 'tcp') === 'tcp' || s === undefined) return ASSUMED_REQUEST_MS;
   const t = lineTiming(s);

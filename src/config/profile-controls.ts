@@ -18,7 +18,7 @@ const EPS = 1e-9;
 
 const WRITABLE_TYPES = new Set(['int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64', 'bool']);
 
-export type CheckResult = { ok: true; write: CheckedWrite } | { ok: false; problem: string };
+type CheckResult = { ok: true; write: CheckedWrite } | { ok: false; problem: string };
 
 function deepFreeze<T>(v: T): T {
   if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
@@ -143,7 +143,7 @@ export class WritableControl {
 }
 
 /** The writable controls of one profile. */
-export interface ProfileControls {
+interface ProfileControls {
   readonly profile: string;
   readonly list: readonly WritableControl[];
   get(id: string): WritableControl | undefined;

@@ -7,7 +7,7 @@ import type { UnplacedProfile } from './profile-types.js';
 import { INVALID, type ArrSchema, type Schema } from './schema-dsl.js';
 import type { FileCtx } from './yaml-source.js';
 
-export interface LenientProfile { profile: UnplacedProfile; unresolved: Set<string> }
+interface LenientProfile { profile: UnplacedProfile; unresolved: Set<string> }
 
 function field(root: Node, key: string): Node | null | undefined {
   if (!isMap(root)) return undefined;

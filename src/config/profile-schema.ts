@@ -4,18 +4,18 @@
 import { alt, arr, bool, duration, num, oneOf, str, type Schema } from './schema-dsl.js';
 import { fields, obj, record, tagged } from './schema-object.js';
 
-export const ID_PATTERN = '^[a-z][a-z0-9_]*$';
+const ID_PATTERN = '^[a-z][a-z0-9_]*$';
 export const PROFILE_NAME_PATTERN = '^[a-z0-9]+(-[a-z0-9]+)*$';
-export const METRIC_PATTERN = '^ems\\.[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$';
+const METRIC_PATTERN = '^ems\\.[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$';
 
-export const TABLES = ['holding', 'input', 'coil', 'discrete'] as const;
-export const ORDERS = ['ABCD', 'CDAB', 'BADC', 'DCBA'] as const;
-export const POINT_TYPES = ['int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64', 'string', 'bool', 'bit'] as const;
-export const ROLES = ['generation', 'load', 'battery_power', 'grid_import', 'grid_export', 'frequency', 'state_of_charge',
+const TABLES = ['holding', 'input', 'coil', 'discrete'] as const;
+const ORDERS = ['ABCD', 'CDAB', 'BADC', 'DCBA'] as const;
+const POINT_TYPES = ['int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64', 'string', 'bool', 'bit'] as const;
+const ROLES = ['generation', 'load', 'battery_power', 'grid_import', 'grid_export', 'frequency', 'state_of_charge',
   'voltage', 'current', 'energy', 'temperature', 'status', 'alarm', 'setpoint', 'scale_factor', 'identity', 'other'] as const;
-export const KINDS = ['inverter', 'bms', 'grid_meter', 'load_controller', 'other'] as const;
+const KINDS = ['inverter', 'bms', 'grid_meter', 'load_controller', 'other'] as const;
 /** Units of scaled values (UCUM-ish); a closed list so `Kw` or `hz` is caught. */
-export const UNITS = ['W', 'kW', 'MW', 'VA', 'kVA', 'var', 'kvar', 'Wh', 'kWh', 'MWh', 'V', 'kV', 'A', 'Hz', '%', 'Cel',
+const UNITS = ['W', 'kW', 'MW', 'VA', 'kVA', 'var', 'kvar', 'Wh', 'kWh', 'MWh', 'V', 'kV', 'A', 'Hz', '%', 'Cel',
   's', 'ms', 'h', '1'] as const;
 
 const idRef = (doc: string): Schema<string> => str({ pattern: ID_PATTERN, patternHint: 'a snake_case point id', doc });
@@ -50,7 +50,7 @@ const sunspecModelRef = obj({
   or: { s: arr(num({ int: true, min: 1, max: 65534 }), { minItems: 1 }), doc: 'models of the same layout the device may have instead (e.g. [101, 102] for 103)' },
 }, { doc: 'One model of the chain the profile was written for.' });
 
-export const pointFields = fields({
+const pointFields = fields({
   id: { s: idRef('unique within the profile (points and controls)'), required: true },
   name: { s: str(), doc: "the datasheet's name, e.g. SunSpec \"W\"" },
   table: { s: oneOf(TABLES), required: true, doc: 'holding/input registers (16 bit), coil/discrete (1 bit)' },
@@ -82,7 +82,7 @@ const verify = obj({
   timeout: { s: duration({ min_ms: 1 }), default: 2000, doc: 'keep re-reading until this passes' },
 }, { doc: 'Read-back check after a write.' });
 
-export const controlFields = fields({
+const controlFields = fields({
   ...pointFields,
   min: { s: num(), required: true, why: 'a control needs bounds (values outside [min, max] are rejected)', doc: 'lowest value accepted, scaled units (out of bounds is rejected, never clamped)' },
   max: { s: num(), required: true, why: 'a control needs bounds (values outside [min, max] are rejected)', doc: 'highest value accepted, scaled units' },

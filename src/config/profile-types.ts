@@ -78,7 +78,7 @@ export type PointDef = Placed<UnplacedPoint>;
 export type SunSpecModelRef = NonNullable<ParsedProfile['sunspec_models']>[number];
 
 /** Read-back check after a write; its defaults may be left out in code. */
-export type VerifySpec = Partial<ParsedControl['verify']>;
+type VerifySpec = Partial<ParsedControl['verify']>;
 
 /** A control as the schema yields it (defaulted keys may be left out in code), before it is placed. */
 type UnplacedControl = Omissible<Omit<ParsedControl, 'verify'>, 'sentinel' | 'restore' | 'rate_limit_ms'> & { verify: VerifySpec };
@@ -87,8 +87,6 @@ type UnplacedControl = Omissible<Omit<ParsedControl, 'verify'>, 'sentinel' | 're
 export type ControlDef = Placed<UnplacedControl>;
 
 export type DeviceQuirks = ParsedProfile['quirks'];
-
-export type DeviceKind = ParsedProfile['kind'];
 
 /** A validated profile: `profile` is the file name without .yaml, `source` the file's absolute path. */
 export type DeviceProfile = Omit<ParsedProfile, 'profile' | 'points' | 'controls'> & {

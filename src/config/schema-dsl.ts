@@ -43,7 +43,7 @@ const ENV_RE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 const ENV_JSON_PATTERN = '^\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\}$';
 
 /** `${VAR}` / `${VAR:-default}` interpolation; `$${` is a literal `${`. Unset variables are errors. */
-export function interpolate(text: string, node: Node, path: string, ctx: FileCtx): string | undefined {
+function interpolate(text: string, node: Node, path: string, ctx: FileCtx): string | undefined {
   if (!text.includes('${')) return text;
   let ok = true;
   const out = text.replace(ENV_RE, (whole, name: string | undefined, fallback: string | undefined) => {
@@ -84,7 +84,7 @@ function withEnv(j: Json): Json {
   return { anyOf: [rest, { type: 'string', pattern: ENV_JSON_PATTERN }], ...(description !== undefined ? { description } : {}) };
 }
 
-export interface StrOpts { pattern?: string; patternHint?: string; minLength?: number; maxLength?: number; doc?: string }
+interface StrOpts { pattern?: string; patternHint?: string; minLength?: number; maxLength?: number; doc?: string }
 
 export function str(o: StrOpts = {}): Schema<string> {
   const re = o.pattern === undefined ? undefined : new RegExp(o.pattern);
@@ -126,7 +126,7 @@ export function str(o: StrOpts = {}): Schema<string> {
   };
 }
 
-export interface NumOpts { int?: boolean; min?: number; max?: number; exclusiveMin?: number; doc?: string }
+interface NumOpts { int?: boolean; min?: number; max?: number; exclusiveMin?: number; doc?: string }
 
 export function num(o: NumOpts = {}): Schema<number> {
   const what = o.int ? 'an integer' : 'a number';

@@ -6,7 +6,7 @@ import { hint } from './did-you-mean.js';
 import { INVALID, describeNode, formatDuration, type Infer, type Json, type NodeKind, type Out, type Schema } from './schema-dsl.js';
 import { FORBIDDEN_KEYS, type FileCtx } from './yaml-source.js';
 
-export interface Field<S extends Schema = Schema> {
+interface Field<S extends Schema = Schema> {
   s: S;
   required?: boolean;
   /** Output value when the key is absent (in output units: ms for durations). */
@@ -57,7 +57,7 @@ export type InferObj<F extends Fields> = Simplify<
  */
 export type Omissible<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
 
-export interface ObjOpts<T, R> {
+interface ObjOpts<T, R> {
   doc?: string;
   /**
    * Cross-key checks and derived values; runs only when every key parsed. It may change `out` in

@@ -35,7 +35,7 @@ export function checkLenientSite(site: LenientSite, profiles: ReadonlyMap<string
 }
 
 /** Unique ids and addresses, one transport per line, known profiles: also run on the valid devices of an invalid site. */
-export function checkDevices(devices: readonly DeviceConfig[], available: readonly string[], ctx: FileCtx): void {
+function checkDevices(devices: readonly DeviceConfig[], available: readonly string[], ctx: FileCtx): void {
   const ids = new Map<string, string>();
   const addresses = new Map<string, string>();
   const lines = new Map<string, DeviceConfig>();

@@ -26,7 +26,6 @@ export type SerialSettings = NonNullable<ParsedDevice['serial']>;
 /** A Modbus device; `transport` (tcp) and `record` (false) may be left out in code. */
 export type DeviceConfig = Omissible<ParsedDevice, 'transport' | 'record'>;
 
-export type MqttTls = NonNullable<ParsedMqtt['tls']>;
 /** Smart-meter ingest; `state_file` (.state/meter-state.json, absolute) may be left out in code. */
 export type MeterIngestConfig = Omissible<NonNullable<ParsedMqtt['meters']>, 'state_file'>;
 /** Keys resolved: public_keys holds every key (also those of *_file), gateway_key the signing key. */
@@ -45,8 +44,7 @@ export type AlertConfig = Omissible<ParsedSite['alerts'], 'delivery_backlog_age_
 
 type ParsedDelivery = NonNullable<ParsedSite['delivery']>;
 export type DeliveryConfig = ParsedDelivery;
-export type SpoolConfig = ParsedDelivery['spool'];
-export type DeliverySinksConfig = ParsedDelivery['sinks'];
+type DeliverySinksConfig = ParsedDelivery['sinks'];
 /** What every sink has: batching, catch-up rate, retry backoff. */
 export type SinkCommonConfig = InferObj<typeof sinkCommon>;
 export type OtlpLogsSinkConfig = NonNullable<DeliverySinksConfig['otlp_logs']>;
@@ -54,9 +52,6 @@ export type InfluxSinkConfig = NonNullable<DeliverySinksConfig['influx']>;
 export type PostgresSinkConfig = NonNullable<DeliverySinksConfig['postgres']>;
 /** TLS of a sink's connection (files resolved relative to the site file). */
 export type SinkTlsConfig = NonNullable<InfluxSinkConfig['tls']>;
-
-export type StatusConfig = ParsedSite['status'];
-export type LoggingConfig = ParsedSite['logging'];
 
 /**
  * A validated site: what the schema yields with the derived defaults set (checkSite()) and the

@@ -5,7 +5,7 @@
 // YAML's meaning exactly it errs towards counting more, never less (an apostrophe inside a plain
 // scalar, `it's`, does not start a quote: only a quote where a scalar can start does).
 
-export interface NestingProblem {
+interface NestingProblem {
   kind: 'block' | 'flow';
   /** 1-based, like the parser's positions. */
   line: number;

@@ -4,9 +4,9 @@ import { LineCounter, parseDocument, isAlias, isMap, isScalar, isSeq, visit, typ
 import type { ConfigProblem } from './site-types.js';
 import { excessiveNesting } from './yaml-nesting.js';
 
-export const MAX_CONFIG_BYTES = 1024 * 1024;
+const MAX_CONFIG_BYTES = 1024 * 1024;
 /** Aliases are handy for a few shared blocks; thousands of expansions are an attack (billion laughs). */
-export const MAX_ALIAS_EXPANSIONS = 100;
+const MAX_ALIAS_EXPANSIONS = 100;
 const MAX_SYNTAX_PROBLEMS = 20;
 /** Deeper nesting (block or flow) only serves to exhaust the parser's stack; no config needs it. */
 const MAX_NESTING = 64;
@@ -14,14 +14,14 @@ const STACK_OVERFLOW = /Maximum call stack size exceeded/;
 const TOO_DEEP = `YAML: nested too deeply (more than the parser can read): refusing`;
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
-export interface SourceFile {
+interface SourceFile {
   file: string;
   doc: Document.Parsed | undefined; // undefined when the text could not be parsed at all
   lines: LineCounter;
 }
 
 /** Where output objects came from, so semantic checks can point at the right line. */
-export interface Origin { node: Node; path: string }
+interface Origin { node: Node; path: string }
 
 export class Problems {
   readonly list: ConfigProblem[] = [];
@@ -211,4 +211,3 @@ export async function readConfigText(file: string, problems: Problems): Promise<
   }
 }
 
-export { isMap, isScalar, isSeq };

@@ -4,6 +4,7 @@
 // and config errors (every config problem printed at once as file:line:col path: message).
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadSite } from '../config/load.js';
+import { pollBudgetWarnings } from '../modbus/poll-budget.js';
 import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { buildGateway } from '../gateway.js';
 import { StartupError, errorText } from '../runtime/lifecycle.js';
@@ -38,7 +39,7 @@ export async function run(args: string[]): Promise<number> {
 
   let loaded;
   try {
-    loaded = await loadSite(configPath, { env: process.env, metrics: DEVICE_METRICS });
+    loaded = await loadSite(configPath, { env: process.env, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings });
   } catch (err) {
     if (err instanceof ConfigError) {
       const errors = err.problems.filter((p) => p.severity === 'error');

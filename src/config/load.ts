@@ -10,7 +10,7 @@ import { INVALID } from './schema-dsl.js';
 import { checkLenientSite, checkSite } from './site-checks.js';
 import { lenientSite } from './site-lenient.js';
 import { siteSchema } from './site-schema.js';
-import type { LoadedSite, SiteConfig } from './site-types.js';
+import type { DeviceConfig, LoadedSite, SiteConfig } from './site-types.js';
 import { isMap, isScalar, type Document } from 'yaml';
 import { FileCtx, parseYaml, Problems, readConfigText } from './yaml-source.js';
 
@@ -19,17 +19,31 @@ export { ConfigError, loadProfile, loadProfiles };
 /** The package's devices/ folder. */
 export const DEFAULT_DEVICES_DIR: string = join(packageRoot(), 'devices');
 
-interface LoadOptions {
+/** A warning on a device's `poll_interval`: its connection or serial line is too busy. */
+export interface PollBudgetWarning { device: DeviceConfig; message: string }
+/** The poll budget check (`pollBudgetWarnings` of src/modbus/poll-budget.ts, which this layer may not import). */
+export type PollBudget = (devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>) => PollBudgetWarning[];
+
+/**
+ * What the layers above this one lend the loader. `metrics` and `pollBudget` go together: a caller
+ * that loads a site to run, validate or simulate it passes the device metric vocabulary, and with
+ * it must pass the poll budget check, so no such caller can leave the check out (the compiler
+ * refuses). A caller passing neither (a test, a bench) gets neither check.
+ */
+type LoadOptions = {
   env?: NodeJS.ProcessEnv;
   /** Profiles folder; a site's `profiles_dir:` wins over this, this wins over DEFAULT_DEVICES_DIR. */
   devicesDir?: string;
+} & ({
   /**
    * The device metric vocabulary (name -> unit; `DEVICE_METRICS` of the telemetry layer, which
    * this layer may not import): every profile `metric:` must be one of these, in its unit.
    * The CLI always passes it; omitted, names are only checked against the pattern.
    */
-  metrics?: Readonly<Record<string, string>>;
-}
+  metrics: Readonly<Record<string, string>>;
+  /** Warns on a connection or serial line whose polls need more than half its time. */
+  pollBudget: PollBudget;
+} | { metrics?: undefined; pollBudget?: PollBudget });
 
 export async function loadSite(path: string, opts: LoadOptions = {}): Promise<LoadedSite> {
   const file = resolve(path);
@@ -69,8 +83,8 @@ export async function loadSiteFromString(text: string, opts: LoadOptions & { fil
   }
   // Site checks run even when a profile has errors.
   let site: SiteConfig | undefined;
-  if (raw) site = checkSite(raw, file, profiles, available, ctx);
-  else if (lenient) checkLenientSite(lenient, profiles, available, ctx);
+  if (raw) site = checkSite(raw, file, profiles, available, ctx, opts.pollBudget);
+  else if (lenient) checkLenientSite(lenient, profiles, available, ctx, opts.pollBudget);
   const sorted = sortProblems(problems.list);
   if (problems.errorCount > 0 || !site) throw new ConfigError(sorted);
   return { site, profiles, warnings: sorted.filter((p) => p.severity === 'warning') };

@@ -3,21 +3,23 @@
 import { hint } from './did-you-mean.js';
 import { drExclusion } from './dr-targets.js';
 import { endpointKey } from './endpoint-key.js';
-import { BUDGET_WARN_UTILISATION, endpointLoads } from './poll-budget.js';
+import type { PollBudget } from './load.js';
 import type { DeviceProfile } from './profile-types.js';
 import type { LenientSite } from './site-lenient.js';
 import type { DemandResponseConfig, DeviceConfig, MeterIngestConfig, ParsedSite, SiteConfig } from './site-types.js';
 import type { FileCtx } from './yaml-source.js';
 
 /** The cross-section checks of a valid site; returns it with the derived defaults set. */
-export function checkSite(site: ParsedSite, source: string, profiles: ReadonlyMap<string, DeviceProfile>, available: readonly string[], ctx: FileCtx): SiteConfig {
+export function checkSite(
+  site: ParsedSite, source: string, profiles: ReadonlyMap<string, DeviceProfile>, available: readonly string[], ctx: FileCtx, pollBudget: PollBudget | undefined,
+): SiteConfig {
   checkDevices(site.devices, available, ctx);
   checkFrequencySource(site.grid, site.devices, profiles, ctx);
   checkDemandResponse(site.mqtt?.demand_response, site.devices, profiles, ctx, false);
   checkDrProtocol(site.mqtt, ctx);
   if (site.mqtt?.meters) checkMeters(site.mqtt.meters, ctx);
   checkDelivery(site.delivery !== undefined, site.devices, ctx);
-  checkPollBudget(site.devices, profiles, ctx);
+  checkPollBudget(site.devices, profiles, ctx, pollBudget);
   return withDerivedDefaults(site, source, profiles);
 }
 
@@ -25,13 +27,15 @@ export function checkSite(site: ParsedSite, source: string, profiles: ReadonlyMa
  * The same checks on a site that failed validation, as far as its valid sections allow: a check
  * whose answer could depend on an invalid device or section holds back rather than guess.
  */
-export function checkLenientSite(site: LenientSite, profiles: ReadonlyMap<string, DeviceProfile>, available: readonly string[], ctx: FileCtx): void {
+export function checkLenientSite(
+  site: LenientSite, profiles: ReadonlyMap<string, DeviceProfile>, available: readonly string[], ctx: FileCtx, pollBudget: PollBudget | undefined,
+): void {
   checkDevices(site.devices, available, ctx);
   if (site.grid) checkFrequencySource(site.grid, site.devices, profiles, ctx, site.invalidDeviceIds);
   if (site.demandResponse !== undefined) checkDemandResponse(site.demandResponse ?? undefined, site.devices, profiles, ctx, site.devicesIncomplete);
   if (site.meters) checkMeters(site.meters, ctx);
   checkDelivery(site.hasDelivery, site.devices, ctx);
-  checkPollBudget(site.devices, profiles, ctx);
+  checkPollBudget(site.devices, profiles, ctx, pollBudget);
 }
 
 /** Unique ids and addresses, one transport per line, known profiles: also run on the valid devices of an invalid site. */
@@ -79,15 +83,9 @@ function checkSameLine(d: DeviceConfig, first: DeviceConfig, key: string, ctx: F
   }
 }
 
-function checkPollBudget(devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx): void {
-  for (const e of endpointLoads(devices, profiles)) {
-    if (e.utilisation <= BUDGET_WARN_UTILISATION) continue;
-    const first = devices.find((d) => d.id === e.devices[0]);
-    const line = first?.transport === 'rtu' || first?.transport === 'rtu_over_tcp' ? `the serial line at ${first.serial?.baud ?? '?'} baud` : 'one connection';
-    const msg = `poll budget: ${e.endpoint} (${e.devices.join(', ')}) needs ${e.requests_per_s.toFixed(1)} requests/s, `
-      + `about ${Math.round(e.utilisation * 100)}% of ${line}: raise poll_interval or merge reads`;
-    if (first) ctx.warnAt(first, 'poll_interval', msg);
-  }
+/** The poll budget is estimated from the read plans and line timing of src/modbus (LoadOptions.pollBudget). */
+function checkPollBudget(devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx, pollBudget: PollBudget | undefined): void {
+  for (const w of pollBudget?.(devices, profiles) ?? []) ctx.warnAt(w.device, 'poll_interval', w.message);
 }
 
 /** `invalid`: ids of devices that did not validate (a lenient pass): not reported as unknown. */

@@ -21,6 +21,21 @@ describe('the export at shutdown', () => {
   let receiver: OtlpReceiver | undefined;
   let sims: SiteSimulators | undefined;
   let gw: Gateway | undefined;
+  /** One simulated inverter polled every 200 ms, exported every 10 min to a fresh receiver (only the last export counts). */
+  async function simulatedInverterSite(): Promise<{ loaded: Awaited<ReturnType<typeof loadSiteFromString>>; rx: OtlpReceiver }> {
+    const rx = await OtlpReceiver.start();
+    receiver = rx;
+    const loaded = await loadSiteFromString(`version: 1
+site: { id: final-export, region: north, nominal_frequency_hz: 50 }
+devices:
+  - { id: inverter-1, profile: sunspec-inverter-3ph, host: 127.0.0.1, port: 1502, poll_interval: 200ms }
+telemetry: { otlp_endpoint: "${rx.url}", export_interval: 10m, export_timeout: 5s }
+status: { host: 127.0.0.1, port: 0 }
+`, { file: 'final-export.yaml', env: {}, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings });
+    sims = await startSiteSimulators(loaded, { port: 0 });
+    loaded.site.devices[0]!.port = sims.endpoints[0]!.server.port;
+    return { loaded, rx };
+  }
   afterEach(async () => {
     await gw?.stop();
     await sims?.close();
@@ -29,17 +44,7 @@ describe('the export at shutdown', () => {
   });
 
   it('carries ems.device.* and ems.modbus.device.up of the last poll', async () => {
-    receiver = await OtlpReceiver.start();
-    const loaded = await loadSiteFromString(`version: 1
-site: { id: final-export, region: north, nominal_frequency_hz: 50 }
-devices:
-  - { id: inverter-1, profile: sunspec-inverter-3ph, host: 127.0.0.1, port: 1502, poll_interval: 200ms }
-telemetry: { otlp_endpoint: "${receiver.url}", export_interval: 10m, export_timeout: 5s }
-status: { host: 127.0.0.1, port: 0 }
-`, { file: 'final-export.yaml', env: {}, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings });
-    sims = await startSiteSimulators(loaded, { port: 0 });
-    const dev = loaded.site.devices[0]!;
-    dev.port = sims.endpoints[0]!.server.port;
+    const { loaded, rx } = await simulatedInverterSite();
     gw = buildGateway(loaded, { env: {}, logger: silentLogger(), statusPort: 0 });
     await gw.start();
     const deadline = Date.now() + 20_000;
@@ -51,28 +56,19 @@ status: { host: 127.0.0.1, port: 0 }
       await new Promise((r) => setTimeout(r, 100));
     }
     await new Promise((r) => setTimeout(r, 300)); // a full cycle with every point read
-    expect(receiver.metric(METRICS.modbusDeviceUp)).toEqual([]); // nothing exported yet: the interval is 10 min
+    expect(rx.metric(METRICS.modbusDeviceUp)).toEqual([]); // nothing exported yet: the interval is 10 min
 
     await gw.stop();
     gw = undefined;
-    const up = receiver.metric(METRICS.modbusDeviceUp).flatMap((m) => m.points);
+    const up = rx.metric(METRICS.modbusDeviceUp).flatMap((m) => m.points);
     expect(up.map((p) => [p.attributes['device_id'], p.value])).toEqual([['inverter-1', 1]]);
-    const power = receiver.metric('ems.device.ac_power').flatMap((m) => m.points);
+    const power = rx.metric('ems.device.ac_power').flatMap((m) => m.points);
     expect(power.map((p) => p.attributes['device_id'])).toEqual(['inverter-1']);
-    expect(receiver.metric('ems.device.ac_frequency').flatMap((m) => m.points)[0]?.value).toBeGreaterThan(49);
+    expect(rx.metric('ems.device.ac_frequency').flatMap((m) => m.points)[0]?.value).toBeGreaterThan(49);
   }, 40_000);
 
   it('a modbus part stopped at run time (isolated, not a shutdown) reports no frozen figures', async () => {
-    receiver = await OtlpReceiver.start();
-    const loaded = await loadSiteFromString(`version: 1
-site: { id: final-export, region: north, nominal_frequency_hz: 50 }
-devices:
-  - { id: inverter-1, profile: sunspec-inverter-3ph, host: 127.0.0.1, port: 1502, poll_interval: 200ms }
-telemetry: { otlp_endpoint: "${receiver.url}", export_interval: 10m, export_timeout: 5s }
-status: { host: 127.0.0.1, port: 0 }
-`, { file: 'final-export.yaml', env: {}, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings });
-    sims = await startSiteSimulators(loaded, { port: 0 });
-    loaded.site.devices[0]!.port = sims.endpoints[0]!.server.port;
+    const { loaded } = await simulatedInverterSite();
     const reader = new PullMetricReader();
     gw = buildGateway(loaded, { env: {}, logger: silentLogger(), statusPort: 0, extraMetricReaders: [reader] });
     reader.addProducer(gw.telemetry.gaugeProducer);   // the device gauges' path (only the OTLP reader has it built in)

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadProfile } from '../src/config/load.js';
-import { profileControls } from '../src/config/profile-controls.js';
+import { profileControls } from '../src/modbus/write-controls.js';
 import { wireAddress, type ControlDef, type DeviceProfile } from '../src/config/profile-types.js';
 import type { DeviceConfig, SiteConfig } from '../src/config/site-types.js';
 import type { DrAck, ResultAck } from '../src/demand-response/ack.js';

@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { PlanError, planReads } from '../modbus/read-plan.js';
 import { ConfigError, sortProblems } from './errors.js';
 import { checkProfile } from './profile-checks.js';
-import { ControlDefinitionError, profileControls } from './profile-controls.js';
+import { ControlDefinitionError, profileControls } from '../modbus/write-controls.js';
 import { lenientProfile } from './profile-lenient.js';
 import { profileSchema } from './profile-schema.js';
 import { placeSunSpecPoints } from './profile-sunspec.js';

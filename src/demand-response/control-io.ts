@@ -1,6 +1,6 @@
 // DR's read side of the point codec: read-backs, scale factors and current values as numbers.
 // Writes never go through here: they take a CheckedWrite from a writable-control handle
-// (src/config/profile-controls.ts). Scale, offset, word order and SunSpec scale factors are the
+// (src/modbus/write-controls.ts). Scale, offset, word order and SunSpec scale factors are the
 // codec's (src/modbus/codec.ts).
 import type { DeviceProfile, PointDef } from '../config/profile-types.js';
 import { pointWidth, wireAddress } from '../config/profile-types.js';

@@ -4,7 +4,7 @@
 // never interleaves with the curtailment it ends); the controllers within one run concurrently.
 import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Counter, type Span, type Tracer } from '@opentelemetry/api';
 import { drExclusion } from '../config/dr-targets.js';
-import { profileControls } from '../config/profile-controls.js';
+import { profileControls } from '../modbus/write-controls.js';
 import type { DeviceProfile } from '../config/profile-types.js';
 import type { DemandResponseConfig, DeviceConfig, SiteConfig } from '../config/site-types.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';

@@ -1,11 +1,11 @@
 // One controller command: every value checked, rate limit, Modbus write(s), read-back, verdict.
-// The task names a writable-control handle (src/config/profile-controls.ts), never a point: each
+// The task names a writable-control handle (src/modbus/write-controls.ts), never a point: each
 // value the command writes (revert timer, setpoint, enable) is encoded and checked after rounding
 // before the first frame goes out, and any value that fails (or cannot be checked) stops the whole
 // command with nothing written. Every write attempt is an audit line; the controller counts as
 // acknowledged only after the read-back agrees.
 import { context as otelContext, SpanStatusCode, trace, type Context, type Counter, type Span, type Tracer } from '@opentelemetry/api';
-import { CheckedWrite, WritableControl, boundsProblem } from '../config/profile-controls.js';
+import { CheckedWrite, WritableControl, boundsProblem } from '../modbus/write-controls.js';
 import { wireAddress, type DeviceProfile, type PointDef } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 import { endpointKey } from '../config/endpoint-key.js';

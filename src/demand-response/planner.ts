@@ -2,7 +2,7 @@
 // shed what it carries above its control's minimum, capped at its configured capacity_kw; the
 // reduction is shared in proportion to that. When the zone cannot give it all, every controller
 // sheds all it can and the plan says `partial`.
-import { profileControls, type WritableControl } from '../config/profile-controls.js';
+import { profileControls, type WritableControl } from '../modbus/write-controls.js';
 import { drExclusion } from '../config/dr-targets.js';
 import type { ControlDef, DeviceProfile } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';

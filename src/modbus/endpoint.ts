@@ -18,7 +18,6 @@
 // For RTU: docs/modbus.md ("Why not modbus-serial's RTU client", test/modbus/rtu-client-choice.test.ts).
 // Everything that leaves this module is a ModbusError with a stable `code`.
 
-import { CheckedWrite } from '../config/profile-controls.js';
 import type { RegisterTable } from '../config/profile-types.js';
 import type { ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -33,6 +32,7 @@ import {
   type RequestOptions,
 } from './types.js';
 import { UnitBackoff, type UnitHealth } from './unit-backoff.js';
+import { CheckedWrite } from './write-controls.js';
 
 export type { EndpointDeps, EndpointObserver, EndpointOptions, EndpointStats, EndpointTuning, RequestEvent, UnitSettings } from './endpoint-types.js';
 

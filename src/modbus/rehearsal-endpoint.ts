@@ -2,9 +2,9 @@
 // and answered through the same PDU functions as the wire endpoint (endpoint-frames.ts). For
 // rehearsals at start-up (src/demand-response/warm-up.ts runs the DR path against it so the first
 // real command finds its code compiled); nothing written here reaches a device.
-import { CheckedWrite } from '../config/profile-controls.js';
 import { checkRead, checkWrite, encodeRead, encodeWrite, parseReadResponse, parseWriteResponse } from './endpoint-frames.js';
 import { ModbusError, type ModbusEndpointClient, type ReadRequest, type ReadResult, type RequestOptions } from './types.js';
+import { CheckedWrite } from './write-controls.js';
 
 export class RehearsalEndpoint implements ModbusEndpointClient {
   readonly connected = true;

@@ -1,8 +1,8 @@
 // The contract between the Modbus layer and the parts above it (pollers, demand response, grid).
 // Errors are translated at this edge (socket errors, exception responses, malformed frames): everything above sees ModbusError.
 
-import type { CheckedWrite } from '../config/profile-controls.js';
 import type { RegisterTable } from '../config/profile-types.js';
+import type { CheckedWrite } from './write-controls.js';
 
 /** Stable error codes; also the `error_type` attribute of ems.modbus.errors. */
 export type ModbusErrorType =
@@ -77,7 +77,7 @@ export interface ModbusEndpointClient {
    */
   prepareRead?(req: ReadRequest): ReadRequest;
   /**
-   * Writes one checked value of a profile's writable control (src/config/profile-controls.ts) to
+   * Writes one checked value of a profile's writable control (src/modbus/write-controls.ts) to
    * `unitId`: never raw addresses or words, so nothing but a declared control, within its bounds
    * after rounding, can reach the wire.
    */

@@ -1,10 +1,10 @@
-// The write check fails closed when the encoded words cannot be decoded back (profile-controls.ts,
+// The write check fails closed when the encoded words cannot be decoded back (src/modbus/write-controls.ts,
 // `wire === undefined`), reached with the real codec, no stub: a float32 control whose profile names
 // a "not implemented" sentinel value. The encoder refuses the sentinel itself, but a value a little
 // off it passes the encoder's check (made on the double) and rounds to the sentinel in float32, so
 // the words would read back as "not implemented": nothing may be written then.
 import { describe, expect, it } from 'vitest';
-import { profileControls } from '../../src/config/profile-controls.js';
+import { profileControls } from '../../src/modbus/write-controls.js';
 import { parseProfile } from '../../src/config/profile-load.js';
 import { Problems } from '../../src/config/yaml-source.js';
 

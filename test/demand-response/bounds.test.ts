@@ -6,7 +6,7 @@ import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ControlDefinitionError, profileControls, type WritableControl } from '../../src/config/profile-controls.js';
+import { ControlDefinitionError, profileControls, type WritableControl } from '../../src/modbus/write-controls.js';
 import type { ControlDef, DeviceProfile } from '../../src/config/profile-types.js';
 import { ControllerExecutor, type ControllerTask } from '../../src/demand-response/executor.js';
 import { EndpointPool } from '../../src/modbus/endpoint-pool.js';

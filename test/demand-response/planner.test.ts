@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { profileControls } from '../../src/config/profile-controls.js';
+import { profileControls } from '../../src/modbus/write-controls.js';
 import { leftOutControllers, planCurtailment, restoreValue, zoneControllers } from '../../src/demand-response/planner.js';
 import { device, loadControllerProfile } from './fixtures.js';
 

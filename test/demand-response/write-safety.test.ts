@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { profileControls, type WritableControl } from '../../src/config/profile-controls.js';
+import { profileControls, type WritableControl } from '../../src/modbus/write-controls.js';
 import { parseProfile } from '../../src/config/profile-load.js';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { Problems } from '../../src/config/yaml-source.js';

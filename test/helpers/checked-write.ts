@@ -1,7 +1,7 @@
 // Writes for endpoint-level tests: ModbusEndpoint.write takes only a CheckedWrite, made by a
 // writable-control handle of a profile. This builds a one-control profile at a wire address
 // (address base 0, unbounded enough for raw test values) and checks the value through it.
-import { profileControls, type CheckedWrite } from '../../src/config/profile-controls.js';
+import { profileControls, type CheckedWrite } from '../../src/modbus/write-controls.js';
 import type { ControlDef, DeviceProfile } from '../../src/config/profile-types.js';
 
 export function checkedWrite(table: 'holding' | 'coil', address: number, value: number, type: ControlDef['type'] = table === 'coil' ? 'bool' : 'uint16'): CheckedWrite {

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSimulatedDevice, startModbusServer, type ModbusSimServer, type SimulatedDevice, type SunSpecLayout } from '../../simulators/modbus/index.js';
 import { loadProfile } from '../../src/config/load.js';
-import { profileControls } from '../../src/config/profile-controls.js';
+import { profileControls } from '../../src/modbus/write-controls.js';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { PollerSet } from '../../src/modbus/poller-set.js';
 import type { ReadRequest } from '../../src/modbus/types.js';

@@ -5,7 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadProfile } from '../../src/config/load.js';
-import { profileControls } from '../../src/config/profile-controls.js';
+import { profileControls } from '../../src/modbus/write-controls.js';
 import { parseProfile } from '../../src/config/profile-load.js';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { Problems } from '../../src/config/yaml-source.js';

@@ -5,13 +5,13 @@
 // codec, decoded back, and bounds / never_write checked on what the register will really hold
 // (after rounding to its scale), failing closed on anything it cannot check. ModbusEndpoint.write
 // accepts only a CheckedWrite, and verifies at run time that it was made here.
-import { CodecError, decodePoint, encodePoint, numericValue } from '../modbus/codec.js';
-import type { WriteRequest } from '../modbus/types.js';
-import type { ControlDef, DeviceProfile, PointDef, WordOrder } from './profile-types.js';
-import { wireAddress } from './profile-types.js';
+import type { ControlDef, DeviceProfile, PointDef, WordOrder } from '../config/profile-types.js';
+import { wireAddress } from '../config/profile-types.js';
+import { CodecError, decodePoint, encodePoint, numericValue } from './codec.js';
+import type { WriteRequest } from './types.js';
 
 /** Module-private: the constructors below refuse to run without it. */
-const TOKEN: unique symbol = Symbol('profile-controls');
+const TOKEN: unique symbol = Symbol('write-controls');
 
 /** Float noise allowance for bounds and never_write comparisons (values are in scaled units). */
 const EPS = 1e-9;

@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { loadProfile } from '../src/config/load.js';
+import { loadProfile } from '../src/modbus/profile-load.js';
 import { profileControls } from '../src/modbus/write-controls.js';
 import { wireAddress, type ControlDef, type DeviceProfile } from '../src/config/profile-types.js';
 import type { DeviceConfig, SiteConfig } from '../src/config/site-types.js';

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadSite } from '../config/load.js';
 import { pollBudgetWarnings } from '../modbus/poll-budget.js';
+import { modbusProfileChecks } from '../modbus/profile-load.js';
 import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import type { LoadedSite } from '../config/site-types.js';
 import { buildGateway } from '../gateway.js';
@@ -48,7 +49,7 @@ export async function run(args: string[]): Promise<number> {
 
   let original: LoadedSite;
   try {
-    original = await loadSite(configPath, { env, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings });
+    original = await loadSite(configPath, { env, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks });
   } catch (err) {
     if (err instanceof ConfigError) process.stderr.write(`${err.problems.map((p) => formatProblem(p)).join('\n')}\n`);
     process.stderr.write(`ems-gateway demo: cannot load ${configPath}: ${err instanceof ConfigError ? 'configuration errors above' : errorText(err)}\n`);

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseDuration } from '../config/duration.js';
 import { loadSite } from '../config/load.js';
 import { pollBudgetWarnings } from '../modbus/poll-budget.js';
+import { modbusProfileChecks } from '../modbus/profile-load.js';
 import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { COMMAND_TYPES, type CommandType } from '../demand-response/command.js';
 import { buildCommand, sendCommand, signedMessage } from '../demand-response/sender.js';
@@ -71,7 +72,7 @@ function keygen(prefix: string): number {
 }
 
 async function send(flags: SendValues): Promise<number> {
-  const loaded = await loadSite(flags.config, { metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings });
+  const loaded = await loadSite(flags.config, { metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks });
   const site = loaded.site;
   const mqttCfg = site.mqtt;
   const dr = mqttCfg?.demand_response;

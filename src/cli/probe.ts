@@ -6,7 +6,7 @@
 // below holds a read-only view of the endpoint (RegisterReader), so no write is reachable.
 import { resolve } from 'node:path';
 import { ConfigError, formatProblem } from '../config/errors.js';
-import { DEFAULT_DEVICES_DIR, loadProfile, loadSite } from '../config/load.js';
+import { DEFAULT_DEVICES_DIR, loadSite } from '../config/load.js';
 import type { DeviceProfile, RegisterTable } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 import { wordsToString } from '../modbus/codec-words.js';
@@ -21,6 +21,7 @@ import { ModbusError, readOnly, type RegisterReader } from '../modbus/types.js';
 import { systemClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { pollBudgetWarnings } from '../modbus/poll-budget.js';
+import { loadProfile, modbusProfileChecks } from '../modbus/profile-load.js';
 import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { defineCommand, parseCommandArgs, usageFailure, type OptionValues } from './args.js';
 import { decodeTable } from './decode.js';
@@ -75,7 +76,7 @@ async function resolveTarget(v: ProbeArgs, raw: boolean): Promise<Target> {
     if (v.device === undefined) throw new ProbeUsage('--config needs --device <id>');
     // Loaded as `run` and `validate` load it (the device metric vocabulary, the environment), so
     // probe accepts exactly the sites the gateway runs.
-    const loaded = await loadSite(v.config, { env: process.env, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, ...(v.devices === undefined ? {} : { devicesDir: v.devices }) });
+    const loaded = await loadSite(v.config, { env: process.env, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks, ...(v.devices === undefined ? {} : { devicesDir: v.devices }) });
     const device = loaded.site.devices.find((d) => d.id === v.device);
     if (device === undefined) {
       throw new ProbeUsage(`no device ${JSON.stringify(v.device)} in ${v.config} (devices: ${loaded.site.devices.map((d) => d.id).join(', ') || 'none'})`);

@@ -5,6 +5,7 @@
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadSite } from '../config/load.js';
 import { pollBudgetWarnings } from '../modbus/poll-budget.js';
+import { modbusProfileChecks } from '../modbus/profile-load.js';
 import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { buildGateway } from '../gateway.js';
 import { StartupError, errorText } from '../runtime/lifecycle.js';
@@ -39,7 +40,7 @@ export async function run(args: string[]): Promise<number> {
 
   let loaded;
   try {
-    loaded = await loadSite(configPath, { env: process.env, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings });
+    loaded = await loadSite(configPath, { env: process.env, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks });
   } catch (err) {
     if (err instanceof ConfigError) {
       const errors = err.problems.filter((p) => p.severity === 'error');

@@ -2,6 +2,7 @@
 // ports of the site file (or any free port), until SIGINT/SIGTERM.
 import { ConfigError, loadSite } from '../config/load.js';
 import { pollBudgetWarnings } from '../modbus/poll-budget.js';
+import { modbusProfileChecks } from '../modbus/profile-load.js';
 import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { formatProblems } from '../config/errors.js';
 import { handleShutdownSignals } from '../runtime/signals.js';
@@ -105,7 +106,7 @@ export function parseSimulateArgs(args: string[]): SimulateArgs | string {
 
 /** Start the site's simulators and print the endpoints; the caller decides when to close. */
 export async function startSimulate(a: SimulateArgs, out: NodeJS.WritableStream): Promise<SiteSimulators> {
-  const loaded = await loadSite(a.site, { metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, ...(a.devicesDir === undefined ? {} : { devicesDir: a.devicesDir }) });
+  const loaded = await loadSite(a.site, { metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks, ...(a.devicesDir === undefined ? {} : { devicesDir: a.devicesDir }) });
   const sims = await startSiteSimulators(loaded, {
     host: a.host,
     port: a.anyPort ? 0 : (sitePort) => sitePort + a.portOffset,

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError, sortProblems } from './errors.js';
 import { packageRoot } from '../runtime/package-root.js';
-import { listProfiles, loadProfile, loadProfiles, readProfile } from './profile-load.js';
+import { listProfiles, readProfileWith, type ProfileChecks } from './profile-load.js';
 import type { DeviceProfile } from './profile-types.js';
 import { INVALID } from './schema-dsl.js';
 import { checkLenientSite, checkSite } from './site-checks.js';
@@ -14,7 +14,7 @@ import type { DeviceConfig, LoadedSite, SiteConfig } from './site-types.js';
 import { isMap, isScalar, type Document } from 'yaml';
 import { FileCtx, parseYaml, Problems, readConfigText } from './yaml-source.js';
 
-export { ConfigError, loadProfile, loadProfiles };
+export { ConfigError };
 
 /** The package's devices/ folder. */
 export const DEFAULT_DEVICES_DIR: string = join(packageRoot(), 'devices');
@@ -25,10 +25,12 @@ export interface PollBudgetWarning { device: DeviceConfig; message: string }
 export type PollBudget = (devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>) => PollBudgetWarning[];
 
 /**
- * What the layers above this one lend the loader. `metrics` and `pollBudget` go together: a caller
- * that loads a site to run, validate or simulate it passes the device metric vocabulary, and with
- * it must pass the poll budget check, so no such caller can leave the check out (the compiler
- * refuses). A caller passing neither (a test, a bench) gets neither check.
+ * What the layers above this one lend the loader. `metrics`, `pollBudget` and `profileChecks` go
+ * together: a caller that loads a site to run, validate or simulate it passes the device metric
+ * vocabulary, and with it must pass the poll budget check and the Modbus layer's profile checks, so
+ * no such caller can leave a check out (the compiler refuses). A caller passing none of them (a
+ * test, a bench) gets none of these checks at load; its profiles still get their writable-control
+ * handles only through profileControls (src/modbus/write-controls.ts), which checks them first.
  */
 type LoadOptions = {
   env?: NodeJS.ProcessEnv;
@@ -43,7 +45,12 @@ type LoadOptions = {
   metrics: Readonly<Record<string, string>>;
   /** Warns on a connection or serial line whose polls need more than half its time. */
   pollBudget: PollBudget;
-} | { metrics?: undefined; pollBudget?: PollBudget });
+  /**
+   * Refuses a profile whose reads cannot be planned or whose controls cannot be made into
+   * writable-control handles, and makes those handles (`profileChecks` of src/modbus/profile-load.ts).
+   */
+  profileChecks: ProfileChecks;
+} | { metrics?: undefined; pollBudget?: PollBudget; profileChecks?: ProfileChecks });
 
 export async function loadSite(path: string, opts: LoadOptions = {}): Promise<LoadedSite> {
   const file = resolve(path);
@@ -78,7 +85,7 @@ export async function loadSiteFromString(text: string, opts: LoadOptions & { fil
   const named = [...devices.map((d) => d.profile), ...(lenient?.invalidDeviceProfiles ?? [])];
   const wanted = new Set(named.filter((p) => available.includes(p)));
   for (const name of [...wanted].sort()) {
-    const p = await readProfile(join(devicesDir, `${name}.yaml`), problems, opts.metrics);
+    const p = await readProfileWith(join(devicesDir, `${name}.yaml`), problems, { checks: opts.profileChecks, metrics: opts.metrics });
     if (p) profiles.set(name, p);
   }
   // Site checks run even when a profile has errors.

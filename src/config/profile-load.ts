@@ -1,22 +1,38 @@
 // Loading device profiles: read (size-capped), parse with positions, validate against
-// profile-schema.ts, run the cross-point checks and the read planner, return DeviceProfile.
+// profile-schema.ts, run the cross-point checks, then the checks the Modbus layer lends (its read
+// plan and writable-control handles: src/modbus/profile-load.ts, which this layer may not import;
+// the loaders of a profile on its own live there), return DeviceProfile.
 import { readdir } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { PlanError, planReads } from '../modbus/read-plan.js';
-import { ConfigError, sortProblems } from './errors.js';
+import { basename, dirname } from 'node:path';
 import { checkProfile } from './profile-checks.js';
-import { ControlDefinitionError, profileControls } from '../modbus/write-controls.js';
 import { lenientProfile } from './profile-lenient.js';
 import { profileSchema } from './profile-schema.js';
 import { placeSunSpecPoints } from './profile-sunspec.js';
-import type { DeviceProfile, UnplacedProfile } from './profile-types.js';
+import type { ControlDef, DeviceProfile, PointDef, UnplacedProfile } from './profile-types.js';
 import { INVALID } from './schema-dsl.js';
 import { FileCtx, parseYaml, Problems, readConfigText } from './yaml-source.js';
 
-/** Parses and checks one profile from text; problems go to `problems`. */
-export function parseProfile(
-  text: string, file: string, problems: Problems, metrics?: Readonly<Record<string, string>>,
-): DeviceProfile | undefined {
+/** A problem a lent check found: at `key` of the point or control `at`, or (no `at`) on the profile as a whole. */
+export interface ProfileProblem { at?: PointDef | ControlDef; key: string; message: string }
+
+/**
+ * The Modbus layer's checks of a profile free of other errors (`profileChecks` of
+ * src/modbus/profile-load.ts): its reads compile to a read plan, and its controls become the
+ * writable-control handles, made there once per profile. Any problem refuses the profile.
+ */
+export type ProfileChecks = (profile: DeviceProfile) => readonly ProfileProblem[];
+
+/** What the layers above lend the profile loader. */
+interface ProfileLoadOptions {
+  /** A key every caller must give: the Modbus layer's checks, or undefined (a test loading a site without them). */
+  checks: ProfileChecks | undefined;
+  /** The device metric vocabulary (name -> unit); omitted, `metric:` names are only checked against the pattern. */
+  metrics?: Readonly<Record<string, string>> | undefined;
+}
+
+/** Parses and checks one profile from text, with the checks lent; problems go to `problems`. */
+export function parseProfileWith(text: string, file: string, problems: Problems, lent: ProfileLoadOptions): DeviceProfile | undefined {
+  const { checks, metrics } = lent;
   const src = parseYaml(text, file, problems);
   if (!src.doc) return undefined;
   const ctx = new FileCtx(src, problems, {}, dirname(file));
@@ -40,40 +56,19 @@ export function parseProfile(
   if (problems.errorCount > placing) return undefined;
   checkProfile(profile, ctx, new Set(), metrics);
   if (problems.errorCount > before) return undefined;
-  try {
-    planReads(profile);
-  } catch (err) {
-    if (!(err instanceof PlanError)) throw err;
-    const pt = [...profile.points, ...profile.controls].find((p) => p.id === err.point);
-    if (pt) ctx.errorAt(pt, err.code.startsWith('scale_factor') ? 'scale_factor' : 'id', `read plan: ${err.message.replace(/^profile [^:]+: point "[^"]*": /, '')}`);
-    else ctx.error(undefined, '', err.message);
-    return undefined;
+  const lentProblems = checks?.(profile) ?? [];
+  for (const p of lentProblems) {
+    if (p.at) ctx.errorAt(p.at, p.key, p.message);
+    else ctx.error(undefined, p.key, p.message);
   }
-  // The writable-control handles are made here, once: the only way anything gets written later.
-  try {
-    profileControls(profile);
-  } catch (err) {
-    if (!(err instanceof ControlDefinitionError)) throw err;
-    for (const p of err.problems) ctx.errorAt(p.control, p.key, p.message);
-    return undefined;
-  }
+  if (lentProblems.length > 0) return undefined;
   return profile;
 }
 
-/** Reads one profile file into `problems`; undefined when it has errors. */
-export async function readProfile(
-  file: string, problems: Problems, metrics?: Readonly<Record<string, string>>,
-): Promise<DeviceProfile | undefined> {
+/** Reads one profile file into `problems`, with the checks lent; undefined when it has errors. */
+export async function readProfileWith(file: string, problems: Problems, lent: ProfileLoadOptions): Promise<DeviceProfile | undefined> {
   const text = await readConfigText(file, problems);
-  return text === undefined ? undefined : parseProfile(text, file, problems, metrics);
-}
-
-/** One profile, or a ConfigError with every problem. */
-export async function loadProfile(path: string): Promise<DeviceProfile> {
-  const problems = new Problems();
-  const p = await readProfile(resolve(path), problems);
-  if (!p || problems.errorCount > 0) throw new ConfigError(sortProblems(problems.list));
-  return p;
+  return text === undefined ? undefined : parseProfileWith(text, file, problems, lent);
 }
 
 /** Names of the profiles in a folder (file names without .yaml), sorted. */
@@ -84,17 +79,4 @@ export async function listProfiles(dir: string): Promise<string[]> {
   } catch {
     return [];
   }
-}
-
-/** Every profile of a folder, keyed by name; a ConfigError lists the problems of all of them. */
-export async function loadProfiles(dir: string): Promise<Map<string, DeviceProfile>> {
-  const problems = new Problems();
-  const out = new Map<string, DeviceProfile>();
-  const files = (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f)).sort();
-  for (const f of files) {
-    const p = await readProfile(join(resolve(dir), f), problems);
-    if (p) out.set(p.profile, p);
-  }
-  if (problems.errorCount > 0) throw new ConfigError(sortProblems(problems.list));
-  return out;
 }

@@ -1,5 +1,5 @@
 // Writable-control handles: the only way a value reaches a Modbus write. Each control of a profile
-// becomes one handle when the profile is loaded (parseProfile); nothing else can make one, so a
+// becomes one handle when the profile is loaded (profile-load.ts); nothing else can make one, so a
 // read-only point, a register named in a stored record or an address computed elsewhere can never
 // be written. A handle turns an engineering value into a CheckedWrite: encoded by the profile's
 // codec, decoded back, and bounds / never_write checked on what the register will really hold
@@ -163,9 +163,10 @@ export class ControlDefinitionError extends Error {
 const built = new WeakMap<DeviceProfile, ProfileControls>();
 
 /**
- * The handles of a profile's controls, built once per profile object (at load, by parseProfile;
- * a profile made in code gets them on first use, e.g. when DR starts). Throws ControlDefinitionError
- * when a control cannot be written safely (table, type, missing references, cycles).
+ * The handles of a profile's controls, built once per profile object (at load, by profile-load.ts; a
+ * profile made in code, or loaded by a test without those checks, gets them on first use, e.g. when
+ * DR starts). Throws ControlDefinitionError when a control cannot be written safely (table, type,
+ * missing references, cycles).
  */
 export function profileControls(profile: DeviceProfile): ProfileControls {
   const cached = built.get(profile);

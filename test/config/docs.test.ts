@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadSiteFromString } from '../../src/config/load.js';
 import { packageRoot } from '../../src/runtime/package-root.js';
-import { parseProfile } from '../../src/config/profile-load.js';
+import { parseProfile } from '../../src/modbus/profile-load.js';
 import { profileSchema } from '../../src/config/profile-schema.js';
 import type { ArrSchema, Schema } from '../../src/config/schema-dsl.js';
 import type { Fields, ObjSchema } from '../../src/config/schema-object.js';

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, formatProblems } from '../../src/config/errors.js';
 import { DEFAULT_DEVICES_DIR, loadSite } from '../../src/config/load.js';
 import { pollBudgetWarnings } from '../../src/modbus/poll-budget.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 import { DEVICE_METRICS } from '../../src/telemetry/semconv.js';
 
 const CASES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'config-cases');
@@ -18,7 +19,7 @@ async function problemsOf(dir: string): Promise<string> {
   const env = existsSync(join(dir, 'env.json')) ? JSON.parse(readFileSync(join(dir, 'env.json'), 'utf8')) as Record<string, string> : {};
   const devicesDir = existsSync(join(dir, 'devices')) ? join(dir, 'devices') : DEFAULT_DEVICES_DIR;
   try {
-    const loaded = await loadSite(join(dir, 'site.yaml'), { env, devicesDir, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings }); // as validate loads it
+    const loaded = await loadSite(join(dir, 'site.yaml'), { env, devicesDir, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks }); // as validate loads it
     return formatProblems(loaded.warnings, dir);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

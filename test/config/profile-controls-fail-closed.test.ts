@@ -5,7 +5,7 @@
 // the words would read back as "not implemented": nothing may be written then.
 import { describe, expect, it } from 'vitest';
 import { profileControls } from '../../src/modbus/write-controls.js';
-import { parseProfile } from '../../src/config/profile-load.js';
+import { parseProfile } from '../../src/modbus/profile-load.js';
 import { Problems } from '../../src/config/yaml-source.js';
 
 const yaml = [

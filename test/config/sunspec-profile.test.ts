@@ -3,7 +3,7 @@
 // with file:line:col and what to do.
 import { describe, expect, it } from 'vitest';
 import { formatProblem } from '../../src/config/errors.js';
-import { parseProfile } from '../../src/config/profile-load.js';
+import { parseProfile } from '../../src/modbus/profile-load.js';
 import { wireAddress } from '../../src/config/profile-types.js';
 import { sunspecModel } from '../../src/config/sunspec-models.js';
 import { Problems } from '../../src/config/yaml-source.js';

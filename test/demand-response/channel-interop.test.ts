@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadProfile } from '../../src/config/load.js';
+import { loadProfile } from '../../src/modbus/profile-load.js';
 import { DR_OVER_MQTT311_WARNING } from '../../src/config/site-checks.js';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { readAck, type DrAck, type RejectedAck } from '../../src/demand-response/ack.js';

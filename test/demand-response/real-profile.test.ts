@@ -2,7 +2,7 @@
 // acknowledge register (equals 1 after 100 ms); restore writes max and the enable's own restore (0).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
-import { loadProfile } from '../../src/config/load.js';
+import { loadProfile } from '../../src/modbus/profile-load.js';
 import { buildCommand, signedMessage } from '../../src/demand-response/sender.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { KEYS, SITE_ID } from './fixtures.js';

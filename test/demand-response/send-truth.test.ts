@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/cli/dr.js';
-import { loadProfile } from '../../src/config/load.js';
+import { loadProfile } from '../../src/modbus/profile-load.js';
 import type { DrAck } from '../../src/demand-response/ack.js';
 import { generateKeyPair, signAck } from '../../src/demand-response/signing.js';
 import { parsePrivateKey } from '../../src/runtime/ed25519-keys.js';

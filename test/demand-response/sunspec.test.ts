@@ -7,7 +7,7 @@ import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadProfile } from '../../src/config/load.js';
+import { loadProfile } from '../../src/modbus/profile-load.js';
 import { profileControls, type WritableControl } from '../../src/modbus/write-controls.js';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { ControllerExecutor, type ControllerTask } from '../../src/demand-response/executor.js';

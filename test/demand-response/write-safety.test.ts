@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { profileControls, type WritableControl } from '../../src/modbus/write-controls.js';
-import { parseProfile } from '../../src/config/profile-load.js';
+import { parseProfile } from '../../src/modbus/profile-load.js';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { Problems } from '../../src/config/yaml-source.js';
 import { ControllerExecutor, type ControllerTask } from '../../src/demand-response/executor.js';

@@ -4,7 +4,8 @@ import { MeterProvider, MetricReader, type GaugeMetricData } from '@opentelemetr
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { GridConfig, SiteInfo } from '../../src/config/site-types.js';
 import { join } from 'node:path';
-import { DEFAULT_DEVICES_DIR, loadProfile } from '../../src/config/load.js';
+import { DEFAULT_DEVICES_DIR } from '../../src/config/load.js';
+import { loadProfile } from '../../src/modbus/profile-load.js';
 import type { DeviceConfig } from '../../src/config/site-types.js';
 import { GridState } from '../../src/grid/grid-state.js';
 import { DeviceSnapshot } from '../../src/modbus/snapshot.js';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { formatProbe, run as probe } from '../../src/cli/probe.js';
-import { loadProfile } from '../../src/config/load.js';
+import { loadProfile } from '../../src/modbus/profile-load.js';
 import { planIdentityReads, planReads } from '../../src/modbus/read-plan.js';
 import { freePort } from '../helpers/ports.js';
 import { ABSENT, EXPECTED, pymodbusProfile, startPymodbus, type PymodbusServer } from './pymodbus-fixture.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run as sunspecCli } from '../../src/cli/sunspec.js';
-import { loadProfile } from '../../src/config/load.js';
+import { loadProfile } from '../../src/modbus/profile-load.js';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import type { DeviceConfig, LoadedSite, SiteConfig } from '../../src/config/site-types.js';
 import { PollerSet } from '../../src/modbus/poller-set.js';

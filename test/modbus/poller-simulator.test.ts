@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSimulatedDevice, startModbusServer, type ModbusFault, type ModbusSimServer, type SimulatedDevice } from '../../simulators/modbus/index.js';
-import { loadProfile } from '../../src/config/load.js';
+import { loadProfile } from '../../src/modbus/profile-load.js';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { PollerSet } from '../../src/modbus/poller-set.js';
 import { systemClock, type Clock } from '../../src/runtime/clock.js';

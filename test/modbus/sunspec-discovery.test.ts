@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSimulatedDevice, startModbusServer, type ModbusSimServer, type SimulatedDevice, type SunSpecLayout } from '../../simulators/modbus/index.js';
-import { loadProfile } from '../../src/config/load.js';
+import { loadProfile } from '../../src/modbus/profile-load.js';
 import { profileControls } from '../../src/modbus/write-controls.js';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { PollerSet } from '../../src/modbus/poller-set.js';

@@ -4,9 +4,8 @@
 // its reason; the result plans and makes control handles like any profile.
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadProfile } from '../../src/config/load.js';
+import { loadProfile, parseProfile } from '../../src/modbus/profile-load.js';
 import { profileControls } from '../../src/modbus/write-controls.js';
-import { parseProfile } from '../../src/config/profile-load.js';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { Problems } from '../../src/config/yaml-source.js';
 import { planReads } from '../../src/modbus/read-plan.js';

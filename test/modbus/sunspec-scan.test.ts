@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createSimulatedDevice, startModbusServer, type ModbusSimServer } from '../../simulators/modbus/index.js';
 import { run as probe } from '../../src/cli/probe.js';
 import { run } from '../../src/cli/sunspec.js';
-import { loadProfile } from '../../src/config/load.js';
+import { loadProfile } from '../../src/modbus/profile-load.js';
 
 const SUNSPEC = fileURLToPath(new URL('../../devices/sunspec-inverter-3ph.yaml', import.meta.url));
 let server: ModbusSimServer;

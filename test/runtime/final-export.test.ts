@@ -12,6 +12,7 @@ import { silentLogger } from '../../src/runtime/logger.js';
 import { PullMetricReader } from '../../src/telemetry/pull-reader.js';
 import type { StatusReport } from '../../src/status/status-model.js';
 import { pollBudgetWarnings } from '../../src/modbus/poll-budget.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 import { DEVICE_METRICS, METRICS } from '../../src/telemetry/semconv.js';
 import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
@@ -31,7 +32,7 @@ devices:
   - { id: inverter-1, profile: sunspec-inverter-3ph, host: 127.0.0.1, port: 1502, poll_interval: 200ms }
 telemetry: { otlp_endpoint: "${rx.url}", export_interval: 10m, export_timeout: 5s }
 status: { host: 127.0.0.1, port: 0 }
-`, { file: 'final-export.yaml', env: {}, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings });
+`, { file: 'final-export.yaml', env: {}, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks });
     sims = await startSiteSimulators(loaded, { port: 0 });
     loaded.site.devices[0]!.port = sims.endpoints[0]!.server.port;
     return { loaded, rx };
@@ -102,7 +103,7 @@ devices:
 telemetry: { otlp_endpoint: "${receiver!.url}", export_interval: 10m, export_timeout: 5s }
 status: { host: 127.0.0.1, port: 0 }
 `;
-    const loaded = await loadSiteFromString(site(1502), { file: 'final-export.yaml', env: {}, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings });
+    const loaded = await loadSiteFromString(site(1502), { file: 'final-export.yaml', env: {}, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks });
     sims = await startSiteSimulators(loaded, { port: 0 });
     const dir = mkdtempSync(join(tmpdir(), 'ems-final-export-'));
     try {

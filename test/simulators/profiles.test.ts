@@ -4,7 +4,8 @@
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ControlDef, DeviceProfile } from '../../src/config/profile-types.js';
-import { DEFAULT_DEVICES_DIR, loadProfiles, loadSite } from '../../src/config/load.js';
+import { DEFAULT_DEVICES_DIR, loadSite } from '../../src/config/load.js';
+import { loadProfiles } from '../../src/modbus/profile-load.js';
 import { decodeRead } from '../../src/modbus/codec-read.js';
 import { encodePoint } from '../../src/modbus/codec.js';
 import { planIdentityReads, planReads } from '../../src/modbus/read-plan.js';

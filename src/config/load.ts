@@ -47,7 +47,8 @@ type LoadOptions = {
   pollBudget: PollBudget;
   /**
    * Refuses a profile whose reads cannot be planned or whose controls cannot be made into
-   * writable-control handles, and makes those handles (`profileChecks` of src/modbus/profile-load.ts).
+   * writable-control handles, and makes those handles (`modbusProfileChecks` of
+   * src/modbus/profile-load.ts).
    */
   profileChecks: ProfileChecks;
 } | { metrics?: undefined; pollBudget?: PollBudget; profileChecks?: ProfileChecks });

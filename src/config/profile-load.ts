@@ -16,7 +16,7 @@ import { FileCtx, parseYaml, Problems, readConfigText } from './yaml-source.js';
 export interface ProfileProblem { at?: PointDef | ControlDef; key: string; message: string }
 
 /**
- * The Modbus layer's checks of a profile free of other errors (`profileChecks` of
+ * The Modbus layer's checks of a profile free of other errors (`modbusProfileChecks` of
  * src/modbus/profile-load.ts): its reads compile to a read plan, and its controls become the
  * writable-control handles, made there once per profile. Any problem refuses the profile.
  */

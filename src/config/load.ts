@@ -28,9 +28,10 @@ export type PollBudget = (devices: readonly DeviceConfig[], profiles: ReadonlyMa
  * What the layers above this one lend the loader. `metrics`, `pollBudget` and `profileChecks` go
  * together: a caller that loads a site to run, validate or simulate it passes the device metric
  * vocabulary, and with it must pass the poll budget check and the Modbus layer's profile checks, so
- * no such caller can leave a check out (the compiler refuses). A caller passing none of them (a
- * test, a bench) gets none of these checks at load; its profiles still get their writable-control
- * handles only through profileControls (src/modbus/write-controls.ts), which checks them first.
+ * no such caller can leave a check out (the compiler refuses); the poll budget, which plans the
+ * profiles' reads, comes with the profile checks too. A caller passing none of them (a test, a
+ * bench) gets none of these checks at load; its profiles still get their writable-control handles
+ * only through profileControls (src/modbus/write-controls.ts), which checks them first.
  */
 type LoadOptions = {
   env?: NodeJS.ProcessEnv;
@@ -51,7 +52,12 @@ type LoadOptions = {
    * src/modbus/profile-load.ts).
    */
   profileChecks: ProfileChecks;
-} | { metrics?: undefined; pollBudget?: PollBudget; profileChecks?: ProfileChecks });
+} | {
+  metrics?: undefined;
+  /** The poll budget plans every profile's reads: it comes with the check that they can be planned. */
+  pollBudget: PollBudget;
+  profileChecks: ProfileChecks;
+} | { metrics?: undefined; pollBudget?: undefined; profileChecks?: ProfileChecks });
 
 export async function loadSite(path: string, opts: LoadOptions = {}): Promise<LoadedSite> {
   const file = resolve(path);

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
 import { loadSiteFromString } from '../../src/config/load.js';
 import { pollBudgetWarnings } from '../../src/modbus/poll-budget.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 import { endpointKey } from '../../src/config/endpoint-key.js';
 import { describeLink } from '../../src/modbus/transport.js';
 
@@ -91,7 +92,7 @@ describe('site devices on RTU lines', () => {
 
   it('warns when an RTU line cannot carry its polls at its baud rate', async () => {
     const devices = Array.from({ length: 8 }, (_, i) => `  - { id: m${i}, profile: generic-grid-meter, transport: rtu, serial: *l, unit_id: ${i + 1}, poll_interval: 200ms }`);
-    const { warnings } = await loadSiteFromString(`${HEAD}devices:\n  - { id: x, profile: generic-grid-meter, transport: rtu, serial: &l { device: /dev/ttyUSB0, baud: 9600 }, unit_id: 100 }\n${devices.join('\n')}\n`, { file: 'site.yaml', env: {}, pollBudget: pollBudgetWarnings });
+    const { warnings } = await loadSiteFromString(`${HEAD}devices:\n  - { id: x, profile: generic-grid-meter, transport: rtu, serial: &l { device: /dev/ttyUSB0, baud: 9600 }, unit_id: 100 }\n${devices.join('\n')}\n`, { file: 'site.yaml', env: {}, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks });
     expect(warnings.map((w) => w.message)).toEqual([expect.stringMatching(/^poll budget: \/dev\/ttyUSB0 \(x, m0, .*\) needs .* requests\/s, about \d+% of the serial line at 9600 baud/)]);
   });
 });

@@ -11,6 +11,7 @@
 import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { decodeEntry, encodeEntry, entryCount, firstArrivedMs, recordRegion, type Sequenced, type SpoolRecord } from './records.js';
+import { SpoolIndex } from './spool-index.js';
 import { isDiskFull, type SpoolStore } from './spool-store.js';
 import { emptyTotals, type IngestDelta, type SinkTotals, type SpoolTotals } from './totals.js';
 
@@ -37,8 +38,6 @@ const RECHECK_MS = 1000;
 const JOURNAL_BATCHES = 64;
 const JOURNAL_PREFIX = 'journal/';
 
-interface IndexEntry { key: number; count: number; bytes: number; arrivedMs: number }
-
 interface ReadResult {
   records: Sequenced[];
   /** Sequence numbers in the range whose records failed their checksum. */
@@ -57,8 +56,7 @@ export interface SpoolState {
 }
 
 export class Spool {
-  private readonly index: IndexEntry[] = [];
-  private indexStart = 0;
+  private readonly index = new SpoolIndex();
   private head = 0;
   /** Readers see entries only up to here: an entry is in the index before its commit resolves. */
   private committed = 0;
@@ -87,8 +85,7 @@ export class Spool {
 
   private load(): void {
     const { store } = this;
-    this.index.length = 0;
-    this.indexStart = 0;
+    this.index.clear();
     this.bytes = 0;
     const raw: Array<{ key: number; bytes: number; arrivedMs: number; count: number }> = [];
     for (const e of store.entries()) {
@@ -102,7 +99,7 @@ export class Spool {
     // header cannot shift the numbering of anything after it.
     raw.forEach((e, i) => {
       const end = raw[i + 1]?.key ?? this.head;
-      this.index.push({ key: e.key, count: Math.max(0, end - e.key), bytes: e.bytes, arrivedMs: e.arrivedMs });
+      this.index.push(e.key, Math.max(0, end - e.key), e.bytes, e.arrivedMs);
       this.bytes += e.bytes;
     });
     const t = store.getMeta('totals');
@@ -151,10 +148,11 @@ export class Spool {
   sinkTotals(sink: string): SinkTotals | undefined { return this.totals.sinks[sink]; }
 
   state(): SpoolState {
-    const first = this.index[this.indexStart];
+    const { index } = this;
+    const first = index.empty ? undefined : index.start;
     return {
-      bytes: this.bytes, readings: first ? this.head - first.key : 0, entries: this.index.length - this.indexStart,
-      full: this.full, disk_full: this.diskFull, oldest_arrived_ms: first?.arrivedMs,
+      bytes: this.bytes, readings: first !== undefined ? this.head - index.key(first) : 0, entries: index.entries,
+      full: this.full, disk_full: this.diskFull, oldest_arrived_ms: first !== undefined ? index.arrivedMs(first) : undefined,
     };
   }
 
@@ -162,13 +160,14 @@ export class Spool {
   oldestPendingArrivedMs(sink: string): number | undefined {
     const pos = this.position(sink);
     if (pos >= this.head) return undefined;
-    const i = this.findEntry(pos);
-    const e = this.index[i];
-    if (e === undefined) return undefined;
-    if (pos === e.key) return e.arrivedMs;
-    const value = this.store.getEntry(e.key);
-    const rec = value ? decodeEntry(value, e.key).records.find((r) => r.seq >= pos) : undefined;
-    return rec?.record.arrived_ms ?? e.arrivedMs;
+    const { index } = this;
+    const i = index.find(pos);
+    if (i >= index.end) return undefined;
+    const key = index.key(i);
+    if (pos === key) return index.arrivedMs(i);
+    const value = this.store.getEntry(key);
+    const rec = value ? decodeEntry(value, key).records.find((r) => r.seq >= pos) : undefined;
+    return rec?.record.arrived_ms ?? index.arrivedMs(i);
   }
 
   /**
@@ -224,7 +223,7 @@ export class Spool {
     if (value !== undefined) {
       const key = this.head;
       this.head += records.length;
-      this.index.push({ key, count: records.length, bytes: size, arrivedMs: records[0]?.arrived_ms ?? this.opts.clock.now() });
+      this.index.push(key, records.length, size, records[0]?.arrived_ms ?? this.opts.clock.now());
       this.bytes += size;
       for (const t of Object.values(this.totals.sinks)) t.ingested += records.length;
       writes.push(this.store.putEntry(key, value), this.store.putMeta('head', this.head));
@@ -254,15 +253,17 @@ export class Spool {
   /** Up to `max` committed records from sequence number `from` on (a forwarder reading ahead of its confirms). */
   readFrom(from: number, max: number): ReadResult {
     const out: ReadResult = { records: [], corrupt: [], next: from };
-    let i = this.findEntry(from);
+    const { index } = this;
+    let i = index.find(from);
     while (out.next < this.committed && out.next - from < max) {
-      const e = this.index[i++];
-      if (e === undefined) break;
-      const value = this.store.getEntry(e.key);
-      const decoded = value ? decodeEntry(value, e.key) : { records: [], corrupt: e.count };
-      if (e.key + e.count > this.committed) break;
-      const end = Math.min(e.key + e.count, from + max);
-      let seq = Math.max(out.next, e.key);
+      if (i >= index.end) break;
+      const key = index.key(i), count = index.count(i);
+      i++;
+      const value = this.store.getEntry(key);
+      const decoded = value ? decodeEntry(value, key) : { records: [], corrupt: count };
+      if (key + count > this.committed) break;
+      const end = Math.min(key + count, from + max);
+      let seq = Math.max(out.next, key);
       for (const r of decoded.records) {
         if (r.seq < seq || r.seq >= end) continue;
         while (seq < r.seq) out.corrupt.push(seq++);
@@ -309,7 +310,7 @@ export class Spool {
     await this.store.close();
   }
 
-  private oldestKey(): number { return this.index[this.indexStart]?.key ?? this.head; }
+  private oldestKey(): number { return this.index.empty ? this.head : this.index.key(this.index.start); }
 
   private minPosition(): number {
     let min = this.head;
@@ -317,49 +318,26 @@ export class Spool {
     return min;
   }
 
-  /** Index of the entry holding `seq` (or the first after it). */
-  private findEntry(seq: number): number {
-    let lo = this.indexStart, hi = this.index.length - 1, ans = this.index.length;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const e = this.index[mid];
-      if (e === undefined) break;
-      if (e.key + e.count > seq) { ans = mid; hi = mid - 1; } else lo = mid + 1;
-    }
-    return ans;
-  }
-
   /** Removes the entries every sink is past; returns their delete writes. */
   private removeConfirmed(): Array<Promise<unknown>> {
     const min = this.minPosition();
     const writes: Array<Promise<unknown>> = [];
-    while (this.indexStart < this.index.length) {
-      const e = this.index[this.indexStart];
-      if (e === undefined || e.key + e.count > min) break;
-      writes.push(this.store.removeEntry(e.key));
-      this.dropFront();
+    const { index } = this;
+    while (!index.empty) {
+      const key = index.key(index.start);
+      if (key + index.count(index.start) > min) break;
+      writes.push(this.store.removeEntry(key));
+      this.bytes -= index.dropFront();
     }
     if (writes.length > 0) this.spaceFreed();
     return writes;
   }
 
-  private dropFront(): void {
-    const e = this.index[this.indexStart];
-    if (e !== undefined) this.bytes -= e.bytes;
-    this.indexStart++;
-    if (this.indexStart > 1024 && this.indexStart * 2 > this.index.length) {
-      this.index.splice(0, this.indexStart);
-      this.indexStart = 0;
-    }
-  }
-
   private wouldOverflow(size: number): boolean {
     if (this.diskFull && this.opts.clock.now() < this.diskRetryAt) return true;
     // An empty spool takes any batch, however large: it would never fit otherwise.
-    if (this.indexStart >= this.index.length) return false;
-    if (this.bytes + size > this.opts.maxBytes) return true;
-    const first = this.index[this.indexStart];
-    return first !== undefined && this.opts.clock.now() - first.arrivedMs > this.opts.maxAgeMs;
+    if (this.index.empty) return false;
+    return this.bytes + size > this.opts.maxBytes || this.tooOld();
   }
 
   /**
@@ -374,16 +352,16 @@ export class Spool {
     const writes: Array<Promise<unknown>> = [];
     const min = this.minPosition();
     let evicted = 0;
-    while (this.indexStart < this.index.length && (this.bytes + size > this.opts.maxBytes || this.tooOld() || (this.diskFull && evicted === 0))) {
+    const { index } = this;
+    while (!index.empty && (this.bytes + size > this.opts.maxBytes || this.tooOld() || (this.diskFull && evicted === 0))) {
       evicted++;
-      const e = this.index[this.indexStart];
-      if (e === undefined) break;
-      const end = e.key + e.count;
-      const value = this.store.getEntry(e.key);
-      const from = Math.max(e.key, min);
+      const key = index.key(index.start);
+      const end = key + index.count(index.start);
+      const value = this.store.getEntry(key);
+      const from = Math.max(key, min);
       let counted = 0;
       if (value) {
-        for (const r of decodeEntry(value, e.key).records) {
+        for (const r of decodeEntry(value, key).records) {
           if (r.seq < from) continue;
           const region = recordRegion(r.record);
           byRegion.set(region, (byRegion.get(region) ?? 0) + 1);
@@ -395,14 +373,14 @@ export class Spool {
       for (const [name, pos] of this.positions) {
         if (pos >= end) continue;
         const t = this.totals.sinks[name];
-        const n = end - Math.max(pos, e.key);
+        const n = end - Math.max(pos, key);
         if (t) t.evicted += n;
         bySink.set(name, (bySink.get(name) ?? 0) + n);
         this.positions.set(name, end);
         writes.push(this.store.putMeta(`pos/${name}`, end));
       }
-      writes.push(this.store.removeEntry(e.key));
-      this.dropFront();
+      writes.push(this.store.removeEntry(key));
+      this.bytes -= index.dropFront();
     }
     if (evicted === 0) return undefined;
     if (byRegion.size > 0) {
@@ -423,8 +401,8 @@ export class Spool {
   }
 
   private tooOld(): boolean {
-    const first = this.index[this.indexStart];
-    return first !== undefined && this.opts.clock.now() - first.arrivedMs > this.opts.maxAgeMs;
+    const { index } = this;
+    return !index.empty && this.opts.clock.now() - index.arrivedMs(index.start) > this.opts.maxAgeMs;
   }
 
   private setFull(full: boolean): void {

@@ -116,8 +116,8 @@ describe.skipIf(!havePeers)('delivery drills (mosquitto -> spool -> PostgreSQL)'
     // grow with it. Held in memory, a reading costs at least ~130 bytes of heap (an object of nine
     // fields, its meter id string, an array slot), about 1.3 MB per 10,000 readings; encoded in
     // Buffers, 82 bytes (0.8 MB per 10,000, counted in `external`). What does grow with the backlog
-    // is the spool's in-memory index, ~80 bytes per committed entry (here one 100-reading message
-    // each: 0.008 MB per 10,000), and, less and less, compiled code. From the first seconds with
+    // is the spool's in-memory index, ~41 bytes per committed entry (here one 100-reading message
+    // each: 0.004 MB per 10,000), and, less and less, compiled code. From the first seconds with
     // 10,000 readings pending to the last (the median of five samples at each end: buffers in
     // transit move one sample by up to 0.5 MB), the growth must stay below 0.2 MB per 10,000.
     // Measured on a loaded 2-core machine (load 9): 0.055 and 0.093 MB per 10,000 (docs/delivery.md,

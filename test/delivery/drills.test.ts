@@ -120,7 +120,7 @@ describe.skipIf(!havePeers)('delivery drills (mosquitto -> spool -> PostgreSQL)'
     // each: 0.004 MB per 10,000), and, less and less, compiled code. From the first seconds with
     // 10,000 readings pending to the last (the median of five samples at each end: buffers in
     // transit move one sample by up to 0.5 MB), the growth must stay below 0.2 MB per 10,000.
-    // Measured on a loaded 2-core machine (load 9): 0.055 and 0.093 MB per 10,000 (docs/delivery.md,
+    // Measured on a loaded 2-core machine (load 7-9): 0.051-0.093 MB per 10,000 (docs/delivery.md,
     // "Memory during an outage"). While the fleet published from this process it was 0.08-0.46
     // (0.38 with this estimator; the check fails then): mqtt-packet keeps, per distinct packet
     // length below 16 KiB it encodes, a 1-3 byte slice of Node's shared 8 KiB Buffer pool, and the

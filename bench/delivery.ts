@@ -26,6 +26,7 @@ import { startBenchMosquitto } from './ingest-mosquitto.js';
 import { onParent, sleep, startChild, toParent, type Child, type Msg } from './lib/child.js';
 import { GATEWAY_NODE_FLAGS } from './lib/gateway-node-flags.js';
 import { startPostgres, startVictoriaMetrics } from './lib/store-peers.js';
+import { modbusProfileChecks } from '../src/modbus/profile-load.js';
 
 const BACKLOG = Number(process.env['BENCH_BACKLOG'] ?? 1_000_000);
 const INGEST_MESSAGES = Number(process.env['BENCH_INGEST_MESSAGES'] ?? 3000);
@@ -48,7 +49,7 @@ function child(): void {
 
 async function site(dir: string, sinks: string): Promise<SiteConfig> {
   const yaml = `version: 1\nsite: { id: bench, region: north, nominal_frequency_hz: 50 }\ndelivery:\n  spool: { directory: ${dir}, max_size_mb: 4096 }\n  sinks:\n${sinks}\n`;
-  return (await loadSiteFromString(yaml, { file: join(dir, '..', 'bench-site.yaml'), env: {} })).site;
+  return (await loadSiteFromString(yaml, { profileChecks: modbusProfileChecks, file: join(dir, '..', 'bench-site.yaml'), env: {} })).site;
 }
 
 async function run(c: Child, params: unknown, timeoutMs: number, answer = 'result'): Promise<Msg> {

@@ -29,9 +29,9 @@ export type PollBudget = (devices: readonly DeviceConfig[], profiles: ReadonlyMa
  * together: a caller that loads a site to run, validate or simulate it passes the device metric
  * vocabulary, and with it must pass the poll budget check and the Modbus layer's profile checks, so
  * no such caller can leave a check out (the compiler refuses); the poll budget, which plans the
- * profiles' reads, comes with the profile checks too. A caller passing none of them (a test, a
- * bench) gets none of these checks at load; its profiles still get their writable-control handles
- * only through profileControls (src/modbus/write-controls.ts), which checks them first.
+ * profiles' reads, comes with the profile checks too. The profile checks are required of every
+ * caller, a test or a bench included: no loaded site holds a profile the Modbus layer has not
+ * planned and made writable-control handles for.
  */
 type LoadOptions = {
   env?: NodeJS.ProcessEnv;
@@ -57,9 +57,9 @@ type LoadOptions = {
   /** The poll budget plans every profile's reads: it comes with the check that they can be planned. */
   pollBudget: PollBudget;
   profileChecks: ProfileChecks;
-} | { metrics?: undefined; pollBudget?: undefined; profileChecks?: ProfileChecks });
+} | { metrics?: undefined; pollBudget?: undefined; profileChecks: ProfileChecks });
 
-export async function loadSite(path: string, opts: LoadOptions = {}): Promise<LoadedSite> {
+export async function loadSite(path: string, opts: LoadOptions): Promise<LoadedSite> {
   const file = resolve(path);
   const problems = new Problems();
   const text = await readConfigText(file, problems);

@@ -24,8 +24,8 @@ export type ProfileChecks = (profile: DeviceProfile) => readonly ProfileProblem[
 
 /** What the layers above lend the profile loader. */
 interface ProfileLoadOptions {
-  /** A key every caller must give: the Modbus layer's checks, or undefined (a test loading a site without them). */
-  checks: ProfileChecks | undefined;
+  /** The Modbus layer's checks, required of every caller. */
+  checks: ProfileChecks;
   /** The device metric vocabulary (name -> unit); omitted, `metric:` names are only checked against the pattern. */
   metrics?: Readonly<Record<string, string>> | undefined;
 }
@@ -56,7 +56,7 @@ export function parseProfileWith(text: string, file: string, problems: Problems,
   if (problems.errorCount > placing) return undefined;
   checkProfile(profile, ctx, new Set(), metrics);
   if (problems.errorCount > before) return undefined;
-  const lentProblems = checks?.(profile) ?? [];
+  const lentProblems = checks(profile);
   for (const p of lentProblems) {
     if (p.at) ctx.errorAt(p.at, p.key, p.message);
     else ctx.error(undefined, p.key, p.message);

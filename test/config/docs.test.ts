@@ -13,6 +13,7 @@ import { siteSchema } from '../../src/config/site-schema.js';
 import { Problems } from '../../src/config/yaml-source.js';
 import { formatProblems } from '../../src/config/errors.js';
 import { validateReading } from '../../src/meters/validate.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 const ROOT = packageRoot();
 const read = (f: string): string => readFileSync(join(ROOT, f), 'utf8');
@@ -40,7 +41,7 @@ describe('docs/configuration.md', () => {
   it('has site examples, and each validates', async () => {
     expect(blocks.length).toBeGreaterThanOrEqual(2);
     for (const b of blocks) {
-      const { site } = await loadSiteFromString(b, { file: join(ROOT, 'config', 'docs-example.yaml'), env: {} });
+      const { site } = await loadSiteFromString(b, { profileChecks: modbusProfileChecks, file: join(ROOT, 'config', 'docs-example.yaml'), env: {} });
       expect(site.version).toBe(1);
     }
   });

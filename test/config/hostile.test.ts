@@ -10,6 +10,7 @@ import { packageRoot } from '../../src/runtime/package-root.js';
 import { excessiveNesting } from '../../src/config/yaml-nesting.js';
 import { parseYaml, Problems } from '../../src/config/yaml-source.js';
 import { parseDocument } from 'yaml';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ems-hostile-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -25,7 +26,7 @@ describe('hostile config input', () => {
     const file = join(dir, 'big.yaml');
     writeFileSync(file, Buffer.alloc(10 * 1024 * 1024, 'x: [1, 2, 3]\n'));
     const t0 = performance.now();
-    const err = await rejection(loadSite(file, { env: {} }));
+    const err = await rejection(loadSite(file, { profileChecks: modbusProfileChecks, env: {} }));
     const ms = performance.now() - t0;
     expect(err.problems).toHaveLength(1);
     expect(err.message).toBe(`${file}: file is 10485760 bytes; config files are limited to 1048576 bytes (1 MiB)`);
@@ -33,7 +34,7 @@ describe('hostile config input', () => {
   });
 
   it('refuses an oversized string too', async () => {
-    const err = await rejection(loadSiteFromString('a'.repeat(1024 * 1024 + 1), { file: 'x.yaml', env: {} }));
+    const err = await rejection(loadSiteFromString('a'.repeat(1024 * 1024 + 1), { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} }));
     expect(err.message).toMatch(/limited to 1048576 bytes/);
   });
 
@@ -41,13 +42,13 @@ describe('hostile config input', () => {
     const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
     for (let i = 1; i < 12; i++) levels.push(`l${i}: &l${i} [${Array(9).fill(i === 1 ? '*a' : `*l${i - 1}`).join(',')}]`);
     const t0 = performance.now();
-    const err = await rejection(loadSiteFromString(`version: 1\n${levels.join('\n')}\n`, { file: 'x.yaml', env: {} }));
+    const err = await rejection(loadSiteFromString(`version: 1\n${levels.join('\n')}\n`, { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} }));
     expect(err.message).toMatch(/x\.yaml:3:\d+: YAML: aliases expand more than 100 times: refusing \(alias bomb\?\)/);
     expect(performance.now() - t0).toBeLessThan(2000);
   });
 
   it('refuses deep bracket nesting without exhausting the stack', async () => {
-    const err = await rejection(loadSiteFromString(`version: 1\nsite: ${'['.repeat(100_000)}`, { file: 'x.yaml', env: {} }));
+    const err = await rejection(loadSiteFromString(`version: 1\nsite: ${'['.repeat(100_000)}`, { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} }));
     expect(err.message).toMatch(/brackets nest more than 64 levels deep/);
   });
 
@@ -59,7 +60,7 @@ describe('hostile config input', () => {
     ];
     const where = ['x.yaml:3:129', 'x.yaml:67:65', 'x.yaml:67:65'];
     for (const [i, text] of cases.entries()) {
-      const err = await rejection(loadSiteFromString(text, { file: 'x.yaml', env: {} }));
+      const err = await rejection(loadSiteFromString(text, { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} }));
       expect(err.problems).toHaveLength(1);
       expect(err.message).toContain(`${where[i]}: YAML: blocks (indentation, \`- \`) nest more than 64 levels deep: refusing`);
     }
@@ -88,13 +89,13 @@ describe('hostile config input', () => {
       [`version: 1\nx:\n \t${deep}\n`, 'x.yaml:3:'],                       // a tab after the indentation
     ];
     for (const [text, where] of cases) {
-      const err = await rejection(loadSiteFromString(text, { file: 'x.yaml', env: {} }));
+      const err = await rejection(loadSiteFromString(text, { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} }));
       expect(err.problems).toHaveLength(1);
       expect(err.message).toContain(where);
       expect(err.message).toMatch(/YAML: blocks \(indentation, `- `\) nest more than 64 levels deep: refusing$/);
     }
     // `- ` inside brackets is no YAML, but the parser nests it all the same: counted with the brackets.
-    const err = await rejection(loadSiteFromString(`version: 1\nx: [\n${deep}]\n`, { file: 'x.yaml', env: {} }));
+    const err = await rejection(loadSiteFromString(`version: 1\nx: [\n${deep}]\n`, { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} }));
     expect(err.message).toMatch(/x\.yaml:3:\d+: YAML: brackets nest more than 64 levels deep: refusing$/);
   });
 
@@ -131,37 +132,37 @@ describe('hostile config input', () => {
   });
 
   it('an apostrophe in a plain scalar does not hide later brackets', async () => {
-    const err = await rejection(loadSiteFromString(`version: 1\na: it's\nb: ${'['.repeat(3000)}\n`, { file: 'x.yaml', env: {} }));
+    const err = await rejection(loadSiteFromString(`version: 1\na: it's\nb: ${'['.repeat(3000)}\n`, { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} }));
     expect(err.problems).toHaveLength(1);
     expect(err.message).toMatch(/x\.yaml:3:68: YAML: brackets nest more than 64 levels deep: refusing$/);
     // A quoted apostrophe and brackets inside quotes are no nesting at all.
     const ok = `version: 1\nsite: { id: t, region: "it's [[[[", nominal_frequency_hz: 50, name: 'a ''[[['' b' }\n`;
-    const err2 = await rejection(loadSiteFromString(`${ok}${'x: '.repeat(1)}${'['.repeat(70)}\n`, { file: 'x.yaml', env: {} }));
+    const err2 = await rejection(loadSiteFromString(`${ok}${'x: '.repeat(1)}${'['.repeat(70)}\n`, { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} }));
     expect(err2.message).toMatch(/x\.yaml:3:68: YAML: brackets nest/);
   });
 
   it('a raw carriage return in a key is escaped in the error path', async () => {
-    const err = await rejection(loadSiteFromString('version: 1\nsite: { id: t, region: r, nominal_frequency_hz: 50 }\n"bad\\rkey": 1\n', { file: 'x.yaml', env: {} }));
+    const err = await rejection(loadSiteFromString('version: 1\nsite: { id: t, region: r, nominal_frequency_hz: 50 }\n"bad\\rkey": 1\n', { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} }));
     expect(err.message).not.toContain('\r');
     expect(err.message).toMatch(/x\.yaml:3:1 "bad\\rkey": unknown key "bad\\rkey"$/);
   });
 
   it('an undefined alias is reported as such, at its line', async () => {
-    const err = await rejection(loadSiteFromString('version: 1\nsite: { id: t, region: r, nominal_frequency_hz: 50 }\na: *nope\n', { file: 'x.yaml', env: {} }));
+    const err = await rejection(loadSiteFromString('version: 1\nsite: { id: t, region: r, nominal_frequency_hz: 50 }\na: *nope\n', { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} }));
     expect(err.problems).toHaveLength(1);
     expect(err.message).toMatch(/x\.yaml:3:4: YAML: alias \*nope has no anchor &nope before it$/);
   });
 
   it('reports binary junk as one readable problem', async () => {
     const junk = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7919) % 256)).toString('latin1');
-    const err = await rejection(loadSiteFromString(junk, { file: 'x.yaml', env: {} }));
+    const err = await rejection(loadSiteFromString(junk, { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} }));
     for (const line of err.message.split('\n')) expect(line.length).toBeLessThan(300);
   });
 
   it('rejects __proto__ and constructor keys and pollutes nothing', async () => {
     const text = 'version: 1\nsite: { id: t, region: r, nominal_frequency_hz: 50 }\ntelemetry:\n  resource_attributes:\n    constructor: x\n'
       + '  otlp_headers: { "__proto__": { polluted: "yes" } }\n';
-    const err = await rejection(loadSiteFromString(text, { file: 'x.yaml', env: {} }));
+    const err = await rejection(loadSiteFromString(text, { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} }));
     expect(err.message.split('\n')).toEqual([
       `${join(process.cwd(), 'x.yaml')}:5:5 telemetry.resource_attributes.constructor: key "constructor" is not allowed`,
       `${join(process.cwd(), 'x.yaml')}:6:19 telemetry.otlp_headers.__proto__: key "__proto__" is not allowed`,
@@ -182,7 +183,7 @@ describe('hostile config input', () => {
         text = text.slice(0, at) + (alphabet[rnd(alphabet.length)] ?? '') + text.slice(at + rnd(4));
       }
       try {
-        await loadSiteFromString(text, { file: join(packageRoot(), 'config/mutated.yaml'), env: {} });
+        await loadSiteFromString(text, { profileChecks: modbusProfileChecks, file: join(packageRoot(), 'config/mutated.yaml'), env: {} });
       } catch (err) {
         expect(err).toBeInstanceOf(ConfigError);
         const ce = err as ConfigError;

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
 import { DEFAULT_DEVICES_DIR, loadSite, loadSiteFromString } from '../../src/config/load.js';
 import { packageRoot } from '../../src/runtime/package-root.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 const ROOT = packageRoot();
 const HEAD = 'version: 1\nsite: { id: t, region: north, nominal_frequency_hz: 50 }\n';
@@ -21,7 +22,7 @@ afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, f
 
 async function problems(text: string, env: NodeJS.ProcessEnv = {}, file = join(ROOT, 'inline.yaml')): Promise<string[]> {
   try {
-    await loadSiteFromString(text, { file, env });
+    await loadSiteFromString(text, { profileChecks: modbusProfileChecks, file, env });
   } catch (err) {
     if (err instanceof ConfigError) return err.message.split('\n');
     throw err;
@@ -31,7 +32,7 @@ async function problems(text: string, env: NodeJS.ProcessEnv = {}, file = join(R
 
 describe('loadSite', () => {
   it('loads the demo site with every default filled', async () => {
-    const { site, profiles, warnings } = await loadSite(join(ROOT, 'config/demo-site.yaml'), { env: {} });
+    const { site, profiles, warnings } = await loadSite(join(ROOT, 'config/demo-site.yaml'), { profileChecks: modbusProfileChecks, env: {} });
     // Only the one the demo cannot avoid: its embedded broker speaks MQTT 3.1.1, and DR over 3.1.1 is said out loud.
     expect(warnings.map((w) => `${w.line} ${w.path}: ${w.message}`)).toEqual([`68 mqtt.protocol_version: ${DR_OVER_MQTT311_WARNING}`]);
     expect(site.site).toEqual({ id: 'demo-substation', name: 'Demo substation', region: 'north', nominal_frequency_hz: 50 });
@@ -51,13 +52,13 @@ describe('loadSite', () => {
   });
 
   it('loads the commented example site', async () => {
-    const { site } = await loadSite(join(ROOT, 'config/example-site.yaml'), { env: {} });
+    const { site } = await loadSite(join(ROOT, 'config/example-site.yaml'), { profileChecks: modbusProfileChecks, env: {} });
     expect(site.mqtt?.username).toBe('ems-gateway');
     expect(site.telemetry.resource_attributes).toEqual({ 'deployment.environment': 'example' });
   });
 
   it('fills defaults of a minimal site', async () => {
-    const { site } = await loadSiteFromString(`${HEAD}devices:\n  - { id: m, profile: generic-grid-meter, host: h, poll_interval: 4s }\n`, { file: 'x.yaml', env: {} });
+    const { site } = await loadSiteFromString(`${HEAD}devices:\n  - { id: m, profile: generic-grid-meter, host: h, poll_interval: 4s }\n`, { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} });
     expect(site.devices[0]).toEqual({ id: 'm', profile: 'generic-grid-meter', transport: 'tcp', host: 'h', port: 502, unit_id: 1, zone: 'default', role: 'grid_meter', poll_interval_ms: 4000, labels: {}, enabled: true, record: false });
     expect(site.mqtt).toBeUndefined();
     expect(site.telemetry).toEqual({ service_name: 'ems-gateway', otlp_headers: {}, export_interval_ms: 10_000, export_timeout_ms: 5000, resource_attributes: {}, cardinality_limit: 2000, span_queue_size: 2048, span_batch_size: 512, enabled: true });
@@ -68,7 +69,7 @@ describe('loadSite', () => {
   it('interpolates ${ENV}, ${ENV:-default} and $${, numbers from the environment included', async () => {
     const text = `${HEAD}devices:\n  - { id: m, profile: generic-grid-meter, host: "\${H}", port: "\${P}" }\n`
       + 'mqtt:\n  url: mqtt://b:1883\n  password: ${PW}\n  client_id: gw-${GW:-7}-$${literal}\n';
-    const { site } = await loadSiteFromString(text, { file: 'x.yaml', env: { H: '10.1.1.1', P: '1502', PW: 's3cret' } });
+    const { site } = await loadSiteFromString(text, { profileChecks: modbusProfileChecks, file: 'x.yaml', env: { H: '10.1.1.1', P: '1502', PW: 's3cret' } });
     expect(site.devices[0]).toMatchObject({ host: '10.1.1.1', port: 1502 });
     expect(site.mqtt).toMatchObject({ password: 's3cret', client_id: 'gw-7-${literal}' });
   });
@@ -89,7 +90,7 @@ describe('loadSite', () => {
     const site = `${HEAD}devices:\n  - { id: lc, profile: generic-load-controller, host: h, zone: z }\nmqtt:\n  url: mqtt://b\n  password_file: pw\n`
       + '  demand_response: { command_topic: c, ack_topic: a, public_key_file: keys/k.pub }\n';
     writeFileSync(join(d, 'site.yaml'), site);
-    const { site: s } = await loadSite(join(d, 'site.yaml'), { env: {} });
+    const { site: s } = await loadSite(join(d, 'site.yaml'), { profileChecks: modbusProfileChecks, env: {} });
     expect(s.mqtt?.password).toBe('from-file');
     expect(s.mqtt?.demand_response?.public_keys).toHaveLength(1);
     expect(s.mqtt?.demand_response?.state_file).toBe(join(d, '.state/dr-state.json'));
@@ -111,7 +112,7 @@ describe('loadSite', () => {
     mkdirSync(join(d, 'profiles'));
     copyFileSync(join(DEFAULT_DEVICES_DIR, 'generic-grid-meter.yaml'), join(d, 'profiles/my-meter.yaml'));
     writeFileSync(join(d, 'site.yaml'), `${HEAD}profiles_dir: profiles\ndevices:\n  - { id: m, profile: my-meter, host: h }\n`);
-    const { site, profiles } = await loadSite(join(d, 'site.yaml'), { env: {}, devicesDir: '/nonexistent' });
+    const { site, profiles } = await loadSite(join(d, 'site.yaml'), { profileChecks: modbusProfileChecks, env: {}, devicesDir: '/nonexistent' });
     expect(site.profiles_dir).toBe(join(d, 'profiles'));
     expect(profiles.get('my-meter')?.kind).toBe('grid_meter');
   });
@@ -137,7 +138,7 @@ describe('loadSite', () => {
     mkdirSync(join(d, 'devices'));
     writeFileSync(join(d, 'devices/bad.yaml'), 'vendor: v\nmodel: m\nkind: other\naddress_base: 2\npoints: []\n');
     writeFileSync(join(d, 'site.yaml'), `${HEAD}devices:\n  - { id: a, profile: bad, host: h }\n  - { id: a, profile: bad, host: h, port: 503 }\n`);
-    const err = await loadSite(join(d, 'site.yaml'), { env: {}, devicesDir: join(d, 'devices') }).catch((e: unknown) => e);
+    const err = await loadSite(join(d, 'site.yaml'), { profileChecks: modbusProfileChecks, env: {}, devicesDir: join(d, 'devices') }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     const msgs = (err as ConfigError).problems.map((p) => `${p.file.slice(d.length + 1)}:${p.line} ${p.path}: ${p.message}`);
     expect(msgs).toEqual([
@@ -151,7 +152,7 @@ describe('loadSite', () => {
     const { warnings } = await loadSiteFromString(`${HEAD}devices:\n  - { id: lc, profile: generic-load-controller, host: h, zone: z1 }\n`
       + '  - { id: inv, profile: sunspec-inverter-3ph, host: h2, zone: z2 }\n'
       + `mqtt:\n  url: mqtt://b\n  demand_response: { command_topic: c, ack_topic: a, public_key_file: ${join(ROOT, 'config/keys/demo-dr.pub')} }\n`,
-    { file: 'x.yaml', env: {} });
+    { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} });
     expect(warnings.map((w) => `${w.line}:${w.col} ${w.path}: ${w.message}`)).toEqual([
       '5:63 devices[1].zone: zone "z2" has no load controller: demand-response commands for it cannot act',
     ]);

@@ -12,7 +12,7 @@ const HEAD = 'version: 1\nsite: { id: t, region: north, nominal_frequency_hz: 50
 
 async function problems(text: string): Promise<string[]> {
   try {
-    await loadSiteFromString(text, { file: 'site.yaml', env: {} });
+    await loadSiteFromString(text, { profileChecks: modbusProfileChecks, file: 'site.yaml', env: {} });
   } catch (err) {
     if (err instanceof ConfigError) return err.message.split('\n').map((l) => l.replace(/^.*site\.yaml/, 'site.yaml'));
     throw err;
@@ -31,7 +31,7 @@ describe('site devices on RTU lines', () => {
   - { id: m2, profile: generic-grid-meter, transport: rtu, serial: *line-a, unit_id: 2 }
   - { id: m3, profile: generic-grid-meter, transport: rtu_over_tcp, host: 192.0.2.20, port: 4001, serial: { baud: 19200, stop_bits: 2, turnaround: 5ms }, unit_id: 7 }
   - { id: inv, profile: sunspec-inverter-3ph, host: 192.0.2.10 }
-`, { file: 'site.yaml', env: {} });
+`, { profileChecks: modbusProfileChecks, file: 'site.yaml', env: {} });
     const [m1, m2, m3, inv] = site.devices;
     expect(m1?.transport).toBe('rtu');
     expect(m1?.host).toBeUndefined();

@@ -15,6 +15,7 @@ import { startPostgres, type PostgresPeer } from '../../bench/lib/store-peers.js
 import { exceptionFrame, registersFrame, startRawServer, type RawServer } from '../modbus/endpoint-helpers.js';
 import { hasPeer } from '../peers.js';
 import { waitFor } from './fixture.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 const PROFILE = [
   'vendor: Test', 'model: Recorded', 'kind: other', 'address_base: 0',
@@ -64,7 +65,7 @@ describe.skipIf(!hasPeer('postgres'))('device samples (record: true) through the
       '  sinks:', `    postgres: { url: "${pg.url}", device_table: samples, batch_max_wait: 20ms, max_rate: 0 }`,
       'telemetry: { enabled: false }', 'status: { enabled: false }', '',
     ].join('\n');
-    const loaded = await loadSiteFromString(yaml, { file: join(dir, 'site.yaml'), env: {} });
+    const loaded = await loadSiteFromString(yaml, { profileChecks: modbusProfileChecks, file: join(dir, 'site.yaml'), env: {} });
     const gw = buildGateway(loaded, { env: {}, logger: silentLogger() });
     gateway = gw;
     await gw.start();

@@ -27,6 +27,7 @@ import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { OtlpReceiver, type ReceivedMetric } from '../helpers/otlp-receiver.js';
 import { mqttConfig, TestTelemetry } from '../meters/harness.js';
 import { waitFor } from './fixture.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 const MESSAGES = 200;
 const PER_MESSAGE = 100;
@@ -98,7 +99,7 @@ describe('delivery accounting on the exported metrics (gateway, mosquitto, OTLP 
       'telemetry:', `  otlp_endpoint: ${otlp.url}`, '  export_interval: 300ms', '  export_timeout: 2s',
       'status: { enabled: false }', '',
     ].join('\n');
-    const loaded = await loadSiteFromString(yaml, { file: join(dir, 'site.yaml'), env: {} });
+    const loaded = await loadSiteFromString(yaml, { profileChecks: modbusProfileChecks, file: join(dir, 'site.yaml'), env: {} });
     // The gateway's meter session (client id + "-meters") exists before anything is published: the
     // broker keeps every message for it whenever the gateway's own SUBSCRIBE lands.
     const session = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'gw-metrics-meters', clean: false, reconnectPeriod: 0, properties: { sessionExpiryInterval: 600 } });
@@ -161,7 +162,7 @@ describe('ems.meter.ingestion_latency_ms with a spool is arrival to the durable 
     const t = new TestTelemetry();
     const yaml = ['version: 1', 'site: { id: site-l, region: north, nominal_frequency_hz: 50 }', 'delivery:',
       `  spool: { directory: ${join(dir, 'spool')} }`, '  sinks:', '    otlp_logs: { endpoint: "http://127.0.0.1:9/v1/logs", retry_min: 5s }', ''].join('\n');
-    const { site } = await loadSiteFromString(yaml, { file: join(dir, 'site.yaml'), env: {} });
+    const { site } = await loadSiteFromString(yaml, { profileChecks: modbusProfileChecks, file: join(dir, 'site.yaml'), env: {} });
     // The real LMDB store, its batch commits held 300 ms longer (a slow disk's fsync).
     const slowStore = (): SpoolStore => {
       const inner = new LmdbSpoolStore(join(dir, 'spool'));

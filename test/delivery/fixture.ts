@@ -13,6 +13,7 @@ import { parsePayload, type ParseResult } from '../../src/meters/validate.js';
 import { systemClock, type Clock } from '../../src/runtime/clock.js';
 import { silentLogger } from '../../src/runtime/logger.js';
 import { FleetGenerator } from '../../simulators/meter-fleet/generator.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 export async function deliverySite(sinksYaml: string, spoolYaml = '', env: NodeJS.ProcessEnv = {}): Promise<{ site: SiteConfig; dir: string; cleanup: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'ems-delivery-'));
@@ -21,7 +22,7 @@ export async function deliverySite(sinksYaml: string, spoolYaml = '', env: NodeJ
     'delivery:', '  spool:', `    directory: ${join(dir, 'spool')}`, ...spoolYaml.split('\n').filter((l) => l.trim() !== '').map((l) => `    ${l}`),
     '  sinks:', ...sinksYaml.split('\n').filter((l) => l.trim() !== '').map((l) => `    ${l}`), '',
   ].join('\n');
-  const loaded = await loadSiteFromString(yaml, { file: join(dir, 'site.yaml'), env });
+  const loaded = await loadSiteFromString(yaml, { profileChecks: modbusProfileChecks, file: join(dir, 'site.yaml'), env });
   return { site: loaded.site, dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

@@ -8,6 +8,7 @@ import { AckTracker } from '../../src/demand-response/sender.js';
 import { ACK_SIGNING_PREFIX, SIGNING_PREFIX, generateKeyPair, signAck, signCommand } from '../../src/demand-response/signing.js';
 import { parsePrivateKey, parsePublicKey } from '../../src/runtime/ed25519-keys.js';
 import { SITE_ID } from './fixtures.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 const gw = generateKeyPair();
 const gwKey = parsePrivateKey(gw.privatePem);
@@ -108,8 +109,8 @@ describe('site file: gateway_key_file', () => {
   const file = join(packageRoot(), 'config', 'gateway-key-test.yaml');
 
   it('reads the gateway private key, and refuses a public key in its place (file:line:col)', async () => {
-    const { site: ok } = await loadSiteFromString(site('keys/demo-gateway.key'), { file, env: {} });
+    const { site: ok } = await loadSiteFromString(site('keys/demo-gateway.key'), { profileChecks: modbusProfileChecks, file, env: {} });
     expect(ok.mqtt?.demand_response?.gateway_key).toContain('BEGIN PRIVATE KEY');
-    await expect(loadSiteFromString(site('keys/demo-gateway.pub'), { file, env: {} })).rejects.toThrow(/gateway-key-test\.yaml:11:\d+ mqtt\.demand_response\.gateway_key_file: gateway_key_file: not a PEM private key/);
+    await expect(loadSiteFromString(site('keys/demo-gateway.pub'), { profileChecks: modbusProfileChecks, file, env: {} })).rejects.toThrow(/gateway-key-test\.yaml:11:\d+ mqtt\.demand_response\.gateway_key_file: gateway_key_file: not a PEM private key/);
   });
 });

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadSiteFromString } from '../../src/config/load.js';
 import { packageRoot } from '../../src/runtime/package-root.js';
 import { PEERS, PYTHON_IMPORTS } from '../peers.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 const ROOT = packageRoot();
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -58,7 +59,7 @@ describe('README.md', () => {
     mkdirSync(join(dir, 'keys'), { recursive: true });
     const { publicKey } = generateKeyPairSync('ed25519');
     writeFileSync(join(dir, 'keys/ems.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
-    const loaded = await loadSiteFromString(block ?? '', { file: join(dir, 'site.yaml'), env: { MQTT_PASSWORD: 'secret' } });
+    const loaded = await loadSiteFromString(block ?? '', { profileChecks: modbusProfileChecks, file: join(dir, 'site.yaml'), env: { MQTT_PASSWORD: 'secret' } });
     expect(loaded.site.devices.map((d) => d.id)).toEqual(['inverter-1', 'load-ctl-a']);
     expect(loaded.site.mqtt?.password).toBe('secret');
     expect(loaded.site.mqtt?.meters?.topics).toEqual(['$share/gw/meters/+/readings']);

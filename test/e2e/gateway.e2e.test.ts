@@ -22,6 +22,7 @@ import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { chromium, hasChromium } from '../status/chromium.js';
 import { REPO, startCli, type CliProcess } from '../runtime/cli-process.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 const SEED_METRICS = [
   METRICS.meterReadingsIngested, METRICS.meterReadingsDropped, METRICS.meterIngestionLatency, METRICS.meterDataAge,
@@ -129,7 +130,7 @@ describe('the gateway end to end (built CLI, mosquitto, simulators, OTLP receive
   beforeAll(async () => {
     receiver = await OtlpReceiver.start();
     mosquitto = await startMosquitto();
-    demo = await loadSite(path.join(REPO, 'config/demo-site.yaml'), { env: {} });
+    demo = await loadSite(path.join(REPO, 'config/demo-site.yaml'), { profileChecks: modbusProfileChecks, env: {} });
     sims = await startSiteSimulators(demo, { port: 0 });
     siteFile = path.join(tmp, 'site.yaml');
     writeFileSync(siteFile, siteYaml(demo, sims, mosquitto.url, receiver.url, tmp));

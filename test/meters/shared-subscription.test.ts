@@ -11,6 +11,7 @@ import { METRICS } from '../../src/telemetry/semconv.js';
 import { MeterFleet } from '../../simulators/meter-fleet/fleet.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { TestTelemetry, waitFor } from './harness.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 function siteYaml(url: string, clientId: string): string {
   return `version: 1
@@ -38,7 +39,7 @@ describe('shared subscription from the site file', () => {
     cleanups.push(() => m.stop());
     const gateways: Array<{ ingest: MeterIngest; tel: TestTelemetry }> = [];
     for (const id of ['gw-a', 'gw-b']) {
-      const loaded = await loadSiteFromString(siteYaml(m.url, id), { file: 'share-site.yaml', env: {} });
+      const loaded = await loadSiteFromString(siteYaml(m.url, id), { profileChecks: modbusProfileChecks, file: 'share-site.yaml', env: {} });
       const mqttCfg = loaded.site.mqtt as MqttConfig;
       expect(mqttCfg.meters?.batch_max_wait_ms).toBe(20);
       expect(mqttCfg.meters?.dedupe_window_ms).toBe(600_000); // loader default

@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasPeer } from '../peers.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 const unit = readFileSync(new URL('../../deploy/ems-gateway.service', import.meta.url), 'utf8');
 const containerfile = readFileSync(new URL('../../deploy/Containerfile', import.meta.url), 'utf8');
@@ -75,9 +76,9 @@ describe('box layout', () => {
     const { loadSiteFromString } = await import('../../src/config/load.js');
     const file = new URL('../../config/demo-site.yaml', import.meta.url).pathname;
     const text = readFileSync(file, 'utf8').replace(/^(\s*state_file:).*$/m, '$1 ${STATE_DIRECTORY:-/var/lib/ems-gateway}/dr-state.json');
-    const withEnv = await loadSiteFromString(text, { file, env: { STATE_DIRECTORY: '/srv/state' } });
+    const withEnv = await loadSiteFromString(text, { profileChecks: modbusProfileChecks, file, env: { STATE_DIRECTORY: '/srv/state' } });
     expect(withEnv.site.mqtt?.demand_response?.state_file).toBe('/srv/state/dr-state.json');
-    const withoutEnv = await loadSiteFromString(text, { file, env: {} });
+    const withoutEnv = await loadSiteFromString(text, { profileChecks: modbusProfileChecks, file, env: {} });
     expect(withoutEnv.site.mqtt?.demand_response?.state_file).toBe('/var/lib/ems-gateway/dr-state.json');
   });
 
@@ -91,7 +92,7 @@ describe('box layout', () => {
         '  url: mqtt://127.0.0.1:1883', '  username: gateway', '  password_file: ${CREDENTIALS_DIRECTORY}/mqtt-password',
         '  meters: { topics: [meters/+/readings] }', '',
       ].join('\n');
-      const loaded = await loadSiteFromString(text, { file: join(dir, 'site.yaml'), env: { CREDENTIALS_DIRECTORY: dir } });
+      const loaded = await loadSiteFromString(text, { profileChecks: modbusProfileChecks, file: join(dir, 'site.yaml'), env: { CREDENTIALS_DIRECTORY: dir } });
       expect(loaded.site.mqtt?.password).toBe('s3cret');
       expect(unit).toContain('#LoadCredential=mqtt-password:/etc/ems-gateway/mqtt-password');
     } finally {

@@ -13,6 +13,7 @@ import { createSimulatedDevice } from '../../simulators/modbus/device.js';
 import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
 import { manualClock } from './fixtures.js';
 import { RawClient, readPdu } from './raw-client.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 let profiles = new Map<string, DeviceProfile>();
 beforeAll(async () => {
@@ -92,7 +93,7 @@ describe('the demo site', () => {
   });
 
   it('starts every device of config/demo-site.yaml and answers on each endpoint', async () => {
-    const loaded = await loadSite(join(DEFAULT_DEVICES_DIR, '..', 'config', 'demo-site.yaml'));
+    const loaded = await loadSite(join(DEFAULT_DEVICES_DIR, '..', 'config', 'demo-site.yaml'), { profileChecks: modbusProfileChecks });
     sims = await startSiteSimulators(loaded, { port: 0 });
     const devices = sims.endpoints.flatMap((e) => e.devices);
     expect(devices.map((d) => d.id).sort()).toEqual(loaded.site.devices.map((d) => d.id).sort());

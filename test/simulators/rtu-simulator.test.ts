@@ -21,6 +21,7 @@ import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbu
 import { waitFor } from '../modbus/endpoint-helpers.js';
 import { testMeter } from '../modbus/poller-fixtures.js';
 import { hasPeer } from '../peers.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 const PROFILE = `# A small meter for simulator tests
 vendor: Test
@@ -82,7 +83,7 @@ describe('RTU request framing (simulator side)', () => {
 
 describe.skipIf(!hasPeer('socat'))('simulators serving Modbus RTU', () => {
   it('serves a serial line on a pseudo-terminal: values, a CRC fault counted as crc_error, a missing unit silent', async () => {
-    const loaded = await loadSite(join(dir, 'site.yaml'));
+    const loaded = await loadSite(join(dir, 'site.yaml'), { profileChecks: modbusProfileChecks });
     const profile = loaded.profiles.get('test-meter')!;
     const pty = await openPtyPair('sim');
     cleanups.push(() => pty.close());
@@ -104,7 +105,7 @@ describe.skipIf(!hasPeer('socat'))('simulators serving Modbus RTU', () => {
   });
 
   it('serves raw RTU frames over TCP (a serial device server)', async () => {
-    const loaded = await loadSite(join(dir, 'site.yaml'));
+    const loaded = await loadSite(join(dir, 'site.yaml'), { profileChecks: modbusProfileChecks });
     const server = await startModbusServer({ units: new Map([[5, createSimulatedDevice(loaded.profiles.get('test-meter')!)]]), framing: 'rtu' });
     cleanups.push(() => server.close());
     const ep = new ModbusEndpoint(
@@ -117,7 +118,7 @@ describe.skipIf(!hasPeer('socat'))('simulators serving Modbus RTU', () => {
   });
 
   it('a site with RTU lines: startSiteSimulators makes a pty pair per line, and the pollers read every device', async () => {
-    const loaded = await loadSite(join(dir, 'site.yaml'));
+    const loaded = await loadSite(join(dir, 'site.yaml'), { profileChecks: modbusProfileChecks });
     const sims: SiteSimulators = await startSiteSimulators(loaded, { port: 0, pty: true });
     cleanups.push(() => sims.close());
     expect(sims.lines.map((l) => [l.key, l.devices.map((d) => d.id)])).toEqual([['/dev/ttyUSB0', ['m1', 'm2']]]);
@@ -153,7 +154,7 @@ describe.skipIf(!hasPeer('socat'))('simulators serving Modbus RTU', () => {
   });
 
   it('a site serial line with no path and no --pty is refused, naming the option', async () => {
-    const loaded = await loadSite(join(dir, 'site.yaml'));
+    const loaded = await loadSite(join(dir, 'site.yaml'), { profileChecks: modbusProfileChecks });
     await expect(startSiteSimulators(loaded, { port: 0 })).rejects.toThrow(/m1, m2 on serial line \/dev\/ttyUSB0: name where to serve it \(--serial \/dev\/ttyUSB0=<path>\) or use --pty/);
   });
 });

@@ -13,6 +13,7 @@ import net from 'node:net';
 import { freePort } from '../helpers/ports.js';
 import { SiteSimulatorError, startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
 import { RawClient, readPdu, registersOf } from './raw-client.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 const PROFILE = `# A small meter for simulator tests
 vendor: Test
@@ -53,7 +54,7 @@ afterEach(async () => {
 
 describe('site simulators', () => {
   it('groups devices by host:port, one server per endpoint with its unit ids', async () => {
-    const loaded = await loadSite(join(dir, 'site.yaml'));
+    const loaded = await loadSite(join(dir, 'site.yaml'), { profileChecks: modbusProfileChecks });
     sims = await startSiteSimulators(loaded, { port: 0 });
     expect(sims.endpoints.map((e) => [e.key, e.devices.map((d) => d.unitId)])).toEqual([
       ['127.0.0.1:1502', [1, 2]], ['127.0.0.1:1503', [7]],
@@ -71,7 +72,7 @@ describe('site simulators', () => {
   });
 
   it("enforceMaxConnections honours the profile's max_connections", async () => {
-    const loaded = await loadSite(join(dir, 'site.yaml'));
+    const loaded = await loadSite(join(dir, 'site.yaml'), { profileChecks: modbusProfileChecks });
     sims = await startSiteSimulators(loaded, { port: 0, enforceMaxConnections: true });
     const port = sims.endpoints[0]!.server.port;
     const first = await RawClient.connect(port);
@@ -97,7 +98,7 @@ describe('site simulators', () => {
   });
 
   it('two devices of one profile differ on the wire: SunSpec serial from the device id, address from the unit id', async () => {
-    const loaded = await loadSite(join(packageRoot(), 'config/demo-site.yaml'));
+    const loaded = await loadSite(join(packageRoot(), 'config/demo-site.yaml'), { profileChecks: modbusProfileChecks });
     sims = await startSiteSimulators(loaded, { port: 0 });
     const profile = loaded.profiles.get('sunspec-inverter-3ph')!;
     const sn = profile.points.find((p) => p.name === 'SN')!;
@@ -150,7 +151,7 @@ describe('site simulators', () => {
   });
 
   it('a busy port is a SiteSimulatorError naming the endpoint, and nothing is left listening', async () => {
-    const loaded = await loadSite(join(dir, 'site.yaml'));
+    const loaded = await loadSite(join(dir, 'site.yaml'), { profileChecks: modbusProfileChecks });
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
     const busy = (blocker.address() as net.AddressInfo).port;

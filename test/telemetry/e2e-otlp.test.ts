@@ -20,6 +20,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../../simulators/broke
 import { MeterFleet } from '../../simulators/meter-fleet/fleet.js';
 import { startSiteSimulators, type SiteSimulators } from '../../simulators/modbus/site.js';
 import { OtlpReceiver, type ReceivedMetric, type ReceivedSpan } from '../helpers/otlp-receiver.js';
+import { modbusProfileChecks } from '../../src/modbus/profile-load.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -59,7 +60,7 @@ describe('end-to-end OTLP export of a running site', () => {
   beforeAll(async () => {
     receiver = await OtlpReceiver.start();
     broker = await startEmbeddedBroker();
-    loaded = await loadSite(path.join(ROOT, 'config/demo-site.yaml'), { env: {} });
+    loaded = await loadSite(path.join(ROOT, 'config/demo-site.yaml'), { profileChecks: modbusProfileChecks, env: {} });
     sims = await startSiteSimulators(loaded, { port: 0 });
     const { site } = loaded;
     // The demo site on the ports the simulators got, exporting fast to this test's receiver.

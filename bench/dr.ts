@@ -57,6 +57,8 @@ async function simulators(): Promise<void> {
   }
   await warmSimulator(profile);
   onParent('writes', () => toParent({ type: 'writes', count: servers.reduce((n, s) => n + s.writes.length, 0) }));
+  // The device side's CPU time, asked for before and after each command (outside the timed window).
+  onParent('cpu', () => { const c = process.cpuUsage(); toParent({ type: 'cpu', ms: (c.user + c.system) / 1000 }); });
   onParent('stop', () => { void Promise.all(servers.map((s) => s.close())).then(() => process.exit(0)); });
   toParent({ type: 'ports', ports: servers.map((s) => s.port) });
 }
@@ -105,7 +107,12 @@ function site(devices: DeviceConfig[]): SiteConfig {
 const ms = (hr: [number, number]): number => hr[0] * 1000 + hr[1] / 1e6;
 
 async function gateway(): Promise<void> {
-  const sim = startChild(fileURLToPath(import.meta.url), 'sim');
+  // --sim-cpu-prof: a CPU profile of the simulators' process too (in the working directory).
+  const sim = startChild(fileURLToPath(import.meta.url), 'sim', process.argv.includes('--sim-cpu-prof') ? ['--cpu-prof'] : []);
+  const simCpuMs = async (): Promise<number> => {
+    sim.send({ type: 'cpu' });
+    return (await sim.next<{ type: string; ms: number }>('cpu', 10_000)).ms;
+  };
   const dir = mkdtempSync(join(tmpdir(), 'ems-bench-dr-'));
   const pool = new EndpointPool({ clock: systemClock, logger: pino({ level: 'silent' }) });
   let service: DemandResponseService | undefined;
@@ -132,8 +139,11 @@ async function gateway(): Promise<void> {
       site: site(devices), profiles: new Map([[profile.profile, profile]]),
       endpoints: (d) => pool.forDevice(d, profile),
       meter: new MeterProvider().getMeter('bench'), tracer, clock: systemClock,
-      // The audit log is part of the work: one line per write, to /dev/null.
-      logger: pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false })),
+      // The audit log is part of the work: one line per write, to /dev/null, written as the
+      // gateway's logger writes (pino's default destination: synchronous, one write per line).
+      // Asynchronous writes (sync: false) sent each line through the thread pool: a third thread
+      // competing for the 2 cores of the benchmark machine, and a path the gateway never takes.
+      logger: pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true })),
       onAck: (a) => acks.push(a), checkIntervalMs: 0, warmUp: warm,
     });
     const s0 = performance.now();
@@ -150,9 +160,10 @@ async function gateway(): Promise<void> {
     let gcMs = 0;
     const gc = new PerformanceObserver((list) => { for (const e of list.getEntries()) gcMs += e.duration; });
     gc.observe({ entryTypes: ['gc'] });
-    const run = async (type: 'curtail' | 'restore', id: string): Promise<{ totalMs: number; cpuMs: number; gcMs: number; ack: ResultAck }> => {
+    const run = async (type: 'curtail' | 'restore', id: string): Promise<{ totalMs: number; cpuMs: number; simCpuMs: number; gcMs: number; ack: ResultAck }> => {
       await tracerProvider.forceFlush();
       spans.reset();
+      const sim0 = await simCpuMs();
       const cmd = buildCommand({ siteId: 'bench-site', zone: 'bench-zone', type, reductionMw: 100, durationMinutes: 15, commandId: id });
       // Signed before the clock starts: the EMS signs in its own process.
       const message = Buffer.from(signedMessage(cmd, privateKey));
@@ -164,7 +175,7 @@ async function gateway(): Promise<void> {
       const c = process.cpuUsage(c0);
       await sleep(0); // the observer is told of the last collections on a later tick
       const ack = acks.filter((a) => a.status === 'completed').at(-1) as ResultAck;
-      return { totalMs, cpuMs: (c.user + c.system) / 1000, gcMs: gcMs - g0, ack };
+      return { totalMs, cpuMs: (c.user + c.system) / 1000, simCpuMs: await simCpuMs() - sim0, gcMs: gcMs - g0, ack };
     };
     const cold = await run('curtail', 'warmup-curtail');
     await sleep(1100); // the profile's 1 s rate limit per controller
@@ -193,6 +204,8 @@ async function gateway(): Promise<void> {
       cold_acknowledged: cold.ack.ack_count,
       cpu_ms: Number(measured.cpuMs.toFixed(1)),
       cold_cpu_ms: Number(cold.cpuMs.toFixed(1)),
+      simulator_cpu_ms: Number(measured.simCpuMs.toFixed(1)),
+      cold_simulator_cpu_ms: Number(cold.simCpuMs.toFixed(1)),
       gc_ms: Number(measured.gcMs.toFixed(1)),
       cold_gc_ms: Number(cold.gcMs.toFixed(1)),
       warm_up: warm,

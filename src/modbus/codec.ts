@@ -218,11 +218,25 @@ function sentinelTest(sentinel: PointDef['sentinel'], type: NumericType): (raw: 
 }
 
 /**
+ * The compiled decoders of frozen points: a writable control's definition and its read-back point
+ * are deep-frozen when their profile is loaded, so what their decoder was compiled from cannot
+ * change (the profile's default_order is checked on each use). Demand response encodes, decodes
+ * back and reads back such points per controller: compiling once saves the closures each time.
+ */
+const frozenDecoders = new WeakMap<PointDef, { defaultOrder: WordOrder; decode: PointDecoder }>();
+
+function isFrozenPoint(point: PointDef): boolean {
+  // The decoder reads the point's own fields and its sentinel values: all must be frozen.
+  const sentinel = point.sentinel;
+  return Object.isFrozen(point) && (typeof sentinel !== 'object' || (Object.isFrozen(sentinel) && Object.isFrozen(sentinel.values)));
+}
+
+/**
  * Decode one point from the registers (or bits, for coil/discrete) of one read.
  * `offset` is the index of the point's first register within `words`; `scaleFactor` is the
  * decoded value of the point's scale_factor register (ignored when the point has none).
  * Never throws: a short read is `malformed`. For repeated decodes of a point, compile its
- * decoder once (pointDecoder).
+ * decoder once (pointDecoder); a frozen point's is compiled once here.
  */
 export function decodePoint(
   profile: Pick<DeviceProfile, 'default_order'>,
@@ -231,7 +245,13 @@ export function decodePoint(
   offset: number,
   scaleFactor?: number,
 ): DecodedValue {
-  return pointDecoder(profile, point)(words, offset, scaleFactor);
+  if (!isFrozenPoint(point)) return pointDecoder(profile, point)(words, offset, scaleFactor);
+  let compiled = frozenDecoders.get(point);
+  if (compiled === undefined || compiled.defaultOrder !== profile.default_order) {
+    compiled = { defaultOrder: profile.default_order, decode: pointDecoder(profile, point) };
+    frozenDecoders.set(point, compiled);
+  }
+  return compiled.decode(words, offset, scaleFactor);
 }
 
 /** A decoded value as a number (booleans as 0/1); undefined for sentinels, malformed reads, strings and infinities. */
@@ -252,33 +272,37 @@ export function encodePoint(
   value: number,
   scaleFactor?: number,
 ): Uint16Array {
-  const where = `point ${JSON.stringify(point.id)}`;
-  if (!Number.isFinite(value)) throw new CodecError('not_finite', point.id, `${where}: cannot write ${String(value)}`);
+  if (!Number.isFinite(value)) throw new CodecError('not_finite', point.id, `${pointWhere(point)}: cannot write ${String(value)}`);
   if (point.table === 'coil' || point.table === 'discrete' || point.type === 'bool') return Uint16Array.of(value !== 0 ? 1 : 0);
   if (!isNumericType(point.type)) {
-    throw new CodecError('unsupported_type', point.id, `${where}: type ${point.type} cannot be written from a number`);
+    throw new CodecError('unsupported_type', point.id, `${pointWhere(point)}: type ${point.type} cannot be written from a number`);
   }
   const scale = point.scale ?? 1;
-  if (scale === 0) throw new CodecError('bad_scale', point.id, `${where}: scale 0 cannot be inverted`);
+  if (scale === 0) throw new CodecError('bad_scale', point.id, `${pointWhere(point)}: scale 0 cannot be inverted`);
   let x = value;
   if (point.scale_factor !== undefined) {
     const check = validScaleFactor(scaleFactor);
     if (check === 'missing') {
-      throw new CodecError('scale_factor_missing', point.id, `${where}: scale factor ${JSON.stringify(point.scale_factor)} not available (${String(scaleFactor)})`);
+      throw new CodecError('scale_factor_missing', point.id, `${pointWhere(point)}: scale factor ${JSON.stringify(point.scale_factor)} not available (${String(scaleFactor)})`);
     }
-    if (check === 'bad') throw new CodecError('bad_scale', point.id, `${where}: scale factor ${String(scaleFactor)} outside -10..10`);
+    if (check === 'bad') throw new CodecError('bad_scale', point.id, `${pointWhere(point)}: scale factor ${String(scaleFactor)} outside -10..10`);
     x = applyPow10(x, -(scaleFactor as number));
   }
   x = unapplyScale(x, scale, point.offset ?? 0);
   const type = point.type;
   const raw: number | bigint = type === 'float32' || type === 'float64' ? x : roundHalfAway(type, x);
   if (!rawFits(type, raw) || (type === 'float32' && !Number.isFinite(Math.fround(Number(raw))))) {
-    throw new CodecError('out_of_range', point.id, `${where}: ${value} is raw ${String(raw)}, outside ${type}`);
+    throw new CodecError('out_of_range', point.id, `${pointWhere(point)}: ${value} is raw ${String(raw)}, outside ${type}`);
   }
   if (isSentinel(point, raw)) {
-    throw new CodecError('sentinel_value', point.id, `${where}: ${value} encodes to the "not implemented" value ${String(raw)}`);
+    throw new CodecError('sentinel_value', point.id, `${pointWhere(point)}: ${value} encodes to the "not implemented" value ${String(raw)}`);
   }
   return rawToWords(type, raw, pointOrder(profile, point));
+}
+
+/** The prefix of encodePoint's messages, made only for an error (encodePoint runs per value written). */
+function pointWhere(point: PointDef): string {
+  return `point ${JSON.stringify(point.id)}`;
 }
 
 function roundHalfAway(type: NumericType, x: number): number | bigint {

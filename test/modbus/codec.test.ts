@@ -311,3 +311,30 @@ describe('codec properties (seeded random)', () => {
     }
   });
 });
+
+describe('decodePoint of a frozen point (a writable control: its decoder is compiled once)', () => {
+  it('decodes exactly as an unfrozen copy, for each profile default order and scale factor', () => {
+    const base = pt('int32', { scale: 0.1, sentinel: { values: [-1] } });
+    const frozen = Object.freeze({ ...base, sentinel: Object.freeze({ values: Object.freeze([-1]) }) }) as PointDef;
+    const words = w(0x1234, 0x5678);
+    for (let round = 0; round < 2; round++) {
+      for (const order of ['ABCD', 'CDAB', 'BADC', 'DCBA'] as const) {
+        // The same frozen point under another default order must not reuse the other order's decoder.
+        expect(decodePoint({ default_order: order }, frozen, words, 0)).toEqual(decodePoint({ default_order: order }, { ...base }, words, 0));
+      }
+    }
+    expect(decodePoint(profile, frozen, w(0xffff, 0xffff), 0)).toEqual({ ok: false, reason: 'not_implemented' });
+    const sf = Object.freeze(pt('int16', { scale_factor: 'W_SF' }));
+    expect(decodePoint(profile, sf, w(250), 0, -1)).toEqual({ ok: true, value: 25, raw: 250 });
+    expect(decodePoint(profile, sf, w(250), 0, 2)).toEqual({ ok: true, value: 25000, raw: 250 });
+    expect(decodePoint(profile, sf, w(250), 0)).toEqual({ ok: false, reason: 'scale_factor_not_implemented' });
+  });
+
+  it('a frozen point whose sentinel values are not frozen is compiled each time (they could change)', () => {
+    const list = [7];
+    const point = Object.freeze(pt('int16', { sentinel: Object.freeze({ values: list }) }));
+    expect(decodePoint(profile, point, w(7), 0)).toEqual({ ok: false, reason: 'not_implemented' });
+    list[0] = 8;
+    expect(decodePoint(profile, point, w(7), 0)).toEqual({ ok: true, value: 7, raw: 7 });
+  });
+});

@@ -16,7 +16,8 @@ export function findReadPoint(profile: DeviceProfile, id: string): PointDef | un
 /** A decoded value as a number; undefined for sentinels ("not implemented") and non-numbers. */
 function decodeControl(profile: DeviceProfile, point: PointDef, words: Uint16Array | Uint8Array, sf: number | undefined): number | undefined {
   if (point.table === 'coil' || point.table === 'discrete') return words[0] === undefined ? undefined : words[0] ? 1 : 0;
-  return numericValue(decodePoint(profile, point, Uint16Array.from(words), 0, sf));
+  // The decoder only reads the registers: no copy.
+  return numericValue(decodePoint(profile, point, words, 0, sf));
 }
 
 /** Reads one point with DR's priority (ahead of queued polls) and decodes it. */

@@ -68,6 +68,9 @@ const EPS = 1e-9;
 /** One value of the command for one control, before it is checked. */
 interface PlannedWrite { control: WritableControl; value: number }
 
+/** The scale factors of a command whose controls have none (most): no read, no await. */
+const NO_SCALE_FACTORS: ReadonlyMap<string, number> = new Map();
+
 export class ControllerExecutor {
   private readonly deps: ExecutorDeps;
   /** Monotonic time of the last write per device+control, for rate_limit_ms. */
@@ -147,10 +150,16 @@ export class ControllerExecutor {
     const endpoint = this.deps.endpoints(device);
     if (!endpoint) throw new ModbusError('disconnected', `${device.id}: no Modbus endpoint ${endpointKey(device)}`, { device: device.id });
 
-    const undoRateLimit = await this.rateLimit(task);
+    // The rate limit waits only when this control was written less than rate_limit_ms ago (the
+    // usual command awaits nothing here).
+    const rateKey = `${device.id}/${control.id}`;
+    const wait = this.rateLimitWait(rateKey, control);
+    if (wait > 0) await this.sleep(wait);
+    const undoRateLimit = this.claimRateLimit(rateKey);
     // Scale factors first (reads), then every value encoded and checked after rounding: one that
     // fails stops the command before its first frame.
-    const sfs = await this.readScaleFactors(endpoint, task, planned.map((w) => w.control.scaleFactor));
+    const sfPoints = planned.map((w) => w.control.scaleFactor);
+    const sfs = sfPoints.some((p) => p !== undefined) ? await this.readScaleFactors(endpoint, task, sfPoints) : NO_SCALE_FACTORS;
     const checked: CheckedWrite[] = [];
     for (const w of planned) {
       const r = w.control.check(w.value, w.control.scaleFactor === undefined ? undefined : sfs.get(w.control.scaleFactor.id));
@@ -164,7 +173,7 @@ export class ControllerExecutor {
     for (const c of checked) {
       await this.write(endpoint, task, c, ctx);
       // The setpoint's own audit line carries the read-back; timer and enable are audited as written.
-      if (c === wire) this.lastWrite.set(`${device.id}/${control.id}`, this.deps.clock.monotonic());
+      if (c === wire) this.lastWrite.set(rateKey, this.deps.clock.monotonic());
       else this.auditLine(task, c.control.def, c.control.address, c.requested, undefined, 'written');
     }
     const sf = control.scaleFactor === undefined ? undefined : sfs.get(control.scaleFactor.id);
@@ -217,15 +226,15 @@ export class ControllerExecutor {
     return readPoint(endpoint, task.device, task.profile, control.def, control.scaleFactor === undefined ? undefined : sfs.get(control.scaleFactor.id));
   }
 
-  /**
-   * Waits out rate_limit_ms since the last write to this control was answered (so the device sees
-   * the gap), and claims the slot; the returned function gives it back when nothing was written.
-   */
-  private async rateLimit(task: ControllerTask): Promise<() => void> {
-    const key = `${task.device.id}/${task.control.id}`;
+  /** How long to wait for rate_limit_ms since the last write to this control was answered (so the device sees the gap); <= 0: none. */
+  private rateLimitWait(key: string, control: WritableControl): number {
     const last = this.lastWrite.get(key);
-    const min = task.control.def.rate_limit_ms ?? 1000;
-    if (last !== undefined) await this.sleep(last + min - this.deps.clock.monotonic());
+    return last === undefined ? 0 : last + (control.def.rate_limit_ms ?? 1000) - this.deps.clock.monotonic();
+  }
+
+  /** Claims the control's rate-limit slot (after its wait); the returned function gives it back when nothing was written. */
+  private claimRateLimit(key: string): () => void {
+    const last = this.lastWrite.get(key);
     const claimed = this.deps.clock.monotonic();
     this.lastWrite.set(key, claimed);
     return () => {
@@ -277,7 +286,9 @@ export class ControllerExecutor {
     const span = this.deps.tracer.startSpan(SPANS.drReadBack, {
       attributes: { [SPAN_ATTRS.controllerId]: task.device.id, [SPAN_ATTRS.modbusAddress]: address, [SPAN_ATTRS.modbusExpected]: expected },
     }, ctx);
-    await this.sleep(verify.delay_ms ?? 0);
+    if ((verify.delay_ms ?? 0) > 0) await this.sleep(verify.delay_ms ?? 0);
+    // A control verified on its own register needs no second read (setpointHolds).
+    const ownRead = verify.point !== undefined && verify.equals !== undefined && control.table === 'holding';
     let last: number | undefined;
     try {
       // A read-back point with its own SunSpec scale factor (e.g. WMaxLimPct read back) needs it too.
@@ -288,7 +299,7 @@ export class ControllerExecutor {
       }
       for (let attempt = 0; attempt < 100; attempt++) {
         last = await readPoint(endpoint, task.device, task.profile, point, pointSf);
-        if (last !== undefined && Math.abs(last - expected) <= tolerance + EPS && await this.setpointHolds(endpoint, task, sf, wireValue)) {
+        if (last !== undefined && Math.abs(last - expected) <= tolerance + EPS && (!ownRead || await this.setpointHolds(endpoint, task, sf, wireValue))) {
           span.setAttribute(SPAN_ATTRS.modbusReadBack, last);
           span.end();
           return { ok: true, value: last };
@@ -314,14 +325,13 @@ export class ControllerExecutor {
    */
   private async setpointHolds(endpoint: ModbusEndpointClient, task: ControllerTask, sf: number | undefined, wireValue: number): Promise<boolean> {
     const { control } = task;
-    const { verify } = control.def;
-    if (verify.point === undefined || verify.equals === undefined || control.table !== 'holding') return true;
     const own = await readPoint(endpoint, task.device, task.profile, control.def, sf);
     return own !== undefined && Math.abs(own - wireValue) <= EPS * Math.max(1, Math.abs(wireValue));
   }
 
   private auditLine(task: ControllerTask, point: Readonly<PointDef>, register: number, requested: number, readBack: number | undefined, outcome: string, errorType?: string, detail?: string): void {
-    this.deps.audit.info({
+    // Keys in this order in every line: error_type and detail (when present) come before dry_run.
+    const line: Record<string, unknown> = {
       audit: 'dr_write',
       command_id: task.commandId,
       purpose: task.purpose,
@@ -333,10 +343,11 @@ export class ControllerExecutor {
       requested,
       read_back: readBack,
       outcome,
-      ...(errorType !== undefined ? { error_type: errorType } : {}),
-      ...(detail !== undefined ? { detail } : {}),
-      dry_run: this.deps.dryRun,
-    }, 'DR write');
+    };
+    if (errorType !== undefined) line.error_type = errorType;
+    if (detail !== undefined) line.detail = detail;
+    line.dry_run = this.deps.dryRun;
+    this.deps.audit.info(line, 'DR write');
   }
 }
 

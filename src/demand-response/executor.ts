@@ -4,7 +4,7 @@
 // before the first frame goes out, and any value that fails (or cannot be checked) stops the whole
 // command with nothing written. Every write attempt is an audit line; the controller counts as
 // acknowledged only after the read-back agrees.
-import { context as otelContext, SpanStatusCode, trace, type Context, type Counter, type Span, type Tracer } from '@opentelemetry/api';
+import { SpanStatusCode, trace, type Context, type Counter, type Span, type Tracer } from '@opentelemetry/api';
 import { CheckedWrite, WritableControl, boundsProblem } from '../modbus/write-controls.js';
 import { wireAddress, type DeviceProfile, type PointDef } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
@@ -262,7 +262,7 @@ export class ControllerExecutor {
       attributes: { [SPAN_ATTRS.controllerId]: task.device.id, [SPAN_ATTRS.modbusAddress]: control.address, [SPAN_ATTRS.modbusValue]: checked.value },
     }, ctx);
     try {
-      await otelContext.with(trace.setSpan(ctx, span), () => endpoint.write(task.device.unit_id, checked, { priority: 'high', deviceId: task.device.id }));
+      await endpoint.write(task.device.unit_id, checked, { priority: 'high', deviceId: task.device.id });
     } catch (err) {
       const code = err instanceof ModbusError ? err.code : 'internal_error';
       this.auditLine(task, control.def, control.address, checked.requested, undefined, outcomeOf(err), code, err instanceof Error ? err.message : String(err));

@@ -58,7 +58,10 @@ async function simulators(): Promise<void> {
   await warmSimulator(profile);
   onParent('writes', () => toParent({ type: 'writes', count: servers.reduce((n, s) => n + s.writes.length, 0) }));
   // The device side's CPU time, asked for before and after each command (outside the timed window).
-  onParent('cpu', () => { const c = process.cpuUsage(); toParent({ type: 'cpu', ms: (c.user + c.system) / 1000 }); });
+  onParent('cpu', () => {
+    const c = process.cpuUsage();
+    toParent({ type: 'cpu', ms: (c.user + c.system) / 1000, requests: servers.reduce((n, s) => n + s.stats.requests, 0) });
+  });
   onParent('stop', () => { void Promise.all(servers.map((s) => s.close())).then(() => process.exit(0)); });
   toParent({ type: 'ports', ports: servers.map((s) => s.port) });
 }
@@ -109,9 +112,9 @@ const ms = (hr: [number, number]): number => hr[0] * 1000 + hr[1] / 1e6;
 async function gateway(): Promise<void> {
   // --sim-cpu-prof: a CPU profile of the simulators' process too (in the working directory).
   const sim = startChild(fileURLToPath(import.meta.url), 'sim', process.argv.includes('--sim-cpu-prof') ? ['--cpu-prof'] : []);
-  const simCpuMs = async (): Promise<number> => {
+  const simCounters = async (): Promise<{ ms: number; requests: number }> => {
     sim.send({ type: 'cpu' });
-    return (await sim.next<{ type: string; ms: number }>('cpu', 10_000)).ms;
+    return sim.next<{ type: string; ms: number; requests: number }>('cpu', 10_000);
   };
   const dir = mkdtempSync(join(tmpdir(), 'ems-bench-dr-'));
   const pool = new EndpointPool({ clock: systemClock, logger: pino({ level: 'silent' }) });
@@ -160,10 +163,10 @@ async function gateway(): Promise<void> {
     let gcMs = 0;
     const gc = new PerformanceObserver((list) => { for (const e of list.getEntries()) gcMs += e.duration; });
     gc.observe({ entryTypes: ['gc'] });
-    const run = async (type: 'curtail' | 'restore', id: string): Promise<{ totalMs: number; cpuMs: number; simCpuMs: number; gcMs: number; ack: ResultAck }> => {
+    const run = async (type: 'curtail' | 'restore', id: string): Promise<{ totalMs: number; cpuMs: number; simCpuMs: number; requests: number; gcMs: number; ack: ResultAck }> => {
       await tracerProvider.forceFlush();
       spans.reset();
-      const sim0 = await simCpuMs();
+      const sim0 = await simCounters();
       const cmd = buildCommand({ siteId: 'bench-site', zone: 'bench-zone', type, reductionMw: 100, durationMinutes: 15, commandId: id });
       // Signed before the clock starts: the EMS signs in its own process.
       const message = Buffer.from(signedMessage(cmd, privateKey));
@@ -175,7 +178,8 @@ async function gateway(): Promise<void> {
       const c = process.cpuUsage(c0);
       await sleep(0); // the observer is told of the last collections on a later tick
       const ack = acks.filter((a) => a.status === 'completed').at(-1) as ResultAck;
-      return { totalMs, cpuMs: (c.user + c.system) / 1000, simCpuMs: await simCpuMs() - sim0, gcMs: gcMs - g0, ack };
+      const sim1 = await simCounters();
+      return { totalMs, cpuMs: (c.user + c.system) / 1000, simCpuMs: sim1.ms - sim0.ms, requests: sim1.requests - sim0.requests, gcMs: gcMs - g0, ack };
     };
     const cold = await run('curtail', 'warmup-curtail');
     await sleep(1100); // the profile's 1 s rate limit per controller
@@ -194,7 +198,9 @@ async function gateway(): Promise<void> {
       controllers: measured.ack.controller_count,
       acknowledged: measured.ack.ack_count,
       endpoints: ENDPOINTS,
-      requests_per_controller: withEnable ? 3 : 2,
+      // As the simulators counted them: setpoint, enable, the acknowledge register read back and,
+      // because that register can still hold an earlier ACCEPTED, the setpoint register read too.
+      requests_per_controller: Number((measured.requests / Math.max(1, measured.ack.controller_count)).toFixed(2)),
       max_concurrency: concurrency,
       total_ms: Number(measured.totalMs.toFixed(1)),
       p50_ms: Number(percentile(perController, 0.5).toFixed(2)),

@@ -13,7 +13,7 @@ import { ModbusError, type ModbusEndpointClient } from '../modbus/types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { METRIC_ATTRS, SPAN_ATTRS, SPANS } from '../telemetry/semconv.js';
-import { findReadPoint, readPoint } from './control-io.js';
+import { findReadPoint, pairedReadBack, readPaired, readPoint, type PairedReadBack } from './control-io.js';
 import { restoreValue } from './planner.js';
 
 type ControllerOutcome =
@@ -75,6 +75,8 @@ export class ControllerExecutor {
   private readonly deps: ExecutorDeps;
   /** Monotonic time of the last write per device+control, for rate_limit_ms. */
   private readonly lastWrite = new Map<string, number>();
+  /** Per control: its acknowledge register and own register read back in one request, or null (two reads). */
+  private readonly pairs = new WeakMap<WritableControl, PairedReadBack | null>();
 
   constructor(deps: ExecutorDeps) {
     this.deps = deps;
@@ -287,8 +289,10 @@ export class ControllerExecutor {
       attributes: { [SPAN_ATTRS.controllerId]: task.device.id, [SPAN_ATTRS.modbusAddress]: address, [SPAN_ATTRS.modbusExpected]: expected },
     }, ctx);
     if ((verify.delay_ms ?? 0) > 0) await this.sleep(verify.delay_ms ?? 0);
-    // A control verified on its own register needs no second read (setpointHolds).
+    // A control verified on its own register needs no second read (setpointHolds); one verified on
+    // an acknowledge register reads both, in one request when the profile allows (pairedReadBack).
     const ownRead = verify.point !== undefined && verify.equals !== undefined && control.table === 'holding';
+    const pair = ownRead ? this.pairOf(task) : undefined;
     let last: number | undefined;
     try {
       // A read-back point with its own SunSpec scale factor (e.g. WMaxLimPct read back) needs it too.
@@ -298,8 +302,15 @@ export class ControllerExecutor {
         pointSf = sfPoint === undefined ? undefined : (await this.readScaleFactors(endpoint, task, [sfPoint])).get(sfPoint.id);
       }
       for (let attempt = 0; attempt < 100; attempt++) {
-        last = await readPoint(endpoint, task.device, task.profile, point, pointSf);
-        if (last !== undefined && Math.abs(last - expected) <= tolerance + EPS && (!ownRead || await this.setpointHolds(endpoint, task, sf, wireValue))) {
+        let holds: boolean | undefined;
+        if (pair !== undefined) {
+          const both = await readPaired(endpoint, task.device, task.profile, pair, point, control.def);
+          last = both.ack;
+          holds = setpointMatches(both.own, wireValue);
+        } else {
+          last = await readPoint(endpoint, task.device, task.profile, point, pointSf);
+        }
+        if (last !== undefined && Math.abs(last - expected) <= tolerance + EPS && (!ownRead || (holds ?? await this.setpointHolds(endpoint, task, sf, wireValue)))) {
           span.setAttribute(SPAN_ATTRS.modbusReadBack, last);
           span.end();
           return { ok: true, value: last };
@@ -325,8 +336,17 @@ export class ControllerExecutor {
    */
   private async setpointHolds(endpoint: ModbusEndpointClient, task: ControllerTask, sf: number | undefined, wireValue: number): Promise<boolean> {
     const { control } = task;
-    const own = await readPoint(endpoint, task.device, task.profile, control.def, sf);
-    return own !== undefined && Math.abs(own - wireValue) <= EPS * Math.max(1, Math.abs(wireValue));
+    return setpointMatches(await readPoint(endpoint, task.device, task.profile, control.def, sf), wireValue);
+  }
+
+  private pairOf(task: ControllerTask): PairedReadBack | undefined {
+    const { control } = task;
+    let pair = this.pairs.get(control);
+    if (pair === undefined) {
+      pair = pairedReadBack(task.profile, control.verifyPoint, control.def) ?? null;
+      this.pairs.set(control, pair);
+    }
+    return pair ?? undefined;
   }
 
   private auditLine(task: ControllerTask, point: Readonly<PointDef>, register: number, requested: number, readBack: number | undefined, outcome: string, errorType?: string, detail?: string): void {
@@ -349,6 +369,11 @@ export class ControllerExecutor {
     line.dry_run = this.deps.dryRun;
     this.deps.audit.info(line, 'DR write');
   }
+}
+
+/** The control's own register holds what was written (exactly: it was encoded from that value). */
+function setpointMatches(own: number | undefined, wireValue: number): boolean {
+  return own !== undefined && Math.abs(own - wireValue) <= EPS * Math.max(1, Math.abs(wireValue));
 }
 
 function outcomeOf(err: unknown): ControllerOutcome {

@@ -1,7 +1,7 @@
 // The paired read-back: a control verified on an acknowledge register reads that register and its
 // own in one request when the profile's read rules allow it (src/demand-response/control-io.ts).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadProfile } from '../../src/config/load.js';
+import { loadProfile } from '../../src/modbus/profile-load.js';
 import type { DeviceProfile, PointDef } from '../../src/config/profile-types.js';
 import { pairedReadBack, readPaired } from '../../src/demand-response/control-io.js';
 import { encodePoint } from '../../src/modbus/codec.js';

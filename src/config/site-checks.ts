@@ -15,7 +15,8 @@ export function checkSite(
 ): SiteConfig {
   checkDevices(site.devices, available, ctx);
   checkFrequencySource(site.grid, site.devices, profiles, ctx);
-  checkDemandResponse(site.mqtt?.demand_response, site.devices, profiles, ctx, false);
+  const driven = checkDemandResponse(site.mqtt?.demand_response, site.devices, profiles, ctx, false);
+  if (site.mqtt?.demand_response) checkDrSpanQueue(site.mqtt.demand_response, site.telemetry, driven, ctx);
   checkDrProtocol(site.mqtt, ctx);
   if (site.mqtt?.meters) checkMeters(site.mqtt.meters, ctx);
   checkDelivery(site.delivery !== undefined, site.devices, ctx);
@@ -109,10 +110,31 @@ function checkDrProtocol(mqtt: { protocol_version: 4 | 5; demand_response?: unkn
   if (mqtt?.demand_response && mqtt.protocol_version === 4) ctx.warnAt(mqtt, 'protocol_version', DR_OVER_MQTT311_WARNING);
 }
 
-/** `incomplete`: some devices did not validate, so zone-wide conclusions are held back. */
+/**
+ * Spans a demand-response command makes per load controller it drives: controller_cmd with its two
+ * children, modbus_write and read_back (test/demand-response/curtail.test.ts holds DR to this).
+ */
+export const DR_SPANS_PER_CONTROLLER = 3;
+
+/**
+ * A command to every driven controller ends its spans within a fraction of a second, faster than one
+ * export drains them: past telemetry.span_queue_size the rest would be dropped (counted, but the
+ * trace of what was written is gone). Warned where the queue is set, or at the DR section.
+ */
+function checkDrSpanQueue(dr: DemandResponseConfig, telemetry: ParsedSite['telemetry'], driven: number, ctx: FileCtx): void {
+  const spans = DR_SPANS_PER_CONTROLLER * driven + 1;
+  if (spans <= telemetry.span_queue_size) return;
+  const where = ctx.hasKey(telemetry, 'span_queue_size') ? { obj: telemetry, key: 'span_queue_size' } : { obj: dr, key: undefined };
+  ctx.warnAt(where.obj, where.key, `a demand-response command to all ${driven} load controllers makes ${spans} spans, more than telemetry.span_queue_size ${telemetry.span_queue_size} holds: set span_queue_size to at least ${spans}, or that command's spans past it are dropped (counted in ems.telemetry.spans_dropped)`);
+}
+
+/**
+ * `incomplete`: some devices did not validate, so zone-wide conclusions are held back. Returns the
+ * number of load controllers demand response drives (0 when it is not configured or held back).
+ */
 function checkDemandResponse(
   dr: DemandResponseConfig | undefined, devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx, incomplete: boolean,
-): void {
+): number {
   const controllers = devices.filter((d) => d.enabled && profiles.get(d.profile)?.kind === 'load_controller');
   for (const d of controllers) {
     const p = profiles.get(d.profile);
@@ -120,7 +142,7 @@ function checkDemandResponse(
     const unit = p?.controls.find((c) => c.role === 'setpoint')?.unit ?? p?.controls[0]?.unit;
     if (unit === '%' && d.capacity_kw === undefined) ctx.warnAt(d, 'id', 'a load controller with a % setpoint needs capacity_kw to turn kW reductions into %');
   }
-  if (!dr) return;
+  if (!dr) return 0;
   // What DR will drive at run time (src/config/dr-targets.ts): the others are said here, by name.
   const leftOut = new Map<string, string[]>();
   const driven = controllers.filter((d) => {
@@ -131,12 +153,12 @@ function checkDemandResponse(
     leftOut.set(d.zone, [...(leftOut.get(d.zone) ?? []), d.id]);
     return false;
   });
-  if (incomplete) return;
+  if (incomplete) return 0;
   if (driven.length === 0) {
     ctx.errorAt(dr, undefined, controllers.length === 0
       ? 'demand_response is configured but no enabled device has a load_controller profile: no zone can act on a command'
       : `demand_response is configured but every enabled load controller is left out of it (${controllers.map((d) => d.id).join(', ')}): no zone can act on a command`);
-    return;
+    return 0;
   }
   const zones = new Set(driven.map((d) => d.zone));
   for (const d of devices) {
@@ -150,6 +172,7 @@ function checkDemandResponse(
   for (const d of driven) {
     if (d.zone === 'default') ctx.warnAt(d, 'id', 'load controller has no zone: demand-response commands address zones (set zone:)');
   }
+  return driven.length;
 }
 
 function checkMeters(m: MeterIngestConfig, ctx: FileCtx): void {

@@ -153,7 +153,7 @@ export function buildGateway(loaded: LoadedSite, opts: GatewayOptions): Gateway 
     ? new DeviceSampleRecorder(site.devices, () => (holderPollers.set as PollerSet).snapshot, delivery, clock, componentLogger(logger, 'delivery'))
     : undefined;
   const pollers = new PollerSet(loaded, {
-    clock, logger, meter: telemetry.meter, gaugeProducer: telemetry.gaugeProducer,
+    clock, logger, meter: telemetry.meter, gaugeProducer: telemetry.gaugeProducer, producer: telemetry.cumulativeProducer,
     ...(recorder?.enabled ? { onCycle: (id: string) => recorder.cycleDone(id) } : {}),
   });
   holderPollers.set = pollers;

@@ -14,6 +14,7 @@ import { planReads } from '../../src/modbus/read-plan.js';
 import { DeviceSnapshot } from '../../src/modbus/snapshot.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { silentLogger } from '../../src/runtime/logger.js';
+import { CumulativeProducer } from '../../src/telemetry/cumulative-producer.js';
 import { GaugeProducer } from '../../src/telemetry/gauge-producer.js';
 import { RESOURCE_ATTRS } from '../../src/telemetry/semconv.js';
 import { INSTRUMENTATION_SCOPE } from '../../src/telemetry/setup.js';
@@ -24,10 +25,10 @@ import type { FastParams, RateParams } from './roles-sim-bare.js';
 
 /**
  * The gateway's MeterProvider as createTelemetry builds it: OTLP reader with the device-gauge
- * producer; `cardinalityLimit` is the site's telemetry.cardinality_limit (default 2000: a site of
+ * producer and the cumulative producer (the ems.modbus.* counters and histograms); `cardinalityLimit` is the site's telemetry.cardinality_limit (default 2000: a site of
  * more devices than that raises it, or its per-device series overflow).
  */
-function meterProvider(sinkUrl: string, cardinalityLimit = 2000): { provider: MeterProvider; gaugeProducer: GaugeProducer } {
+function meterProvider(sinkUrl: string, cardinalityLimit = 2000): { provider: MeterProvider; gaugeProducer: GaugeProducer; producer: CumulativeProducer } {
   const otlp = new OTLPMetricExporter({ url: `${sinkUrl}/v1/metrics` });
   // The gateway's temporality choice (gauges DELTA) on the stock exporter.
   const exporter: PushMetricExporter = {
@@ -38,23 +39,24 @@ function meterProvider(sinkUrl: string, cardinalityLimit = 2000): { provider: Me
   };
   const resource = resourceFromAttributes({ 'service.name': 'ems-gateway', [RESOURCE_ATTRS.siteId]: 'bench' });
   const gaugeProducer = new GaugeProducer(resource, { name: INSTRUMENTATION_SCOPE }, cardinalityLimit);
+  const producer = new CumulativeProducer({ name: INSTRUMENTATION_SCOPE }, cardinalityLimit, Date.now, resource);
   const provider = new MeterProvider({
     resource,
     views: gatewayViews(cardinalityLimit),
-    readers: [new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 10_000, exportTimeoutMillis: 5_000, metricProducers: [gaugeProducer] })],
+    readers: [new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 10_000, exportTimeoutMillis: 5_000, metricProducers: [gaugeProducer, producer] })],
   });
-  return { provider, gaugeProducer };
+  return { provider, gaugeProducer, producer };
 }
 
 /** (a) The gateway polling every device at its interval, fully decoded and exported. */
 export async function runGateway(p: RateParams & { sinkUrl: string; cardinalityLimit?: number }): Promise<Msg> {
-  const { provider, gaugeProducer } = meterProvider(p.sinkUrl, p.cardinalityLimit);
+  const { provider, gaugeProducer, producer } = meterProvider(p.sinkUrl, p.cardinalityLimit);
   const cycles: number[] = [];
   let measuring = false;
   let overruns = 0;
   const devices = benchDevices(p.ports, p.units, p.intervalMs);
   const set = new PollerSet(benchSite(devices), {
-    clock: systemClock, logger: silentLogger(), meter: provider.getMeter(INSTRUMENTATION_SCOPE), gaugeProducer,
+    clock: systemClock, logger: silentLogger(), meter: provider.getMeter(INSTRUMENTATION_SCOPE), gaugeProducer, producer,
     onCycle: (_id, ms, overrun) => {
       if (!measuring) return;
       cycles.push(ms);
@@ -90,8 +92,8 @@ export async function runGateway(p: RateParams & { sinkUrl: string; cardinalityL
  * self-metrics) called back to back, one loop per endpoint over its devices.
  */
 export async function runGatewayFast(p: FastParams & { sinkUrl: string }): Promise<Msg> {
-  const { provider } = meterProvider(p.sinkUrl);
-  const metrics = new ModbusMetrics(provider.getMeter('ems-gateway'));
+  const { provider, producer } = meterProvider(p.sinkUrl);
+  const metrics = new ModbusMetrics(provider.getMeter(INSTRUMENTATION_SCOPE), producer);
   const pool = new EndpointPool({ clock: systemClock, logger: silentLogger(), observer: metrics });
   const profile = benchProfile();
   const plan = planReads(profile).requests;

@@ -7,6 +7,7 @@ import type { DeviceConfig, LoadedSite } from '../config/site-types.js';
 import type { GridRole, GridSample, GridSampleSource } from '../grid/sources.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import type { CumulativeProducer } from '../telemetry/cumulative-producer.js';
 import type { GaugeProducer } from '../telemetry/gauge-producer.js';
 import { DeviceGauges } from './device-metrics.js';
 import { EndpointPool, type EndpointDefaults } from './endpoint-pool.js';
@@ -28,6 +29,8 @@ interface PollerSetDeps {
   onCycle?: (deviceId: string, durationMs: number, overrun: boolean) => void;
   /** Device gauges go through this producer (telemetry.gaugeProducer) instead of observable gauges on `meter`. */
   gaugeProducer?: GaugeProducer;
+  /** The ems.modbus.* counters and histograms go through this producer (telemetry.cumulativeProducer) instead of instruments on `meter`. */
+  producer?: CumulativeProducer;
 }
 
 export class PollerSet implements GridSampleSource {
@@ -41,7 +44,7 @@ export class PollerSet implements GridSampleSource {
 
   constructor(private readonly loaded: Pick<LoadedSite, 'site' | 'profiles'>, private readonly deps: PollerSetDeps) {
     this.log = deps.logger.child({ component: 'modbus' });
-    this.metrics = new ModbusMetrics(deps.meter);
+    this.metrics = new ModbusMetrics(deps.meter, deps.producer, () => deps.clock.now());
     this.ownsPool = deps.pool === undefined;
     this.pool = deps.pool ?? new EndpointPool({ clock: deps.clock, logger: deps.logger, observer: this.metrics }, deps.endpointDefaults);
   }

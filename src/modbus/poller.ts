@@ -11,12 +11,12 @@ import type { DeviceConfig } from '../config/site-types.js';
 import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { rateLimitedLogger, type RateLimitedLogger } from '../runtime/rate-limit.js';
-import { pointDecoder, pointOrder, type DecodedValue, type PointDecoder } from './codec.js';
+import { pointDecoder, pointOrder, type PointDecoder } from './codec.js';
 import { IdentityCheck, IdentityGate, type IdentityValues } from './identity-check.js';
 import { emptyReads, readBlocks, readPoints, type LastRead, type PointReadout, type ReadBlockReadout } from './live-values.js';
 import { checksPlausibility, implausibleWhy, isMultiRegister, orderHint, ordersInRange, outOfRange } from './plausibility.js';
 import { planReads, type PlannedRead } from './read-plan.js';
-import type { DeviceSnapshot } from './snapshot.js';
+import type { DeviceSnapshot, DeviceValues } from './snapshot.js';
 import { logChainEnd } from './sunspec-discovery.js';
 import { absentModels, describeChain, type DeviceLayout } from './sunspec-layout.js';
 import { sunspecModelName } from '../config/sunspec-models.js';
@@ -68,42 +68,62 @@ interface DevicePollerDeps {
   observer?: PollObserver;
 }
 
-/** A planned read with each point's offset, scale factors first (decoded before their values). */
+/**
+ * A point of a planned read as its decoding needs it: offset, width, decoder (width, word order,
+ * type, sentinels, scaling resolved) and the index of its scale factor in the same read. Compiled
+ * once per planned read and shared by every device polling it (readTemplate): the devices of a
+ * profile share one plan. What changes per device lives in its CompiledRead's typed arrays.
+ */
 interface CompiledItem {
   point: PointDef;
   offset: number;
   width: number;
   isSf: boolean;
-  /** The point's decoder, compiled with the plan (width, word order, type, sentinels, scaling resolved). */
   decode: PointDecoder;
-  /** The item of this point's scale factor in the same read, if the point has one there. */
-  sfItem: CompiledItem | undefined;
-  /** Scale factors only: the value decoded from this read's words (undefined: none or not a number). */
-  sfNow: number | undefined;
-  /**
-   * The words (w0..w3, -1: none yet) and scale factor of the last decode, and its result as plain
-   * fields (see store()): no array and no result object is kept per point, so a changing value
-   * leaves nothing behind for the old generation (bench:modbus RSS).
-   */
-  cached: boolean;
-  w0: number;
-  w1: number;
-  w2: number;
-  w3: number;
-  lastSf: number | undefined;
-  lastOk: boolean;
-  lastValue: number | string | boolean;
-  lastReason: string;
+  /** Index (in `items`, below sfCount) of this point's scale factor in the same read; -1: none there. */
+  sf: number;
 }
 
+/** A planned read's items, scale factors first (decoded before their values). */
+interface ReadTemplate {
+  profile: DeviceProfile;
+  items: CompiledItem[];
+  sfCount: number;
+}
+
+// Per-item state bits in CompiledRead.state.
+const CACHED = 1;
+/** The cached result is ok and numeric (its value in num[i]). */
+const NUMBER = 2;
+/** The cached result is ok and not numeric (its value in other[i]); with neither bit: failed, other[i] its reason. */
+const OTHER = 4;
+/** The last decode had a scale factor (num[n + i]). */
+const HAS_SF = 8;
+
+/**
+ * A planned read compiled for one device. The decode cache keeps no object per point: per item a
+ * state byte and two doubles (value, scale factor of the last decode), and one copy of the last
+ * answer's registers, which the live values read too. 5,000 devices of 60 points had 300,000
+ * per-point objects (about 40 MB of heap, bench:modbus RSS); and the answer's own array is not
+ * kept from one cycle to the next (it would reach the old generation).
+ */
 interface CompiledRead {
   read: PlannedRead;
+  t: ReadTemplate;
   /** The request as the endpoint sends it, compiled once (its frame, when the endpoint prepares reads). */
   request: ReadRequest;
   options: RequestOptions;
-  items: CompiledItem[];
-  /** The scale-factor items (the first of `items`). */
-  sfCount: number;
+  /** The registers of the last answer, copied (undefined: none yet); the decode cache compares against them. */
+  words: Uint16Array | Uint8Array | undefined;
+  state: Uint8Array;
+  /** [0, n): the cached numeric value; [n, 2n): the scale factor of the last decode. */
+  num: Float64Array;
+  /** Non-numeric cached values and failure reasons, made when a read first has one. */
+  other: Array<string | boolean> | undefined;
+  /** The scale factors decoded from this answer, by sf item (undefined: none or not a number). */
+  sfNow: Array<number | undefined>;
+  /** Each item's slot in the device's snapshot values (-1: the device is not in the snapshot). */
+  slots: Int32Array;
 }
 
 /**
@@ -128,46 +148,51 @@ function decoderOf(profile: DeviceProfile, point: PointDef): PointDecoder {
   return d;
 }
 
-// A planned read compiled for one device: the request frame prepared by the endpoint, each point's
-// offset and decoder, its scale factor resolved to an item of the same read, scale factors first
-// (decoded before their values). A recompiled plan recompiles all of it.
-function compile(device: DeviceConfig, profile: DeviceProfile, endpoint: ModbusEndpointClient, read: PlannedRead): CompiledRead {
+/** The items of planned reads, by read (a profile's plan is shared, so are its templates). */
+const templates = new WeakMap<PlannedRead, ReadTemplate>();
+
+// Each point's offset and decoder, its scale factor resolved to an item of the same read, scale
+// factors first (decoded before their values).
+function readTemplate(profile: DeviceProfile, read: PlannedRead): ReadTemplate {
+  const known = templates.get(read);
+  if (known !== undefined && known.profile === profile) return known;
   const sfIds = new Set(read.points.map((p) => p.scale_factor).filter((x): x is string => x !== undefined));
   const items = read.points.map((point): CompiledItem => ({
     point, offset: point.address - profile.address_base - read.address, width: pointWidth(point), isSf: sfIds.has(point.id),
-    decode: decoderOf(profile, point), sfItem: undefined, sfNow: undefined,
-    cached: false, w0: -1, w1: -1, w2: -1, w3: -1, lastSf: undefined, lastOk: false, lastValue: 0, lastReason: '',
+    decode: decoderOf(profile, point), sf: -1,
   }));
   items.sort((a, b) => Number(b.isSf) - Number(a.isSf));
-  const byId = new Map(items.map((it) => [it.point.id, it]));
+  const sfCount = sfIds.size === 0 ? 0 : items.filter((it) => it.isSf).length;
+  const index = new Map(items.map((it, i) => [it.point.id, i]));
   for (const it of items) {
-    const sf = it.point.scale_factor === undefined ? undefined : byId.get(it.point.scale_factor);
-    it.sfItem = sf?.isSf === true ? sf : undefined;
+    const i = it.point.scale_factor === undefined ? undefined : index.get(it.point.scale_factor);
+    it.sf = i !== undefined && i < sfCount ? i : -1;
   }
+  const t: ReadTemplate = { profile, items, sfCount };
+  if (known === undefined) templates.set(read, t);
+  return t;
+}
+
+// A planned read compiled for one device: the shared template, the request frame prepared by the
+// endpoint, and the device's decode cache. A recompiled plan recompiles all of it.
+function compile(device: DeviceConfig, profile: DeviceProfile, endpoint: ModbusEndpointClient, read: PlannedRead, values: DeviceValues | undefined): CompiledRead {
+  const t = readTemplate(profile, read);
+  const n = t.items.length;
   const req: ReadRequest = { unitId: device.unit_id, table: read.table, address: read.address, count: read.count };
   const request = endpoint.prepareRead?.(req) ?? req;
-  return { read, request, options: { deviceId: device.id, timeoutMs: profile.quirks.timeout_ms }, items, sfCount: sfIds.size === 0 ? 0 : items.filter((it) => it.isSf).length };
+  return {
+    read, t, request, options: { deviceId: device.id, timeoutMs: profile.quirks.timeout_ms },
+    words: undefined, state: new Uint8Array(n), num: new Float64Array(2 * n), other: undefined, sfNow: new Array<number | undefined>(t.sfCount).fill(undefined),
+    slots: Int32Array.from(t.items, (it) => values?.slotOf(it.point.id) ?? -1),
+  };
 }
 
-/** Whether the registers of `it` still hold the words of its last decode. */
-function sameWords(it: CompiledItem, words: Uint16Array | Uint8Array): boolean {
-  const o = it.offset;
-  const w = it.width;
-  return it.cached && words[o] === it.w0 && (w < 2 || words[o + 1] === it.w1)
-    && (w < 3 || words[o + 2] === it.w2) && (w < 4 || words[o + 3] === it.w3);
-}
-
-function remember(it: CompiledItem, words: Uint16Array | Uint8Array, sfv: number | undefined, d: DecodedValue): void {
-  const o = it.offset;
-  it.w0 = words[o] ?? -1;
-  it.w1 = it.width > 1 ? (words[o + 1] ?? -1) : -1;
-  it.w2 = it.width > 2 ? (words[o + 2] ?? -1) : -1;
-  it.w3 = it.width > 3 ? (words[o + 3] ?? -1) : -1;
-  it.lastSf = sfv;
-  it.lastOk = d.ok;
-  if (d.ok) it.lastValue = d.value;
-  else it.lastReason = d.reason;
-  it.cached = true;
+/** Whether item i's registers in `words` are those of its last decode (`last`: the previous answer, same length). */
+function sameWords(it: CompiledItem, words: Uint16Array | Uint8Array, last: Uint16Array | Uint8Array): boolean {
+  const end = it.offset + it.width;
+  if (end > words.length) return false;
+  for (let k = it.offset; k < end; k++) if (words[k] !== last[k]) return false;
+  return true;
 }
 
 /** Errors after which the rest of the cycle is skipped: the unit or the line is unreachable. */
@@ -177,6 +202,8 @@ const CONFIG_ERRORS: ReadonlySet<ModbusErrorType> = new Set(['exception_illegal_
 
 export class DevicePoller {
   private plan: CompiledRead[] = [];
+  /** This device's values in the snapshot (undefined: not registered there). */
+  private values: DeviceValues | undefined;
   /** The last answer (or failure) of each planned read, for the live values (live-values.ts). */
   private lastReads: LastRead[] = [];
   /** Points whose value is withheld as implausible now (logged once per state change). */
@@ -191,8 +218,8 @@ export class DevicePoller {
   private counts = { cycles: 0, errors: 0, overruns: 0 };
   private lastCycleMs: number | undefined;
   private lastError: DeviceStatus['lastError'];
-  private readonly log: Logger;
-  private readonly limited: RateLimitedLogger;
+  private logger: Logger | undefined;
+  private limiter: RateLimitedLogger | undefined;
   private readonly limitedKeys = new Set<string>();
   /** Undefined for profiles without identity points: they poll as if it did not exist. */
   private ident: IdentityGate | undefined;
@@ -201,9 +228,16 @@ export class DevicePoller {
   private layout: DeviceLayout | undefined;
   private readonly reportedMismatches = new Set<string>();
 
-  constructor(readonly device: DeviceConfig, readonly profile: DeviceProfile, private readonly deps: DevicePollerDeps) {
-    this.log = deps.logger.child({ component: 'modbus-poller', device: device.id });
-    this.limited = rateLimitedLogger(this.log, deps.clock, { intervalMs: 60_000 });
+  constructor(readonly device: DeviceConfig, readonly profile: DeviceProfile, private readonly deps: DevicePollerDeps) {}
+
+  // The device's logger and its rate limiter are made when first used: most devices never log
+  // after start-up, and 5,000 child loggers were about 3 MB of heap (bench:modbus).
+  private get log(): Logger {
+    return this.logger ??= this.deps.logger.child({ component: 'modbus-poller', device: this.device.id });
+  }
+
+  private get limited(): RateLimitedLogger {
+    return this.limiter ??= rateLimitedLogger(this.log, this.deps.clock, { intervalMs: 60_000 });
   }
 
   /** Start polling; the first cycle runs after `startOffsetMs` (start-up staggering). */
@@ -221,7 +255,8 @@ export class DevicePoller {
     try {
       // A SunSpec profile's points are placed per device once its chain is known (applyLayout).
       const requests = isSunSpecProfile(this.profile) ? [] : (this.deps.plan ?? planReads(this.profile).requests);
-      this.plan = requests.map((r) => compile(this.device, this.profile, this.deps.endpoint, r));
+      this.values = this.deps.snapshot.device(this.device.id);
+      this.plan = requests.map((r) => compile(this.device, this.profile, this.deps.endpoint, r, this.values));
       const check = new IdentityCheck(this.profile, this.deps.identityPlan);
       const target = { deviceId: this.device.id, unitId: this.device.unit_id, endpoint: this.deps.endpoint, timeoutMs: this.profile.quirks.timeout_ms };
       this.ident = check.needed ? new IdentityGate(check, target, this.log) : undefined;
@@ -290,7 +325,7 @@ export class DevicePoller {
     const before = this.layout;
     this.layout = layout;
     const requests = planReads(layout.profile).requests;
-    this.plan = requests.map((r) => compile(this.device, layout.profile, this.deps.endpoint, r));
+    this.plan = requests.map((r) => compile(this.device, layout.profile, this.deps.endpoint, r, this.values));
     this.parkedUntil = this.plan.map(() => 0);
     this.lastReads = emptyReads(this.plan.length);
     const kept = new Set(layout.profile.points.map((p) => p.id));
@@ -334,7 +369,7 @@ export class DevicePoller {
 
   /** One poll cycle (exposed for tests and for a one-shot `read` command). Never rejects. */
   async cycle(): Promise<void> {
-    const { clock, endpoint, snapshot } = this.deps;
+    const { clock, endpoint } = this.deps;
     const t0 = clock.monotonic();
     let good = 0;
     // Identity first (once per connection); a wrong marker or a failed identity read skips the cycle.
@@ -371,7 +406,7 @@ export class DevicePoller {
       const r = c.read;
       const last = this.lastReads[i] as LastRead;
       if (abort || (this.parkedUntil[i] ?? 0) > t0) {
-        for (const p of r.points) snapshot.delete(this.device.id, p.id);
+        this.forget(c);
         // Parked: the error of the refused attempt stays, with its time; skipped: this cycle's reason.
         last.words = undefined;
         if (abort && failedWith !== undefined) {
@@ -383,14 +418,14 @@ export class DevicePoller {
       try {
         const words = await endpoint.read(c.request, c.options);
         const at = clock.now();
-        last.words = words;
+        this.store(c, words, at);
+        last.words = c.words;
         last.atMs = at;
         last.error = undefined;
-        this.store(c, words, at);
         good += 1;
       } catch (e) {
         const err = e instanceof ModbusError ? e : new ModbusError('exception_other', String(e), { device: this.device.id });
-        for (const p of r.points) snapshot.delete(this.device.id, p.id);
+        this.forget(c);
         last.words = undefined;
         last.atMs = clock.now();
         last.error = { code: err.code, message: err.message };
@@ -427,33 +462,81 @@ export class DevicePoller {
   // device), the last result is reused. At 1,000 polls/s that halves the decoding CPU
   // (bench:modbus) without a second decoder to keep in step with the codec.
   private store(c: CompiledRead, words: Uint16Array | Uint8Array, at: number): void {
-    const items = c.items;
+    const { state, sfNow } = c;
+    const sfCount = c.t.sfCount;
+    // The last answer's registers, when comparable (same table, same length): else nothing is cached.
+    const last = c.words !== undefined && c.words.length === words.length && c.words.constructor === words.constructor ? c.words : undefined;
     // Scale factors come from this read only: none is carried over from the last one.
-    for (let i = 0; i < c.sfCount; i++) (items[i] as CompiledItem).sfNow = undefined;
-    for (const it of items) {
-      const sfv = it.sfItem?.sfNow;
-      if (!it.cached || sfv !== it.lastSf || !sameWords(it, words)) {
-        const d = it.decode(words, it.offset, sfv);
-        if (it.width <= 4 && it.offset + it.width <= words.length) remember(it, words, sfv, d);
-        else it.cached = false;
-        this.apply(it, d.ok, d.ok ? d.value : 0, d.ok ? '' : d.reason, at, words, sfv);
-      } else {
-        this.apply(it, it.lastOk, it.lastValue, it.lastReason, at, words, sfv);
+    for (let i = 0; i < sfCount; i++) sfNow[i] = undefined;
+    try {
+      this.decodeAll(c, words, last, at);
+    } catch (e) {
+      // Half done: the cache may not match the registers kept, so it starts over.
+      state.fill(0);
+      throw e;
+    }
+    // Keep a copy of the registers, not the answer's array (it would live on into the old generation).
+    if (last !== undefined) last.set(words);
+    else c.words = words instanceof Uint16Array ? Uint16Array.from(words) : Uint8Array.from(words);
+  }
+
+  private decodeAll(c: CompiledRead, words: Uint16Array | Uint8Array, last: Uint16Array | Uint8Array | undefined, at: number): void {
+    const items = c.t.items;
+    const n = items.length;
+    const { state, num, sfNow } = c;
+    for (let i = 0; i < n; i++) {
+      const it = items[i] as CompiledItem;
+      const sfv = it.sf < 0 ? undefined : sfNow[it.sf];
+      const s = state[i] as number;
+      const sameSf = sfv === undefined ? (s & HAS_SF) === 0 : (s & HAS_SF) !== 0 && num[n + i] === sfv;
+      if (last !== undefined && (s & CACHED) !== 0 && sameSf && sameWords(it, words, last)) {
+        if ((s & NUMBER) !== 0) this.apply(c, i, true, num[i] as number, '', at, words, sfv);
+        else if ((s & OTHER) !== 0) this.apply(c, i, true, (c.other as Array<string | boolean>)[i] as string | boolean, '', at, words, sfv);
+        else this.apply(c, i, false, 0, (c.other as Array<string | boolean>)[i] as string, at, words, sfv);
+        continue;
       }
+      const d = it.decode(words, it.offset, sfv);
+      let bits = CACHED;
+      if (sfv !== undefined) {
+        bits |= HAS_SF;
+        num[n + i] = sfv;
+      }
+      if (d.ok && typeof d.value === 'number') {
+        bits |= NUMBER;
+        num[i] = d.value;
+      } else {
+        const other = c.other ?? (c.other = new Array<string | boolean>(n).fill(''));
+        if (!d.ok) other[i] = d.reason;
+        else if (typeof d.value !== 'number') {
+          bits |= OTHER;
+          other[i] = d.value;
+        }
+      }
+      state[i] = bits;
+      if (d.ok) this.apply(c, i, true, d.value, '', at, words, sfv);
+      else this.apply(c, i, false, 0, d.reason, at, words, sfv);
     }
   }
 
+  /** The values of a read that did not happen or failed leave the snapshot. */
+  private forget(c: CompiledRead): void {
+    const values = this.values;
+    if (values === undefined) return;
+    for (const slot of c.slots) if (slot >= 0) values.delete(slot);
+  }
+
   private apply(
-    it: CompiledItem, ok: boolean, value: number | string | boolean, reason: string, at: number, words: Uint16Array | Uint8Array, sfv: number | undefined,
+    c: CompiledRead, i: number, ok: boolean, value: number | string | boolean, reason: string, at: number, words: Uint16Array | Uint8Array, sfv: number | undefined,
   ): void {
-    const p = it.point;
+    const it = c.t.items[i] as CompiledItem;
+    const slot = c.slots[i] as number;
     // Plausibility, a step of its own after decoding: a value outside valid_range is withheld.
-    if (ok && checksPlausibility(p) && this.withheld(it, value, words, sfv)) return;
+    if (ok && checksPlausibility(it.point) && this.withheld(it, slot, value, words, sfv)) return;
     if (ok) {
-      this.deps.snapshot.set(this.device.id, p.id, value, at);
-      if (it.isSf && typeof value === 'number') it.sfNow = value;
+      if (slot >= 0) this.values?.set(slot, value, at);
+      if (it.isSf && typeof value === 'number') c.sfNow[i] = value;
     } else {
-      this.deps.snapshot.delete(this.device.id, p.id);
+      if (slot >= 0) this.values?.delete(slot);
       // A sentinel is the device saying "not implemented": expected, not an error.
       if (reason === 'malformed') this.deps.observer?.decodeError(this.device.id, 'malformed_response');
     }
@@ -464,13 +547,13 @@ export class DevicePoller {
    * error_type="implausible" every time, logged once per change of state, with the registers and
    * the other word orders that would be in range.
    */
-  private withheld(it: CompiledItem, value: number | string | boolean, words: Uint16Array | Uint8Array, sfv: number | undefined): boolean {
+  private withheld(it: CompiledItem, slot: number, value: number | string | boolean, words: Uint16Array | Uint8Array, sfv: number | undefined): boolean {
     const p = it.point;
     if (!outOfRange(p, value)) {
       if (this.implausible.size > 0 && this.implausible.delete(p.id)) this.log.info({ point: p.id, value }, 'value back in its valid_range: exported again');
       return false;
     }
-    this.deps.snapshot.delete(this.device.id, p.id);
+    if (slot >= 0) this.values?.delete(slot);
     this.deps.observer?.decodeError(this.device.id, 'implausible');
     if (!this.implausible.has(p.id)) {
       this.implausible.add(p.id);

@@ -80,6 +80,11 @@ describe('pollers: values, gauges, grid samples', () => {
     expect(await waitFor(() => set.snapshot.get('inv-1', 'w')?.value === 9.99)).toBe(true);
     regs.sf = 0x8000; // scale factor "not implemented": the value goes, it is not kept
     expect(await waitFor(() => set.snapshot.get('inv-1', 'w') === undefined)).toBe(true);
+    regs.sf = 0xffff; // back to registers decoded two answers ago: decoded again, not the last result
+    regs.w = 1234;
+    expect(await waitFor(() => set.snapshot.get('inv-1', 'w')?.value === 123.4)).toBe(true);
+    // The live values read the registers of the last answer (kept as a copy).
+    expect(set.lastReads('inv-1')?.[0]?.registers?.slice(0, 2)).toEqual([1234, 0xffff]);
   });
 
   it('a collection with no polling in between does not send any request', async () => {

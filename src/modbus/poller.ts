@@ -82,6 +82,8 @@ interface CompiledItem {
   decode: PointDecoder;
   /** Index (in `items`, below sfCount) of this point's scale factor in the same read; -1: none there. */
   sf: number;
+  /** Whether its values go through the plausibility check (checksPlausibility). */
+  plaus: boolean;
 }
 
 /** A planned read's items, scale factors first (decoded before their values). */
@@ -159,7 +161,7 @@ function readTemplate(profile: DeviceProfile, read: PlannedRead): ReadTemplate {
   const sfIds = new Set(read.points.map((p) => p.scale_factor).filter((x): x is string => x !== undefined));
   const items = read.points.map((point): CompiledItem => ({
     point, offset: point.address - profile.address_base - read.address, width: pointWidth(point), isSf: sfIds.has(point.id),
-    decode: decoderOf(profile, point), sf: -1,
+    decode: decoderOf(profile, point), sf: -1, plaus: checksPlausibility(point),
   }));
   items.sort((a, b) => Number(b.isSf) - Number(a.isSf));
   const sfCount = sfIds.size === 0 ? 0 : items.filter((it) => it.isSf).length;
@@ -193,6 +195,11 @@ function sameWords(it: CompiledItem, words: Uint16Array | Uint8Array, last: Uint
   if (end > words.length) return false;
   for (let k = it.offset; k < end; k++) if (words[k] !== last[k]) return false;
   return true;
+}
+
+/** A value the poller stores as is: a number that is no scale factor and passes plausibility, with no point withheld now. */
+function plainNumber(it: CompiledItem, v: number, noneWithheld: boolean): boolean {
+  return noneWithheld && !it.isSf && (!it.plaus || !outOfRange(it.point, v));
 }
 
 /** Errors after which the rest of the cycle is skipped: the unit or the line is unreachable. */
@@ -352,10 +359,16 @@ export class DevicePoller {
     const delay = Math.max(0, this.due - this.deps.clock.monotonic());
     this.timer = this.deps.clock.setTimeout(() => {
       this.timer = undefined;
-      this.running = this.cycle().finally(() => { this.running = undefined; });
-      // cycle() never rejects: every error is handled inside and becomes data.
-      void this.running.then(() => this.next());
+      this.running = this.scheduledCycle();
     }, delay);
+  }
+
+  /** A cycle of the loop, then the next slot (one promise per cycle, no chain). */
+  private async scheduledCycle(): Promise<void> {
+    // cycle() never rejects: every error is handled inside and becomes data.
+    await this.cycle();
+    this.running = undefined;
+    this.next();
   }
 
   private next(): void {
@@ -483,14 +496,22 @@ export class DevicePoller {
   private decodeAll(c: CompiledRead, words: Uint16Array | Uint8Array, last: Uint16Array | Uint8Array | undefined, at: number): void {
     const items = c.t.items;
     const n = items.length;
-    const { state, num, sfNow } = c;
+    const { state, num, sfNow, slots } = c;
+    const values = this.values;
+    // A number in range that is no scale factor (most points) goes to the snapshot here, without
+    // the call to apply() (a call per point boxes its numbers: bench:modbus allocation).
+    const noneWithheld = this.implausible.size === 0;
     for (let i = 0; i < n; i++) {
       const it = items[i] as CompiledItem;
       const sfv = it.sf < 0 ? undefined : sfNow[it.sf];
       const s = state[i] as number;
       const sameSf = sfv === undefined ? (s & HAS_SF) === 0 : (s & HAS_SF) !== 0 && num[n + i] === sfv;
       if (last !== undefined && (s & CACHED) !== 0 && sameSf && sameWords(it, words, last)) {
-        if ((s & NUMBER) !== 0) this.apply(c, i, true, num[i] as number, '', at, words, sfv);
+        const v = num[i] as number;
+        if ((s & NUMBER) !== 0 && plainNumber(it, v, noneWithheld)) {
+          const slot = slots[i] as number;
+          if (slot >= 0) values?.set(slot, v, at);
+        } else if ((s & NUMBER) !== 0) this.apply(c, i, true, v, '', at, words, sfv);
         else if ((s & OTHER) !== 0) this.apply(c, i, true, (c.other as Array<string | boolean>)[i] as string | boolean, '', at, words, sfv);
         else this.apply(c, i, false, 0, (c.other as Array<string | boolean>)[i] as string, at, words, sfv);
         continue;
@@ -513,7 +534,10 @@ export class DevicePoller {
         }
       }
       state[i] = bits;
-      if (d.ok) this.apply(c, i, true, d.value, '', at, words, sfv);
+      if (d.ok && typeof d.value === 'number' && plainNumber(it, d.value, noneWithheld)) {
+        const slot = slots[i] as number;
+        if (slot >= 0) values?.set(slot, d.value, at);
+      } else if (d.ok) this.apply(c, i, true, d.value, '', at, words, sfv);
       else this.apply(c, i, false, 0, d.reason, at, words, sfv);
     }
   }

@@ -40,13 +40,13 @@ export class DeviceSampleRecorder {
     const values: Record<string, number> = {};
     let at = 0;
     let n = 0;
-    for (const [point, v] of this.snapshot().values(deviceId)) {
-      const num = typeof v.value === 'number' ? v.value : typeof v.value === 'boolean' ? (v.value ? 1 : 0) : undefined;
-      if (num === undefined || !Number.isFinite(num)) continue;
+    this.snapshot().forEachValue(deviceId, (point, value, readAtMs) => {
+      const num = typeof value === 'number' ? value : typeof value === 'boolean' ? (value ? 1 : 0) : undefined;
+      if (num === undefined || !Number.isFinite(num)) return;
       values[point] = num;
-      at = Math.max(at, v.readAtMs);
+      at = Math.max(at, readAtMs);
       n++;
-    }
+    });
     if (n === 0) return; // a cycle that read nothing is no sample
     this.buffer.push({ kind: 'device', device_id: d.id, zone: d.zone, role: d.role ?? d.profile, timestamp_ms: at, arrived_ms: this.clock.now(), values });
     this.recordedTotal++;

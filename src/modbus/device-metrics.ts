@@ -13,6 +13,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { GaugeEmit, GaugeProducer, GaugeSource, GaugeStream } from '../telemetry/gauge-producer.js';
 import { METRICS, METRIC_ATTRS, METRIC_UNITS } from '../telemetry/semconv.js';
 import type { DeviceSnapshot } from './snapshot.js';
+import { slabInt32 } from './typed-slab.js';
 
 const A = METRIC_ATTRS;
 
@@ -111,15 +112,18 @@ export class DeviceGauges {
         slots.push(values?.slotOf(p.id) ?? -1);
         attrs.push(Object.freeze({ [A.deviceId]: device.id, [A.zone]: device.zone, [A.role]: role, [A.point]: p.id }));
       }
-      this.devices.push({
+      const d: DeviceBindings = {
         deviceId: device.id,
         // A value older than this is not exported even if still in the snapshot (a stuck poller).
         staleAfterMs: Math.max(3 * device.poll_interval_ms, 5_000),
         upAttrs: Object.freeze({ [A.deviceId]: device.id, [A.zone]: device.zone }),
-        streams: Int32Array.from(streams),
-        slots: Int32Array.from(slots),
+        streams: slabInt32(streams.length),
+        slots: slabInt32(slots.length),
         attrs,
-      });
+      };
+      d.streams.set(streams);
+      d.slots.set(slots);
+      this.devices.push(d);
     }
     if (producer !== undefined) {
       const streams = this.streams;

@@ -17,6 +17,7 @@ import { emptyReads, readBlocks, readPoints, type LastRead, type PointReadout, t
 import { checksPlausibility, implausibleWhy, isMultiRegister, orderHint, ordersInRange, outOfRange } from './plausibility.js';
 import { planReads, type PlannedRead } from './read-plan.js';
 import type { DeviceSnapshot, DeviceValues } from './snapshot.js';
+import { slabFloat64, slabInt32, slabUint16, slabUint8 } from './typed-slab.js';
 import { logChainEnd } from './sunspec-discovery.js';
 import { absentModels, describeChain, type DeviceLayout } from './sunspec-layout.js';
 import { sunspecModelName } from '../config/sunspec-models.js';
@@ -184,9 +185,16 @@ function compile(device: DeviceConfig, profile: DeviceProfile, endpoint: ModbusE
   const request = endpoint.prepareRead?.(req) ?? req;
   return {
     read, t, request, options: { deviceId: device.id, timeoutMs: profile.quirks.timeout_ms },
-    words: undefined, state: new Uint8Array(n), num: new Float64Array(2 * n), other: undefined, sfNow: new Array<number | undefined>(t.sfCount).fill(undefined),
-    slots: Int32Array.from(t.items, (it) => values?.slotOf(it.point.id) ?? -1),
+    words: undefined, state: slabUint8(n), num: slabFloat64(2 * n), other: undefined, sfNow: new Array<number | undefined>(t.sfCount).fill(undefined),
+    slots: slotsOf(t.items, values),
   };
+}
+
+/** Each item's slot in the device's snapshot values (-1: none). */
+function slotsOf(items: readonly CompiledItem[], values: DeviceValues | undefined): Int32Array {
+  const slots = slabInt32(items.length);
+  items.forEach((it, i) => { slots[i] = values?.slotOf(it.point.id) ?? -1; });
+  return slots;
 }
 
 /** Whether item i's registers in `words` are those of its last decode (`last`: the previous answer, same length). */
@@ -213,8 +221,8 @@ export class DevicePoller {
   private values: DeviceValues | undefined;
   /** The last answer (or failure) of each planned read, for the live values (live-values.ts). */
   private lastReads: LastRead[] = [];
-  /** Points whose value is withheld as implausible now (logged once per state change). */
-  private readonly implausible = new Set<string>();
+  /** Points whose value is withheld as implausible now (logged once per state change); made when first needed, as the two sets below. */
+  private implausibleSet: Set<string> | undefined;
   private parkedUntil: number[] = [];
   private timer: ClockTimer | undefined;
   private due = 0;
@@ -227,18 +235,30 @@ export class DevicePoller {
   private lastError: DeviceStatus['lastError'];
   private logger: Logger | undefined;
   private limiter: RateLimitedLogger | undefined;
-  private readonly limitedKeys = new Set<string>();
+  private limitedKeySet: Set<string> | undefined;
   /** Undefined for profiles without identity points: they poll as if it did not exist. */
   private ident: IdentityGate | undefined;
   private unsubscribe: (() => void) | undefined;
   /** SunSpec profiles: the layout the plan was compiled from (the plan is empty until the first discovery). */
   private layout: DeviceLayout | undefined;
-  private readonly reportedMismatches = new Set<string>();
+  private reportedMismatchSet: Set<string> | undefined;
 
   constructor(readonly device: DeviceConfig, readonly profile: DeviceProfile, private readonly deps: DevicePollerDeps) {}
 
-  // The device's logger and its rate limiter are made when first used: most devices never log
-  // after start-up, and 5,000 child loggers were about 3 MB of heap (bench:modbus).
+  private get implausible(): Set<string> {
+    return this.implausibleSet ??= new Set();
+  }
+
+  private get limitedKeys(): Set<string> {
+    return this.limitedKeySet ??= new Set();
+  }
+
+  private get reportedMismatches(): Set<string> {
+    return this.reportedMismatchSet ??= new Set();
+  }
+
+  // The device's logger, its rate limiter and the sets above are made when first used: most
+  // devices never need them, and 5,000 of each were about 5 MB of heap (bench:modbus).
   private get log(): Logger {
     return this.logger ??= this.deps.logger.child({ component: 'modbus-poller', device: this.device.id });
   }
@@ -490,7 +510,11 @@ export class DevicePoller {
     }
     // Keep a copy of the registers, not the answer's array (it would live on into the old generation).
     if (last !== undefined) last.set(words);
-    else c.words = words instanceof Uint16Array ? Uint16Array.from(words) : Uint8Array.from(words);
+    else {
+      const copy = words instanceof Uint16Array ? slabUint16(words.length) : slabUint8(words.length);
+      copy.set(words);
+      c.words = copy;
+    }
   }
 
   private decodeAll(c: CompiledRead, words: Uint16Array | Uint8Array, last: Uint16Array | Uint8Array | undefined, at: number): void {
@@ -500,7 +524,7 @@ export class DevicePoller {
     const values = this.values;
     // A number in range that is no scale factor (most points) goes to the snapshot here, without
     // the call to apply() (a call per point boxes its numbers: bench:modbus allocation).
-    const noneWithheld = this.implausible.size === 0;
+    const noneWithheld = (this.implausibleSet?.size ?? 0) === 0;
     for (let i = 0; i < n; i++) {
       const it = items[i] as CompiledItem;
       const sfv = it.sf < 0 ? undefined : sfNow[it.sf];
@@ -574,7 +598,7 @@ export class DevicePoller {
   private withheld(it: CompiledItem, slot: number, value: number | string | boolean, words: Uint16Array | Uint8Array, sfv: number | undefined): boolean {
     const p = it.point;
     if (!outOfRange(p, value)) {
-      if (this.implausible.size > 0 && this.implausible.delete(p.id)) this.log.info({ point: p.id, value }, 'value back in its valid_range: exported again');
+      if (this.implausibleSet !== undefined && this.implausibleSet.size > 0 && this.implausibleSet.delete(p.id)) this.log.info({ point: p.id, value }, 'value back in its valid_range: exported again');
       return false;
     }
     if (slot >= 0) this.values?.delete(slot);
@@ -616,8 +640,10 @@ export class DevicePoller {
     if (was === up) return;
     if (up) {
       // The condition cleared: the next failure of any kind logs at once.
-      for (const k of this.limitedKeys) this.limited.reset(k);
-      this.limitedKeys.clear();
+      if (this.limitedKeySet !== undefined) {
+        for (const k of this.limitedKeySet) this.limited.reset(k);
+        this.limitedKeySet.clear();
+      }
       this.log.info({ was: was === undefined ? 'unknown' : 'down' }, 'device up');
     } else {
       this.log.warn({ error_type: err?.code, err: err?.message }, 'device down');

@@ -11,6 +11,7 @@
 import type { DeviceProfile, PointDef } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 import type { GridRole, GridSample, GridSampleSource } from '../grid/sources.js';
+import { slabFloat64, slabUint8 } from './typed-slab.js';
 
 export interface PointValue {
   value: number | string | boolean;
@@ -53,9 +54,9 @@ export class DeviceValues {
   constructor(readonly device: DeviceConfig, readonly profile: DeviceProfile, private index: Map<string, number>, readonly gridPoints: PointDef[]) {
     this.ids = [...index.keys()];
     const n = this.ids.length;
-    this.num = new Float64Array(n);
-    this.readAt = new Float64Array(n);
-    this.kind = new Uint8Array(n);
+    this.num = slabFloat64(n);
+    this.readAt = slabFloat64(n);
+    this.kind = slabUint8(n);
   }
 
   get size(): number {
@@ -142,6 +143,15 @@ export class DeviceValues {
     return this.readAt[slot] ?? 0;
   }
 
+  /** Every present value, in the profile's point order, without a copy. */
+  forEach(fn: (pointId: string, value: number | string | boolean, readAtMs: number) => void): void {
+    for (let i = 0; i < this.ids.length; i++) {
+      const k = this.kind[i];
+      if (k === NUMBER) fn(this.ids[i] as string, this.num[i] as number, this.readAt[i] as number);
+      else if (k === OTHER) fn(this.ids[i] as string, (this.other as Array<string | boolean>)[i] as string | boolean, this.readAt[i] as number);
+    }
+  }
+
   /** Point id -> value, in the profile's point order (a copy). */
   toMap(): Map<string, PointValue> {
     const out = new Map<string, PointValue>();
@@ -192,6 +202,11 @@ export class DeviceSnapshot implements GridSampleSource {
   /** Point id -> value of one device, in its profile's point order (a copy; for the status page and tests). */
   values(deviceId: string): ReadonlyMap<string, PointValue> {
     return this.devices.get(deviceId)?.toMap() ?? new Map();
+  }
+
+  /** Every present value of one device, in its profile's point order, without a copy (per-cycle readers). */
+  forEachValue(deviceId: string, fn: (pointId: string, value: number | string | boolean, readAtMs: number) => void): void {
+    this.devices.get(deviceId)?.forEach(fn);
   }
 
   deviceIds(): string[] {

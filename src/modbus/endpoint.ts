@@ -83,7 +83,8 @@ interface Pending extends Expect {
   high: boolean;
   timeoutMs: number;
   sentAt: number;
-  timer: ClockTimer | undefined;
+  /** Monotonic ms at which it times out (set at send). */
+  deadline: number;
   resolve: (v: ReadResult | undefined) => void;
   reject: (e: ModbusError) => void;
 }
@@ -99,6 +100,9 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   private notBefore = 0;
   private sendTimer: ClockTimer | undefined;
   private quietTimer: ClockTimer | undefined;
+  /** The timeout timer (armDeadline) and the deadline it is armed for. */
+  private deadlineTimer: ClockTimer | undefined;
+  private deadlineAt = 0;
   private consecutiveTimeouts = 0;
   private readonly listeners = new Set<() => void>();
   private readonly unitSettings = new Map<number, UnitSettings>();
@@ -198,7 +202,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
       const frame = borrow ? wire.frame : wire !== undefined ? Buffer.from(wire.frame) : this.framing.frame(req);
       const p: Pending = {
         req, frame, wire: borrow ? wire : undefined, write, table, deviceId: opts.deviceId, high, timeoutMs,
-        tid: 0, from: 0, sentAt: 0, timer: undefined, resolve, reject,
+        tid: 0, from: 0, sentAt: 0, deadline: 0, resolve, reject,
       };
       const state = this.link.state;
       if (state === 'closed') return this.refuse(p, 'closed', 'endpoint closed');
@@ -216,7 +220,12 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   private kick(): void {
     this.link.start();
     while (this.link.ready && this.inFlight === undefined && this.sendTimer === undefined) {
-      if (this.high.length === 0 && this.normal.length === 0) return;
+      if (this.high.length === 0 && this.normal.length === 0) {
+        // Idle: no timeout to watch (and no timer to keep a process alive).
+        if (this.deadlineTimer !== undefined) this.deps.clock.clearTimeout(this.deadlineTimer);
+        this.deadlineTimer = undefined;
+        return;
+      }
       if (this.notBefore !== 0) {
         const wait = this.notBefore - this.deps.clock.monotonic();
         if (wait > 0) {
@@ -249,8 +258,32 @@ export class ModbusEndpoint implements ModbusEndpointClient {
     p.from = rx.received;
     p.sentAt = this.deps.clock.monotonic();
     this.inFlight = p;
-    p.timer = this.deps.clock.setTimeout(() => this.onTimeout(p), p.timeoutMs + this.framing.wireMs(p.req));
+    p.deadline = p.sentAt + p.timeoutMs + this.framing.wireMs(p.req);
+    this.armDeadline(p.deadline);
     this.link.write(p.frame);
+  }
+
+  /**
+   * One timer per endpoint for the timeouts, not one per request: armed for the deadline of the
+   * request in flight, and left running when its answer comes (the next request's deadline is
+   * later), so a poll sets and clears no timer (1,000 of each a second at 1,000 devices,
+   * bench:modbus). When it fires for an earlier request's deadline, it is armed again for the
+   * request now in flight; it is cleared when the queue runs empty and when the endpoint closes.
+   */
+  private armDeadline(at: number): void {
+    if (this.deadlineTimer !== undefined) {
+      if (this.deadlineAt <= at) return;
+      this.deps.clock.clearTimeout(this.deadlineTimer);
+    }
+    this.deadlineAt = at;
+    this.deadlineTimer = this.deps.clock.setTimeout(() => {
+      this.deadlineTimer = undefined;
+      const p = this.inFlight;
+      if (p === undefined) return;
+      // Armed for this request's own deadline: it has come (as a timer of its own would have fired).
+      if (this.deadlineAt >= p.deadline || this.deps.clock.monotonic() >= p.deadline) this.onTimeout(p);
+      else this.armDeadline(p.deadline);
+    }, Math.max(0, at - this.deps.clock.monotonic()));
   }
 
   private onTimeout(p: Pending): void {
@@ -348,7 +381,6 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   }
 
   private finish(p: Pending, value: ReadResult | undefined, err: ModbusError | undefined, bytesIn: number): void {
-    if (p.timer !== undefined) this.deps.clock.clearTimeout(p.timer);
     this.closeWindow(p);
     if (p.wire !== undefined) {
       // Unanswered (timeout, connection lost), the frame may still sit in the socket's write queue:
@@ -445,7 +477,7 @@ export class ModbusEndpoint implements ModbusEndpointClient {
   }
 
   private clearTimers(): void {
-    for (const t of [this.sendTimer, this.quietTimer]) if (t !== undefined) this.deps.clock.clearTimeout(t);
-    this.sendTimer = this.quietTimer = undefined;
+    for (const t of [this.sendTimer, this.quietTimer, this.deadlineTimer]) if (t !== undefined) this.deps.clock.clearTimeout(t);
+    this.sendTimer = this.quietTimer = this.deadlineTimer = undefined;
   }
 }

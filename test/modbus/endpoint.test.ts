@@ -82,6 +82,27 @@ describe('ModbusEndpoint: requests and responses', () => {
     expect(Array.from(await ep.read({ unitId: 1, table: 'holding', address: 0, count: 3 }))).toEqual([1, 2, 3]);
   });
 
+  it('a request times out at its own deadline, not at the deadline of the answered request before it', async () => {
+    // Address 0 is answered after 150 ms, address 9 never; both are queued at once, and one timer
+    // serves the endpoint's timeouts (armed for the first request's deadline when the second goes out).
+    const s = await server((req, sock) => {
+      if (req.address === 0) setTimeout(() => sock.write(registersFrame(req, [mapValue(req.unitId, req.address)])), 150);
+      else if (req.address !== 9) sock.write(registersFrame(req, [mapValue(req.unitId, req.address)]));
+    });
+    const { ep } = endpoint(s, { defaultTimeoutMs: 300 });
+    expect(Array.from(await ep.read({ unitId: 1, table: 'holding', address: 1, count: 1 }))).toEqual([mapValue(1, 1)]); // connected
+    const first = ep.read({ unitId: 1, table: 'holding', address: 0, count: 1 });
+    const second = codeOf(ep.read({ unitId: 1, table: 'holding', address: 9, count: 1 }));
+    expect(Array.from(await first)).toEqual([mapValue(1, 0)]);
+    const sent = performance.now(); // the second request goes out as the first one's answer is read
+    expect(await second).toBe('timeout');
+    // Not at the first request's deadline (~150 ms from here) but a full timeout after its own send (timer grain 1 ms).
+    expect(performance.now() - sent).toBeGreaterThanOrEqual(295);
+    // The endpoint goes on: idle, then a request answered at once.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(Array.from(await ep.read({ unitId: 1, table: 'holding', address: 2, count: 1 }))).toEqual([mapValue(1, 2)]);
+  });
+
   it('a late response to a timed-out request is a stray, never the answer to the next request', async () => {
     let late: Buffer | undefined;
     const s = await server((req, sock) => {

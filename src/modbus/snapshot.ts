@@ -13,7 +13,7 @@ import type { DeviceConfig } from '../config/site-types.js';
 import type { GridRole, GridSample, GridSampleSource } from '../grid/sources.js';
 import { slabFloat64, slabUint8 } from './typed-slab.js';
 
-export interface PointValue {
+interface PointValue {
   value: number | string | boolean;
   /** Wall-clock epoch ms when the response carrying it arrived. */
   readAtMs: number;

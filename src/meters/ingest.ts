@@ -23,7 +23,7 @@ import { loadMeterState, saveMeterState } from './state-file.js';
 import { MeterPowerTable } from './power-table.js';
 import { SlotTable } from './slot-table.js';
 import { StateBound } from './state-bound.js';
-import type { ReadingSink } from './types.js';
+import type { ReadingSink, ValidReading } from './types.js';
 import { parsePayload, UNKNOWN_REGION, type DroppedReading, type ParseResult, type ValidationContext } from './validate.js';
 
 export type { MeterIngestStatus } from './ingest-stats.js';
@@ -73,7 +73,7 @@ export class MeterIngest implements GridSampleSource {
   private readonly bound: StateBound;
   private running = false;
   private started = false;
-  private readonly scratch: ParseResult = { readings: [], rejections: [] };
+  private readonly scratch: ParseResult & { slots: number[] } = { readings: [], rejections: [], slots: [] };
 
   constructor(private readonly deps: MeterIngestDeps) {
     const cfg = deps.mqtt.meters;
@@ -108,7 +108,7 @@ export class MeterIngest implements GridSampleSource {
     const regions = new Set(cfg.regions ?? []);
     this.ctx = {
       regions, regionTopicLevel: cfg.region_topic_level,
-      maxPayloadBytes: cfg.max_payload_bytes, futureSkewMs: cfg.future_skew_ms,
+      maxPayloadBytes: cfg.max_payload_bytes, futureSkewMs: cfg.future_skew_ms, meterIds: slots,
       ...(regions.size === 0 ? {
         openRegions: new OpenRegions(deps.maxOpenRegions, (limit) => {
           deps.logger.warn({ limit }, 'distinct regions limit reached (mqtt.meters.regions unset): readings of new regions are dropped as unknown_region; configure mqtt.meters.regions');
@@ -241,6 +241,7 @@ export class MeterIngest implements GridSampleSource {
     const out = this.scratch;
     out.readings.length = 0;
     out.rejections.length = 0;
+    out.slots.length = 0;
     try {
       parsePayload(packet.payload as Buffer, packet.topic, this.ctx, now, arrived, out);
     } catch (err) {
@@ -251,8 +252,10 @@ export class MeterIngest implements GridSampleSource {
     // if the drop log prints it or a sampled span carries it.
     const batch = this.pipeline.batchFor(now);
     let n = 0;
-    for (const r of out.readings) {
-      const verdict = this.state.accept(r.meter_id, r.timestamp_ms, r.kwh, now);
+    const readings = out.readings;
+    for (let k = 0; k < readings.length; k++) {
+      const r = readings[k] as ValidReading;
+      const verdict = this.state.accept(r.meter_id, r.timestamp_ms, r.kwh, now, out.slots[k] ?? -1);
       if (verdict === undefined) {
         batch.readings.push(r);
         batch.slots.push(this.state.acceptedSlot);

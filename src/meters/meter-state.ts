@@ -67,9 +67,12 @@ export class MeterStateTable implements SlotColumns {
   /** The meter's slot in the table after the latest accept() (-1 before the first): a hint for the power table. */
   acceptedSlot = -1;
 
-  /** Checks and, when accepted, records the reading. */
-  accept(meterId: string, tsMs: number, kwh: number, nowMs: number): MeterErrorType | undefined {
-    let s = this.slots.find(meterId);
+  /**
+   * Checks and, when accepted, records the reading. `hint`: the meter's slot as the payload
+   * scanner found it (ParseResult.slots), used when that slot still holds this meter.
+   */
+  accept(meterId: string, tsMs: number, kwh: number, nowMs: number, hint = -1): MeterErrorType | undefined {
+    let s = hint >= 0 && this.slots.keyOf(hint) === meterId ? hint : this.slots.find(meterId);
     if (s < 0) {
       s = this.slots.add(meterId, nowMs);
       this.acceptedSlot = s;

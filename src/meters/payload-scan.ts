@@ -18,12 +18,25 @@ export const NUM_TIMESTAMP = 16;
 export const NUM_VALUES = NUM_KWH | NUM_VOLTAGE | NUM_CURRENT | NUM_PF;
 
 /**
+ * Where the ids of the meters already known are looked up by their bytes (the ingest's slot
+ * table): a known meter's id read from a payload is its stored string again, and its slot comes
+ * along as a hint for the dedupe state (checked there).
+ */
+export interface MeterIdIndex {
+  /** The slot of the id b[s..e) (ASCII), or -1. */
+  findBytes(b: Uint8Array, s: number, e: number): number;
+  keyOf(slot: number): string;
+}
+
+/**
  * The fields of one scanned reading, as JSON.parse would have them (undefined = absent). Numbers
  * of kwh, voltage, current, power_factor and timestamp are kept unboxed in the `...N` fields (the
  * record is reused: no heap number per value), flagged in `numbers`.
  */
 export class ScannedReading {
   meter_id: unknown = undefined;
+  /** The meter's slot in the MeterIdIndex scan() was given when meter_id is a string it holds, else -1. */
+  slot = -1;
   region: unknown = undefined;
   /** The timestamp when it is neither a number nor a plain RFC 3339 string. */
   timestamp: unknown = undefined;
@@ -49,6 +62,7 @@ export class ScannedReading {
     this.kwh = this.voltage = this.current = this.power_factor = this.power_w = this.power = undefined;
     this.tsMs = NaN;
     this.numbers = 0;
+    this.slot = -1;
   }
 
   /** The reading as the plain object JSON.parse made of it (its known fields): for the slow path's diagnosis. */
@@ -80,10 +94,16 @@ const ID_CACHE = 16_384;
 /** The longest meter id validation accepts (validate.ts): longer ones are never cached. */
 const MAX_CACHED_ID = 128;
 
-// Powers of ten exact as doubles (to 1e22); a number of at most 15 significant digits divided or
-// multiplied by one is correctly rounded, as JSON.parse's is (Clinger's fast path).
+// Powers of ten exact as doubles (to 1e22); an integer below 2^53 (exact as a double) divided by
+// one is correctly rounded, as JSON.parse's is (Clinger's fast path).
 const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
-const MAX_FAST_DIGITS = 15;
+/**
+ * Digits are taken into a double while it stays exact: below 2^53 every step m * 10 + d is exact,
+ * and once the true value reaches 2^53 the computed one does too (rounding is monotonic), so
+ * `m < EXACT_LIMIT` after the last digit says m is the exact integer of the digits. (Up to 15
+ * digits always are; 16 or 17 often are: 0.9500000000000001, what a float sum prints.)
+ */
+const EXACT_LIMIT = 2 ** 53;
 
 /** A syntax outside the subset (or outside JSON): scan() answers false. */
 const FAIL = -1;
@@ -102,10 +122,14 @@ export class PayloadScanner {
   /** The last region string made, reused while the next one has the same bytes. */
   private lastRegion = '';
   private readonly ids: Array<string | undefined> = new Array<string | undefined>(ID_CACHE).fill(undefined);
+  private index: MeterIdIndex | undefined;
+  /** The slot meterId() found its id in (-1: none). */
+  private idSlot = -1;
 
-  /** Scans a payload; false: not in the fast subset (use JSON.parse). */
-  scan(b: Buffer): boolean {
+  /** Scans a payload; false: not in the fast subset (use JSON.parse). `index`: known meter ids (see MeterIdIndex). */
+  scan(b: Buffer, index?: MeterIdIndex): boolean {
     this.b = b;
+    this.index = index;
     this.end = b.length;
     this.count = 0;
     let i = this.ws(0);
@@ -137,6 +161,7 @@ export class PayloadScanner {
   /** Lets go of the payload, and of the records beyond a usual batch (a huge one keeps no memory). */
   release(): void {
     this.b = EMPTY;
+    this.index = undefined;
     this.end = 0;
     if (this.readings.length > KEEP_RECORDS) this.readings.length = KEEP_RECORDS;
     // The kept records quote nothing of this payload once it is done (a huge value would stay alive).
@@ -218,14 +243,25 @@ export class PayloadScanner {
     return k;
   }
 
-  /** A meter id: the same string as last time this id was seen, when the cache still has it. */
+  /**
+   * A meter id: the known meter's own string when the index holds it (its slot in `idSlot`), else
+   * the same string as last time this id was seen, when the cache still has it.
+   */
   private meterId(s: number, e: number): string {
     const b = this.b;
+    const n = e - s;
+    const index = this.index;
+    if (index !== undefined && n <= MAX_CACHED_ID) {
+      const slot = index.findBytes(b, s, e);
+      this.idSlot = slot;
+      if (slot >= 0) return index.keyOf(slot);
+    } else {
+      this.idSlot = -1;
+    }
     let h = 0x811c9dc5;
     for (let i = s; i < e; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
     const slot = (h ^ (h >>> 15)) & (ID_CACHE - 1);
     const cached = this.ids[slot];
-    const n = e - s;
     if (cached !== undefined && cached.length === n) {
       let j = 0;
       while (j < n && b[s + j] === cached.charCodeAt(j)) j++;
@@ -259,7 +295,12 @@ export class PayloadScanner {
         }
       }
       if (key === Key.Other) return next;
-      v = key === Key.Region ? this.region(i + 1, e) : key === Key.MeterId ? this.meterId(i + 1, e) : b.toString('latin1', i + 1, e);
+      if (key === Key.MeterId) {
+        r.meter_id = this.meterId(i + 1, e);
+        r.slot = this.idSlot;
+        return next;
+      }
+      v = key === Key.Region ? this.region(i + 1, e) : b.toString('latin1', i + 1, e);
     } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
       next = this.number(i);
       if (next === FAIL) return FAIL;
@@ -286,7 +327,7 @@ export class PayloadScanner {
       return FAIL; // a nested object or array, or not JSON
     }
     switch (key) {
-      case Key.MeterId: r.meter_id = v; break;
+      case Key.MeterId: r.meter_id = v; r.slot = -1; break;
       case Key.Region: r.region = v; break;
       case Key.Timestamp: r.timestamp = v; r.tsMs = NaN; r.numbers &= ~NUM_TIMESTAMP; break;
       case Key.Kwh: r.kwh = v; r.numbers &= ~NUM_KWH; break;
@@ -324,14 +365,13 @@ export class PayloadScanner {
     let neg = false;
     if (b[i] === 0x2d) { neg = true; i++; }
     let m = 0;
-    let nd = 0; // significant digits taken into m (leading zeros included: harmless, m stays exact)
     let c = b[i] as number;
     if (c === 0x30) {
       i++;
       c = b[i] as number;
       if (c >= 0x30 && c <= 0x39) return FAIL; // a leading zero
     } else if (c >= 0x31 && c <= 0x39) {
-      do { m = m * 10 + (c - 48); nd++; i++; c = b[i] as number; } while (c >= 0x30 && c <= 0x39);
+      do { m = m * 10 + (c - 48); i++; c = b[i] as number; } while (c >= 0x30 && c <= 0x39);
     } else {
       return FAIL;
     }
@@ -340,7 +380,7 @@ export class PayloadScanner {
       i++;
       c = b[i] as number;
       if (!(c >= 0x30 && c <= 0x39)) return FAIL;
-      do { m = m * 10 + (c - 48); nd++; frac++; i++; c = b[i] as number; } while (c >= 0x30 && c <= 0x39);
+      do { m = m * 10 + (c - 48); frac++; i++; c = b[i] as number; } while (c >= 0x30 && c <= 0x39);
     }
     let exp = false;
     if (c === 0x65 || c === 0x45) {
@@ -351,7 +391,7 @@ export class PayloadScanner {
       if (!(c >= 0x30 && c <= 0x39)) return FAIL;
       do { i++; c = b[i] as number; } while (c >= 0x30 && c <= 0x39);
     }
-    if (exp || nd > MAX_FAST_DIGITS) {
+    if (exp || m >= EXACT_LIMIT || frac >= POW10.length) {
       this.num = Number(b.toString('latin1', start, i)); // the same correctly rounded value JSON.parse gives
     } else {
       const v = frac === 0 ? m : m / (POW10[frac] as number);

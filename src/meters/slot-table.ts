@@ -142,6 +142,33 @@ export class SlotTable {
     }
   }
 
+  /**
+   * The slot of the meter whose id is the bytes b[s..e), or -1: find() without making the id
+   * string first (payload-scan.ts reads ids from payload bytes). For ASCII bytes only, each byte
+   * one UTF-16 code unit: then the hash is the same as the string's.
+   */
+  findBytes(b: Uint8Array, s: number, e: number): number {
+    let h = this.seed ^ 0x811c9dc5;
+    for (let i = s; i < e; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+    const buckets = this.buckets;
+    const n = e - s;
+    for (let i = h & this.mask; ; i = (i + 1) & this.mask) {
+      const slot = buckets[i] as number;
+      if (slot === 0) return NONE;
+      if (this.hashOf[slot - 1] !== h) continue;
+      const key = this.keys[slot - 1] as string;
+      if (key.length !== n) continue;
+      let j = 0;
+      while (j < n && key.charCodeAt(j) === b[s + j]) j++;
+      if (j === n) return slot - 1;
+    }
+  }
+
   /** A new slot for `key`, most recently touched; at maxSize the least recently touched meter goes first. */
   add(key: string, nowMs: number): number {
     if (this.count >= this.maxSize) this.evict(nowMs);

@@ -3,7 +3,7 @@
 // ems.meter.readings_dropped. Stateful checks (duplicate, kwh decreasing) live in meter-state.ts.
 import { regionFromTopic } from '../mqtt/topics.js';
 import type { OpenRegions } from './open-regions.js';
-import { NUM_TIMESTAMP, NUM_VALUES, PayloadScanner, type ScannedReading } from './payload-scan.js';
+import { NUM_TIMESTAMP, NUM_VALUES, PayloadScanner, type MeterIdIndex, type ScannedReading } from './payload-scan.js';
 import type { ValidReading } from './types.js';
 
 /** Every reason a reading is dropped. Stable: dashboards and alerts group by these. */
@@ -78,11 +78,18 @@ export interface ValidationContext {
   regionTopicLevel: number | undefined;
   maxPayloadBytes: number;
   futureSkewMs: number;
+  /** The meters known so far (the ingest's slot table): ids read from payload bytes are looked up there (MeterIdIndex). */
+  meterIds?: MeterIdIndex;
 }
 
 export interface ParseResult {
   readings: ValidReading[];
   rejections: DroppedReading[];
+  /**
+   * When set, one entry per reading: its meter's slot in `ctx.meterIds` when the id was found
+   * there, else -1. A hint only (MeterStateTable.accept checks it).
+   */
+  slots?: number[];
 }
 
 function knownRegion(ctx: ValidationContext, region: unknown): string | undefined {
@@ -297,7 +304,7 @@ export function parsePayload(
   // A topic region that is not a known one still counts as given: the payload may not override it
   // with nothing, and validateReading reports it as unknown_region.
   const fallbackRegion = topicRegion ?? topicRegionRaw;
-  if (scanner.scan(payload)) {
+  if (scanner.scan(payload, ctx.meterIds)) {
     try {
       const n = scanner.count;
       for (let k = 0; k < n; k++) {
@@ -307,7 +314,12 @@ export function parsePayload(
           ? acceptFields(mid, r.kwhN, r.voltageN, r.currentN, r.pfN, r.region ?? fallbackRegion, scannedTimestamp(r), ctx, nowMs, arrivedAt)
           : undefined;
         // A reading that fails a check is diagnosed as the object JSON.parse would have made of it.
-        push(out, ok ?? diagnoseReading(r.materialize(payload), fallbackRegion, ctx, nowMs, arrivedAt));
+        if (ok !== undefined) {
+          out.readings.push(ok);
+          out.slots?.push(r.slot);
+        } else {
+          push(out, diagnoseReading(r.materialize(payload), fallbackRegion, ctx, nowMs, arrivedAt));
+        }
       }
     } finally {
       scanner.release();
@@ -335,6 +347,10 @@ export function parsePayload(
 }
 
 function push(out: ParseResult, r: ValidReading | DroppedReading): void {
-  if ('error_type' in r) out.rejections.push(r);
-  else out.readings.push(r);
+  if ('error_type' in r) {
+    out.rejections.push(r);
+  } else {
+    out.readings.push(r);
+    out.slots?.push(-1);
+  }
 }

@@ -59,6 +59,9 @@ describe('SlotTable', () => {
       const id = `m-${Math.floor(rand() * 8000)}`;
       const s = t.find(id);
       expect(s >= 0, `${id} at step ${step}`).toBe(ref.has(id));
+      // The same answer from the id's bytes (as the payload scanner looks it up), inside a larger buffer.
+      const bytes = Buffer.from(`{"meter_id":"${id}"}`, 'latin1');
+      expect(t.findBytes(bytes, 13, 13 + id.length), `${id} by its bytes at step ${step}`).toBe(s);
       if (s >= 0) {
         t.touch(s, now);
         ref.delete(id);
@@ -78,6 +81,11 @@ describe('SlotTable', () => {
       expect(t.slotsInUse).toBeLessThanOrEqual(max);
     }
     for (const k of ref.keys()) expect(t.keyOf(t.find(k))).toBe(k);
+    // An id that is a prefix or an extension of a held one, or differs in its last byte, is not found.
+    const held = [...ref.keys()][0] as string;
+    for (const other of [held.slice(0, -1), `${held}0`, `${held.slice(0, -1)}x`]) {
+      expect(t.findBytes(Buffer.from(other, 'latin1'), 0, other.length)).toBe(t.find(other));
+    }
     // The eviction order is the reference's touch order.
     const order: string[] = [];
     for (let s = t.first(); s >= 0; s = t.after(s)) order.push(t.keyOf(s));

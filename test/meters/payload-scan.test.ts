@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { PayloadScanner } from '../../src/meters/payload-scan.js';
 import { rfc3339Ms } from '../../src/meters/rfc3339.js';
+import { SlotTable } from '../../src/meters/slot-table.js';
 import type { ValidReading } from '../../src/meters/types.js';
 import {
   describeRejection, diagnoseReading, parsePayload, parseTimestamp, type DroppedReading, type ParseResult, type ValidationContext,
@@ -17,12 +18,25 @@ import { seededRandom } from '../../simulators/random.js';
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const REGIONS = ['north', 'south', 'east', 'west'];
 
+/** A table of known meters as the ingest has one: half the generated test ids and the fleet's first 150. */
+function knownMeters(): SlotTable {
+  const t = new SlotTable({ maxSize: 1000, forgetAfterMs: 1e9, activeMs: 1e9 });
+  for (let i = 0; i < 50; i += 2) t.add(`m-${i}`, 0);
+  for (let i = 0; i < 150; i++) t.add(`m-${String(i).padStart(6, '0')}`, 0);
+  return t;
+}
+
 function contexts(): ValidationContext[] {
   return [
     { regions: new Set(REGIONS), regionTopicLevel: 1, maxPayloadBytes: 1 << 20, futureSkewMs: 300_000 },
     { regions: new Set(), regionTopicLevel: undefined, maxPayloadBytes: 1 << 20, futureSkewMs: 1000 },
+    // Known meter ids looked up by their bytes: the verdicts must not change.
+    { regions: new Set(REGIONS), regionTopicLevel: 1, maxPayloadBytes: 1 << 20, futureSkewMs: 300_000, meterIds: knownMeters() },
   ];
 }
+
+/** Readings whose meter the scanner found in ctx.meterIds (the hint was checked in actual()). */
+let hinted = 0;
 
 type Flat = ValidReading | (Omit<DroppedReading, 'detail'> & { detail: string });
 
@@ -52,8 +66,17 @@ function flat(r: ValidReading | DroppedReading): Flat {
 
 /** parsePayload's verdicts in payload order (readings and rejections interleaved as the reference has them). */
 function actual(payload: Buffer, topic: string, ctx: ValidationContext): Flat[] {
-  const out: ParseResult = { readings: [], rejections: [] };
+  const out: ParseResult & { slots: number[] } = { readings: [], rejections: [], slots: [] };
   parsePayload(payload, topic, ctx, NOW, 7, out);
+  // One slot hint per reading: -1, or the slot of exactly this meter, whose id string is the table's own.
+  // (plain comparisons first: expect() per reading would slow the 30,000 payloads down a lot)
+  if (out.slots.length !== out.readings.length) expect(out.slots).toHaveLength(out.readings.length);
+  out.readings.forEach((r, i) => {
+    const s = out.slots[i] as number;
+    if (s < 0) return;
+    if (ctx.meterIds?.keyOf(s) !== r.meter_id) expect(ctx.meterIds?.keyOf(s)).toBe(r.meter_id);
+    hinted++;
+  });
   return [...out.readings, ...out.rejections.map(flat)];
 }
 
@@ -83,6 +106,9 @@ const NUMBERS = [
   '123456789012345', '1234567890123456', '12345678901234567', '9007199254740993', '1e400', '-1e400', '1e-400', '0.000001234', '1796679227988',
   '1796679227.988', '99999999999', '100000000000', '253402300799999', '253402300800000', '0.1', '0.30000000000000004', '1.7976931348623157e308',
   '5e-324', '00', '-01', '1e', '1e+', '2.50', '1000000000000', '1000000000000.5', '-100000', '100001', '0.0',
+  // around 2^53, the end of the exact digits
+  '0.9500000000000001', '9007199254740991', '9007199254740992', '9007199254740995', '0.9007199254740991', '0.9007199254740993',
+  '900719925474099.3', '0.12345678901234567', '4503599627370497.5', '0.00000000000000000000001', '-0.0000000000000000000001',
 ];
 const STRINGS = [
   '"m-1"', '""', '"north"', '"south"', '"atlantis"', '"a\\nb"', '"\\u0041"', '"é"', '"\u007f"', '"x\ty"', '"a b"', `"${'x'.repeat(200)}"`,
@@ -151,7 +177,8 @@ describe('payload fast path: same verdicts as JSON.parse and the exact checks', 
         for (const m of gen.next()) { expectSame(Buffer.from(m.payload), m.topic); messages++; }
       }
     }
-  });
+    expect(hinted).toBeGreaterThan(1000); // the known meters' readings came with their slots
+  }, 120_000); // seconds of work, several times that on a loaded machine
 
   it('tens of thousands of generated and mutated payloads', () => {
     const rnd = seededRandom(20261207);
@@ -167,7 +194,7 @@ describe('payload fast path: same verdicts as JSON.parse and the exact checks', 
     // Not vacuous: most payloads take the fast path, and many do not.
     expect(scanned).toBeGreaterThan(5000);
     expect(scanned).toBeLessThan(25_000);
-  });
+  }, 120_000);
 
   it('the records of a huge batch are not all kept afterwards', () => {
     const b = Buffer.from(`[${Array.from({ length: 5000 }, () => '{}').join(',')}]`);
@@ -175,6 +202,30 @@ describe('payload fast path: same verdicts as JSON.parse and the exact checks', 
     parsePayload(b, 'meters/north/m', contexts()[0] as ValidationContext, NOW, 0, out);
     expect(out.rejections).toHaveLength(5000);
     expect(out.rejections.every((r) => r.error_type === 'missing_field')).toBe(true);
+  });
+});
+
+describe('payload fast path: numbers', () => {
+  it('decimals of up to 19 significant digits read to the same double as JSON.parse', () => {
+    const rnd = seededRandom(53);
+    const scanner = new PayloadScanner();
+    let compared = 0;
+    for (let i = 0; i < 50_000; i++) {
+      const digits = 1 + Math.floor(rnd() * 19);
+      let d = '';
+      for (let k = 0; k < digits; k++) d += String(Math.floor(rnd() * 10));
+      d = d.replace(/^0+(?=\d)/, '');
+      const point = Math.floor(rnd() * (d.length + 1));
+      const text = `${rnd() < 0.2 ? '-' : ''}${point === 0 ? '0' : d.slice(0, point)}${point < d.length ? `.${d.slice(point)}` : ''}`;
+      const payload = Buffer.from(`{"kwh":${text}}`);
+      expect(scanner.scan(payload), text).toBe(true);
+      const got = (scanner.readings[0] as { kwhN: number }).kwhN;
+      scanner.release();
+      const want = JSON.parse(text) as number;
+      if (!Object.is(got, want)) expect(got, text).toBe(want);
+      compared++;
+    }
+    expect(compared).toBe(50_000);
   });
 });
 

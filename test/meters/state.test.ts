@@ -32,6 +32,26 @@ describe('MeterStateTable', () => {
     expect(s.sweep(1_000_000)).toBe(1);
     expect(s.size).toBe(0);
   });
+
+  it('a slot hint (the payload scanner\'s) is used only while that slot holds the same meter', () => {
+    const s = new MeterStateTable(60_000, { maxMeters: 2 });
+    expect(s.accept('a', 1000, 10, 0)).toBeUndefined();
+    const slotA = s.acceptedSlot;
+    expect(s.accept('b', 1000, 10, 1)).toBeUndefined();
+    const slotB = s.acceptedSlot;
+    expect(s.accept('a', 1000, 10, 2, slotA)).toBe('duplicate'); // the right hint
+    expect(s.accept('a', 1000, 10, 3, slotB)).toBe('duplicate'); // a wrong one: a is looked up
+    expect(s.acceptedSlot).toBe(slotA);
+    expect(s.accept('b', 900, 10, 4, 99)).toBeUndefined(); // beyond the table: looked up (an older reading, accepted)
+    // A duplicate does not count as heard: a was last heard at 0, b at 4. c evicts a and takes its slot.
+    expect(s.accept('c', 1000, 10, 5)).toBeUndefined();
+    expect(s.acceptedSlot).toBe(slotA);
+    // A stale hint for the evicted a points at c's slot: a is new again (not a duplicate of c's
+    // reading) and evicts b; c's state is untouched.
+    expect(s.accept('a', 1000, 10, 6, slotA)).toBeUndefined();
+    expect(s.acceptedSlot).toBe(slotB);
+    expect(s.accept('c', 1000, 10, 7, slotA)).toBe('duplicate');
+  });
 });
 
 function reading(id: string, region: string, ts: number, power: number): ValidReading {

@@ -51,8 +51,19 @@ interface MqttConnectionDeps extends MqttClientOptionOverrides {
 // (mqtt 5.16 handlers/publish.js); the PUBACK is then sent later through `_sendPacket`.
 const SKIP_PUBACK = new Error('ems: PUBACK deferred until hand-off');
 
-interface PacketSender {
-  _sendPacket(packet: { cmd: 'puback'; messageId: number; reasonCode?: number }, cb?: (err?: Error) => void): void;
+/**
+ * A PUBACK with reason code 0 and no properties, as mqtt-packet encodes it for MQTT 3.1.1 and 5
+ * alike (MQTT 5 §3.4.2.1: the reason code may be left out when it is 0): type 4, remaining length
+ * 2, the packet identifier. The deferred PUBACKs are written as these bytes, a batch's in one
+ * stream write: through mqtt.js each one took a packet object, a generate() with its own cork and
+ * nextTick, and three stream writes.
+ */
+const PUBACK_BYTES = 4;
+function putPuback(buf: Buffer, at: number, messageId: number): void {
+  buf[at] = 0x40;
+  buf[at + 1] = 0x02;
+  buf[at + 2] = messageId >>> 8;
+  buf[at + 3] = messageId & 0xff;
 }
 
 export class MqttConnection {
@@ -126,28 +137,31 @@ export class MqttConnection {
 
   /** Sends the PUBACK for `token`; false when its connection is gone (the broker will redeliver). */
   ack(token: AckToken): boolean {
-    const client = this.client;
-    if (!client || !client.connected || token.generation !== this.generationCounter) return false;
-    (client as unknown as PacketSender)._sendPacket({ cmd: 'puback', messageId: token.messageId, reasonCode: 0 });
-    return true;
+    return this.ackMany([token]) === 0;
   }
 
   /**
-   * Sends the PUBACKs of a handed-off batch, in order, corked into one socket write.
+   * Sends the PUBACKs of a handed-off batch, in order, in one stream write (PUBACK_BYTES each).
    * Returns how many were stale (their connection is gone; the broker redelivers those).
    */
   ackMany(tokens: readonly AckToken[]): number {
     const client = this.client;
     if (!client || !client.connected) return tokens.length;
-    const stream = client.stream as { cork?: () => void; uncork?: () => void } | undefined;
-    stream?.cork?.();
-    let stale = 0;
-    try {
-      for (const t of tokens) if (!this.ack(t)) stale++;
-    } finally {
-      stream?.uncork?.();
+    const generation = this.generationCounter;
+    let live = 0;
+    for (const t of tokens) if (t.generation === generation) live++;
+    if (live > 0) {
+      const buf = Buffer.allocUnsafe(live * PUBACK_BYTES);
+      let at = 0;
+      for (const t of tokens) {
+        if (t.generation !== generation) continue;
+        putPuback(buf, at, t.messageId);
+        at += PUBACK_BYTES;
+      }
+      // The same stream mqtt.js writes its packets to, whole packets at a time: the order holds.
+      client.stream.write(buf);
     }
-    return stale;
+    return tokens.length - live;
   }
 
   /** Drops the network connection now (as a crash would) and reconnects with backoff. */

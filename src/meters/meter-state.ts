@@ -86,8 +86,11 @@ export class MeterStateTable implements SlotColumns {
     this.acceptedSlot = s;
     // Outside the window: forget the timestamps, keep the kwh register for the monotonic check.
     if (nowMs - (this.values[4 * s + 3] as number) > this.windowMs) this.count[s] = 0;
-    if (this.remembers(s, tsMs)) return 'duplicate';
-    if (tsMs > (this.values[4 * s] as number)) {
+    // Every remembered timestamp is at most the latest one (accept() remembers no other, restore()
+    // takes no other): a reading newer than the latest is no duplicate, and the ring is not read.
+    const latest = this.values[4 * s] as number;
+    if (tsMs <= latest && this.remembers(s, tsMs)) return 'duplicate';
+    if (tsMs > latest) {
       if (kwh < (this.values[4 * s + 1] as number)) return 'kwh_decreasing';
       this.values[4 * s] = tsMs;
       this.values[4 * s + 1] = kwh;
@@ -120,6 +123,8 @@ export class MeterStateTable implements SlotColumns {
       const [id, latestTs, latestKwh, lastAcceptedAt, recent] = e as unknown[];
       if (typeof id !== 'string' || typeof latestTs !== 'number' || typeof latestKwh !== 'number' || typeof lastAcceptedAt !== 'number') continue;
       if (!Array.isArray(recent) || !recent.every((t) => typeof t === 'number') || nowMs - lastAcceptedAt > this.windowMs) continue;
+      // snapshot() never writes a remembered timestamp later than the latest one (accept() relies on it)
+      if (recent.some((t) => (t as number) > latestTs)) continue;
       valid.push([id, latestTs, latestKwh, lastAcceptedAt, recent as number[]]);
     }
     // Least recently heard first, so the eviction order is right (at max_meters the oldest give way).

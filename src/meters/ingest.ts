@@ -239,9 +239,10 @@ export class MeterIngest implements GridSampleSource {
     const arrived = this.deps.clock.monotonic();
     const now = this.deps.clock.now();
     const out = this.scratch;
-    out.readings.length = 0;
-    out.rejections.length = 0;
-    out.slots.length = 0;
+    // (setting an array's length is a runtime call: only when there is something to clear)
+    if (out.readings.length > 0) out.readings.length = 0;
+    if (out.rejections.length > 0) out.rejections.length = 0;
+    if (out.slots.length > 0) out.slots.length = 0;
     try {
       parsePayload(packet.payload as Buffer, packet.topic, this.ctx, now, arrived, out);
     } catch (err) {

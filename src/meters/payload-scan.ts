@@ -105,6 +105,17 @@ const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
  */
 const EXACT_LIMIT = 2 ** 53;
 
+/** Region name strings remembered (direct-mapped by a hash of the bytes), and the longest one kept. */
+const REGION_CACHE = 64;
+const MAX_CACHED_REGION = 64;
+
+/** Whether the ASCII bytes b[s..s+n) are the string `str`. */
+function sameBytes(b: Buffer, s: number, n: number, str: string): boolean {
+  if (str.length !== n) return false;
+  for (let j = 0; j < n; j++) if (b[s + j] !== str.charCodeAt(j)) return false;
+  return true;
+}
+
 /** A syntax outside the subset (or outside JSON): scan() answers false. */
 const FAIL = -1;
 /** Records kept between payloads. */
@@ -121,6 +132,7 @@ export class PayloadScanner {
   private end = 0;
   /** The last region string made, reused while the next one has the same bytes. */
   private lastRegion = '';
+  private readonly regions: Array<string | undefined> = new Array<string | undefined>(REGION_CACHE).fill(undefined);
   private readonly ids: Array<string | undefined> = new Array<string | undefined>(ID_CACHE).fill(undefined);
   private index: MeterIdIndex | undefined;
   /** The slot meterId() found its id in (-1: none). */
@@ -209,9 +221,15 @@ export class PayloadScanner {
     for (;;) {
       if (b[i] !== 0x22) return FAIL;
       const ks = i + 1;
-      const ke = this.stringEnd(ks);
-      if (ke === FAIL) return FAIL;
-      const key = this.key(ks, ke);
+      // A known key is recognised in one pass: its bytes, then the closing quote.
+      const key = this.knownKey(ks);
+      let ke: number;
+      if (key !== Key.Other) {
+        ke = ks + (KEY_BYTES[key] as Uint8Array).length;
+      } else {
+        ke = this.stringEnd(ks);
+        if (ke === FAIL) return FAIL;
+      }
       i = this.ws(ke + 1);
       if (b[i] !== 0x3a) return FAIL;
       i = this.ws(i + 1);
@@ -225,21 +243,35 @@ export class PayloadScanner {
     }
   }
 
-  private key(s: number, e: number): Key {
-    const b = this.b;
-    let k: Key;
-    switch (e - s) {
-      case 3: k = Key.Kwh; break;
-      case 5: k = Key.Power; break;
-      case 6: k = Key.Region; break;
-      case 7: k = b[s] === 0x76 ? Key.Voltage : b[s] === 0x63 ? Key.Current : Key.PowerW; break;
-      case 8: k = Key.MeterId; break;
-      case 9: k = Key.Timestamp; break;
-      case 12: k = Key.PowerFactor; break;
+  /**
+   * The known key whose bytes and closing quote start at `s`, else Key.Other. A string is exactly
+   * that key when its bytes are the key's (plain letters and `_`: no escape, no quote among them)
+   * followed by the closing quote.
+   */
+  private knownKey(s: number): Key {
+    switch (this.b[s]) {
+      case 0x6d: return this.isKey(s, Key.MeterId); // m
+      case 0x74: return this.isKey(s, Key.Timestamp); // t
+      case 0x6b: return this.isKey(s, Key.Kwh); // k
+      case 0x76: return this.isKey(s, Key.Voltage); // v
+      case 0x63: return this.isKey(s, Key.Current); // c
+      case 0x72: return this.isKey(s, Key.Region); // r
+      case 0x70: { // p
+        const k = this.isKey(s, Key.PowerFactor);
+        if (k !== Key.Other) return k;
+        const w = this.isKey(s, Key.PowerW);
+        return w !== Key.Other ? w : this.isKey(s, Key.Power);
+      }
       default: return Key.Other;
     }
+  }
+
+  private isKey(s: number, k: Key): Key {
+    const b = this.b;
     const kb = KEY_BYTES[k] as Uint8Array;
-    for (let j = 0; j < kb.length; j++) if (b[s + j] !== kb[j]) return Key.Other;
+    const n = kb.length;
+    if (b[s + n] !== 0x22) return Key.Other;
+    for (let j = 1; j < n; j++) if (b[s + j] !== kb[j]) return Key.Other;
     return k;
   }
 
@@ -341,18 +373,28 @@ export class PayloadScanner {
     return next;
   }
 
-  /** A region name: the previous one's string again when the bytes are the same (a batch is mostly one region). */
+  /**
+   * A region name: the previous one's string again when the bytes are the same (a batch is mostly
+   * one region), else the one remembered for these bytes (single-reading messages alternate
+   * between a site's few regions).
+   */
   private region(s: number, e: number): string {
     const b = this.b;
     const prev = this.lastRegion;
     const n = e - s;
-    if (prev.length === n) {
-      let j = 0;
-      while (j < n && b[s + j] === prev.charCodeAt(j)) j++;
-      if (j === n) return prev;
+    if (sameBytes(b, s, n, prev)) return prev;
+    let h = n;
+    for (let i = s; i < e; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
+    const slot = (h ^ (h >>> 13)) & (REGION_CACHE - 1);
+    const cached = this.regions[slot];
+    if (cached !== undefined && sameBytes(b, s, n, cached)) {
+      this.lastRegion = cached;
+      return cached;
     }
     const str = b.toString('latin1', s, e);
     this.lastRegion = str;
+    // Only names that can be valid regions (validate.ts: at most 64 characters) are remembered.
+    if (n <= MAX_CACHED_REGION) this.regions[slot] = str;
     return str;
   }
 

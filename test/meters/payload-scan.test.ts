@@ -116,7 +116,10 @@ const STRINGS = [
   '"2026-06-01T24:00:00Z"', '"1970-01-01T00:00:00Z"', '"1969-12-31T23:59:59.999Z"', '"not a date"', '"2026-06-01T11:59:00.1234567890Z"', '"\\"q"',
 ];
 const OTHERS = ['true', 'false', 'null', '{}', '[]', '{"a":1}', '[1,2]', 'NaN', 'undefined', "'x'"];
-const FIELDS = ['meter_id', 'timestamp', 'kwh', 'voltage', 'current', 'power_factor', 'region', 'power_w', 'power', 'extra', 'kwhx', 'voltagf', 'meter_iD'];
+const FIELDS = [
+  'meter_id', 'timestamp', 'kwh', 'voltage', 'current', 'power_factor', 'region', 'power_w', 'power', 'extra', 'kwhx', 'voltagf', 'meter_iD',
+  'power_fact', 'powe', 'p', 'power_w_', 'regio', 'timestamp_', 'c', 'kw\\u0068', 'meter\\u005fid',
+];
 
 function goodFields(rnd: () => number): Array<[string, string]> {
   const ts = String(NOW - Math.floor(rnd() * 100_000));

@@ -105,6 +105,9 @@ const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
  */
 const EXACT_LIMIT = 2 ** 53;
 
+/** Texts of numbers off the fast path remembered with their values (direct-mapped), and the longest one kept. */
+const NUMBER_CACHE = 256;
+const MAX_CACHED_NUMBER = 32;
 /** Region name strings remembered (direct-mapped by a hash of the bytes), and the longest one kept. */
 const REGION_CACHE = 64;
 const MAX_CACHED_REGION = 64;
@@ -399,6 +402,29 @@ export class PayloadScanner {
   }
 
   private num = 0;
+  private readonly numTexts: Array<string | undefined> = new Array<string | undefined>(NUMBER_CACHE).fill(undefined);
+  private readonly numValues = new Float64Array(NUMBER_CACHE);
+
+  /**
+   * A number outside the exact fast path, by `Number()` of its text: the same correctly rounded
+   * value JSON.parse gives. Remembered by its bytes: a publisher's long decimals repeat
+   * (0.9400000000000001 for every power factor of 0.94), and each would cost a string.
+   */
+  private otherNumber(s: number, e: number): number {
+    const b = this.b;
+    const n = e - s;
+    if (n > MAX_CACHED_NUMBER) return Number(b.toString('latin1', s, e));
+    let h = n;
+    for (let i = s; i < e; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
+    const slot = (h ^ (h >>> 13)) & (NUMBER_CACHE - 1);
+    const text = this.numTexts[slot];
+    if (text !== undefined && sameBytes(b, s, n, text)) return this.numValues[slot] as number;
+    const fresh = b.toString('latin1', s, e);
+    const v = Number(fresh);
+    this.numTexts[slot] = fresh;
+    this.numValues[slot] = v;
+    return v;
+  }
 
   /** A JSON number at `i` into `this.num`; returns the index after it, or FAIL (not JSON). */
   private number(i: number): number {
@@ -434,7 +460,7 @@ export class PayloadScanner {
       do { i++; c = b[i] as number; } while (c >= 0x30 && c <= 0x39);
     }
     if (exp || m >= EXACT_LIMIT || frac >= POW10.length) {
-      this.num = Number(b.toString('latin1', start, i)); // the same correctly rounded value JSON.parse gives
+      this.num = this.otherNumber(start, i);
     } else {
       const v = frac === 0 ? m : m / (POW10[frac] as number);
       this.num = neg ? -v : v;

@@ -230,6 +230,30 @@ describe('payload fast path: numbers', () => {
     }
     expect(compared).toBe(50_000);
   });
+
+  it('numbers off the fast path (exponents, 17 digits) read the same each time, whatever was read in between', () => {
+    const rnd = seededRandom(256);
+    const digits = (n: number): string => Array.from({ length: n }, () => String(Math.floor(rnd() * 10))).join('');
+    // More distinct texts than the scanner remembers: some repeat from its memory, some collide there.
+    const pool = Array.from({ length: 2000 }, (_, i) => {
+      switch (i % 5) {
+        case 0: return `0.9${digits(16)}`;
+        case 1: return `${1 + Math.floor(rnd() * 9)}${digits(16)}`;
+        case 2: return `-${1 + Math.floor(rnd() * 9)}${digits(1)}.${digits(3)}e${rnd() < 0.5 ? '-' : '+'}${Math.floor(rnd() * 330)}`;
+        case 3: return `${digits(1)}E${Math.floor(rnd() * 400)}`;
+        default: return rnd() < 0.5 ? '-0e0' : `0.${'0'.repeat(20 + Math.floor(rnd() * 10))}${digits(3)}`;
+      }
+    });
+    const scanner = new PayloadScanner();
+    for (let i = 0; i < 30_000; i++) {
+      const text = pick(rnd, pool);
+      expect(scanner.scan(Buffer.from(`[{"voltage":${text}}]`)), text).toBe(true);
+      const got = (scanner.readings[0] as { voltageN: number }).voltageN;
+      scanner.release();
+      const want = JSON.parse(text) as number;
+      if (!Object.is(got, want)) expect(got, text).toBe(want);
+    }
+  });
 });
 
 /** Strings around the RFC 3339 form: every field at, inside and beyond its range, and mutations. */

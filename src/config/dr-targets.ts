@@ -1,6 +1,6 @@
 // Which load controllers demand response drives: one rule for the planner and the coordinator
 // (src/demand-response) and for `validate` (site-checks.ts), so validate says what runtime does.
-import type { DeviceProfile } from './profile-types.js';
+import type { ControlDef, DeviceProfile } from './profile-types.js';
 import { isSunSpecProfile } from './profile-sunspec.js';
 
 /**
@@ -14,4 +14,19 @@ export function drExclusion(profile: Pick<DeviceProfile, 'sunspec_models'>): str
     return 'its profile places controls by SunSpec discovery (per device, absent when the device lacks the model): DR drives load controllers at fixed addresses only';
   }
   return undefined;
+}
+
+/** The control DR drives on a load controller: the one with role setpoint, else the first. */
+export function drSetpointControl(profile: Pick<DeviceProfile, 'controls'>): ControlDef | undefined {
+  return profile.controls.find((c) => c.role === 'setpoint') ?? profile.controls[0];
+}
+
+/**
+ * Spans one command makes per load controller it drives, at most: controller_cmd, read_back, and a
+ * modbus_write per value written (the setpoint, its enable control, its revert timer).
+ * test/demand-response holds the executor to this, with and without an enable control.
+ */
+export function drSpansPerController(profile: Pick<DeviceProfile, 'controls'>): number {
+  const c = drSetpointControl(profile);
+  return c === undefined ? 0 : 3 + (c.enable ? 1 : 0) + (c.revert_timer ? 1 : 0);
 }

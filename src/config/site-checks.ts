@@ -1,7 +1,7 @@
 // Cross-section checks of a site: devices against profiles, unique ids and addresses, the grid
 // frequency source, demand-response zones, the poll budget, and derived defaults.
 import { hint } from './did-you-mean.js';
-import { drExclusion } from './dr-targets.js';
+import { drExclusion, drSetpointControl, drSpansPerController } from './dr-targets.js';
 import { endpointKey } from './endpoint-key.js';
 import type { PollBudget } from './load.js';
 import type { DeviceProfile } from './profile-types.js';
@@ -16,7 +16,7 @@ export function checkSite(
   checkDevices(site.devices, available, ctx);
   checkFrequencySource(site.grid, site.devices, profiles, ctx);
   const driven = checkDemandResponse(site.mqtt?.demand_response, site.devices, profiles, ctx, false);
-  if (site.mqtt?.demand_response) checkDrSpanQueue(site.mqtt.demand_response, site.telemetry, driven, ctx);
+  if (site.mqtt?.demand_response) checkDrSpanQueue(site.mqtt.demand_response, site.telemetry, driven, profiles, ctx);
   checkDrProtocol(site.mqtt, ctx);
   if (site.mqtt?.meters) checkMeters(site.mqtt.meters, ctx);
   checkDelivery(site.delivery !== undefined, site.devices, ctx);
@@ -111,38 +111,47 @@ function checkDrProtocol(mqtt: { protocol_version: 4 | 5; demand_response?: unkn
 }
 
 /**
- * Spans a demand-response command makes per load controller it drives: controller_cmd with its two
- * children, modbus_write and read_back (test/demand-response/curtail.test.ts holds DR to this).
+ * A command (it addresses one zone) ends its spans within a fraction of a second, faster than one
+ * export drains them: past the span queue the rest would be dropped (counted, but the trace of what
+ * was written is gone). Warned for the zone that makes the most, where the queue is set, or at the
+ * DR section. OTEL_BSP_MAX_QUEUE_SIZE wins over the key at run time, so it does here.
  */
-export const DR_SPANS_PER_CONTROLLER = 3;
-
-/**
- * A command to every driven controller ends its spans within a fraction of a second, faster than one
- * export drains them: past telemetry.span_queue_size the rest would be dropped (counted, but the
- * trace of what was written is gone). Warned where the queue is set, or at the DR section.
- */
-function checkDrSpanQueue(dr: DemandResponseConfig, telemetry: ParsedSite['telemetry'], driven: number, ctx: FileCtx): void {
-  const spans = DR_SPANS_PER_CONTROLLER * driven + 1;
-  if (spans <= telemetry.span_queue_size) return;
-  const where = ctx.hasKey(telemetry, 'span_queue_size') ? { obj: telemetry, key: 'span_queue_size' } : { obj: dr, key: undefined };
-  ctx.warnAt(where.obj, where.key, `a demand-response command to all ${driven} load controllers makes ${spans} spans, more than telemetry.span_queue_size ${telemetry.span_queue_size} holds: set span_queue_size to at least ${spans}, or that command's spans past it are dropped (counted in ems.telemetry.spans_dropped)`);
+function checkDrSpanQueue(
+  dr: DemandResponseConfig, telemetry: ParsedSite['telemetry'], driven: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx,
+): void {
+  const perZone = new Map<string, { controllers: number; spans: number }>();
+  for (const d of driven) {
+    const p = profiles.get(d.profile);
+    const z = perZone.get(d.zone) ?? { controllers: 0, spans: 1 };
+    z.controllers++;
+    z.spans += p === undefined ? 0 : drSpansPerController(p);
+    perZone.set(d.zone, z);
+  }
+  const [zone, worst] = [...perZone].sort((a, b) => b[1].spans - a[1].spans || a[0].localeCompare(b[0]))[0] ?? [];
+  const env = Number(ctx.env['OTEL_BSP_MAX_QUEUE_SIZE']);
+  const fromEnv = Number.isInteger(env) && env > 0;
+  const queue = fromEnv ? env : telemetry.span_queue_size;
+  if (worst === undefined || zone === undefined || worst.spans <= queue) return;
+  const set = fromEnv ? `OTEL_BSP_MAX_QUEUE_SIZE ${queue}` : `telemetry.span_queue_size ${queue}`;
+  const where = !fromEnv && ctx.hasKey(telemetry, 'span_queue_size') ? { obj: telemetry, key: 'span_queue_size' } : { obj: dr, key: undefined };
+  ctx.warnAt(where.obj, where.key, `a demand-response command to zone ${JSON.stringify(zone)} (${worst.controllers} load controllers) makes up to ${worst.spans} spans, more than ${set} holds: set it to at least ${worst.spans}, or that command's spans past it are dropped (counted in ems.telemetry.spans_dropped)`);
 }
 
 /**
  * `incomplete`: some devices did not validate, so zone-wide conclusions are held back. Returns the
- * number of load controllers demand response drives (0 when it is not configured or held back).
+ * load controllers demand response drives (none when it is not configured or held back).
  */
 function checkDemandResponse(
   dr: DemandResponseConfig | undefined, devices: readonly DeviceConfig[], profiles: ReadonlyMap<string, DeviceProfile>, ctx: FileCtx, incomplete: boolean,
-): number {
+): DeviceConfig[] {
   const controllers = devices.filter((d) => d.enabled && profiles.get(d.profile)?.kind === 'load_controller');
   for (const d of controllers) {
     const p = profiles.get(d.profile);
     if (p && p.controls.length === 0) ctx.errorAt(d, 'profile', `load controller profile ${p.profile} has no control to drive`);
-    const unit = p?.controls.find((c) => c.role === 'setpoint')?.unit ?? p?.controls[0]?.unit;
+    const unit = p === undefined ? undefined : drSetpointControl(p)?.unit;
     if (unit === '%' && d.capacity_kw === undefined) ctx.warnAt(d, 'id', 'a load controller with a % setpoint needs capacity_kw to turn kW reductions into %');
   }
-  if (!dr) return 0;
+  if (!dr) return [];
   // What DR will drive at run time (src/config/dr-targets.ts): the others are said here, by name.
   const leftOut = new Map<string, string[]>();
   const driven = controllers.filter((d) => {
@@ -153,12 +162,12 @@ function checkDemandResponse(
     leftOut.set(d.zone, [...(leftOut.get(d.zone) ?? []), d.id]);
     return false;
   });
-  if (incomplete) return 0;
+  if (incomplete) return [];
   if (driven.length === 0) {
     ctx.errorAt(dr, undefined, controllers.length === 0
       ? 'demand_response is configured but no enabled device has a load_controller profile: no zone can act on a command'
       : `demand_response is configured but every enabled load controller is left out of it (${controllers.map((d) => d.id).join(', ')}): no zone can act on a command`);
-    return 0;
+    return [];
   }
   const zones = new Set(driven.map((d) => d.zone));
   for (const d of devices) {
@@ -172,7 +181,7 @@ function checkDemandResponse(
   for (const d of driven) {
     if (d.zone === 'default') ctx.warnAt(d, 'id', 'load controller has no zone: demand-response commands address zones (set zone:)');
   }
-  return driven.length;
+  return driven;
 }
 
 function checkMeters(m: MeterIngestConfig, ctx: FileCtx): void {

@@ -1,6 +1,6 @@
 // loadSite / loadSiteFromString: defaults, durations, secrets (${ENV}, *_file), profiles_dir,
 // positions in messages, and the shipped site files.
-import { DR_OVER_MQTT311_WARNING, DR_SPANS_PER_CONTROLLER } from '../../src/config/site-checks.js';
+import { DR_OVER_MQTT311_WARNING } from '../../src/config/site-checks.js';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -158,22 +158,33 @@ describe('loadSite', () => {
     ]);
   });
 
-  it('warns when one command to every load controller makes more spans than the span queue holds', async () => {
-    const controllers = (n: number): string => Array.from({ length: n }, (_, i) => `  - { id: lc${i}, profile: generic-load-controller, host: h${Math.floor(i / 200)}, unit_id: ${(i % 200) + 1}, zone: z1 }\n`).join('');
+  it('warns when one command to a zone makes more spans than the span queue holds', async () => {
+    // The shipped load controller has an enable control: 4 spans per controller, plus the send span.
+    const controllers = (n: number, zone = 'z1', from = 0): string => Array.from({ length: n }, (_, j) => {
+      const i = from + j;
+      return `  - { id: lc${i}, profile: generic-load-controller, host: h${Math.floor(i / 200)}, unit_id: ${(i % 200) + 1}, zone: ${zone} }\n`;
+    }).join('');
     const dr = `mqtt:\n  url: mqtt://b\n  demand_response: { command_topic: c, ack_topic: a, public_key_file: ${join(ROOT, 'config/keys/demo-dr.pub')} }\n`;
-    const warned = async (n: number, queue?: number): Promise<string[]> => {
+    const warned = async (devices: string, queue?: number, env: NodeJS.ProcessEnv = {}): Promise<string[]> => {
       const tel = queue === undefined ? '' : `telemetry:\n  span_queue_size: ${queue}\n  span_batch_size: 1\n`;
-      const { warnings } = await loadSiteFromString(`${HEAD}devices:\n${controllers(n)}${dr}${tel}`, { profileChecks: modbusProfileChecks, file: 'x.yaml', env: {} });
-      return warnings.filter((w) => w.message.includes('span_queue_size')).map((w) => `${w.line} ${w.path}: ${w.message}`);
+      const { warnings } = await loadSiteFromString(`${HEAD}devices:\n${devices}${dr}${tel}`, { profileChecks: modbusProfileChecks, file: 'x.yaml', env });
+      return warnings.filter((w) => w.message.includes('spans')).map((w) => `${w.line} ${w.path}: ${w.message}`);
     };
-    // 3 controllers: 3 x 3 + 1 = 10 spans.
-    expect(DR_SPANS_PER_CONTROLLER * 3 + 1).toBe(10);
-    expect(await warned(3, 10)).toEqual([]);
-    expect(await warned(3, 9)).toEqual([
-      '11 telemetry.span_queue_size: a demand-response command to all 3 load controllers makes 10 spans, more than telemetry.span_queue_size 9 holds: set span_queue_size to at least 10, or that command\'s spans past it are dropped (counted in ems.telemetry.spans_dropped)',
+    // 3 controllers: 3 x 4 + 1 = 13 spans.
+    expect(await warned(controllers(3), 13)).toEqual([]);
+    expect(await warned(controllers(3), 12)).toEqual([
+      '11 telemetry.span_queue_size: a demand-response command to zone "z1" (3 load controllers) makes up to 13 spans, more than telemetry.span_queue_size 12 holds: set it to at least 13, or that command\'s spans past it are dropped (counted in ems.telemetry.spans_dropped)',
     ]);
-    // The default queue (2048) holds a command to 682 controllers, not to 683; without the key the warning is at the DR section.
-    expect(await warned(682)).toEqual([]);
-    expect((await warned(683)).map((w) => w.replace(/:.*/, ''))).toEqual([`${683 + 6} mqtt.demand_response`]);
+    // A command addresses one zone: two zones of 3 are judged as 3, the larger zone named.
+    expect(await warned(controllers(2, 'z1') + controllers(3, 'z2', 2), 13)).toEqual([]);
+    expect((await warned(controllers(2, 'z1') + controllers(3, 'z2', 2), 12)).map((w) => /zone "(\w+)" \((\d+)/.exec(w)?.slice(1))).toEqual([['z2', '3']]);
+    // OTEL_BSP_MAX_QUEUE_SIZE wins over the key, as at run time; the warning is then at the DR section.
+    expect(await warned(controllers(3), 12, { OTEL_BSP_MAX_QUEUE_SIZE: '13' })).toEqual([]);
+    expect((await warned(controllers(3), 100, { OTEL_BSP_MAX_QUEUE_SIZE: '12' })).map((w) => w.replace(/ load controllers.*holds/, ' ... holds'))).toEqual([
+      '9 mqtt.demand_response: a demand-response command to zone "z1" (3 ... holds: set it to at least 13, or that command\'s spans past it are dropped (counted in ems.telemetry.spans_dropped)',
+    ]);
+    // The default queue (2048) holds a command to 511 such controllers, not to 512.
+    expect(await warned(controllers(511))).toEqual([]);
+    expect((await warned(controllers(512))).map((w) => w.replace(/:.*/, ''))).toEqual([`${512 + 6} mqtt.demand_response`]);
   });
 });

@@ -5,7 +5,7 @@ import type { ResultAck } from '../../src/demand-response/ack.js';
 import { buildCommand, sendCommand, signedMessage } from '../../src/demand-response/sender.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { SPANS, SPAN_ATTRS } from '../../src/telemetry/semconv.js';
-import { DR_SPANS_PER_CONTROLLER } from '../../src/config/site-checks.js';
+import { drSpansPerController } from '../../src/config/dr-targets.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../simulators/broker.js';
 import { KEYS, SITE_ID, loadControllerProfile } from './fixtures.js';
 import { Rig } from './harness.js';
@@ -66,8 +66,10 @@ describe('DR curtailment over MQTT 3.1.1 (aedes)', () => {
       const children = spans.filter((s) => s.parentSpanContext?.spanId === c.spanContext().spanId).map((s) => s.name).sort();
       expect(children).toEqual([SPANS.drModbusWrite, SPANS.drReadBack]);
     }
-    // validate's span queue warning counts on this (DR_SPANS_PER_CONTROLLER of src/config/site-checks.ts).
-    expect(spans).toHaveLength(1 + DR_SPANS_PER_CONTROLLER * cmds.length);
+    // validate's span queue warning counts on this (drSpansPerController, src/config/dr-targets.ts):
+    // no enable control, no revert timer: three spans per controller, and the send span.
+    expect(drSpansPerController(loadControllerProfile())).toBe(3);
+    expect(spans).toHaveLength(1 + drSpansPerController(loadControllerProfile()) * cmds.length);
     expect(await rig.counter()).toEqual([{ attrs: { outcome: 'acknowledged', zone: 'zone-a' }, value: 3 }]);
   });
 

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { loadProfile } from '../../src/modbus/profile-load.js';
+import { drSpansPerController } from '../../src/config/dr-targets.js';
 import { buildCommand, signedMessage } from '../../src/demand-response/sender.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { KEYS, SITE_ID } from './fixtures.js';
@@ -33,6 +34,9 @@ describe('DR with devices/generic-load-controller.yaml', () => {
     }
     // Wire addresses (address_base 1): 40003 -> 40002 setpoint raw 2000, 40004 -> 40003 enable 1.
     expect(rig.servers[0]?.writes.filter((w) => w.unitId === 1).map((w) => [w.address, [...w.values]])).toEqual([[40002, [2000]], [40003, [1]]]);
+    // Setpoint and enable: four spans per controller (validate's span queue warning counts on it).
+    expect(drSpansPerController(profile)).toBe(4);
+    expect(rig.spans.getFinishedSpans()).toHaveLength(1 + 2 * drSpansPerController(profile));
   });
 
   it('restores to max with the enable flag off (after the 1 s rate limit)', async () => {

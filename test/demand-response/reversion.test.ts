@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
+import { drSpansPerController } from '../../src/config/dr-targets.js';
 import { buildCommand, signedMessage } from '../../src/demand-response/sender.js';
 import { createSimulatedDevice, startModbusServer } from '../../simulators/modbus/index.js';
 import { freePort } from '../helpers/ports.js';
@@ -39,6 +40,9 @@ describe('DR reversion and re-assertion', () => {
     expect(rig.unit('lc1').numberOf('load_kw')).toBe(50);
     // The device's own reversion timer holds the remaining duration: a dead gateway cannot leave it curtailed.
     expect(rig.servers[0]?.writes.filter((w) => w.address === 11).map((w) => w.values[0])).toEqual([900, 900]);
+    // Setpoint and revert timer: four spans per controller (validate's span queue warning counts on it).
+    expect(drSpansPerController(withRevertTimer())).toBe(4);
+    expect(rig.spans.getFinishedSpans()).toHaveLength(1 + 2 * drSpansPerController(withRevertTimer()));
     const persisted = JSON.parse(readFileSync(rig.stateFile, 'utf8')) as { active: Array<{ command_id: string }> };
     expect(persisted.active.map((a) => a.command_id)).toEqual(['c-end']);
 

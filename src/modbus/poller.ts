@@ -127,6 +127,8 @@ interface CompiledRead {
   sfNow: Array<number | undefined>;
   /** Each item's slot in the device's snapshot values (-1: the device is not in the snapshot). */
   slots: Int32Array;
+  /** Whether its arrays (and the copy of the registers) are carved from the shared slabs. */
+  slab: boolean;
 }
 
 /**
@@ -177,22 +179,27 @@ function readTemplate(profile: DeviceProfile, read: PlannedRead): ReadTemplate {
 }
 
 // A planned read compiled for one device: the shared template, the request frame prepared by the
-// endpoint, and the device's decode cache. A recompiled plan recompiles all of it.
-function compile(device: DeviceConfig, profile: DeviceProfile, endpoint: ModbusEndpointClient, read: PlannedRead, values: DeviceValues | undefined): CompiledRead {
+// endpoint, and the device's decode cache. A recompiled plan recompiles all of it. `slab`: carve its
+// arrays from the shared slabs (typed-slab.ts), for the plan a device keeps; a plan compiled again
+// (a SunSpec device's chain rediscovered at each reconnect) takes arrays of its own, which the
+// garbage collector frees with the plan: slab bytes are never handed out twice, so recompiling into
+// them would leak a little at every reconnect.
+function compile(device: DeviceConfig, profile: DeviceProfile, endpoint: ModbusEndpointClient, read: PlannedRead, values: DeviceValues | undefined, slab: boolean): CompiledRead {
   const t = readTemplate(profile, read);
   const n = t.items.length;
   const req: ReadRequest = { unitId: device.unit_id, table: read.table, address: read.address, count: read.count };
   const request = endpoint.prepareRead?.(req) ?? req;
   return {
     read, t, request, options: { deviceId: device.id, timeoutMs: profile.quirks.timeout_ms },
-    words: undefined, state: slabUint8(n), num: slabFloat64(2 * n), other: undefined, sfNow: new Array<number | undefined>(t.sfCount).fill(undefined),
-    slots: slotsOf(t.items, values),
+    words: undefined, state: slab ? slabUint8(n) : new Uint8Array(n), num: slab ? slabFloat64(2 * n) : new Float64Array(2 * n),
+    other: undefined, sfNow: new Array<number | undefined>(t.sfCount).fill(undefined),
+    slots: slotsOf(t.items, values, slab), slab,
   };
 }
 
 /** Each item's slot in the device's snapshot values (-1: none). */
-function slotsOf(items: readonly CompiledItem[], values: DeviceValues | undefined): Int32Array {
-  const slots = slabInt32(items.length);
+function slotsOf(items: readonly CompiledItem[], values: DeviceValues | undefined, slab: boolean): Int32Array {
+  const slots = slab ? slabInt32(items.length) : new Int32Array(items.length);
   items.forEach((it, i) => { slots[i] = values?.slotOf(it.point.id) ?? -1; });
   return slots;
 }
@@ -217,6 +224,8 @@ const CONFIG_ERRORS: ReadonlySet<ModbusErrorType> = new Set(['exception_illegal_
 
 export class DevicePoller {
   private plan: CompiledRead[] = [];
+  /** Whether a plan of this poller was carved from the slabs (compilePlan): only the first is. */
+  private slabbed = false;
   /** This device's values in the snapshot (undefined: not registered there). */
   private values: DeviceValues | undefined;
   /** The last answer (or failure) of each planned read, for the live values (live-values.ts). */
@@ -283,7 +292,7 @@ export class DevicePoller {
       // A SunSpec profile's points are placed per device once its chain is known (applyLayout).
       const requests = isSunSpecProfile(this.profile) ? [] : (this.deps.plan ?? planReads(this.profile).requests);
       this.values = this.deps.snapshot.device(this.device.id);
-      this.plan = requests.map((r) => compile(this.device, this.profile, this.deps.endpoint, r, this.values));
+      this.plan = this.compilePlan(this.profile, requests);
       const check = new IdentityCheck(this.profile, this.deps.identityPlan);
       const target = { deviceId: this.device.id, unitId: this.device.unit_id, endpoint: this.deps.endpoint, timeoutMs: this.profile.quirks.timeout_ms };
       this.ident = check.needed ? new IdentityGate(check, target, this.log) : undefined;
@@ -348,11 +357,18 @@ export class DevicePoller {
    * chain; points left out are removed from the snapshot (absent, never 0) and logged with the
    * reason, a model length that differs from the profile's is logged once.
    */
+  /** The first plan with reads is carved from the slabs; any later one has arrays of its own (compile()). */
+  private compilePlan(profile: DeviceProfile, requests: readonly PlannedRead[]): CompiledRead[] {
+    const slab = !this.slabbed && requests.length > 0;
+    if (slab) this.slabbed = true;
+    return requests.map((r) => compile(this.device, profile, this.deps.endpoint, r, this.values, slab));
+  }
+
   private applyLayout(layout: DeviceLayout): void {
     const before = this.layout;
     this.layout = layout;
     const requests = planReads(layout.profile).requests;
-    this.plan = requests.map((r) => compile(this.device, layout.profile, this.deps.endpoint, r, this.values));
+    this.plan = this.compilePlan(layout.profile, requests);
     this.parkedUntil = this.plan.map(() => 0);
     this.lastReads = emptyReads(this.plan.length);
     const kept = new Set(layout.profile.points.map((p) => p.id));
@@ -511,7 +527,8 @@ export class DevicePoller {
     // Keep a copy of the registers, not the answer's array (it would live on into the old generation).
     if (last !== undefined) last.set(words);
     else {
-      const copy = words instanceof Uint16Array ? slabUint16(words.length) : slabUint8(words.length);
+      const n = words.length;
+      const copy = words instanceof Uint16Array ? (c.slab ? slabUint16(n) : new Uint16Array(n)) : (c.slab ? slabUint8(n) : new Uint8Array(n));
       copy.set(words);
       c.words = copy;
     }

@@ -8,6 +8,7 @@ const SLAB_BYTES = 64 * 1024;
 
 let slab: ArrayBuffer | undefined;
 let used = 0;
+let carvedTotal = 0;
 
 function carve(bytes: number, align: number): { buffer: ArrayBuffer; offset: number } {
   if (bytes > SLAB_BYTES / 8) return { buffer: new ArrayBuffer(bytes), offset: 0 };
@@ -17,6 +18,7 @@ function carve(bytes: number, align: number): { buffer: ArrayBuffer; offset: num
     at = 0;
   }
   used = at + bytes;
+  carvedTotal += bytes;
   return { buffer: slab, offset: at };
 }
 
@@ -38,4 +40,9 @@ export function slabUint16(n: number): Uint16Array {
 export function slabUint8(n: number): Uint8Array {
   const { buffer, offset } = carve(n, 1);
   return new Uint8Array(buffer, offset, n);
+}
+
+/** Bytes handed out from the slabs so far (tests: a plan compiled again must not take more). */
+export function slabBytesCarved(): number {
+  return carvedTotal;
 }

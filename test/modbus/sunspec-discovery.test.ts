@@ -18,6 +18,7 @@ import { systemClock } from '../../src/runtime/clock.js';
 import { deviceDetail, deviceStatus } from '../../src/status/adapters.js';
 import { pointWidth } from '../../src/config/profile-types.js';
 import { waitFor } from './endpoint-helpers.js';
+import { slabBytesCarved } from '../../src/modbus/typed-slab.js';
 import { flatten, testDevice, testMeter, testSite, type TestReader } from './poller-fixtures.js';
 
 const SUNSPEC = fileURLToPath(new URL('../../devices/sunspec-inverter-3ph.yaml', import.meta.url));
@@ -199,6 +200,24 @@ describe('SunSpec discovery: points placed from the chain each device has', () =
     expect(await waitFor(() => set.status()[0]?.sunspec?.base === 0 && set.snapshot.get('inv-1', 'ac_power')?.value === 1111, 10_000)).toBe(true);
     expect(await waitFor(() => set.snapshot.get('inv-1', 'power_limit_pct') === undefined, 10_000)).toBe(true);
     expect(set.status()[0]!.sunspec?.models.map((m) => [m.id, m.start])).toEqual([[1, 2], [103, 70]]);
+  });
+
+  it('a plan compiled again at each reconnect takes no slab memory: only the first plan is carved from the slabs', async () => {
+    const profile = await loadProfile(SUNSPEC);
+    const sim = createSimulatedDevice(profile);
+    pin(sim);
+    const server = await serve(sim);
+    const { set } = poll(profile, server.port);
+    set.start();
+    expect(await settled(set)).toEqual(EXPECTED);
+    const carved = slabBytesCarved();
+    for (let i = 1; i <= 5; i++) {
+      server.dropConnections();
+      sim.set('ac_power', 1000 + i);
+      expect(await waitFor(() => set.snapshot.get('inv-1', 'ac_power')?.value === 1000 + i, 10_000)).toBe(true);
+    }
+    expect(set.status()[0]!.sunspec?.models.map((m) => m.id)).toEqual([1, 103, 123]);
+    expect(slabBytesCarved()).toBe(carved);
   });
 
   it('none of the profile\'s models on the device (a wrong unit id hitting a SunSpec meter): down with the reason, no up gauge', async () => {

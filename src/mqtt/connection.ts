@@ -12,8 +12,16 @@ import { SessionContinuity } from './session-continuity.js';
 
 /** Identifies one received QoS 1 message on one network connection, for a later PUBACK. */
 export interface AckToken {
+  /** The connection generation when it arrived (see `link` for what decides where its PUBACK may go). */
   readonly generation: number;
   readonly messageId: number;
+  /**
+   * The network stream it arrived on: its PUBACK goes out on that stream only. The generation cannot
+   * decide it: mqtt.js marks a new connection connected at its CONNACK but emits 'connect' (where
+   * the generation moves on) only after resending its own unacknowledged publishes, and messages
+   * arrive in between (mqtt.js drops the packets an old stream still had queued).
+   */
+  readonly link: object;
 }
 
 /**
@@ -48,8 +56,11 @@ interface MqttConnectionDeps extends MqttClientOptionOverrides {
 
 // mqtt.js sends the PUBACK from the callback of handleMessage, and handles the next inbound packet
 // only after that. Calling the callback with an error skips the PUBACK but lets the pump go on
-// (mqtt 5.16 handlers/publish.js); the PUBACK is then sent later through `_sendPacket`.
+// (mqtt 5.16 handlers/publish.js); the PUBACK is then written later by ackMany (PUBACK_BYTES).
 const SKIP_PUBACK = new Error('ems: PUBACK deferred until hand-off');
+
+/** The link of a token made without a client: no stream is it, so its PUBACK is never written. */
+const NO_LINK: object = Object.freeze({});
 
 /**
  * A PUBACK with reason code 0 and no properties, as mqtt-packet encodes it for MQTT 3.1.1 and 5
@@ -146,20 +157,21 @@ export class MqttConnection {
    */
   ackMany(tokens: readonly AckToken[]): number {
     const client = this.client;
-    if (!client || !client.connected) return tokens.length;
-    const generation = this.generationCounter;
+    const stream = client?.stream;
+    // A destroyed stream may still look connected until its 'close': what is written to it is lost.
+    if (!client || !client.connected || !stream || stream.destroyed || !stream.writable) return tokens.length;
     let live = 0;
-    for (const t of tokens) if (t.generation === generation) live++;
+    for (const t of tokens) if (t.link === stream) live++;
     if (live > 0) {
       const buf = Buffer.allocUnsafe(live * PUBACK_BYTES);
       let at = 0;
       for (const t of tokens) {
-        if (t.generation !== generation) continue;
+        if (t.link !== stream) continue;
         putPuback(buf, at, t.messageId);
         at += PUBACK_BYTES;
       }
       // The same stream mqtt.js writes its packets to, whole packets at a time: the order holds.
-      client.stream.write(buf);
+      stream.write(buf);
     }
     return tokens.length - live;
   }
@@ -190,7 +202,9 @@ export class MqttConnection {
       else callback();
       return;
     }
-    const token: AckToken = { generation: this.generationCounter, messageId: packet.messageId };
+    // The stream mqtt.js parsed this packet from: a superseded stream's queued packets are dropped
+    // before they reach here (mqtt 5.16 client.js, `pump.isCurrent`).
+    const token: AckToken = { generation: this.generationCounter, messageId: packet.messageId, link: this.client?.stream ?? NO_LINK };
     let called = false;
     handler(packet, token, () => {
       if (called) return;

@@ -101,7 +101,7 @@ describe('MqttConnection', () => {
       const tokens = got.map((g) => g.token as AckToken);
       expect(tokens.every((t) => t !== undefined && t.generation === 1)).toBe(true);
       // 0-4 in one write, with a token of an earlier connection among them (stale: not sent); 5 alone.
-      expect(conn.ackMany([...tokens.slice(0, 3), { generation: 0, messageId: (tokens[6] as AckToken).messageId }, ...tokens.slice(3, 5)])).toBe(1);
+      expect(conn.ackMany([...tokens.slice(0, 3), { generation: 0, messageId: (tokens[6] as AckToken).messageId, link: {} }, ...tokens.slice(3, 5)])).toBe(1);
       expect(conn.ack(tokens[5] as AckToken)).toBe(true);
       // A round trip after the acks: the broker has read them once it answers.
       await conn.mqttClient?.subscribeAsync('other/x', { qos: 1 });

@@ -72,14 +72,20 @@ async function settled(set: PollerSet): Promise<Record<string, unknown>> {
   return last;
 }
 
+/** The shipped SunSpec inverter profile on a simulator of the reference chain (values pinned), polled. */
+async function pollReference(): Promise<{ profile: DeviceProfile; sim: SimulatedDevice; server: ModbusSimServer } & ReturnType<typeof poll>> {
+  const profile = await loadProfile(SUNSPEC);
+  const sim = createSimulatedDevice(profile);
+  pin(sim);
+  const server = await serve(sim);
+  const polled = poll(profile, server.port);
+  polled.set.start();
+  return { profile, sim, server, ...polled };
+}
+
 describe('SunSpec discovery: points placed from the chain each device has', () => {
   it('the reference chain: chain in /status, every value, the model 123 limit and its control at the found address', async () => {
-    const profile = await loadProfile(SUNSPEC);
-    const sim = createSimulatedDevice(profile);
-    pin(sim);
-    const server = await serve(sim);
-    const { set, lines } = poll(profile, server.port);
-    set.start();
+    const { set, lines } = await pollReference();
     expect(await waitFor(() => set.status()[0]?.up === true && set.snapshot.get('inv-1', 'power_limit_pct') !== undefined, 10_000)).toBe(true);
     expect(await settled(set)).toEqual(EXPECTED);
     expect(set.snapshot.get('inv-1', 'power_limit_pct')?.value).toBe(100);
@@ -185,12 +191,7 @@ describe('SunSpec discovery: points placed from the chain each device has', () =
   });
 
   it('after a reconnect the chain is found again: another layout behind the same address gets its own plan', async () => {
-    const profile = await loadProfile(SUNSPEC);
-    const sim = createSimulatedDevice(profile);
-    pin(sim);
-    const server = await serve(sim);
-    const { set } = poll(profile, server.port);
-    set.start();
+    const { profile, server, set } = await pollReference();
     expect(await waitFor(() => set.snapshot.get('inv-1', 'power_limit_pct') !== undefined, 10_000)).toBe(true);
     const other = createSimulatedDevice(profile, { sunspecLayout: { base: 0, models: [{ id: 1, length: 66 }, { id: 103, length: 50 }] } });
     pin(other);
@@ -203,12 +204,7 @@ describe('SunSpec discovery: points placed from the chain each device has', () =
   });
 
   it('a plan compiled again at each reconnect takes no slab memory: only the first plan is carved from the slabs', async () => {
-    const profile = await loadProfile(SUNSPEC);
-    const sim = createSimulatedDevice(profile);
-    pin(sim);
-    const server = await serve(sim);
-    const { set } = poll(profile, server.port);
-    set.start();
+    const { sim, server, set } = await pollReference();
     expect(await settled(set)).toEqual(EXPECTED);
     const carved = slabBytesCarved();
     for (let i = 1; i <= 5; i++) {

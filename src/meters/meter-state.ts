@@ -123,9 +123,10 @@ export class MeterStateTable implements SlotColumns {
       const [id, latestTs, latestKwh, lastAcceptedAt, recent] = e as unknown[];
       if (typeof id !== 'string' || typeof latestTs !== 'number' || typeof latestKwh !== 'number' || typeof lastAcceptedAt !== 'number') continue;
       if (!Array.isArray(recent) || !recent.every((t) => typeof t === 'number') || nowMs - lastAcceptedAt > this.windowMs) continue;
-      // snapshot() never writes a remembered timestamp later than the latest one (accept() relies on it)
-      if (recent.some((t) => (t as number) > latestTs)) continue;
-      valid.push([id, latestTs, latestKwh, lastAcceptedAt, recent as number[]]);
+      // snapshot() never writes a remembered timestamp later than the latest one (accept() relies on
+      // it): a file that does (hand-edited, corrupt) loses those, and keeps the rest of the meter.
+      const kept = (recent as number[]).filter((t) => t <= latestTs);
+      valid.push([id, latestTs, latestKwh, lastAcceptedAt, kept]);
     }
     // Least recently heard first, so the eviction order is right (at max_meters the oldest give way).
     valid.sort((a, b) => a[3] - b[3]);

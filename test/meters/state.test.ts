@@ -102,11 +102,15 @@ function reading(id: string, region: string, ts: number, power: number): ValidRe
 }
 
 describe('MeterStateTable snapshot', () => {
-  it('skips an entry that remembers a timestamp later than its latest one (snapshot() never writes one)', () => {
+  it('drops the remembered timestamps later than an entry\'s latest one (snapshot() never writes one) and keeps the rest of the meter', () => {
     const s = new MeterStateTable(60_000);
-    expect(s.restore({ version: 1, saved_at: 0, meters: [['a', 1000, 10, 0, [900, 1000]], ['b', 1000, 10, 0, [900, 2000]]] }, 10)).toBe(1);
+    expect(s.restore({ version: 1, saved_at: 0, meters: [['a', 1000, 10, 0, [900, 1000]], ['b', 1000, 10, 0, [900, 2000]]] }, 10)).toBe(2);
     expect(s.accept('a', 900, 10, 20)).toBe('duplicate');
-    expect(s.accept('b', 2000, 10, 20)).toBeUndefined(); // b was not restored
+    // b keeps 900 and its kwh register; 2000 was not remembered (it is newer than b's latest).
+    expect(s.accept('b', 900, 10, 20)).toBe('duplicate');
+    expect(s.accept('b', 1500, 9, 20)).toBe('kwh_decreasing');
+    expect(s.accept('b', 2000, 10, 20)).toBeUndefined();
+    expect(s.accept('b', 2000, 10, 30)).toBe('duplicate');
   });
 
   it('restores duplicates and the kwh register; skips stale and malformed entries; keeps ring order', () => {

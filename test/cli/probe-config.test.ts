@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { captureStdio } from '../helpers/capture.js';
 import { run as probe } from '../../src/cli/probe.js';
 import { run as validate } from '../../src/cli/validate.js';
 import { DEFAULT_DEVICES_DIR } from '../../src/config/load.js';
@@ -13,13 +14,6 @@ const dir = mkdtempSync(join(tmpdir(), 'ems-probe-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => { vi.restoreAllMocks(); });
 
-function capture(): { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((s) => { out += String(s); return true; });
-  vi.spyOn(process.stderr, 'write').mockImplementation((s) => { err += String(s); return true; });
-  return { out: () => out, err: () => err };
-}
 
 describe('probe --config', () => {
   it('refuses a profile whose metric is not a device metric, as run and validate do (exit 2, file:line)', async () => {
@@ -33,28 +27,28 @@ profiles_dir: .
 devices:
   - { id: bms-1, profile: bms-odd, host: 127.0.0.1, port: 1, unit_id: 1 }
 `);
-    const v = capture();
+    const v = captureStdio();
     expect(await validate([join(dir, 'site.yaml'), '--quiet'])).toBe(1);
     expect(v.err()).toMatch(/bms-odd\.yaml:\d+:\d+ .*metric "ems\.device\.dc_voltage_typo" is not a device metric/);
     vi.restoreAllMocks();
 
-    const io = capture();
+    const io = captureStdio();
     expect(await probe(['--config', join(dir, 'site.yaml'), '--device', 'bms-1', '--timeout', '200'])).toBe(2);
     expect(io.err()).toMatch(/bms-odd\.yaml:\d+:\d+ .*metric "ems\.device\.dc_voltage_typo" is not a device metric/);
     expect(io.out()).toBe('');
   });
 
   it('parses its arguments with the shared helper: --help is 0 on stdout, a usage mistake is 2 with the usage', async () => {
-    const help = capture();
+    const help = captureStdio();
     expect(await probe(['--host', 'x', '--help'])).toBe(0);
     expect(help.out()).toMatch(/^usage: ems-gateway probe --config <site\.yaml> --device <id>/);
     expect(help.err()).toBe('');
     vi.restoreAllMocks();
-    const bad = capture();
+    const bad = captureStdio();
     expect(await probe(['--config', 'site.yaml'])).toBe(2);
     expect(bad.err()).toMatch(/^ems-gateway probe: --config needs --device <id>\nusage: ems-gateway probe /);
     vi.restoreAllMocks();
-    const extra = capture();
+    const extra = captureStdio();
     expect(await probe(['--host', '127.0.0.1', '--raw', '0', '1', '2'])).toBe(2);
     expect(extra.err()).toMatch(/^ems-gateway probe: unexpected argument "2"\n/);
   });

@@ -3,25 +3,19 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { captureStdio } from '../helpers/capture.js';
 import { packageRoot } from '../../src/runtime/package-root.js';
 import { run as schemas } from '../../src/cli/schemas.js';
 import { run as validate } from '../../src/cli/validate.js';
 import { DR_OVER_MQTT311_WARNING } from '../../src/config/site-checks.js';
 
-function capture(): { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { out += String(chunk); return true; });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { err += String(chunk); return true; });
-  return { out: () => out, err: () => err };
-}
 afterEach(() => { vi.restoreAllMocks(); });
 
 const ROOT = packageRoot();
 
 describe('ems-gateway validate', () => {
   it('prints the summary and the compiled read plan of the demo site, exit 0', async () => {
-    const io = capture();
+    const io = captureStdio();
     const code = await validate([join(ROOT, 'config/demo-site.yaml')]);
     expect(code).toBe(0);
     const out = io.out();
@@ -52,7 +46,7 @@ describe('ems-gateway validate', () => {
         '    influx: { url: "https://influx:8086", api: v2, org: ems, bucket: readings, token_file: token }',
         '    postgres: { host: db, port: 5433, database: metering, user: gw, table: readings }', '',
       ].join('\n'));
-      const io = capture();
+      const io = captureStdio();
       expect(await validate([join(dir, 'site.yaml')])).toBe(0);
       const lines = io.out().split('\n');
       const at = lines.findIndex((l) => l.startsWith('delivery spool:'));
@@ -70,7 +64,7 @@ describe('ems-gateway validate', () => {
   });
 
   it('prints every problem at once and exits 1', async () => {
-    const io = capture();
+    const io = captureStdio();
     const site = join(ROOT, 'test/fixtures/config-cases/missing-version-and-site/site.yaml');
     const code = await validate([site]);
     expect(code).toBe(1);
@@ -82,7 +76,7 @@ describe('ems-gateway validate', () => {
   });
 
   it('holds profiles to the closed metric vocabulary: name (with did-you-mean) and unit, at file:line', async () => {
-    const io = capture();
+    const io = captureStdio();
     const dir = join(ROOT, 'test/fixtures/config-cases/metric-vocabulary');
     expect(await validate([join(dir, 'site.yaml'), '--devices', join(dir, 'devices')])).toBe(1);
     const err = io.err();
@@ -91,13 +85,13 @@ describe('ems-gateway validate', () => {
   });
 
   it('lists the meter regions of the site in the summary', async () => {
-    const io = capture();
+    const io = captureStdio();
     expect(await validate([join(ROOT, 'config/example-site.yaml')])).toBe(0);
     expect(io.out()).toMatch(/meter topics: .*regions north, south, east\)\n/);
   });
 
   it('shows the cross-checks of a site with schema errors, and its profiles\' problems, in one run', async () => {
-    const io = capture();
+    const io = captureStdio();
     const dir = join(ROOT, 'test/fixtures/config-cases/cross-checks-with-schema-errors');
     expect(await validate([join(dir, 'site.yaml'), '--devices', join(dir, 'devices')])).toBe(1);
     const err = io.err();
@@ -108,7 +102,7 @@ describe('ems-gateway validate', () => {
   });
 
   it('usage errors exit 2', async () => {
-    const io = capture();
+    const io = captureStdio();
     expect(await validate([])).toBe(2);
     expect(await validate(['a.yaml', 'b.yaml'])).toBe(2);
     expect(io.err()).toContain('usage: ems-gateway validate');
@@ -117,13 +111,13 @@ describe('ems-gateway validate', () => {
 
 describe('ems-gateway schemas --check', () => {
   it('passes on the checked-in schemas', async () => {
-    const io = capture();
+    const io = captureStdio();
     expect(await schemas(['--check'])).toBe(0);
     expect(io.out()).toContain('schemas up to date');
   });
 
   it('fails on a folder without them', async () => {
-    const io = capture();
+    const io = captureStdio();
     expect(await schemas(['--check', join(ROOT, 'test')])).toBe(1);
     expect(io.err()).toMatch(/site\.schema\.json is missing: run `ems-gateway schemas --write`/);
   });
@@ -155,7 +149,7 @@ describe('ems-gateway schemas --check', () => {
     }
 
     it('is not listed under its DR zone: validate names it left out, with why, and warns for its zone', async () => {
-      const io = capture();
+      const io = captureStdio();
       const code = await validate([siteWith([
         '  - { id: lc, profile: generic-load-controller, host: h, zone: z1 }',
         '  - { id: ss, profile: ss-lc, host: h2, zone: z2, capacity_kw: 100 }',
@@ -169,7 +163,7 @@ describe('ems-gateway schemas --check', () => {
     });
 
     it('when it is the only load controller: the error that no zone can act, naming it', async () => {
-      const io = capture();
+      const io = captureStdio();
       const code = await validate([siteWith(['  - { id: ss, profile: ss-lc, host: h2, zone: z2, capacity_kw: 100 }'])]);
       expect(code).toBe(1);
       expect(io.err()).toMatch(/mqtt\.demand_response: demand_response is configured but every enabled load controller is left out of it \(ss\): no zone can act on a command/);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { captureStdio } from '../helpers/capture.js';
 import { formatProbe, run as probe } from '../../src/cli/probe.js';
 import { loadProfile } from '../../src/modbus/profile-load.js';
 import { planIdentityReads, planReads } from '../../src/modbus/read-plan.js';
@@ -22,13 +23,6 @@ let dir = '';
 /** MBAP function codes of every request the probe sent. */
 const functionCodes: number[] = [];
 
-function capture(): { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { out += String(chunk); return true; });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { err += String(chunk); return true; });
-  return { out: () => out, err: () => err };
-}
 afterEach(() => { vi.restoreAllMocks(); });
 
 /**
@@ -86,7 +80,7 @@ const line = (out: string, id: string): string => out.split('\n').find((l) => l.
 
 describe('ems-gateway probe against pymodbus', () => {
   it('--host --profile: every point with registers, value, unit and verdict, exit 0', async () => {
-    const io = capture();
+    const io = captureStdio();
     const code = await probe(['--host', '127.0.0.1', '--port', String(proxyPort), '--unit', '1', '--profile', join(dir, 'pymodbus-map.yaml')]);
     const out = io.out();
     expect(io.err()).toBe('');
@@ -113,7 +107,7 @@ describe('ems-gateway probe against pymodbus', () => {
   }, 30_000);
 
   it('--config --device with a wrong word order: implausible, the right order named, exit 1', async () => {
-    const io = capture();
+    const io = captureStdio();
     const code = await probe(['--config', join(dir, 'site.yaml'), '--device', 'py-1']);
     const out = io.out();
     expect(code).toBe(1);
@@ -123,7 +117,7 @@ describe('ems-gateway probe against pymodbus', () => {
   }, 30_000);
 
   it('--raw shows a float32 in all four orders, and input registers with --table', async () => {
-    const io = capture();
+    const io = captureStdio();
     expect(await probe(['--host', '127.0.0.1', '--port', String(proxyPort), '--raw', '2', '2'])).toBe(0);
     const out = io.out();
     expect(out).toContain('raw read of holding registers 2..3 (wire addresses)');
@@ -133,13 +127,13 @@ describe('ems-gateway probe against pymodbus', () => {
     const f = (h: string): number => Buffer.from(h, 'hex').readFloatBE(0);
     expect(cells.slice(0, 5)).toEqual(['float32', String(f('0000c249')), '-50.25', String(f('000049c2')), String(f('49c20000'))]);
     expect(out).toMatch(/^int16\s+0\s+0\s+0\s+0$/m);
-    const io2 = capture();
+    const io2 = captureStdio();
     expect(await probe(['--host', '127.0.0.1', '--port', String(proxyPort), '--raw', '1', '1', '--table', 'input'])).toBe(0);
     expect(io2.out()).toMatch(/^uint16\s+6001\s+6001\s+28951\s+28951$/m);
   }, 30_000);
 
   it('a refused read is an exception verdict; bad flags are usage errors (exit 2) naming the flag', async () => {
-    const io = capture();
+    const io = captureStdio();
     expect(await probe(['--host', '127.0.0.1', '--port', String(proxyPort), '--raw', '60000', '4'])).toBe(1);
     expect(io.out()).toMatch(/failed: exception_illegal_address/);
     for (const [args, msg] of [
@@ -150,7 +144,7 @@ describe('ems-gateway probe against pymodbus', () => {
       [['--host', '127.0.0.1', '--raw', '0', '126'], /<count> must be an integer 1\.\.125/],
       [['--host', '127.0.0.1', '--port', '70000', '--raw', '0', '1'], /--port must be an integer 1\.\.65535/],
     ] as const) {
-      const e = capture();
+      const e = captureStdio();
       expect(await probe([...args]), args.join(' ')).toBe(2);
       expect(e.err()).toMatch(msg);
     }

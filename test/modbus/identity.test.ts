@@ -4,24 +4,19 @@
 // the 'SunS' marker checked where sunspec_base says, identity strings kept in the poller status
 // (never in the snapshot or the metrics), and a wrong address base stopping the device with
 // identity_mismatch (one error line, no cyclic read) until the device reads right again.
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSimulatedDevice, startModbusServer, type ModbusSimServer } from '../../simulators/modbus/index.js';
 import { loadProfile } from '../../src/modbus/profile-load.js';
 import type { DeviceProfile, PointDef } from '../../src/config/profile-types.js';
 import { IdentityCheck } from '../../src/modbus/identity-check.js';
-import { PollerSet } from '../../src/modbus/poller-set.js';
 import { planIdentityReads, planReads } from '../../src/modbus/read-plan.js';
 import type { ModbusEndpointClient, ReadRequest } from '../../src/modbus/types.js';
-import { systemClock } from '../../src/runtime/clock.js';
 import { waitFor } from './endpoint-helpers.js';
-import { flatten, testDevice, testMeter, testProfile, testSite, type TestReader } from './poller-fixtures.js';
+import { flatten, pollOne, testProfile, type TestReader } from './poller-fixtures.js';
 
 const SUNSPEC = fileURLToPath(new URL('../fixtures/profiles/sunspec-fixed-3ph.yaml', import.meta.url));
 
-interface LogLine { level: number; msg: string; [k: string]: unknown }
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -34,20 +29,8 @@ async function serve(deviceProfile: DeviceProfile): Promise<ModbusSimServer> {
   return server;
 }
 
-function poll(profile: DeviceProfile, port: number): { set: PollerSet; lines: LogLine[]; reader: TestReader } {
-  const lines: LogLine[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as LogLine);
-      cb();
-    },
-  });
-  const { provider, reader } = testMeter();
-  const set = new PollerSet(testSite([testDevice('inv-1', port, 1, { profile: profile.profile, poll_interval_ms: 100 })], profile), {
-    clock: systemClock, logger: pino({ level: 'info' }, sink), meter: provider.getMeter('t'), endpointDefaults: { reconnectBaseMs: 50, reconnectMaxMs: 200 },
-  });
-  cleanups.push(async () => { await set.stop(); await provider.shutdown(); });
-  return { set, lines, reader };
+function poll(profile: DeviceProfile, port: number): ReturnType<typeof pollOne> {
+  return pollOne(profile, port, cleanups);
 }
 
 async function mismatchErrors(reader: TestReader): Promise<number> {

@@ -3,6 +3,10 @@ import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetr
 import type { DeviceProfile, PointDef } from '../../src/config/profile-types.js';
 import type { DeviceConfig, LoadedSite, SiteConfig } from '../../src/config/site-types.js';
 import { gatewayTemporality } from '../../src/telemetry/views.js';
+import { pino } from 'pino';
+import { PollerSet } from '../../src/modbus/poller-set.js';
+import { systemClock } from '../../src/runtime/clock.js';
+import { jsonLines } from '../helpers/capture.js';
 
 export const TEST_POINTS: PointDef[] = [
   { id: 'w', table: 'holding', address: 0, type: 'int16', scale_factor: 'w_sf', unit: 'W', metric: 'ems.device.ac_power', role: 'generation' },
@@ -53,6 +57,22 @@ export function testMeter(): { provider: MeterProvider; reader: TestReader } {
   const reader = new TestReader();
   const provider = new MeterProvider({ readers: [reader] });
   return { provider, reader };
+}
+
+export interface LogLine { level: number; msg: string; [k: string]: unknown }
+
+/**
+ * Polls one device `inv-1` (unit 1 at `port`, every 100 ms, quick reconnects) with `profile`; its log
+ * lines are parsed into `lines`. Stopping it (and its meter provider) is pushed onto `cleanups`.
+ */
+export function pollOne(profile: DeviceProfile, port: number, cleanups: Array<() => Promise<void>>): { set: PollerSet; lines: LogLine[]; reader: TestReader } {
+  const { lines, sink } = jsonLines<LogLine>();
+  const { provider, reader } = testMeter();
+  const set = new PollerSet(testSite([testDevice('inv-1', port, 1, { profile: profile.profile, poll_interval_ms: 100 })], profile), {
+    clock: systemClock, logger: pino({ level: 'info' }, sink), meter: provider.getMeter('t'), endpointDefaults: { reconnectBaseMs: 50, reconnectMaxMs: 200 },
+  });
+  cleanups.push(async () => { await set.stop(); await provider.shutdown(); });
+  return { set, lines, reader };
 }
 
 export interface Point { name: string; unit: string; value: number; attrs: Record<string, unknown> }

@@ -4,9 +4,7 @@
 // /status; length mismatches are logged once with both lengths; a reconnect finds the chain again
 // (another device behind the same address gets its own plan); a marker one register off stops the
 // device with identity_mismatch.
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSimulatedDevice, startModbusServer, type ModbusSimServer, type SimulatedDevice, type SunSpecLayout } from '../../simulators/modbus/index.js';
 import { loadProfile } from '../../src/modbus/profile-load.js';
@@ -14,16 +12,14 @@ import { profileControls } from '../../src/modbus/write-controls.js';
 import type { DeviceProfile } from '../../src/config/profile-types.js';
 import { PollerSet } from '../../src/modbus/poller-set.js';
 import type { ReadRequest } from '../../src/modbus/types.js';
-import { systemClock } from '../../src/runtime/clock.js';
 import { deviceDetail, deviceStatus } from '../../src/status/adapters.js';
 import { pointWidth } from '../../src/config/profile-types.js';
 import { waitFor } from './endpoint-helpers.js';
 import { slabBytesCarved } from '../../src/modbus/typed-slab.js';
-import { flatten, testDevice, testMeter, testSite, type TestReader } from './poller-fixtures.js';
+import { flatten, pollOne, testDevice } from './poller-fixtures.js';
 
 const SUNSPEC = fileURLToPath(new URL('../../devices/sunspec-inverter-3ph.yaml', import.meta.url));
 
-interface LogLine { level: number; msg: string; [k: string]: unknown }
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -36,20 +32,8 @@ async function serve(sim: SimulatedDevice): Promise<ModbusSimServer> {
   return server;
 }
 
-function poll(profile: DeviceProfile, port: number): { set: PollerSet; lines: LogLine[]; reader: TestReader } {
-  const lines: LogLine[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as LogLine);
-      cb();
-    },
-  });
-  const { provider, reader } = testMeter();
-  const set = new PollerSet(testSite([testDevice('inv-1', port, 1, { profile: profile.profile, poll_interval_ms: 100 })], profile), {
-    clock: systemClock, logger: pino({ level: 'info' }, sink), meter: provider.getMeter('t'), endpointDefaults: { reconnectBaseMs: 50, reconnectMaxMs: 200 },
-  });
-  cleanups.push(async () => { await set.stop(); await provider.shutdown(); });
-  return { set, lines, reader };
+function poll(profile: DeviceProfile, port: number): ReturnType<typeof pollOne> {
+  return pollOne(profile, port, cleanups);
 }
 
 /** Values pinned so the poller's reading can be compared exactly. */

@@ -2,9 +2,9 @@
 // session, a first connect and a clean session are not losses. The embedded broker (aedes, its
 // sessions in memory) keeps a session across a dropped connection and loses it when it is
 // replaced by a new broker on the same port, as a broker restarted without persistence would.
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { jsonLines } from '../helpers/capture.js';
 import { MqttConnection } from '../../src/mqtt/connection.js';
 import { SessionContinuity } from '../../src/mqtt/session-continuity.js';
 import { systemClock } from '../../src/runtime/clock.js';
@@ -17,8 +17,7 @@ import { ManualClock } from '../runtime/manual-clock.js';
 interface Line { msg: string; level: number; client?: string; sessions_lost?: number; disconnected_ms?: number; session_expiry_s?: number; likely_cause?: string }
 
 function capture(): { lines: Line[]; logger: Logger } {
-  const lines: Line[] = [];
-  const sink = new Writable({ write(chunk: Buffer, _e, cb) { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Line); cb(); } });
+  const { lines, sink } = jsonLines<Line>();
   return { lines, logger: pino({ level: 'info' }, sink) };
 }
 

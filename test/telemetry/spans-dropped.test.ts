@@ -4,6 +4,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { jsonLines } from '../helpers/capture.js';
 import { exporterStatus } from '../../src/status/adapters.js';
 import { METRICS, SPAN_DROP_REASONS, SPANS } from '../../src/telemetry/semconv.js';
 import { createTelemetry, type Telemetry } from '../../src/telemetry/setup.js';
@@ -22,14 +23,7 @@ async function waitUntil(pred: () => boolean, timeoutMs: number, what: string): 
 }
 
 function capture(): { lines: Line[]; sink: Writable } {
-  const lines: Line[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Line);
-      cb();
-    },
-  });
-  return { lines, sink };
+  return jsonLines<Line>();
 }
 
 /** The last exported value of ems.telemetry.spans_dropped per reason, as the collector decoded it. */

@@ -94,29 +94,41 @@ async function prepareGateway(cfg: MqttConfig): Promise<Msg> {
   return { type: 'prepared' };
 }
 
-/** Drains `readings` from the gateway's session: a fresh MeterIngest, timed, with its CPU and peak RSS. */
-async function drainGateway(cfg: MqttConfig, readings: number): Promise<Msg> {
-  const gw = newGateway(cfg);
+/**
+ * Times one drain: `start` begins it and calls `done` once everything arrived (or `fail`); bounded by
+ * PHASE_TIMEOUT_MS (`progress` names how far it got). The process's CPU time and its RSS, sampled
+ * every 100 ms, over the drain.
+ */
+async function timedDrain(start: (done: () => void, fail: (e: unknown) => void) => void, progress: () => string): Promise<Omit<Drain, 'readings'>> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let peak = rssMb();
   const rssTimer = setInterval(() => { peak = Math.max(peak, rssMb()); }, 100);
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`gateway drain timed out at ${gw.sink.count}/${readings}`)), PHASE_TIMEOUT_MS);
-      gw.sink.target = readings;
-      gw.sink.onTarget = () => { clearTimeout(timer); resolve(); };
-      gw.ingest.start().catch(reject);
+      const timer = setTimeout(() => reject(new Error(progress())), PHASE_TIMEOUT_MS);
+      start(() => { clearTimeout(timer); resolve(); }, reject);
     });
   } finally {
     clearInterval(rssTimer);
   }
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  peak = Math.max(peak, rssMb());
+  return { seconds, cpuUs: cpu.user + cpu.system, rssMb: peak };
+}
+
+/** Drains `readings` from the gateway's session: a fresh MeterIngest, timed, with its CPU and peak RSS. */
+async function drainGateway(cfg: MqttConfig, readings: number): Promise<Msg> {
+  const gw = newGateway(cfg);
+  const timed = await timedDrain((done, fail) => {
+    gw.sink.target = readings;
+    gw.sink.onTarget = done;
+    gw.ingest.start().catch(fail);
+  }, () => `gateway drain timed out at ${gw.sink.count}/${readings}`);
+  const rss = Math.max(timed.rssMb, rssMb());
   const status = gw.ingest.status();
   await gw.shutdown();
-  const drain: Drain = { readings: gw.sink.count, seconds, cpuUs: cpu.user + cpu.system, rssMb: peak };
+  const drain: Drain = { ...timed, readings: gw.sink.count, rssMb: rss };
   return { type: 'drained', ...drain, dropped: status.readings_dropped, drops: status.drops_by_reason };
 }
 
@@ -178,23 +190,12 @@ class LiveGateway {
 async function drainCountOnly(url: string, clientId: string, expectedMessages: number, readingsPerMessage: number): Promise<Msg> {
   let got = 0;
   let client: MqttClient | undefined;
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  let peak = rssMb();
-  const rssTimer = setInterval(() => { peak = Math.max(peak, rssMb()); }, 100);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`count-only drain timed out at ${got}/${expectedMessages}`)), PHASE_TIMEOUT_MS);
-      client = mqtt.connect(url, sessionOptions(clientId));
-      client.on('message', () => { if (++got === expectedMessages) { clearTimeout(timer); resolve(); } });
-    });
-  } finally {
-    clearInterval(rssTimer);
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
+  const timed = await timedDrain((done) => {
+    client = mqtt.connect(url, sessionOptions(clientId));
+    client.on('message', () => { if (++got === expectedMessages) done(); });
+  }, () => `count-only drain timed out at ${got}/${expectedMessages}`);
   await client?.endAsync();
-  const drain: Drain = { readings: got * readingsPerMessage, seconds, cpuUs: cpu.user + cpu.system, rssMb: peak };
+  const drain: Drain = { ...timed, readings: got * readingsPerMessage };
   return { type: 'drained', ...drain };
 }
 

@@ -3,7 +3,7 @@
 // reduction is shared in proportion to that. When the zone cannot give it all, every controller
 // sheds all it can and the plan says `partial`.
 import { profileControls, type WritableControl } from '../modbus/write-controls.js';
-import { drExclusion } from '../config/dr-targets.js';
+import { drExclusion, drSetpointControl } from '../config/dr-targets.js';
 import type { ControlDef, DeviceProfile } from '../config/profile-types.js';
 import type { DeviceConfig } from '../config/site-types.js';
 
@@ -35,10 +35,10 @@ interface Plan {
 /** Current load of a device in kW, e.g. from the poller's latest reading; undefined when unknown or stale. */
 export type LoadProvider = (deviceId: string) => number | undefined;
 
-/** The control a DR command drives: the profile's `setpoint` control, else its first control. */
+/** The handle of the control a DR command drives (drSetpointControl: the one rule validate uses too). */
 function setpointControl(profile: DeviceProfile): WritableControl | undefined {
-  const { list } = profileControls(profile);
-  return list.find((c) => c.def.role === 'setpoint') ?? list[0];
+  const def = drSetpointControl(profile);
+  return def === undefined ? undefined : profileControls(profile).get(def.id);
 }
 
 /** The enabled load controllers DR leaves out, each with the reason (logged when DR starts). */

@@ -1,11 +1,12 @@
 // A fast path for the payloads meters send nearly always: one flat JSON object, or an array of
-// them, in plain ASCII (no escapes), whose values are strings, numbers, true, false or null. It
+// them, in printable ASCII (no escapes), whose values are strings, numbers, true, false or null. It
 // reads the fields validation looks at straight from the payload bytes into reused records, so a
 // reading costs no JSON.parse object, no key strings and (for an RFC 3339 timestamp in its plain
-// form, rfc3339.ts) no timestamp string. Anything else (a byte >= 0x80, an escape, a nested value,
+// form, rfc3339.ts) no timestamp string. Anything else (a byte >= 0x7f, an escape, a nested value,
 // an empty array, an element that is not an object, any syntax error) makes scan() return false and
 // the caller takes the whole payload through JSON.parse as before: this file only ever speeds up
 // payloads JSON.parse would have read to the same field values, never decides about the others.
+import { exactDecimal } from './decimal.js';
 import { rfc3339Ms } from './rfc3339.js';
 
 /** Bits of ScannedReading.numbers: the field's value is the number in its `...N` field. */
@@ -101,7 +102,8 @@ const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
  * Digits are taken into a double while it stays exact: below 2^53 every step m * 10 + d is exact,
  * and once the true value reaches 2^53 the computed one does too (rounding is monotonic), so
  * `m < EXACT_LIMIT` after the last digit says m is the exact integer of the digits. (Up to 15
- * digits always are; 16 or 17 often are: 0.9500000000000001, what a float sum prints.)
+ * digits always are; 16 or 17 often are not: 0.9500000000000001, what a float sum prints, goes to
+ * exactDecimal.)
  */
 const EXACT_LIMIT = 2 ** 53;
 
@@ -211,7 +213,8 @@ export class PayloadScanner {
     for (; i < this.end; i++) {
       const c = b[i] as number;
       if (c === 0x22) return i;
-      if (c < 0x20 || c === 0x5c || c >= 0x80) return FAIL; // control (invalid JSON), escape, non-ASCII
+      // control (invalid JSON), escape, DEL, non-ASCII: a scanned string is printable ASCII only
+      if (c < 0x20 || c === 0x5c || c >= 0x7f) return FAIL;
     }
     return FAIL;
   }
@@ -406,9 +409,10 @@ export class PayloadScanner {
   private readonly numValues = new Float64Array(NUMBER_CACHE);
 
   /**
-   * A number outside the exact fast path, by `Number()` of its text: the same correctly rounded
-   * value JSON.parse gives. Remembered by its bytes: a publisher's long decimals repeat
-   * (0.9400000000000001 for every power factor of 0.94), and each would cost a string.
+   * A number outside the fast paths (an exponent, more than 19 significant digits, a near-tie), by
+   * `Number()` of its text: the same correctly rounded value JSON.parse gives. Remembered by its
+   * bytes: a publisher's numbers of this kind repeat (1e-3 for every reading), and each would cost
+   * a string.
    */
   private otherNumber(s: number, e: number): number {
     const b = this.b;
@@ -460,7 +464,9 @@ export class PayloadScanner {
       do { i++; c = b[i] as number; } while (c >= 0x30 && c <= 0x39);
     }
     if (exp || m >= EXACT_LIMIT || frac >= POW10.length) {
-      this.num = this.otherNumber(start, i);
+      // Past the exact digits: up to 19 of them are read exactly without a string (decimal.ts).
+      const v = exp ? NaN : exactDecimal(b, neg ? start + 1 : start, i, frac);
+      this.num = Number.isNaN(v) ? this.otherNumber(start, i) : neg ? -v : v;
     } else {
       const v = frac === 0 ? m : m / (POW10[frac] as number);
       this.num = neg ? -v : v;

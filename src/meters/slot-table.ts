@@ -14,7 +14,7 @@
 //
 // One table holds several column sets (attach()): the dedupe state and the power table share one,
 // so a meter's id and index entry are stored once. All columns live in one ArrayBuffer sized for
-// `maxSize` slots from the start: the system maps it zero-filled and only the pages of slots in
+// `maxSize` slots from the first meter on: the system maps it zero-filled and only the pages of slots in
 // use become resident, so the table never copies itself to grow, and a large buffer is mapped and
 // unmapped whole by the C allocator (many mid-sized blocks would stay in its heap after a shrink).
 //
@@ -93,19 +93,24 @@ export class SlotTable {
   private used = 0;        // slots handed out at least once since the last compaction: every slot < used; memory follows it
   private evictedAll = 0;
   private evictedActive = 0;
+  /** The columns exist (the first add() makes them). */
+  private allocated = false;
 
   constructor(opts: SlotTableOptions) {
     if (!Number.isInteger(opts.maxSize) || opts.maxSize < 1) throw new Error(`max meters must be a positive integer, got ${opts.maxSize}`);
     this.maxSize = opts.maxSize;
     this.forgetAfterMs = opts.forgetAfterMs;
     this.activeMs = opts.activeMs;
-    this.allocate(null, 0);
   }
 
-  /** Adds a column set (before the first add()); its columns are allocated now and follow every compaction. */
+  /**
+   * Adds a column set (before the first add()); its columns follow every compaction. The columns
+   * are allocated at the first add(), once every set is attached: one buffer of maxSize slots,
+   * not one per attach() (each a large external allocation, which prompts V8 to collect).
+   */
   attach(c: SlotColumns): void {
     this.sets.push(c);
-    this.allocate(null, this.used);
+    if (this.allocated) this.allocate(null, this.used);
   }
 
   /** Meters held. */
@@ -128,7 +133,7 @@ export class SlotTable {
       this.remove(this.head);
       removed++;
     }
-    if (removed < limit && (this.sparse() || this.sets.some((c) => c.wantsCompaction()))) this.compact();
+    if (this.allocated && removed < limit && (this.sparse() || this.sets.some((c) => c.wantsCompaction()))) this.compact();
     return removed;
   }
 
@@ -171,6 +176,7 @@ export class SlotTable {
 
   /** A new slot for `key`, most recently touched; at maxSize the least recently touched meter goes first. */
   add(key: string, nowMs: number): number {
+    if (!this.allocated) this.allocate(null, 0);
     if (this.count >= this.maxSize) this.evict(nowMs);
     let s: number;
     if (this.freeList !== NONE) {
@@ -320,6 +326,7 @@ export class SlotTable {
     let bytes = 0;
     for (const kind of ['f64', 'i32', 'u8'] as const) for (const c of layout) if (c.kind === kind) bytes += capacity * c.stride * BYTES[kind];
     const buffer = new ArrayBuffer(bytes);
+    this.allocated = true;
     const offsets: number[] = [];
     let at = 0;
     for (const kind of ['f64', 'i32', 'u8'] as const) {

@@ -36,6 +36,7 @@ export function sessionOptions(clientId: string): mqtt.IClientOptions {
 
 /** Counts what is handed off (the gateway writes its own power table besides, as with any sink). */
 class CountingSink implements ReadingSink {
+  readonly copiesReadings = true; // it keeps nothing (as the delivery spool and the power table)
   count = 0;
   target = Infinity;
   onTarget: (() => void) | undefined;

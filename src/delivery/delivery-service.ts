@@ -66,6 +66,8 @@ export class DeliveryService implements ReadingSink {
   // batches may be in flight: with the hand-off's bound in readings (GROUP_BACKLOG_READINGS), a
   // commit under load carries several thousand readings.
   readonly concurrentWrites = 16;
+  /** write() turns the readings into spool records before its first await and keeps no reference to them. */
+  readonly copiesReadings = true;
   private spool: Spool | undefined;
   private forwarders: SinkForwarder[] = [];
   private telemetry: DeliveryTelemetry | undefined;

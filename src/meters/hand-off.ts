@@ -20,6 +20,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { IngestStats } from './ingest-stats.js';
 import type { IngestTelemetry, SealedBatch } from './ingest-telemetry.js';
 import type { MeterPowerTable } from './power-table.js';
+import type { ReadingPool } from './reading-pool.js';
 import type { ReadingSink } from './types.js';
 
 /** Batches' worth of readings that may wait for hand-off before the inbound pump is paused. */
@@ -48,6 +49,8 @@ interface HandOffDeps {
   batchMaxSize: number;
   batchMaxWaitMs: number;
   random?: () => number;
+  /** Where the records of a handed-off batch go back, when the sink copies them (ReadingSink.copiesReadings). */
+  readingPool?: ReadingPool;
 }
 
 interface InFlight {
@@ -234,6 +237,8 @@ export class HandOffPipeline {
     const stale = this.deps.connection.ackMany(batch.acks);
     this.deps.stats.batch(batch.readings, batch.rejections, stale);
     if (stale > 0) logger.info({ stale_acks: stale }, 'connection changed before hand-off: the broker redelivers these messages (counted as duplicates)');
+    // Everything above read the records synchronously; the sink kept none (it says so): reuse them.
+    if (this.deps.sink.copiesReadings === true) this.deps.readingPool?.giveAll(batch.readings);
   }
 
   /** The failed batch is written again after a backoff; nothing new starts meanwhile (acks stay in order). */

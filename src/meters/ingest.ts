@@ -21,6 +21,7 @@ import { MeterStateTable } from './meter-state.js';
 import { OpenRegions } from './open-regions.js';
 import { loadMeterState, saveMeterState } from './state-file.js';
 import { MeterPowerTable } from './power-table.js';
+import { ReadingPool } from './reading-pool.js';
 import { SlotTable } from './slot-table.js';
 import { StateBound } from './state-bound.js';
 import type { ReadingSink, ValidReading } from './types.js';
@@ -74,6 +75,8 @@ export class MeterIngest implements GridSampleSource {
   private running = false;
   private started = false;
   private readonly scratch: ParseResult & { slots: number[] } = { readings: [], rejections: [], slots: [] };
+  /** Records of valid readings, reused once handed off to a sink that copies them (reading-pool.ts). */
+  private readonly readingPool = new ReadingPool();
 
   constructor(private readonly deps: MeterIngestDeps) {
     const cfg = deps.mqtt.meters;
@@ -100,7 +103,7 @@ export class MeterIngest implements GridSampleSource {
     this.telemetry = new IngestTelemetry(deps.producer ?? new CumulativeProducer({ name: 'ems-gateway' }), deps.tracer, cfg.reading_span_ratio);
     this.stats = new IngestStats(deps.clock);
     this.pipeline = new HandOffPipeline({
-      sink: deps.sink ?? this.powerTable, powerTable: this.powerTable, connection: this.connection,
+      sink: deps.sink ?? this.powerTable, powerTable: this.powerTable, connection: this.connection, readingPool: this.readingPool,
       telemetry: this.telemetry, stats: this.stats,
       clock: deps.clock, logger: deps.logger.child({ component: 'meters' }), batchMaxSize: cfg.batch_max_size,
       batchMaxWaitMs: cfg.batch_max_wait_ms, ...(deps.random ? { random: deps.random } : {}),
@@ -108,7 +111,7 @@ export class MeterIngest implements GridSampleSource {
     const regions = new Set(cfg.regions ?? []);
     this.ctx = {
       regions, regionTopicLevel: cfg.region_topic_level,
-      maxPayloadBytes: cfg.max_payload_bytes, futureSkewMs: cfg.future_skew_ms, meterIds: slots,
+      maxPayloadBytes: cfg.max_payload_bytes, futureSkewMs: cfg.future_skew_ms, meterIds: slots, readingPool: this.readingPool,
       ...(regions.size === 0 ? {
         openRegions: new OpenRegions(deps.maxOpenRegions, (limit) => {
           deps.logger.warn({ limit }, 'distinct regions limit reached (mqtt.meters.regions unset): readings of new regions are dropped as unknown_region; configure mqtt.meters.regions');
@@ -264,6 +267,7 @@ export class MeterIngest implements GridSampleSource {
         const id = r.meter_id;
         const ts = r.timestamp_ms;
         batch.rejections.push(this.noteDrop({ error_type: verdict, region: r.region, meter_id: id, detail: () => `meter ${id} timestamp ${ts}`, arrived_at: arrived }, packet.topic));
+        this.readingPool.give(r); // refused: nothing refers to it now (out.readings is cleared before the next message)
       }
       n++;
     }

@@ -39,6 +39,8 @@ interface PowerTableOptions {
  */
 export class MeterPowerTable implements ReadingSink, GridSampleSource, SlotColumns {
   readonly slots: SlotTable;
+  /** write() copies the values it keeps into its columns. */
+  readonly copiesReadings = true;
   private readonly addsMeters: boolean;
   readonly layout: readonly ColumnSpec[] = [{ kind: 'f64', stride: 2 }, { kind: 'i32', stride: 1 }];
   private values = new Float64Array(0); // per slot: power W, reading timestamp ms

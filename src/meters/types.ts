@@ -29,6 +29,12 @@ export interface ReadingSink {
    * then hands it the next batches while one commits, and still acknowledges them in order.
    */
   readonly concurrentWrites?: number;
+  /**
+   * True when write() reads the readings (and the batch array) before it returns, and keeps no
+   * reference to them after: the ingest then reuses the reading records once the batch was handed
+   * off (reading-pool.ts). A sink that keeps the records it was given must leave this unset.
+   */
+  readonly copiesReadings?: boolean;
   write(batch: readonly ValidReading[], dropped?: readonly Pick<Rejection, 'region' | 'error_type'>[]): Promise<void>;
   /**
    * A durable sink that commits a dedupe journal with each batch (dedupe-journal.ts) returns its

@@ -3,6 +3,7 @@
 // ems.meter.readings_dropped. Stateful checks (duplicate, kwh decreasing) live in meter-state.ts.
 import { regionFromTopic } from '../mqtt/topics.js';
 import type { OpenRegions } from './open-regions.js';
+import type { ReadingPool } from './reading-pool.js';
 import { NUM_TIMESTAMP, NUM_VALUES, PayloadScanner, type MeterIdIndex, type ScannedReading } from './payload-scan.js';
 import type { ValidReading } from './types.js';
 
@@ -80,6 +81,8 @@ export interface ValidationContext {
   futureSkewMs: number;
   /** The meters known so far (the ingest's slot table): ids read from payload bytes are looked up there (MeterIdIndex). */
   meterIds?: MeterIdIndex;
+  /** Where the records of valid readings come from (reused ones: reading-pool.ts); else each is new. */
+  readingPool?: ReadingPool;
 }
 
 export interface ParseResult {
@@ -194,19 +197,33 @@ export function validateReading(
  * The fast path of validation, for a reading whose meter_id is a string, whose four values are
  * numbers and which has no power field: the reading when every other check passes, else undefined
  * (then diagnoseReading decides). `ts`: the parsed timestamp, NaN when it is not valid.
- * Comparisons are false for NaN and the range bounds exclude +-Infinity, so this accepts exactly
+ * `printableId`: the id is known to hold printable ASCII only (payload-scan.ts read it). Comparisons are false for NaN and the range bounds exclude +-Infinity, so this accepts exactly
  * what diagnoseReading accepts.
  */
 function acceptFields(
   mid: string, kwh: number, v: number, c: number, pf: number, rawRegion: unknown, ts: number,
-  ctx: ValidationContext, nowMs: number, arrivedAt: number,
+  ctx: ValidationContext, nowMs: number, arrivedAt: number, printableId = false,
 ): ValidReading | undefined {
   if (mid.length > 0 && mid.length <= 128
     && kwh >= KWH_LO && kwh <= KWH_HI && v >= V_LO && v <= V_HI && c >= I_LO && c <= I_HI && pf >= PF_LO && pf <= PF_HI
-    && ts <= nowMs + ctx.futureSkewMs && !CONTROL_CHARS.test(mid)) {
+    && ts <= nowMs + ctx.futureSkewMs && (printableId || !CONTROL_CHARS.test(mid))) {
     const region = knownRegion(ctx, rawRegion);
     if (region !== undefined) {
-      return { meter_id: mid, region, timestamp_ms: ts, kwh, voltage: v, current: c, power_factor: pf, power_w: v * c * pf, arrived_at: arrivedAt };
+      const pool = ctx.readingPool;
+      if (pool === undefined) {
+        return { meter_id: mid, region, timestamp_ms: ts, kwh, voltage: v, current: c, power_factor: pf, power_w: v * c * pf, arrived_at: arrivedAt };
+      }
+      const r = pool.take();
+      r.meter_id = mid;
+      r.region = region;
+      r.timestamp_ms = ts;
+      r.kwh = kwh;
+      r.voltage = v;
+      r.current = c;
+      r.power_factor = pf;
+      r.power_w = v * c * pf;
+      r.arrived_at = arrivedAt;
+      return r;
     }
   }
   return undefined;
@@ -311,7 +328,8 @@ export function parsePayload(
         const r = scanner.readings[k] as ScannedReading;
         const mid = r.meter_id;
         const ok = typeof mid === 'string' && (r.numbers & NUM_VALUES) === NUM_VALUES && r.power_w === undefined && r.power === undefined
-          ? acceptFields(mid, r.kwhN, r.voltageN, r.currentN, r.pfN, r.region ?? fallbackRegion, scannedTimestamp(r), ctx, nowMs, arrivedAt)
+          // (a scanned string is printable ASCII: the id needs no control character check)
+          ? acceptFields(mid, r.kwhN, r.voltageN, r.currentN, r.pfN, r.region ?? fallbackRegion, scannedTimestamp(r), ctx, nowMs, arrivedAt, true)
           : undefined;
         // A reading that fails a check is diagnosed as the object JSON.parse would have made of it.
         if (ok !== undefined) {

@@ -46,7 +46,8 @@ class CountingSink implements ReadingSink {
   inFlightSum = 0;
   onCount: (() => void) | undefined;
   readonly concurrentWrites: number | undefined;
-  constructor(private readonly inner: ReadingSink) { this.concurrentWrites = inner.concurrentWrites; }
+  readonly copiesReadings: boolean | undefined; // (it reads nothing of the batch but its length)
+  constructor(private readonly inner: ReadingSink) { this.concurrentWrites = inner.concurrentWrites; this.copiesReadings = inner.copiesReadings; }
   async write(batch: readonly ValidReading[], dropped?: Parameters<ReadingSink['write']>[1]): Promise<void> {
     this.writes++;
     this.inFlightSum += ++this.inFlight;

@@ -6,8 +6,9 @@
 // q = m / 10^f is checked by its exact residual m - q * 10^f (Dekker's error-free product), which
 // says whether m / 10^f lies inside q's rounding interval. A candidate that is not, is replaced by
 // its neighbour; when the exact value lies too near an interval's edge for the check's own error
-// (a tie, or within 2^-49 of one), the answer is NaN: the caller asks Number(), which decides ties
-// (round half to even) itself. So a value returned is always Number()'s value of the same text.
+// (a tie, or nearer to one than 2^-49 times the size of the residual's terms, about an ulp x 10^f),
+// the answer is NaN: the caller asks Number(), which decides ties (round half to even) itself. So
+// a value returned is always Number()'s value of the same text.
 
 /** 2^27 + 1: Veltkamp's split of a double into two halves of 26 bits. */
 const SPLITTER = 134217729;
@@ -33,7 +34,7 @@ function productError(a: number, b: number, p: number): number {
 }
 
 /** The most significant digits this reads; a longer decimal is NaN (Number() reads it). */
-export const MAX_EXACT_DIGITS = 19;
+const MAX_EXACT_DIGITS = 19;
 
 /**
  * The value of the unsigned decimal b[s..e): ASCII digits with at most one '.', no sign, no

@@ -99,6 +99,7 @@ export class MeterIngest implements GridSampleSource {
       ...(deps.random ? { random: deps.random } : {}),
     });
     this.state = new MeterStateTable(cfg.dedupe_window_ms, { slots });
+    slots.allocateColumns(); // both column sets attached
     this.dropLog = new DropLog(deps.logger.child({ component: 'meters' }), deps.clock);
     this.telemetry = new IngestTelemetry(deps.producer ?? new CumulativeProducer({ name: 'ems-gateway' }), deps.tracer, cfg.reading_span_ratio);
     this.stats = new IngestStats(deps.clock);

@@ -54,6 +54,7 @@ export class MeterStateTable implements SlotColumns {
   constructor(private readonly windowMs: number, opts: MeterStateOptions = {}) {
     this.slots = opts.slots ?? new SlotTable({ maxSize: opts.maxMeters ?? DEFAULT_MAX_METERS, forgetAfterMs: windowMs, activeMs: windowMs });
     this.slots.attach(this);
+    if (opts.slots === undefined) this.slots.allocateColumns(); // its own table: complete now
   }
 
   /** Meters remembered. */

@@ -54,6 +54,7 @@ export class MeterPowerTable implements ReadingSink, GridSampleSource, SlotColum
     this.addsMeters = opts.slots === undefined;
     this.slots = opts.slots ?? new SlotTable({ maxSize: opts.maxMeters ?? DEFAULT_MAX_METERS, forgetAfterMs: opts.forgetAfterMs ?? 2 * staleAfterMs, activeMs: staleAfterMs });
     this.slots.attach(this);
+    if (opts.slots === undefined) this.slots.allocateColumns(); // its own table: complete now
   }
 
   /** Meters held (with a shared table: every meter it holds, some perhaps without a reading here yet). */

@@ -11,7 +11,7 @@
 // refused: nobody else holds them then. A sink that keeps the records it was given gets fresh ones.
 import type { ValidReading } from './types.js';
 
-/** Records kept for reuse at most: more than the hand-off backlog holds (hand-off.ts). */
+/** Records kept for reuse at most: the default hand-off backlog's worth twice over (hand-off.ts); a larger one only allocates more. */
 export const MAX_FREE_READINGS = 16_384;
 
 export class ReadingPool {

@@ -105,12 +105,18 @@ export class SlotTable {
 
   /**
    * Adds a column set (before the first add()); its columns follow every compaction. The columns
-   * are allocated at the first add(), once every set is attached: one buffer of maxSize slots,
-   * not one per attach() (each a large external allocation, which prompts V8 to collect).
+   * are allocated by allocateColumns(), once every set is attached (at the latest by the first
+   * add()): one buffer of maxSize slots, not one per attach() (each a large external allocation,
+   * which prompts V8 to collect).
    */
   attach(c: SlotColumns): void {
     this.sets.push(c);
     if (this.allocated) this.allocate(null, this.used);
+  }
+
+  /** Allocates the columns now (the owner, once every set is attached: a failure shows at start-up, not at the first meter). */
+  allocateColumns(): void {
+    if (!this.allocated) this.allocate(null, 0);
   }
 
   /** Meters held. */

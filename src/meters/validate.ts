@@ -197,8 +197,9 @@ export function validateReading(
  * The fast path of validation, for a reading whose meter_id is a string, whose four values are
  * numbers and which has no power field: the reading when every other check passes, else undefined
  * (then diagnoseReading decides). `ts`: the parsed timestamp, NaN when it is not valid.
- * `printableId`: the id is known to hold printable ASCII only (payload-scan.ts read it). Comparisons are false for NaN and the range bounds exclude +-Infinity, so this accepts exactly
- * what diagnoseReading accepts.
+ * Comparisons are false for NaN and the range bounds exclude +-Infinity, so this accepts exactly
+ * what diagnoseReading accepts, provided that `printableId` (skip the control-character check)
+ * is only passed for an id known to hold printable ASCII only: one payload-scan.ts read.
  */
 function acceptFields(
   mid: string, kwh: number, v: number, c: number, pf: number, rawRegion: unknown, ts: number,

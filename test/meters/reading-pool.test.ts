@@ -26,11 +26,14 @@ class CopyingSink implements ReadingSink {
   readonly records = new Set<ValidReading>();
   recordsGiven = 0;
   failures = 0;
-  async write(batch: readonly ValidReading[]): Promise<void> {
+  /** The meter ids of the dropped readings handed over with the batches. */
+  readonly droppedIds: Array<string | undefined> = [];
+  async write(batch: readonly ValidReading[], dropped: Parameters<ReadingSink['write']>[1] = []): Promise<void> {
     if (this.failures > 0) {
       this.failures--;
       throw new Error('spool unavailable');
     }
+    for (const d of dropped) this.droppedIds.push((d as { meter_id?: string }).meter_id);
     for (const r of batch) {
       this.copied.push(valuesOf(r));
       this.records.add(r);
@@ -143,6 +146,7 @@ describe('reading records reused after hand-off', () => {
     await waitFor(() => ingest.status().readings_ingested === 40, 10_000, 'the next message handed off');
     expect(sink.copied).toEqual([...want, ...next.values]);
     expect(ingest.status().drops_by_reason).toEqual({ duplicate: 10 });
+    expect(sink.droppedIds).toEqual(dup.values.map((v) => v.meter_id));
   });
 });
 

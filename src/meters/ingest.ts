@@ -74,6 +74,7 @@ export class MeterIngest implements GridSampleSource {
   private readonly bound: StateBound;
   private running = false;
   private started = false;
+  /** parsePayload's output: the open batch's arrays, set per message. */
   private readonly scratch: ParseResult & { slots: number[] } = { readings: [], rejections: [], slots: [] };
   /** Records of valid readings, reused once handed off to a sink that copies them (reading-pool.ts). */
   private readonly readingPool = new ReadingPool();
@@ -242,40 +243,48 @@ export class MeterIngest implements GridSampleSource {
     }
     const arrived = this.deps.clock.monotonic();
     const now = this.deps.clock.now();
+    // Parsed straight into the open batch (no per-message arrays), then deduplicated there in
+    // place; a drop's detail text is built only if the drop log prints it or a sampled span carries it.
+    const batch = this.pipeline.batchFor(now);
+    const readings = batch.readings;
+    const slots = batch.slots;
+    const rejections = batch.rejections;
+    const r0 = readings.length;
+    const j0 = rejections.length;
     const out = this.scratch;
-    // (setting an array's length is a runtime call: only when there is something to clear)
-    if (out.readings.length > 0) out.readings.length = 0;
-    if (out.rejections.length > 0) out.rejections.length = 0;
-    if (out.slots.length > 0) out.slots.length = 0;
+    out.readings = readings;
+    out.rejections = rejections;
+    out.slots = slots;
     try {
       parsePayload(packet.payload as Buffer, packet.topic, this.ctx, now, arrived, out);
     } catch (err) {
-      // parsePayload is written not to throw; this keeps a bug from stalling the pump.
-      out.rejections.push({ error_type: 'malformed_json', region: 'unknown', detail: `internal: ${(err as Error).message}`, arrived_at: arrived });
+      // parsePayload is written not to throw; this keeps a bug from stalling the pump, and what it
+      // had added of this message from being handed off undeduplicated.
+      if (readings.length > r0) { readings.length = r0; slots.length = r0; }
+      if (rejections.length > j0) rejections.length = j0;
+      rejections.push({ error_type: 'malformed_json', region: 'unknown', detail: `internal: ${(err as Error).message}`, arrived_at: arrived });
     }
-    // Straight into the open batch: no per-message arrays, and a drop's detail text is built only
-    // if the drop log prints it or a sampled span carries it.
-    const batch = this.pipeline.batchFor(now);
-    let n = 0;
-    const readings = out.readings;
-    for (let k = 0; k < readings.length; k++) {
+    const parsed = rejections.length;
+    for (let j = j0; j < parsed; j++) this.dropLog.note(rejections[j] as DroppedReading, packet.topic);
+    let kept = r0;
+    const end = readings.length;
+    for (let k = r0; k < end; k++) {
       const r = readings[k] as ValidReading;
-      const verdict = this.state.accept(r.meter_id, r.timestamp_ms, r.kwh, now, out.slots[k] ?? -1);
+      const verdict = this.state.accept(r.meter_id, r.timestamp_ms, r.kwh, now, slots[k] ?? -1);
       if (verdict === undefined) {
-        batch.readings.push(r);
-        batch.slots.push(this.state.acceptedSlot);
+        readings[kept] = r;
+        slots[kept] = this.state.acceptedSlot;
+        kept++;
       } else {
         const id = r.meter_id;
         const ts = r.timestamp_ms;
-        batch.rejections.push(this.noteDrop({ error_type: verdict, region: r.region, meter_id: id, detail: () => `meter ${id} timestamp ${ts}`, arrived_at: arrived }, packet.topic));
-        this.readingPool.give(r); // refused: nothing refers to it now (out.readings is cleared before the next message)
+        rejections.push(this.noteDrop({ error_type: verdict, region: r.region, meter_id: id, detail: () => `meter ${id} timestamp ${ts}`, arrived_at: arrived }, packet.topic));
+        this.readingPool.give(r); // refused: nothing refers to it once it is cut from the batch below
       }
-      n++;
     }
-    for (const d of out.rejections) {
-      batch.rejections.push(this.noteDrop(d, packet.topic));
-      n++;
-    }
+    // (setting an array's length is a runtime call: only when a reading was refused)
+    if (kept < end) { readings.length = kept; slots.length = kept; }
+    const n = (kept - r0) + (rejections.length - j0);
     this.stats.message(now);
     this.pipeline.messageAdded(n, token, next);
   }

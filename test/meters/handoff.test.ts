@@ -5,10 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { GROUP_BACKLOG_READINGS } from '../../src/meters/hand-off.js';
 import { MeterIngest } from '../../src/meters/ingest.js';
 import type { ReadingSink, ValidReading } from '../../src/meters/types.js';
-import { systemClock } from '../../src/runtime/clock.js';
-import { silentLogger } from '../../src/runtime/logger.js';
-import { startMosquitto } from '../helpers/mosquitto.js';
-import { mqttConfig, TestTelemetry, waitFor } from './harness.js';
+import { ingestWithSink, waitFor } from './harness.js';
 
 class FlakySink implements ReadingSink {
   readonly seen = new Map<string, number>();
@@ -34,19 +31,7 @@ describe('hand-off', () => {
   afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
 
   async function setup(sink: ReadingSink, batchMax: number, qos: 0 | 1 = 1): Promise<{ ingest: MeterIngest; pub: mqtt.MqttClient }> {
-    const m = await startMosquitto();
-    cleanups.push(() => m.stop());
-    const tel = new TestTelemetry();
-    cleanups.push(() => tel.shutdown());
-    const ingest = new MeterIngest({
-      mqtt: mqttConfig(m.url, {}, { batch_max_size: batchMax, qos }), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer, sink,
-    });
-    await ingest.start();
-    cleanups.push(() => ingest.stop());
-    await waitFor(() => ingest.status().subscribed, 5000, 'subscribed');
-    const pub = await mqtt.connectAsync(m.url, { protocolVersion: 5, reconnectPeriod: 0 });
-    cleanups.push(() => pub.endAsync());
-    return { ingest, pub };
+    return ingestWithSink(sink, { batch_max_size: batchMax, qos }, cleanups);
   }
 
   it('a failing sink is retried with the messages unacknowledged; then every reading is handed off once', async () => {

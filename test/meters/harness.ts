@@ -1,10 +1,17 @@
 // Shared test wiring for the meter ingest: a typed MqttConfig, an in-memory metric reader and
-// span exporter, and a wait helper with a bounded deadline.
+// span exporter, a wait helper with a bounded deadline, and an ingest with a custom sink on a
+// fresh mosquitto.
+import mqtt from 'mqtt';
 import { MeterProvider, type Histogram as HistogramPoint, type MetricData } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { MeterIngestConfig, MqttConfig } from '../../src/config/site-types.js';
+import { MeterIngest } from '../../src/meters/ingest.js';
+import type { ReadingSink } from '../../src/meters/types.js';
+import { systemClock } from '../../src/runtime/clock.js';
+import { silentLogger } from '../../src/runtime/logger.js';
 import { CumulativeProducer } from '../../src/telemetry/cumulative-producer.js';
 import { PullMetricReader } from '../../src/telemetry/pull-reader.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
 
 export function meterIngestConfig(over: Partial<MeterIngestConfig> = {}): MeterIngestConfig {
   return {
@@ -87,4 +94,26 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs 
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/**
+ * A started MeterIngest handing off to `sink`, subscribed on a fresh mosquitto, and a publisher
+ * connected to it; what it starts is pushed onto `cleanups` (run them in reverse order).
+ */
+export async function ingestWithSink(
+  sink: ReadingSink, meters: Partial<MeterIngestConfig>, cleanups: Array<() => Promise<void>>,
+): Promise<{ ingest: MeterIngest; pub: mqtt.MqttClient }> {
+  const m = await startMosquitto();
+  cleanups.push(() => m.stop());
+  const tel = new TestTelemetry();
+  cleanups.push(() => tel.shutdown());
+  const ingest = new MeterIngest({
+    mqtt: mqttConfig(m.url, {}, meters), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer, sink,
+  });
+  await ingest.start();
+  cleanups.push(() => ingest.stop());
+  await waitFor(() => ingest.status().subscribed, 5000, 'subscribed');
+  const pub = await mqtt.connectAsync(m.url, { protocolVersion: 5, reconnectPeriod: 0 });
+  cleanups.push(() => pub.endAsync());
+  return { ingest, pub };
 }

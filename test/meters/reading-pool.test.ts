@@ -8,10 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MeterIngest } from '../../src/meters/ingest.js';
 import { MAX_FREE_READINGS, ReadingPool } from '../../src/meters/reading-pool.js';
 import type { ReadingSink, ValidReading } from '../../src/meters/types.js';
-import { systemClock } from '../../src/runtime/clock.js';
-import { silentLogger } from '../../src/runtime/logger.js';
-import { startMosquitto } from '../helpers/mosquitto.js';
-import { mqttConfig, TestTelemetry, waitFor } from './harness.js';
+import { ingestWithSink, waitFor } from './harness.js';
 
 type Values = Omit<ValidReading, 'arrived_at'>;
 const valuesOf = (r: ValidReading): Values => ({
@@ -74,19 +71,7 @@ describe('reading records reused after hand-off', () => {
   afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
 
   async function setup(sink: ReadingSink): Promise<{ ingest: MeterIngest; pub: mqtt.MqttClient }> {
-    const m = await startMosquitto();
-    cleanups.push(() => m.stop());
-    const tel = new TestTelemetry();
-    cleanups.push(() => tel.shutdown());
-    const ingest = new MeterIngest({
-      mqtt: mqttConfig(m.url, {}, { batch_max_size: 20 }), clock: systemClock, logger: silentLogger(), meter: tel.meter, tracer: tel.tracer, producer: tel.producer, sink,
-    });
-    await ingest.start();
-    cleanups.push(() => ingest.stop());
-    await waitFor(() => ingest.status().subscribed, 5000, 'subscribed');
-    const pub = await mqtt.connectAsync(m.url, { protocolVersion: 5, reconnectPeriod: 0 });
-    cleanups.push(() => pub.endAsync());
-    return { ingest, pub };
+    return ingestWithSink(sink, { batch_max_size: 20 }, cleanups);
   }
 
   /** Publishes the messages one after another (each acknowledged: handed off) so records come back in between. */

@@ -12,7 +12,8 @@
 
 /** 2^27 + 1: Veltkamp's split of a double into two halves of 26 bits. */
 const SPLITTER = 134217729;
-const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+/** Powers of ten exact as doubles: 10^0 to 10^22. */
+export const POW10: readonly number[] = Array.from({ length: 23 }, (_, i) => 10 ** i);
 /** A double's bits, for its exponent (a store and two 32-bit loads of it: no slow store forwarding). */
 const F64 = new Float64Array(1);
 const U32 = new Uint32Array(F64.buffer);

@@ -25,7 +25,7 @@ import { ReadingPool } from './reading-pool.js';
 import { SlotTable } from './slot-table.js';
 import { StateBound } from './state-bound.js';
 import type { ReadingSink, ValidReading } from './types.js';
-import { parsePayload, UNKNOWN_REGION, type DroppedReading, type ParseResult, type ValidationContext } from './validate.js';
+import { parsePayload, UNKNOWN_REGION, type DroppedReading, type ValidationContext } from './validate.js';
 
 export type { MeterIngestStatus } from './ingest-stats.js';
 
@@ -74,8 +74,6 @@ export class MeterIngest implements GridSampleSource {
   private readonly bound: StateBound;
   private running = false;
   private started = false;
-  /** parsePayload's output: the open batch's arrays, set per message. */
-  private readonly scratch: ParseResult & { slots: number[] } = { readings: [], rejections: [], slots: [] };
   /** Records of valid readings, reused once handed off to a sink that copies them (reading-pool.ts). */
   private readonly readingPool = new ReadingPool();
 
@@ -251,12 +249,8 @@ export class MeterIngest implements GridSampleSource {
     const rejections = batch.rejections;
     const r0 = readings.length;
     const j0 = rejections.length;
-    const out = this.scratch;
-    out.readings = readings;
-    out.rejections = rejections;
-    out.slots = slots;
     try {
-      parsePayload(packet.payload as Buffer, packet.topic, this.ctx, now, arrived, out);
+      parsePayload(packet.payload as Buffer, packet.topic, this.ctx, now, arrived, batch); // (the batch is a ParseResult)
     } catch (err) {
       // parsePayload is written not to throw; this keeps a bug from stalling the pump, and what it
       // had added of this message from being handed off undeduplicated.

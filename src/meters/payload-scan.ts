@@ -6,7 +6,7 @@
 // an empty array, an element that is not an object, any syntax error) makes scan() return false and
 // the caller takes the whole payload through JSON.parse as before: this file only ever speeds up
 // payloads JSON.parse would have read to the same field values, never decides about the others.
-import { exactDecimal } from './decimal.js';
+import { exactDecimal, POW10 } from './decimal.js';
 import { rfc3339Ms } from './rfc3339.js';
 
 /** Bits of ScannedReading.numbers: the field's value is the number in its `...N` field. */
@@ -95,9 +95,8 @@ const ID_CACHE = 16_384;
 /** The longest meter id validation accepts (validate.ts): longer ones are never cached. */
 const MAX_CACHED_ID = 128;
 
-// Powers of ten exact as doubles (to 1e22); an integer below 2^53 (exact as a double) divided by
-// one is correctly rounded, as JSON.parse's is (Clinger's fast path).
-const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+// An integer below 2^53 (exact as a double) divided by an exact power of ten (POW10, to 1e22) is
+// correctly rounded, as JSON.parse's is (Clinger's fast path).
 /**
  * Digits are taken into a double while it stays exact: below 2^53 every step m * 10 + d is exact,
  * and once the true value reaches 2^53 the computed one does too (rounding is monotonic), so
@@ -113,6 +112,13 @@ const MAX_CACHED_NUMBER = 32;
 /** Region name strings remembered (direct-mapped by a hash of the bytes), and the longest one kept. */
 const REGION_CACHE = 64;
 const MAX_CACHED_REGION = 64;
+
+/** A slot of a direct-mapped cache of `size` (a power of two) for the bytes b[s..e) (FNV-1a, then a fold). */
+function cacheSlot(b: Buffer, s: number, e: number, size: number): number {
+  let h = 0x811c9dc5 ^ (e - s);
+  for (let i = s; i < e; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
+  return (h ^ (h >>> 15)) & (size - 1);
+}
 
 /** Whether the ASCII bytes b[s..s+n) are the string `str`. */
 function sameBytes(b: Buffer, s: number, n: number, str: string): boolean {
@@ -296,15 +302,9 @@ export class PayloadScanner {
     } else {
       this.idSlot = -1;
     }
-    let h = 0x811c9dc5;
-    for (let i = s; i < e; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
-    const slot = (h ^ (h >>> 15)) & (ID_CACHE - 1);
+    const slot = cacheSlot(b, s, e, ID_CACHE);
     const cached = this.ids[slot];
-    if (cached !== undefined && cached.length === n) {
-      let j = 0;
-      while (j < n && b[s + j] === cached.charCodeAt(j)) j++;
-      if (j === n) return cached;
-    }
+    if (cached !== undefined && sameBytes(b, s, n, cached)) return cached;
     const str = b.toString('latin1', s, e);
     // Only ids that can be valid are kept: an oversized one is refused anyway and must not stay alive.
     if (n <= MAX_CACHED_ID) this.ids[slot] = str;
@@ -389,9 +389,7 @@ export class PayloadScanner {
     const prev = this.lastRegion;
     const n = e - s;
     if (sameBytes(b, s, n, prev)) return prev;
-    let h = n;
-    for (let i = s; i < e; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
-    const slot = (h ^ (h >>> 13)) & (REGION_CACHE - 1);
+    const slot = cacheSlot(b, s, e, REGION_CACHE);
     const cached = this.regions[slot];
     if (cached !== undefined && sameBytes(b, s, n, cached)) {
       this.lastRegion = cached;
@@ -418,9 +416,7 @@ export class PayloadScanner {
     const b = this.b;
     const n = e - s;
     if (n > MAX_CACHED_NUMBER) return Number(b.toString('latin1', s, e));
-    let h = n;
-    for (let i = s; i < e; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
-    const slot = (h ^ (h >>> 13)) & (NUMBER_CACHE - 1);
+    const slot = cacheSlot(b, s, e, NUMBER_CACHE);
     const text = this.numTexts[slot];
     if (text !== undefined && sameBytes(b, s, n, text)) return this.numValues[slot] as number;
     const fresh = b.toString('latin1', s, e);

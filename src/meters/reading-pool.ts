@@ -18,11 +18,27 @@ export const MAX_FREE_READINGS = 16_384;
 export class ReadingPool {
   private readonly free: ValidReading[] = [];
 
-  /** A record with every field to be set by the caller (reused, or new when none is free). */
-  take(): ValidReading {
-    return this.free.pop() ?? {
-      meter_id: '', region: '', timestamp_ms: NaN, kwh: NaN, voltage: NaN, current: NaN, power_factor: NaN, power_w: NaN, arrived_at: NaN,
-    };
+  /** A record of these values: a free one overwritten, or a new one when none is free. */
+  take(
+    meterId: string, region: string, timestampMs: number, kwh: number, voltage: number, current: number, powerFactor: number,
+    powerW: number, arrivedAt: number,
+  ): ValidReading {
+    const r = this.free.pop();
+    if (r === undefined) {
+      return {
+        meter_id: meterId, region, timestamp_ms: timestampMs, kwh, voltage, current, power_factor: powerFactor, power_w: powerW, arrived_at: arrivedAt,
+      };
+    }
+    r.meter_id = meterId;
+    r.region = region;
+    r.timestamp_ms = timestampMs;
+    r.kwh = kwh;
+    r.voltage = voltage;
+    r.current = current;
+    r.power_factor = powerFactor;
+    r.power_w = powerW;
+    r.arrived_at = arrivedAt;
+    return r;
   }
 
   /** Gives a record back: whoever gave it holds no reference to it any more. */

@@ -3,7 +3,7 @@
 // ems.meter.readings_dropped. Stateful checks (duplicate, kwh decreasing) live in meter-state.ts.
 import { regionFromTopic } from '../mqtt/topics.js';
 import type { OpenRegions } from './open-regions.js';
-import type { ReadingPool } from './reading-pool.js';
+import { ReadingPool } from './reading-pool.js';
 import { NUM_TIMESTAMP, NUM_VALUES, PayloadScanner, type MeterIdIndex, type ScannedReading } from './payload-scan.js';
 import type { ValidReading } from './types.js';
 
@@ -84,6 +84,9 @@ export interface ValidationContext {
   /** Where the records of valid readings come from (reused ones: reading-pool.ts); else each is new. */
   readingPool?: ReadingPool;
 }
+
+/** The records of a context without a pool: nothing is ever given back to it, so each is new. */
+const FRESH_READINGS = new ReadingPool();
 
 export interface ParseResult {
   readings: ValidReading[];
@@ -209,23 +212,7 @@ function acceptFields(
     && kwh >= KWH_LO && kwh <= KWH_HI && v >= V_LO && v <= V_HI && c >= I_LO && c <= I_HI && pf >= PF_LO && pf <= PF_HI
     && ts <= nowMs + ctx.futureSkewMs && (printableId || !CONTROL_CHARS.test(mid))) {
     const region = knownRegion(ctx, rawRegion);
-    if (region !== undefined) {
-      const pool = ctx.readingPool;
-      if (pool === undefined) {
-        return { meter_id: mid, region, timestamp_ms: ts, kwh, voltage: v, current: c, power_factor: pf, power_w: v * c * pf, arrived_at: arrivedAt };
-      }
-      const r = pool.take();
-      r.meter_id = mid;
-      r.region = region;
-      r.timestamp_ms = ts;
-      r.kwh = kwh;
-      r.voltage = v;
-      r.current = c;
-      r.power_factor = pf;
-      r.power_w = v * c * pf;
-      r.arrived_at = arrivedAt;
-      return r;
-    }
+    if (region !== undefined) return (ctx.readingPool ?? FRESH_READINGS).take(mid, region, ts, kwh, v, c, pf, v * c * pf, arrivedAt);
   }
   return undefined;
 }

@@ -138,12 +138,13 @@ describe('reading records reused after hand-off', () => {
 describe('ReadingPool', () => {
   it('hands out given records again, and keeps at most MAX_FREE_READINGS', () => {
     const pool = new ReadingPool();
-    const a = pool.take();
-    const b = pool.take();
+    const take = (): ValidReading => pool.take('m-1', 'north', 1, 1, 230, 1, 1, 230, 0);
+    const a = take();
+    const b = take();
     expect(a).not.toBe(b);
     pool.give(a);
-    expect(pool.take()).toBe(a);
-    pool.giveAll(Array.from({ length: MAX_FREE_READINGS + 10 }, () => pool.take()));
+    expect(take()).toBe(a);
+    pool.giveAll(Array.from({ length: MAX_FREE_READINGS + 10 }, take));
     expect(pool.available).toBe(MAX_FREE_READINGS);
   });
 });

@@ -8,9 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadSite } from '../config/load.js';
-import { pollBudgetWarnings } from '../modbus/poll-budget.js';
-import { modbusProfileChecks } from '../modbus/profile-load.js';
-import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import type { LoadedSite } from '../config/site-types.js';
 import { buildGateway } from '../gateway.js';
 import { errorText } from '../runtime/lifecycle.js';
@@ -22,6 +19,7 @@ import { DemoFleet, portFree, startDemoSite } from '../demo/site.js';
 import { DemoScenario, demoSigningKey } from '../demo/scenario.js';
 import { runUntilSignal } from './run.js';
 import { defineCommand, parseCommandArgs } from './args.js';
+import { LOAD_CHECKS } from './load-checks.js';
 
 const USAGE = `usage: ems-gateway demo [--config config/demo-site.yaml] [--status-port N] [--free-ports] [--meters N] [--rate MSGS_PER_S]
        [--duration S] [--log-file <path>]
@@ -49,7 +47,7 @@ export async function run(args: string[]): Promise<number> {
 
   let original: LoadedSite;
   try {
-    original = await loadSite(configPath, { env, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks });
+    original = await loadSite(configPath, { env, ...LOAD_CHECKS });
   } catch (err) {
     if (err instanceof ConfigError) process.stderr.write(`${err.problems.map((p) => formatProblem(p)).join('\n')}\n`);
     process.stderr.write(`ems-gateway demo: cannot load ${configPath}: ${err instanceof ConfigError ? 'configuration errors above' : errorText(err)}\n`);

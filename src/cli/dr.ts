@@ -3,14 +3,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseDuration } from '../config/duration.js';
 import { loadSite } from '../config/load.js';
-import { pollBudgetWarnings } from '../modbus/poll-budget.js';
-import { modbusProfileChecks } from '../modbus/profile-load.js';
-import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { COMMAND_TYPES, type CommandType } from '../demand-response/command.js';
 import { buildCommand, sendCommand, signedMessage } from '../demand-response/sender.js';
 import { generateKeyPair } from '../demand-response/signing.js';
 import { parsePrivateKey, parsePublicKey } from '../runtime/ed25519-keys.js';
 import { defineCommand, parseCommandArgs, runSubcommand, type OptionValues } from './args.js';
+import { LOAD_CHECKS } from './load-checks.js';
 
 const KEYGEN_USAGE = `usage: ems-gateway dr keygen --out <prefix>
     writes <prefix>.key (Ed25519 private key, PKCS#8 PEM, mode 0600: stays with its owner)
@@ -72,7 +70,7 @@ function keygen(prefix: string): number {
 }
 
 async function send(flags: SendValues): Promise<number> {
-  const loaded = await loadSite(flags.config, { metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks });
+  const loaded = await loadSite(flags.config, LOAD_CHECKS);
   const site = loaded.site;
   const mqttCfg = site.mqtt;
   const dr = mqttCfg?.demand_response;

@@ -20,11 +20,10 @@ import { isSunSpecProfile } from '../config/profile-sunspec.js';
 import { ModbusError, readOnly, type RegisterReader } from '../modbus/types.js';
 import { systemClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
-import { pollBudgetWarnings } from '../modbus/poll-budget.js';
-import { loadProfile, modbusProfileChecks } from '../modbus/profile-load.js';
-import { DEVICE_METRICS } from '../telemetry/semconv.js';
+import { loadProfile } from '../modbus/profile-load.js';
 import { defineCommand, parseCommandArgs, usageFailure, type OptionValues } from './args.js';
 import { decodeTable } from './decode.js';
+import { LOAD_CHECKS } from './load-checks.js';
 
 const USAGE = `usage: ems-gateway probe --config <site.yaml> --device <id> [--raw <start> <count>] [options]
        ems-gateway probe --host <host> [--port 502] [--unit 1] --profile <name|file.yaml> [options]
@@ -76,7 +75,7 @@ async function resolveTarget(v: ProbeArgs, raw: boolean): Promise<Target> {
     if (v.device === undefined) throw new ProbeUsage('--config needs --device <id>');
     // Loaded as `run` and `validate` load it (the device metric vocabulary, the environment), so
     // probe accepts exactly the sites the gateway runs.
-    const loaded = await loadSite(v.config, { env: process.env, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks, ...(v.devices === undefined ? {} : { devicesDir: v.devices }) });
+    const loaded = await loadSite(v.config, { env: process.env, ...LOAD_CHECKS, ...(v.devices === undefined ? {} : { devicesDir: v.devices }) });
     const device = loaded.site.devices.find((d) => d.id === v.device);
     if (device === undefined) {
       throw new ProbeUsage(`no device ${JSON.stringify(v.device)} in ${v.config} (devices: ${loaded.site.devices.map((d) => d.id).join(', ') || 'none'})`);

@@ -4,15 +4,13 @@
 // and config errors (every config problem printed at once as file:line:col path: message).
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadSite } from '../config/load.js';
-import { pollBudgetWarnings } from '../modbus/poll-budget.js';
-import { modbusProfileChecks } from '../modbus/profile-load.js';
-import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { buildGateway } from '../gateway.js';
 import { StartupError, errorText } from '../runtime/lifecycle.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { handleShutdownSignals, type ShutdownSignal } from '../runtime/signals.js';
 import { gatewayVersion } from '../runtime/version.js';
 import { defineCommand, parseCommandArgs, usageFailure } from './args.js';
+import { LOAD_CHECKS } from './load-checks.js';
 
 const USAGE = 'usage: ems-gateway run --config <site.yaml> [--status-port N] [--status-host H] [--log-level L]';
 
@@ -40,7 +38,7 @@ export async function run(args: string[]): Promise<number> {
 
   let loaded;
   try {
-    loaded = await loadSite(configPath, { env: process.env, metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks });
+    loaded = await loadSite(configPath, { env: process.env, ...LOAD_CHECKS });
   } catch (err) {
     if (err instanceof ConfigError) {
       const errors = err.problems.filter((p) => p.severity === 'error');

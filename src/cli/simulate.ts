@@ -1,14 +1,12 @@
 // `ems-gateway simulate <site.yaml>`: every Modbus device of a site, simulated on loopback at the
 // ports of the site file (or any free port), until SIGINT/SIGTERM.
 import { ConfigError, loadSite } from '../config/load.js';
-import { pollBudgetWarnings } from '../modbus/poll-budget.js';
-import { modbusProfileChecks } from '../modbus/profile-load.js';
-import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import { formatProblems } from '../config/errors.js';
 import { handleShutdownSignals } from '../runtime/signals.js';
 import { defineCommand, parseCommand, UsageError } from './args.js';
 import type { ModbusFault } from '../../simulators/modbus/server.js';
 import { SiteSimulatorError, startSiteSimulators, type SiteEndpoint, type SiteSerialLine, type SiteSimulators } from '../../simulators/modbus/site.js';
+import { LOAD_CHECKS } from './load-checks.js';
 
 const USAGE = `usage: ems-gateway simulate <site.yaml> [--host 127.0.0.1] [--any-port] [--port-offset N]
        [--devices-dir <dir>] [--enforce-max-connections] [--json] [--fault <device>:<fault>[,<fault>...]]...
@@ -106,7 +104,7 @@ export function parseSimulateArgs(args: string[]): SimulateArgs | string {
 
 /** Start the site's simulators and print the endpoints; the caller decides when to close. */
 export async function startSimulate(a: SimulateArgs, out: NodeJS.WritableStream): Promise<SiteSimulators> {
-  const loaded = await loadSite(a.site, { metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks, ...(a.devicesDir === undefined ? {} : { devicesDir: a.devicesDir }) });
+  const loaded = await loadSite(a.site, { ...LOAD_CHECKS, ...(a.devicesDir === undefined ? {} : { devicesDir: a.devicesDir }) });
   const sims = await startSiteSimulators(loaded, {
     host: a.host,
     port: a.anyPort ? 0 : (sitePort) => sitePort + a.portOffset,

@@ -4,15 +4,13 @@ import { ConfigError, formatProblem } from '../config/errors.js';
 import { formatDuration } from '../config/duration.js';
 import { drExclusion } from '../config/dr-targets.js';
 import { loadSite } from '../config/load.js';
-import { pollBudgetWarnings } from '../modbus/poll-budget.js';
-import { modbusProfileChecks } from '../modbus/profile-load.js';
-import { DEVICE_METRICS } from '../telemetry/semconv.js';
 import type { DeviceProfile } from '../config/profile-types.js';
 import type { LoadedSite } from '../config/site-types.js';
 import { planIdentityReads, planReads, type ReadPlan } from '../modbus/read-plan.js';
 import { endpointKey } from '../config/endpoint-key.js';
 import { describeLink } from '../modbus/transport.js';
 import { defineCommand, parseCommandArgs } from './args.js';
+import { LOAD_CHECKS } from './load-checks.js';
 
 const USAGE = 'usage: ems-gateway validate <site.yaml> [--devices <dir>] [--quiet]\n';
 
@@ -31,7 +29,7 @@ export async function run(args: string[]): Promise<number> {
   const quiet = parsed.values.quiet === true;
   const cwd = process.cwd();
   try {
-    const loaded = await loadSite(file, { metrics: DEVICE_METRICS, pollBudget: pollBudgetWarnings, profileChecks: modbusProfileChecks, ...(devicesDir === undefined ? {} : { devicesDir }) });
+    const loaded = await loadSite(file, { ...LOAD_CHECKS, ...(devicesDir === undefined ? {} : { devicesDir }) });
     if (!quiet) process.stdout.write(summary(loaded, cwd));
     for (const w of loaded.warnings) process.stderr.write(`${formatProblem(w, cwd)}\n`);
     process.stdout.write(`${file}: OK${loaded.warnings.length ? ` (${loaded.warnings.length} warning${loaded.warnings.length === 1 ? '' : 's'})` : ''}\n`);

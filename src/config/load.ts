@@ -37,6 +37,12 @@ type LoadOptions = {
   env?: NodeJS.ProcessEnv;
   /** Profiles folder; a site's `profiles_dir:` wins over this, this wins over DEFAULT_DEVICES_DIR. */
   devicesDir?: string;
+  /**
+   * Refuses a profile whose reads cannot be planned or whose controls cannot be made into
+   * writable-control handles, and makes those handles (`modbusProfileChecks` of
+   * src/modbus/profile-load.ts).
+   */
+  profileChecks: ProfileChecks;
 } & ({
   /**
    * The device metric vocabulary (name -> unit; `DEVICE_METRICS` of the telemetry layer, which
@@ -46,18 +52,11 @@ type LoadOptions = {
   metrics: Readonly<Record<string, string>>;
   /** Warns on a connection or serial line whose polls need more than half its time. */
   pollBudget: PollBudget;
-  /**
-   * Refuses a profile whose reads cannot be planned or whose controls cannot be made into
-   * writable-control handles, and makes those handles (`modbusProfileChecks` of
-   * src/modbus/profile-load.ts).
-   */
-  profileChecks: ProfileChecks;
 } | {
   metrics?: undefined;
   /** The poll budget plans every profile's reads: it comes with the check that they can be planned. */
-  pollBudget: PollBudget;
-  profileChecks: ProfileChecks;
-} | { metrics?: undefined; pollBudget?: undefined; profileChecks: ProfileChecks });
+  pollBudget?: PollBudget;
+});
 
 export async function loadSite(path: string, opts: LoadOptions): Promise<LoadedSite> {
   const file = resolve(path);

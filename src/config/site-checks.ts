@@ -8,6 +8,7 @@ import type { DeviceProfile } from './profile-types.js';
 import type { LenientSite } from './site-lenient.js';
 import type { DemandResponseConfig, DeviceConfig, MeterIngestConfig, ParsedSite, SiteConfig } from './site-types.js';
 import type { FileCtx } from './yaml-source.js';
+import { envPositiveInt } from './env-values.js';
 
 /** The cross-section checks of a valid site; returns it with the derived defaults set. */
 export function checkSite(
@@ -128,9 +129,9 @@ function checkDrSpanQueue(
     perZone.set(d.zone, z);
   }
   const [zone, worst] = [...perZone].sort((a, b) => b[1].spans - a[1].spans || a[0].localeCompare(b[0]))[0] ?? [];
-  const env = Number(ctx.env['OTEL_BSP_MAX_QUEUE_SIZE']);
-  const fromEnv = Number.isInteger(env) && env > 0;
-  const queue = fromEnv ? env : telemetry.span_queue_size;
+  const env = envPositiveInt(ctx.env['OTEL_BSP_MAX_QUEUE_SIZE']);
+  const fromEnv = env !== undefined;
+  const queue = env ?? telemetry.span_queue_size;
   if (worst === undefined || zone === undefined || worst.spans <= queue) return;
   const set = fromEnv ? `OTEL_BSP_MAX_QUEUE_SIZE ${queue}` : `telemetry.span_queue_size ${queue}`;
   const where = !fromEnv && ctx.hasKey(telemetry, 'span_queue_size') ? { obj: telemetry, key: 'span_queue_size' } : { obj: dr, key: undefined };

@@ -596,7 +596,7 @@ export class DevicePoller {
     const it = c.t.items[i] as CompiledItem;
     const slot = c.slots[i] as number;
     // Plausibility, a step of its own after decoding: a value outside valid_range is withheld.
-    if (ok && checksPlausibility(it.point) && this.withheld(it, slot, value, words, sfv)) return;
+    if (ok && it.plaus && this.withheld(it, slot, value, words, sfv)) return;
     if (ok) {
       if (slot >= 0) this.values?.set(slot, value, at);
       if (it.isSf && typeof value === 'number') c.sfNow[i] = value;

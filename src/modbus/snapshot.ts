@@ -47,7 +47,6 @@ export class DeviceValues {
   private readAt: Float64Array;
   private kind: Uint8Array;
   private other: Array<string | boolean> | undefined;
-  private count = 0;
   /** Shared with the profile's other devices until a point outside the profile is set (copied then). */
   private shared = true;
 
@@ -57,10 +56,6 @@ export class DeviceValues {
     this.num = slabFloat64(n);
     this.readAt = slabFloat64(n);
     this.kind = slabUint8(n);
-  }
-
-  get size(): number {
-    return this.count;
   }
 
   /** The slot of a point (a point outside the profile gets one of this device's own). */
@@ -91,7 +86,6 @@ export class DeviceValues {
   }
 
   set(slot: number, value: number | string | boolean, readAtMs: number): void {
-    if (this.kind[slot] === ABSENT) this.count += 1;
     if (typeof value === 'number') {
       this.kind[slot] = NUMBER;
       this.num[slot] = value;
@@ -103,20 +97,14 @@ export class DeviceValues {
   }
 
   delete(slot: number): void {
-    if (this.kind[slot] === ABSENT || this.kind[slot] === undefined) return;
+    if ((this.kind[slot] ?? ABSENT) === ABSENT) return;
     this.kind[slot] = ABSENT;
-    this.count -= 1;
     if (this.other !== undefined) this.other[slot] = '';
   }
 
   clear(): void {
     this.kind.fill(ABSENT);
-    this.count = 0;
     this.other = undefined;
-  }
-
-  has(slot: number): boolean {
-    return (this.kind[slot] ?? ABSENT) !== ABSENT;
   }
 
   /** The value of a slot (undefined: absent); see numberAt for reading without an object. */

@@ -4,6 +4,7 @@
 // A pure function of (config, site, env) so the precedence is unit-tested without sockets.
 import os from 'node:os';
 import { parseKeyPairsIntoRecord } from '@opentelemetry/core';
+import { envPositiveInt } from '../config/env-values.js';
 import type { SiteInfo, TelemetryConfig } from '../config/site-types.js';
 import { RESOURCE_ATTRS } from './semconv.js';
 
@@ -54,13 +55,6 @@ function signalUrl(env: NodeJS.ProcessEnv, config: TelemetryConfig, signal: 'MET
   return `${base.replace(/\/+$/, '')}/${path}`;
 }
 
-function positiveInt(raw: string | undefined): number | undefined {
-  const v = nonEmpty(raw);
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  return Number.isFinite(n) && n > 0 ? Math.floor(n) : undefined;
-}
-
 export function resolveTelemetrySettings(input: SettingsInput): TelemetrySettings {
   const { config, site, env } = input;
   const hostName = input.hostName ?? os.hostname();
@@ -82,10 +76,10 @@ export function resolveTelemetrySettings(input: SettingsInput): TelemetrySetting
   if (envService !== undefined) resourceAttributes['service.name'] = envService;
 
   const commonHeaders = { ...config.otlp_headers, ...parseKeyValueList(env['OTEL_EXPORTER_OTLP_HEADERS']) };
-  const exportIntervalMs = positiveInt(env['OTEL_METRIC_EXPORT_INTERVAL']) ?? config.export_interval_ms;
-  const timeout = positiveInt(env['OTEL_METRIC_EXPORT_TIMEOUT']) ?? config.export_timeout_ms;
-  const spanQueueSize = positiveInt(env['OTEL_BSP_MAX_QUEUE_SIZE']) ?? config.span_queue_size;
-  const spanBatchSize = positiveInt(env['OTEL_BSP_MAX_EXPORT_BATCH_SIZE']) ?? config.span_batch_size;
+  const exportIntervalMs = envPositiveInt(env['OTEL_METRIC_EXPORT_INTERVAL']) ?? config.export_interval_ms;
+  const timeout = envPositiveInt(env['OTEL_METRIC_EXPORT_TIMEOUT']) ?? config.export_timeout_ms;
+  const spanQueueSize = envPositiveInt(env['OTEL_BSP_MAX_QUEUE_SIZE']) ?? config.span_queue_size;
+  const spanBatchSize = envPositiveInt(env['OTEL_BSP_MAX_EXPORT_BATCH_SIZE']) ?? config.span_batch_size;
   return {
     enabled: config.enabled && !disabledByEnv,
     metricsUrl: signalUrl(env, config, 'METRICS'),
